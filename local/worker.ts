@@ -1,0 +1,63 @@
+// Runs the Worker and its Durable Objects in workerd through Miniflare's API (no
+// dev proxy in front, so local latency is workerd's own), configured from wrangler.toml.
+import { Log, LogLevel, Miniflare, convertV4MiniflareOptions, type V4MiniflareOptions } from 'miniflare';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { unstable_getMiniflareWorkerOptions } from 'wrangler';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const QUIET_WRANGLER = { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_HIDE_BANNER: 'true' };
+
+/** Bundles src/ exactly as `wrangler deploy` would, into outDir/index.js. */
+export function bundleWorker(outDir: string): string {
+  // Run wrangler's entry with this Node (24), not whatever `node` is first on PATH.
+  const wrangler = join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
+  const result = spawnSync(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', outDir], {
+    cwd: ROOT,
+    env: { ...process.env, ...QUIET_WRANGLER, WRANGLER_LOG: 'error' },
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`bundling the Worker failed:\n${result.stderr || result.stdout}`);
+  return join(outDir, 'index.js');
+}
+
+export interface WorkerOptions {
+  script: string;
+  host: string;
+  port: number;
+  persistDir: string;
+  bindings: Record<string, string>;
+  verbose?: boolean;
+}
+
+export async function startWorker(opts: WorkerOptions): Promise<{ mf: Miniflare; url: URL }> {
+  // wrangler turns wrangler.toml into Miniflare's worker options (bindings, Durable Objects,
+  // compatibility settings); only the script, the network and persistence are ours.
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
+  const { modulesRules: _rules, ...fromConfig } = workerOptions;
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      ...fromConfig,
+      name: 'gridlease',
+      rootPath: ROOT,
+      modules: true,
+      scriptPath: opts.script,
+      bindings: { ...(workerOptions.bindings as Record<string, unknown>), ...opts.bindings },
+      host: opts.host,
+      port: opts.port,
+      resourcePersistencePath: join(opts.persistDir, 'workerd'),
+      logRequests: false,
+      // A fixed request.cf: Miniflare would otherwise try to download one.
+      cf: { colo: 'LCL', country: 'ZZ', city: 'Localhost' },
+      // The Worker's own JSON log lines go straight to our stdout/stderr.
+      handleStructuredLogs: ({ level, message }: { level: string; message: string }) => {
+        (level === 'error' || level === 'warn' ? process.stderr : process.stdout).write(`${message}\n`);
+      },
+      telemetry: { enabled: false },
+      log: new Log(opts.verbose ? LogLevel.DEBUG : LogLevel.WARN),
+    } as V4MiniflareOptions),
+  );
+  const url = await mf.ready;
+  return { mf, url };
+}

@@ -1,0 +1,12 @@
+import type { MiddlewareHandler } from 'hono';
+import type { AppEnv } from '../app-env';
+import { authenticate, requireRole, requireScope } from './middleware';
+import type { Role, Scope } from './principal';
+
+/** Middleware list for a private route: who may call it, by scope and optionally role. */
+export function guard(scope: Scope | null, role?: Role): MiddlewareHandler<AppEnv>[] {
+  const chain = [authenticate()];
+  if (scope) chain.push(requireScope(scope));
+  if (role) chain.push(requireRole(role));
+  return chain;
+}

@@ -1,0 +1,58 @@
+import type { MiddlewareHandler } from 'hono';
+import type { AppEnv } from '../app-env';
+import { ApiError } from '../http/errors';
+import { log } from '../http/log';
+import { authenticateApiKey, looksLikeApiKey } from './api-keys';
+import type { Role, Scope } from './principal';
+import { keyRing, verifyAccessToken } from './tokens';
+
+const CHALLENGE = { 'WWW-Authenticate': 'Bearer realm="gridlease"' };
+
+function unauthorized(message: string): ApiError {
+  return new ApiError('unauthorized', message, { headers: CHALLENGE });
+}
+
+/** Accepts `Authorization: Bearer <access token or API key>` and sets `principal`. */
+export function authenticate(): MiddlewareHandler<AppEnv> {
+  return async function authenticate(c, next) {
+    const header = c.req.header('authorization');
+    if (!header) throw unauthorized('missing Authorization header');
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw unauthorized('Authorization must be "Bearer <token>"');
+    const token = match[1]!;
+    const now = Date.now();
+
+    if (looksLikeApiKey(token)) {
+      const result = await authenticateApiKey(c.get('db'), token, now);
+      if (!result.ok) {
+        throw unauthorized(result.reason === 'suspended' ? 'account is suspended' : `API key is ${result.reason === 'unknown' ? 'invalid' : result.reason}`);
+      }
+      c.set('principal', result.principal);
+      if (result.touch) {
+        const requestId = c.get('requestId');
+        c.executionCtx.waitUntil(
+          result.touch().catch((err: unknown) => log('warn', 'api key last-used update failed', { request_id: requestId, error: String(err) })),
+        );
+      }
+    } else {
+      const result = await verifyAccessToken(await keyRing(c.env.JWT_PRIVATE_KEYS), token, { issuer: c.env.JWT_ISSUER, now });
+      if (!result.ok) throw unauthorized(result.reason === 'expired' ? 'access token has expired' : 'access token is invalid');
+      c.set('principal', result.principal);
+    }
+    await next();
+  };
+}
+
+export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
+  return async function requireScope(c, next) {
+    if (!c.get('principal').scopes.has(scope)) throw new ApiError('forbidden', `this credential lacks the "${scope}" scope`);
+    await next();
+  };
+}
+
+export function requireRole(role: Role): MiddlewareHandler<AppEnv> {
+  return async function requireRole(c, next) {
+    if (!c.get('principal').roles.includes(role)) throw new ApiError('forbidden', `this action needs the "${role}" role`);
+    await next();
+  };
+}

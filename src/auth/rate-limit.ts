@@ -1,0 +1,43 @@
+import type { Context } from 'hono';
+import type { AppEnv } from '../app-env';
+import { ApiError } from '../http/errors';
+import { log } from '../http/log';
+import { parseRate } from './sliding-window';
+
+const DEFAULT_PER_IDENTITY = { limit: 10, windowMs: 60_000 };
+const DEFAULT_PER_IP = { limit: 60, windowMs: 60_000 };
+
+/** On Cloudflare the edge sets this header and strips any the client sent. */
+export function clientIp(c: Context<AppEnv>): string {
+  return c.req.header('cf-connecting-ip') ?? 'unknown';
+}
+
+/**
+ * Brute-force guard for credential endpoints: one bucket per client IP and one
+ * per identity (email or key prefix), so neither a single attacker nor a botnet
+ * aimed at one account gets more than a few guesses a minute.
+ */
+export async function limitCredentialAttempts(c: Context<AppEnv>, action: string, identity: string | null): Promise<void> {
+  const perIdentity = parseRate(c.env.AUTH_RATE_LIMIT, DEFAULT_PER_IDENTITY);
+  const perIp = parseRate(c.env.AUTH_IP_RATE_LIMIT, DEFAULT_PER_IP);
+  const buckets: Array<[string, { limit: number; windowMs: number }]> = [[`${action}:ip:${clientIp(c)}`, perIp]];
+  if (identity) buckets.push([`${action}:id:${identity}`, perIdentity]);
+
+  let decisions;
+  try {
+    decisions = await Promise.all(
+      buckets.map(([name, rate]) => c.env.RATE_LIMITER.getByName(name).hit(rate.limit, rate.windowMs)),
+    );
+  } catch (err) {
+    // Failing open keeps sign-in working through a storage incident; the password hash cost still applies.
+    log('error', 'rate limiter unavailable', { request_id: c.get('requestId'), error: String(err) });
+    return;
+  }
+  const refused = decisions.filter((d) => !d.allowed);
+  if (refused.length > 0) {
+    const retryAfter = Math.max(1, Math.ceil(Math.max(...refused.map((d) => d.retryAfterMs)) / 1000));
+    throw new ApiError('rate_limited', `too many attempts; try again in ${retryAfter} s`, {
+      headers: { 'Retry-After': String(retryAfter) },
+    });
+  }
+}

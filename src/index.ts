@@ -1,0 +1,44 @@
+import { cors } from 'hono/cors';
+import type { AppEnv } from './app-env';
+import { connection } from './db/client';
+import { jsonBody } from './http/body';
+import { notFound, onError } from './http/error-handler';
+import { accessLog } from './http/access-log';
+import { requestId } from './http/request-id';
+import { router } from './http/router';
+import accounts from './routes/accounts';
+import admin from './routes/admin';
+import apiKeys from './routes/api-keys';
+import auth from './routes/auth';
+import { mountDocs } from './routes/docs';
+import health from './routes/health';
+import wellKnown from './routes/well-known';
+import type { MiddlewareHandler } from 'hono';
+
+export { RateLimiter } from './durable/rate-limiter';
+
+const app = router();
+
+// Public, read-only routes may be called from any web page; private ones send no CORS headers.
+const publicCors = cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], maxAge: 86_400 });
+for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*']) app.use(path, publicCors);
+
+const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
+  c.set('db', connection(c.env).db);
+  await next();
+};
+
+app.use(requestId(), accessLog(), jsonBody(), database);
+
+app.route('/', health);
+app.route('/.well-known', wellKnown);
+app.route('/v1/accounts', accounts);
+app.route('/v1/auth', auth);
+app.route('/v1/api-keys', apiKeys);
+app.route('/v1/admin', admin);
+mountDocs(app);
+
+app.notFound(notFound);
+app.onError(onError);
+
+export default app;

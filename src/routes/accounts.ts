@@ -1,0 +1,89 @@
+import { createRoute } from '@hono/zod-openapi';
+import { eq } from 'drizzle-orm';
+import { mintApiKey, publicApiKey } from '../auth/api-keys';
+import { guard } from '../auth/guard';
+import { hashPassword, passwordProblem } from '../auth/password';
+import { SCOPES, isRole } from '../auth/principal';
+import { limitCredentialAttempts } from '../auth/rate-limit';
+import { AccountSchema, CreateAccountBody, NewApiKeySchema } from '../contracts/accounts';
+import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common';
+import { isUniqueViolation } from '../db/errors';
+import { accounts, apiKeys, type AccountRow } from '../db/schema';
+import { ApiError } from '../http/errors';
+import { router } from '../http/router';
+import { newId } from '../ids';
+import { z } from '@hono/zod-openapi';
+
+export function publicAccount(row: AccountRow) {
+  return {
+    id: row.id,
+    email: row.email,
+    roles: row.roles.filter(isRole),
+    status: row.status,
+    created_at: new Date(row.createdAt).toISOString(),
+  };
+}
+
+const app = router();
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/',
+    tags: ['accounts'],
+    summary: 'Create an account; returns its first API key (shown once)',
+    request: { body: jsonBodyOf(CreateAccountBody) },
+    responses: {
+      201: jsonContent(z.object({ account: AccountSchema, api_key: NewApiKeySchema }), 'Account created'),
+      ...errorResponses(400, 409, 413, 415, 429),
+    },
+  }),
+  async (c) => {
+    const body = c.req.valid('json');
+    await limitCredentialAttempts(c, 'signup', null);
+    const problem = passwordProblem(body.password, body.email);
+    if (problem) throw new ApiError('validation_failed', problem, { details: [{ path: 'password', message: problem }] });
+
+    const db = c.get('db');
+    const accountId = newId('acc');
+    const roles = [...new Set(body.roles)];
+    const key = await mintApiKey(accountId, 'default', SCOPES, null);
+    const passwordHash = await hashPassword(body.password);
+    let created;
+    try {
+      // One batch, one transaction: an account never exists without its first key.
+      created = await db.batch([
+        db.insert(accounts).values({ id: accountId, email: body.email, passwordHash, roles }).returning(),
+        db.insert(apiKeys).values(key.row).returning(),
+      ]);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ApiError('conflict', 'an account with this email already exists');
+      throw err;
+    }
+    const [[account], [keyRow]] = created;
+    return c.json({ account: publicAccount(account!), api_key: { ...publicApiKey(keyRow!), key: key.secret } }, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/me',
+    tags: ['accounts'],
+    summary: 'The authenticated account',
+    security: BEARER,
+    middleware: guard('account:read'),
+    responses: {
+      200: jsonContent(z.object({ account: AccountSchema }), 'The account'),
+      ...errorResponses(401, 403),
+    },
+  }),
+  async (c) => {
+    const principal = c.get('principal');
+    const [row] = await c.get('db').select().from(accounts).where(eq(accounts.id, principal.accountId));
+    if (!row) throw new ApiError('unauthorized', 'account no longer exists');
+    return c.json({ account: publicAccount(row) }, 200);
+  },
+);
+
+export default app;

@@ -1,0 +1,92 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+import { guard } from '../auth/guard';
+import { AccountSchema } from '../contracts/accounts';
+import { BEARER, errorResponses, jsonContent } from '../contracts/common';
+import { accounts } from '../db/schema';
+import { newId } from '../ids';
+import { ApiError } from '../http/errors';
+import { router } from '../http/router';
+import { publicAccount } from './accounts';
+
+const app = router();
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/accounts',
+    tags: ['admin'],
+    summary: 'All accounts, newest first (operators only)',
+    security: BEARER,
+    middleware: guard('account:read', 'admin'),
+    request: {
+      query: z
+        .object({
+          limit: z.coerce.number().int().min(1).max(200).default(50),
+          cursor: z.string().max(64).optional().openapi({ description: 'next_cursor from the previous page' }),
+        })
+        .strict(),
+    },
+    responses: {
+      200: jsonContent(z.object({ data: z.array(AccountSchema), next_cursor: z.string().nullable() }), 'Accounts'),
+      ...errorResponses(400, 401, 403),
+    },
+  }),
+  async (c) => {
+    const { limit, cursor } = c.req.valid('query');
+    const db = c.get('db');
+    let after;
+    if (cursor) {
+      const [ref] = await db.select({ id: accounts.id, createdAt: accounts.createdAt }).from(accounts).where(eq(accounts.id, cursor));
+      if (!ref) throw new ApiError('validation_failed', 'invalid query: cursor: unknown cursor');
+      after = or(lt(accounts.createdAt, ref.createdAt), and(eq(accounts.createdAt, ref.createdAt), lt(accounts.id, ref.id)));
+    }
+    const rows = await db
+      .select()
+      .from(accounts)
+      .where(after)
+      .orderBy(desc(accounts.createdAt), desc(accounts.id))
+      .limit(limit + 1);
+    const page = rows.slice(0, limit);
+    return c.json({ data: page.map(publicAccount), next_cursor: rows.length > limit ? page.at(-1)!.id : null }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/accounts/{id}/status',
+    tags: ['admin'],
+    summary: 'Suspend or reactivate an account (operators only)',
+    security: BEARER,
+    middleware: guard('account:write', 'admin'),
+    request: {
+      params: z.object({ id: z.string().max(64) }),
+      body: {
+        required: true,
+        content: { 'application/json': { schema: z.object({ status: z.enum(['active', 'suspended']), reason: z.string().trim().min(3).max(500) }).strict() } },
+      },
+    },
+    responses: {
+      200: jsonContent(z.object({ account: AccountSchema }), 'Updated account'),
+      ...errorResponses(400, 401, 403, 404),
+    },
+  }),
+  async (c) => {
+    const { id } = c.req.valid('param');
+    const { status, reason } = c.req.valid('json');
+    const actor = c.get('principal').accountId;
+    if (id === actor) throw new ApiError('conflict', 'operators cannot change their own status');
+    const db = c.get('db');
+    const [[row]] = await db.batch([
+      db.update(accounts).set({ status }).where(eq(accounts.id, id)).returning(),
+      // Recorded in the same transaction, and only when the account exists.
+      db.run(sql`INSERT INTO audit_log (id, actor_account_id, action, target, reason, created_at)
+        SELECT ${newId('aud')}, ${actor}, ${`account.${status}`}, id, ${reason}, ${Date.now()} FROM accounts WHERE id = ${id}`),
+    ]);
+    if (!row) throw new ApiError('not_found', 'no such account');
+    return c.json({ account: publicAccount(row) }, 200);
+  },
+);
+
+export default app;

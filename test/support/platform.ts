@@ -1,0 +1,79 @@
+// Starts `npm start`'s launcher as a child process, as a person would, for end-to-end
+// tests and benchmarks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Platform {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop: () => Promise<number | null>;
+}
+
+export interface LaunchOptions {
+  dataDir: string;
+  port: number;
+  libsqlPort: number;
+  env?: Record<string, string>;
+}
+
+/** Spawns the launcher; resolves once it prints that it is running, rejects if it exits first. */
+export function launch(opts: LaunchOptions, timeoutMs = 90_000): Promise<Platform> {
+  const child = spawn(process.execPath, ['local/start.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PORT: String(opts.port),
+      LIBSQL_PORT: String(opts.libsqlPort),
+      GRIDLEASE_DATA_DIR: opts.dataDir,
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const platform: Platform = {
+    child,
+    url: `http://127.0.0.1:${opts.port}`,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`platform did not start in ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    const onData = () => {
+      if (out.includes('Gridlease is running')) {
+        clearTimeout(timer);
+        resolve(platform);
+      }
+    };
+    child.stdout!.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(Object.assign(new Error(`platform exited with ${code}:\n${out}`), { code, output: out }));
+    });
+  });
+}

@@ -1,0 +1,471 @@
+// Specification of the local libSQL server (local/libsql-server.ts), exercised through the
+// official @libsql/client (http:// URL and @libsql/client/web) and, for protocol edge
+// cases, raw fetch. Every test has its own database file and server on a random port.
+import { createClient, LibsqlError, type Client, type Config } from '@libsql/client';
+import { createClient as createWebClient } from '@libsql/client/web';
+import Database from 'libsql';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startLibsqlServer, type LibsqlServer, type LibsqlServerOptions } from '../../local/libsql-server.ts';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDbFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'libsql-server-test-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'test.db');
+}
+
+async function startServer(opts: Partial<LibsqlServerOptions> = {}): Promise<LibsqlServer> {
+  const server = await startLibsqlServer({ file: opts.file ?? tempDbFile(), port: 0, ...opts });
+  cleanups.push(() => server.close());
+  return server;
+}
+
+function clientFor(server: LibsqlServer, config: Partial<Config> = {}): Client {
+  const client = createClient({ url: server.url, ...config });
+  cleanups.push(() => client.close());
+  return client;
+}
+
+async function setup(opts: Partial<LibsqlServerOptions> = {}, config: Partial<Config> = {}) {
+  const server = await startServer(opts);
+  return { server, client: clientFor(server, config) };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function pipeline(server: LibsqlServer, body: unknown, path = '/v2/pipeline') {
+  const res = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, contentType: res.headers.get('content-type'), body: (await res.json()) as any };
+}
+
+/** The rejection of a promise, asserted to be a LibsqlError. */
+async function libsqlError(promise: Promise<unknown>): Promise<LibsqlError> {
+  const err = await promise.then(
+    () => {
+      throw new Error('expected the promise to reject');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(LibsqlError);
+  return err as LibsqlError;
+}
+
+async function expectServerAlive(server: LibsqlServer) {
+  expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  const client = clientFor(server);
+  expect((await client.execute('SELECT 41 + 1 AS answer')).rows[0]?.answer).toBe(42);
+}
+
+describe('listening', () => {
+  it('binds to 127.0.0.1 by default and answers the health and version probes', async () => {
+    const server = await startServer();
+    const url = new URL(server.url);
+    expect(url.protocol).toBe('http:');
+    expect(url.hostname).toBe('127.0.0.1');
+    expect(Number(url.port)).toBe(server.port);
+    for (const path of ['/health', '/v2', '/v3']) expect((await fetch(`${server.url}${path}`)).status).toBe(200);
+  });
+
+  it('rejects with a clear message naming the port when the port is taken', async () => {
+    const first = await startServer();
+    await expect(startLibsqlServer({ file: tempDbFile(), port: first.port })).rejects.toThrow(
+      `port ${first.port} is already in use (set LIBSQL_PORT to another port)`,
+    );
+    await expectServerAlive(first);
+  });
+});
+
+describe('execute', () => {
+  it('binds positional and named arguments and reports rowsAffected, lastInsertRowid and columns', async () => {
+    const { client } = await setup();
+    await client.execute('CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INTEGER)');
+
+    const first = await client.execute({ sql: 'INSERT INTO people (name, age) VALUES (?, ?)', args: ['Ada', 36] });
+    expect(first.rowsAffected).toBe(1);
+    expect(first.lastInsertRowid).toBe(1n);
+    const second = await client.execute({ sql: 'INSERT INTO people (name, age) VALUES (:name, $age)', args: { name: 'Grace', $age: 45 } });
+    expect(second.lastInsertRowid).toBe(2n);
+    const third = await client.execute({ sql: 'INSERT INTO people (name, age) VALUES (@name, @age)', args: { '@name': 'Linus', age: null } });
+    expect(third.lastInsertRowid).toBe(3n);
+
+    const updated = await client.execute({ sql: 'UPDATE people SET age = age + 1 WHERE age > ?', args: [0] });
+    expect(updated.rowsAffected).toBe(2);
+    expect(updated.lastInsertRowid).toBeUndefined();
+
+    const rows = await client.execute({ sql: 'SELECT id, name, age AS years FROM people WHERE name IN (:a, :b) ORDER BY id', args: { a: 'Ada', ':b': 'Grace' } });
+    expect(rows.columns).toEqual(['id', 'name', 'years']);
+    expect(rows.columnTypes).toEqual(['INTEGER', 'TEXT', 'INTEGER']);
+    expect(rows.rowsAffected).toBe(0);
+    expect(rows.rows.map((r) => ({ ...r }))).toEqual([
+      { id: 1, name: 'Ada', years: 37 },
+      { id: 2, name: 'Grace', years: 46 },
+    ]);
+    expect(rows.rows[1]?.[1]).toBe('Grace'); // rows are also indexable by position
+  });
+
+  it('round-trips 64-bit integers, floats, unicode text, blobs and nulls exactly', async () => {
+    const { client } = await setup({}, { intMode: 'bigint' });
+    await client.execute('CREATE TABLE vals (k INTEGER PRIMARY KEY, i INTEGER, f REAL, t TEXT, b BLOB, n)');
+    const ints = [2n ** 62n, -(2n ** 62n), 2n ** 63n - 1n, -(2n ** 63n), 9007199254740993n, -1n, 0n];
+    for (const [k, i] of ints.entries()) {
+      await client.execute({ sql: 'INSERT INTO vals (k, i) VALUES (?, ?)', args: [k, i] });
+    }
+    const read = await client.execute('SELECT i, typeof(i) AS ty FROM vals ORDER BY k');
+    expect(read.rows.map((r) => r.i)).toEqual(ints);
+    expect(read.rows.every((r) => r.ty === 'integer')).toBe(true);
+    // Arithmetic happens on the server with the exact values.
+    expect((await client.execute({ sql: 'SELECT ? + 1 AS v', args: [2n ** 62n] })).rows[0]?.v).toBe(2n ** 62n + 1n);
+
+    const text = 'héllo wörld — 日本語 🚀 \t"quotes" end';
+    const blob = new Uint8Array([0, 1, 2, 253, 254, 255]);
+    await client.execute({
+      sql: 'INSERT INTO vals (k, f, t, b, n) VALUES (100, ?, ?, ?, ?)',
+      args: [3.25, text, blob, null],
+    });
+    await client.execute({ sql: 'INSERT INTO vals (k, f, b) VALUES (101, ?, ?)', args: [-0.5e-10, blob.buffer.slice(1, 4)] });
+    const row = (await client.execute('SELECT f, t, b, n, typeof(f) AS tf, typeof(b) AS tb, typeof(n) AS tn FROM vals WHERE k = 100')).rows[0];
+    expect(row?.f).toBe(3.25);
+    expect(row?.t).toBe(text);
+    expect(row?.b).toBeInstanceOf(ArrayBuffer);
+    expect([...new Uint8Array(row?.b as ArrayBuffer)]).toEqual([...blob]);
+    expect(row?.n).toBeNull();
+    expect([row?.tf, row?.tb, row?.tn]).toEqual(['real', 'blob', 'null']);
+    const other = (await client.execute('SELECT f, b FROM vals WHERE k = 101')).rows[0];
+    expect(other?.f).toBe(-0.5e-10);
+    expect([...new Uint8Array(other?.b as ArrayBuffer)]).toEqual([1, 2, 253]);
+    // A JS number is sent as a float (as to sqld); an empty blob stays a blob.
+    const types = (await client.execute({ sql: 'SELECT typeof(?) AS a, typeof(?) AS b, length(?) AS c', args: [1, new Uint8Array(0), new Uint8Array(0)] })).rows[0];
+    expect([types?.a, types?.b, types?.c]).toEqual(['real', 'blob', 0n]);
+  });
+
+  it('rejects statements the way sqld does: parse errors, several statements, missing arguments', async () => {
+    const { client } = await setup();
+    expect((await libsqlError(client.execute('SELEC 1'))).code).toBe('SQL_PARSE_ERROR');
+    expect((await libsqlError(client.execute('SELECT 1; SELECT 2'))).code).toBe('SQL_MANY_STATEMENTS');
+    expect((await libsqlError(client.execute('-- nothing'))).code).toBe('SQL_NO_STATEMENT');
+    expect((await libsqlError(client.execute('SELECT ?, ?', [1]))).code).toBe('ARGS_INVALID');
+    expect((await libsqlError(client.execute({ sql: 'SELECT :a', args: { b: 1 } }))).code).toBe('ARGS_INVALID');
+    expect((await libsqlError(client.execute('SELECT * FROM missing_table'))).code).toBe('SQLITE_ERROR');
+    // `;` and `?` inside strings, identifiers and comments are not statement boundaries or parameters.
+    const odd = await client.execute({ sql: `SELECT 'a;b?' AS "x;?", ? AS p -- trailing; comment ?`, args: ['ok'] });
+    expect(odd.rows[0]?.['x;?']).toBe('a;b?');
+    expect(odd.rows[0]?.p).toBe('ok');
+  });
+
+  it('exposes a SQLITE_CONSTRAINT code on a LibsqlError for a constraint violation', async () => {
+    const { client } = await setup();
+    await client.execute('CREATE TABLE users (email TEXT UNIQUE NOT NULL)');
+    await client.execute("INSERT INTO users VALUES ('a@example.com')");
+    const unique = await libsqlError(client.execute("INSERT INTO users VALUES ('a@example.com')"));
+    expect(unique.code).toMatch(/^SQLITE_CONSTRAINT/);
+    expect(unique.message).toContain('UNIQUE constraint failed: users.email');
+    const notNull = await libsqlError(client.execute('INSERT INTO users VALUES (NULL)'));
+    expect(notNull.code).toMatch(/^SQLITE_CONSTRAINT/);
+  });
+
+  it('enforces foreign keys', async () => {
+    const { client } = await setup();
+    await client.executeMultiple(`
+      CREATE TABLE parent (id INTEGER PRIMARY KEY);
+      CREATE TABLE child (parent_id INTEGER NOT NULL REFERENCES parent (id));
+    `);
+    const err = await libsqlError(client.execute('INSERT INTO child VALUES (7)'));
+    expect(err.code).toMatch(/^SQLITE_CONSTRAINT/);
+    expect(err.message).toContain('FOREIGN KEY');
+  });
+});
+
+describe('batch', () => {
+  it('commits all steps of a successful batch', async () => {
+    const { client } = await setup();
+    await client.execute('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT UNIQUE)');
+    const results = await client.batch(
+      [
+        { sql: 'INSERT INTO items (name) VALUES (?)', args: ['a'] },
+        { sql: 'INSERT INTO items (name) VALUES (?)', args: ['b'] },
+        'SELECT count(*) AS n FROM items',
+      ],
+      'write',
+    );
+    expect(results.map((r) => r.lastInsertRowid)).toEqual([1n, 2n, undefined]);
+    expect(results[2]?.rows[0]?.n).toBe(2);
+    expect((await client.execute('SELECT name FROM items ORDER BY id')).rows.map((r) => r.name)).toEqual(['a', 'b']);
+  });
+
+  it('leaves nothing behind when a middle step fails', async () => {
+    const { client } = await setup();
+    await client.execute('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT UNIQUE)');
+    await client.execute("INSERT INTO items (name) VALUES ('taken')");
+    for (const mode of ['write', 'deferred'] as const) {
+      const err = await libsqlError(
+        client.batch(
+          [
+            "INSERT INTO items (name) VALUES ('first')",
+            "INSERT INTO items (name) VALUES ('taken')",
+            "INSERT INTO items (name) VALUES ('third')",
+          ],
+          mode,
+        ),
+      );
+      expect(err.code).toMatch(/^SQLITE_CONSTRAINT/);
+    }
+    expect((await client.execute('SELECT name FROM items')).rows.map((r) => r.name)).toEqual(['taken']);
+  });
+
+  it('evaluates step conditions (ok, error, not, and, or, is_autocommit) like sqld', async () => {
+    const server = await startServer();
+    const stmt = (sql: string) => ({ sql, want_rows: true });
+    const { status, body } = await pipeline(server, {
+      baton: null,
+      requests: [
+        {
+          type: 'batch',
+          batch: {
+            steps: [
+              { stmt: stmt('SELECT 1') },
+              { stmt: stmt('SELECT nope') },
+              { stmt: stmt('SELECT 3'), condition: { type: 'ok', step: 1 } },
+              { stmt: stmt('SELECT 4'), condition: { type: 'error', step: 1 } },
+              { stmt: stmt('SELECT 5'), condition: { type: 'and', conds: [{ type: 'ok', step: 0 }, { type: 'not', cond: { type: 'ok', step: 2 } }] } },
+              { stmt: stmt('SELECT 6'), condition: { type: 'or', conds: [{ type: 'ok', step: 1 }, { type: 'is_autocommit' }] } },
+              { stmt: stmt('SELECT 7'), condition: { type: 'ok', step: 9 } },
+            ],
+          },
+        },
+        { type: 'close' },
+      ],
+    });
+    expect(status).toBe(200);
+    expect(body.baton).toBeNull();
+    const { step_results, step_errors } = body.results[0].response.result;
+    const ran = step_results.map((r: any) => (r === null ? null : r.rows[0][0].value));
+    expect(ran).toEqual(['1', null, null, '4', '5', '6', null]);
+    expect(step_errors.map((e: any) => e?.code ?? null)).toEqual([null, 'SQLITE_ERROR', null, null, null, null, 'INVALID_BATCH_STEP']);
+  });
+});
+
+describe('interactive transactions', () => {
+  it('commits, and other streams see only committed data meanwhile', async () => {
+    const { client } = await setup();
+    await client.execute('CREATE TABLE notes (body TEXT)');
+    const tx = await client.transaction('write');
+    await tx.execute("INSERT INTO notes VALUES ('draft')");
+    expect((await tx.execute('SELECT count(*) AS n FROM notes')).rows[0]?.n).toBe(1);
+    // A read on another stream neither blocks nor sees the uncommitted row.
+    expect((await client.execute('SELECT count(*) AS n FROM notes')).rows[0]?.n).toBe(0);
+    await tx.commit();
+    expect((await client.execute('SELECT body FROM notes')).rows.map((r) => r.body)).toEqual(['draft']);
+  });
+
+  it('rolls back, leaving nothing', async () => {
+    const { client } = await setup();
+    await client.execute('CREATE TABLE notes (body TEXT)');
+    const tx = await client.transaction('write');
+    await tx.execute("INSERT INTO notes VALUES ('one')");
+    await tx.batch(["INSERT INTO notes VALUES ('two')", "UPDATE notes SET body = 'x'"]);
+    await tx.rollback();
+    expect((await client.execute('SELECT count(*) AS n FROM notes')).rows[0]?.n).toBe(0);
+  });
+
+  it('serialises concurrent read-modify-write transactions on one counter', async () => {
+    const { client } = await setup();
+    await client.batch(['CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)', 'INSERT INTO counter VALUES (1, 0)'], 'write');
+    const increment = async () => {
+      const tx = await client.transaction('write');
+      try {
+        const value = Number((await tx.execute('SELECT value FROM counter WHERE id = 1')).rows[0]?.value);
+        await sleep(50); // let the other transaction try to interleave
+        await tx.execute({ sql: 'UPDATE counter SET value = ? WHERE id = 1', args: [value + 1] });
+        await tx.commit();
+      } finally {
+        tx.close();
+      }
+    };
+    await Promise.all([increment(), increment(), increment()]);
+    expect((await client.execute('SELECT value FROM counter')).rows[0]?.value).toBe(3);
+  });
+
+  it('makes one-shot writes and deferred batches wait for an open write transaction without stalling the server', async () => {
+    const { client } = await setup();
+    await client.execute('CREATE TABLE log (n INTEGER)');
+    const tx = await client.transaction('write');
+    await tx.execute('INSERT INTO log VALUES (1)');
+    let writeDone = false;
+    const write = client.execute('INSERT INTO log VALUES (2)').then(() => (writeDone = true));
+    const batch = client.batch(['INSERT INTO log VALUES (3)', 'INSERT INTO log VALUES (4)']); // "deferred" mode
+    await sleep(100);
+    expect(writeDone).toBe(false);
+    // The event loop is free: reads are served while the writers wait.
+    expect((await client.execute('SELECT count(*) AS n FROM log')).rows[0]?.n).toBe(0);
+    await tx.commit();
+    await Promise.all([write, batch]);
+    expect((await client.execute('SELECT n FROM log ORDER BY n')).rows.map((r) => r.n)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('waits asynchronously for a writer outside the server, and gives up with SQLITE_BUSY after busyTimeoutMs', async () => {
+    const file = tempDbFile();
+    const { client } = await setup({ file, busyTimeoutMs: 1_000 });
+    await client.execute('CREATE TABLE t (v INTEGER)');
+    const outsider = new Database(file); // e.g. a migration script using the file directly
+    cleanups.push(() => void outsider.close());
+    outsider.exec('BEGIN IMMEDIATE');
+    outsider.exec('INSERT INTO t VALUES (1)');
+    const pending = client.execute('INSERT INTO t VALUES (2)');
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    await sleep(200);
+    clearInterval(ticker);
+    expect(ticks).toBeGreaterThan(5); // the event loop kept running while the write waited
+    outsider.exec('COMMIT');
+    await pending;
+    expect((await client.execute('SELECT v FROM t ORDER BY v')).rows.map((r) => r.v)).toEqual([1, 2]);
+
+    outsider.exec('BEGIN IMMEDIATE');
+    const started = Date.now();
+    expect((await libsqlError(client.execute('INSERT INTO t VALUES (3)'))).code).toBe('SQLITE_BUSY');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    outsider.exec('ROLLBACK');
+    await client.execute('INSERT INTO t VALUES (4)');
+    expect((await client.execute('SELECT v FROM t ORDER BY v')).rows.map((r) => r.v)).toEqual([1, 2, 4]);
+  });
+
+  it('expires an idle stream: the transaction is rolled back, its baton rejected, the lock released', async () => {
+    const { server, client } = await setup({ streamIdleTimeoutMs: 200 });
+    await client.execute('CREATE TABLE t (v TEXT)');
+    await client.execute("INSERT INTO t VALUES ('before')");
+    const tx = await client.transaction('write');
+    await tx.execute("UPDATE t SET v = 'during'");
+    await sleep(600);
+    const err = await libsqlError(tx.execute("UPDATE t SET v = 'after'"));
+    expect(err.code).toBe('STREAM_EXPIRED');
+    tx.close();
+    expect((await client.execute('SELECT v FROM t')).rows.map((r) => r.v)).toEqual(['before']);
+    await client.execute("INSERT INTO t VALUES ('writable')"); // the write lock was released
+    await expectServerAlive(server);
+  });
+});
+
+describe('sequence (executeMultiple) and persistence', () => {
+  it('runs a multi-statement script, including a trigger body, and keeps data across restarts', async () => {
+    const file = tempDbFile();
+    const first = await startServer({ file });
+    const client = clientFor(first);
+    await client.executeMultiple(`
+      CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+      CREATE TABLE audit (account_id INTEGER, note TEXT);
+      CREATE TRIGGER accounts_audit AFTER UPDATE ON accounts BEGIN
+        INSERT INTO audit VALUES (new.id, CASE WHEN new.balance < 0 THEN 'overdrawn; check' ELSE 'ok' END);
+        UPDATE audit SET note = note || '!' WHERE account_id = new.id;
+      END;
+      INSERT INTO accounts VALUES (1, 10); -- comment; with a semicolon
+      UPDATE accounts SET balance = -5 WHERE id = 1;
+    `);
+    expect((await client.execute('SELECT note FROM audit')).rows.map((r) => r.note)).toEqual(['overdrawn; check!']);
+    // A failing statement stops the script; earlier statements stay applied.
+    const err = await libsqlError(client.executeMultiple('INSERT INTO accounts VALUES (2, 0); INSERT INTO nowhere VALUES (1); INSERT INTO accounts VALUES (3, 0);'));
+    expect(err.code).toBe('SQLITE_ERROR');
+    client.close();
+    await first.close();
+
+    const second = await startServer({ file });
+    const again = clientFor(second);
+    expect((await again.execute('SELECT id, balance FROM accounts ORDER BY id')).rows.map((r) => [r.id, r.balance])).toEqual([
+      [1, -5],
+      [2, 0],
+    ]);
+  });
+});
+
+describe('@libsql/client/web', () => {
+  it('works unchanged against the server', async () => {
+    const server = await startServer();
+    const web = createWebClient({ url: server.url, intMode: 'bigint' });
+    cleanups.push(() => web.close());
+    await web.batch(['CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)', { sql: 'INSERT INTO kv VALUES (?, ?)', args: ['big', 2n ** 62n] }], 'write');
+    const tx = await web.transaction('write');
+    await tx.execute({ sql: 'UPDATE kv SET v = v + 1 WHERE k = :k', args: { k: 'big' } });
+    await tx.commit();
+    expect((await web.execute('SELECT v FROM kv')).rows[0]?.v).toBe(2n ** 62n + 1n);
+    expect((await libsqlError(web.execute("INSERT INTO kv VALUES ('big', 0)"))).code).toMatch(/^SQLITE_CONSTRAINT/);
+  });
+});
+
+describe('protocol', () => {
+  it('rotates the baton on every response and closes the stream on request', async () => {
+    const server = await startServer();
+    const open = await pipeline(server, { baton: null, requests: [{ type: 'execute', stmt: { sql: 'BEGIN' } }] });
+    expect(open.status).toBe(200);
+    expect(open.contentType).toBe('application/json');
+    expect(open.body.base_url).toBeNull();
+    expect(open.body.baton).toMatch(/^[A-Za-z0-9_-]{32,}$/);
+
+    const next = await pipeline(server, {
+      baton: open.body.baton,
+      requests: [{ type: 'get_autocommit' }, { type: 'store_sql', sql_id: 1, sql: 'SELECT ?' }, { type: 'execute', stmt: { sql_id: 1, args: [{ type: 'integer', value: '-9223372036854775808' }] } }],
+    }, '/v3/pipeline');
+    expect(next.status).toBe(200);
+    expect(next.body.baton).not.toBe(open.body.baton);
+    expect(next.body.results[0].response).toEqual({ type: 'get_autocommit', is_autocommit: false });
+    expect(next.body.results[2].response.result.rows).toEqual([[{ type: 'integer', value: '-9223372036854775808' }]]);
+
+    const reused = await pipeline(server, { baton: open.body.baton, requests: [] });
+    expect(reused.status).toBe(400);
+    expect(reused.body.code).toBe('BATON_INVALID');
+
+    const closed = await pipeline(server, { baton: next.body.baton, requests: [{ type: 'close' }] });
+    expect(closed.body).toEqual({ baton: null, base_url: null, results: [{ type: 'ok', response: { type: 'close' } }] });
+  });
+
+  it('answers malformed requests with 4xx JSON {message, code} and keeps serving', async () => {
+    const server = await startServer();
+    const cases: [unknown, number][] = [
+      ['{not json', 400],
+      [[1, 2], 400],
+      [{ baton: null }, 400],
+      [{ baton: null, requests: [{ type: 'teleport' }] }, 400],
+      [{ baton: null, requests: [{ type: 'execute', stmt: { sql: 'SELECT ?', args: [{ type: 'integer', value: '1.5' }] } }] }, 400],
+      [{ baton: null, requests: [{ type: 'execute', stmt: { sql: 'SELECT ?', args: [{ type: 'integer', value: '9223372036854775808' }] } }] }, 400],
+      [{ baton: 'not-a-real-baton', requests: [] }, 400],
+    ];
+    for (const [body, status] of cases) {
+      const res = await pipeline(server, body);
+      expect(res.status, JSON.stringify(body)).toBe(status);
+      expect(res.contentType).toBe('application/json');
+      expect(typeof res.body.message).toBe('string');
+      expect(typeof res.body.code).toBe('string');
+    }
+    const tooBig = await fetch(`${server.url}/v2/pipeline`, { method: 'POST', body: 'x'.repeat(11 * 1024 * 1024) });
+    expect(tooBig.status).toBe(413);
+    expect(((await tooBig.json()) as any).code).toBe('REQUEST_TOO_LARGE');
+    const unknown = await fetch(`${server.url}/v1/execute`, { method: 'POST', body: '{}' });
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as any).code).toBe('NOT_FOUND');
+    expect((await fetch(`${server.url}/v2/pipeline`)).status).toBe(405);
+    await expectServerAlive(server);
+  });
+
+  it('requires the auth token when one is configured', async () => {
+    const server = await startServer({ authToken: 's3cret-token' });
+    const anonymous = clientFor(server);
+    expect((await libsqlError(anonymous.execute('SELECT 1'))).code).toBe('AUTH_HEADER_NOT_FOUND');
+    const wrong = clientFor(server, { authToken: 'guess' });
+    expect((await libsqlError(wrong.execute('SELECT 1'))).code).toBe('AUTH_JWT_INVALID');
+    const authorised = clientFor(server, { authToken: 's3cret-token' });
+    expect((await authorised.execute('SELECT 1 AS one')).rows[0]?.one).toBe(1);
+    const raw = await fetch(`${server.url}/v2/pipeline`, { method: 'POST', body: '{}' });
+    expect(raw.status).toBe(401);
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { accessToken, call, expectError, json, makeAdmin, signUp } from './support';
+
+/** Every private route, with the scope (and role) it needs. New routes are added here. */
+const PRIVATE_ROUTES = [
+  { method: 'GET', path: '/v1/accounts/me', scope: 'account:read' },
+  { method: 'GET', path: '/v1/api-keys', scope: 'keys:read' },
+  { method: 'POST', path: '/v1/api-keys', scope: 'keys:write', body: { name: 'k' } },
+  { method: 'DELETE', path: '/v1/api-keys/key_doesnotexist', scope: 'keys:write' },
+  { method: 'GET', path: '/v1/admin/accounts', scope: 'account:read', role: 'admin' },
+  { method: 'POST', path: '/v1/admin/accounts/acc_x/status', scope: 'account:write', role: 'admin', body: { status: 'suspended', reason: 'test' } },
+] as const;
+
+describe.each(PRIVATE_ROUTES)('$method $path', (route) => {
+  const send = (auth?: string) => call(route.path, { method: route.method, auth, body: 'body' in route ? route.body : undefined });
+
+  it('answers 401 without credentials', async () => {
+    const res = await send();
+    await expectError(res, 401, 'unauthorized');
+    expect(res.headers.get('www-authenticate')).toContain('Bearer');
+  });
+
+  it('answers 401 for a garbage token and for an unknown API key', async () => {
+    await expectError(await send('not-a-token'), 401, 'unauthorized');
+    await expectError(await send(`glk_${'0'.repeat(40)}`), 401, 'unauthorized');
+  });
+
+  it(`answers 403 to a key without "${route.scope}"`, async () => {
+    const account = await signUp();
+    if ('role' in route) await makeAdmin(account);
+    const other = route.scope === 'account:read' ? 'keys:read' : 'account:read';
+    const key = (await json(await call('/v1/api-keys', { auth: account.apiKey, body: { name: 'narrow', scopes: [other] } }))).api_key.key;
+    await expectError(await send(key), 403, 'forbidden');
+  });
+
+  if ('role' in route) {
+    it(`answers 403 to an account without the ${route.role} role`, async () => {
+      const account = await signUp(['renter', 'provider', 'inspector']);
+      await expectError(await send(account.apiKey), 403, 'forbidden');
+      await expectError(await send(await accessToken(account)), 403, 'forbidden');
+    });
+  }
+});
+
+describe('operators', () => {
+  it('list accounts page by page', async () => {
+    const admin = await signUp();
+    await makeAdmin(admin);
+    await signUp();
+    await signUp();
+    const first = await json(await call('/v1/admin/accounts?limit=2', { auth: admin.apiKey }));
+    expect(first.data).toHaveLength(2);
+    expect(first.next_cursor).toBe(first.data[1].id);
+    const second = await json(await call(`/v1/admin/accounts?limit=2&cursor=${first.next_cursor}`, { auth: admin.apiKey }));
+    expect(second.data[0].id).not.toBe(first.data[0].id);
+    expect(second.data[0].created_at <= first.data[1].created_at).toBe(true);
+    await expectError(await call('/v1/admin/accounts?limit=0', { auth: admin.apiKey }), 400, 'validation_failed');
+    await expectError(await call('/v1/admin/accounts?sort=email', { auth: admin.apiKey }), 400, 'validation_failed');
+  });
+
+  it('suspend an account, which locks out its keys and its password login', async () => {
+    const admin = await signUp();
+    await makeAdmin(admin);
+    const user = await signUp();
+    const res = await call(`/v1/admin/accounts/${user.id}/status`, { auth: admin.apiKey, body: { status: 'suspended', reason: 'chargeback fraud' } });
+    expect(res.status).toBe(200);
+    expect((await json(res)).account.status).toBe('suspended');
+    await expectError(await call('/v1/accounts/me', { auth: user.apiKey }), 401, 'unauthorized');
+    await expectError(
+      await call('/v1/auth/token', { body: { grant_type: 'password', email: user.email, password: user.password } }),
+      403,
+      'forbidden',
+    );
+    const back = await call(`/v1/admin/accounts/${user.id}/status`, { auth: admin.apiKey, body: { status: 'active', reason: 'resolved' } });
+    expect(back.status).toBe(200);
+    expect((await call('/v1/accounts/me', { auth: user.apiKey })).status).toBe(200);
+  });
+
+  it('get 404 for an unknown account and need a reason', async () => {
+    const admin = await signUp();
+    await makeAdmin(admin);
+    await expectError(await call('/v1/admin/accounts/acc_nope/status', { auth: admin.apiKey, body: { status: 'suspended', reason: 'spam' } }), 404, 'not_found');
+    await expectError(await call(`/v1/admin/accounts/${admin.id}/status`, { auth: admin.apiKey, body: { status: 'suspended' } }), 400, 'validation_failed');
+  });
+});

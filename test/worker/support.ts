@@ -1,0 +1,77 @@
+import { env, exports } from 'cloudflare:workers';
+import { eq } from 'drizzle-orm';
+import { connection } from '../../src/db/client';
+import { accounts } from '../../src/db/schema';
+
+export const ORIGIN = 'https://api.gridlease.test';
+
+export interface CallOptions {
+  method?: string;
+  body?: unknown;
+  /** A bearer credential: an API key or an access token. */
+  auth?: string;
+  headers?: Record<string, string>;
+}
+
+/** Sends a request through the Worker's real fetch handler. */
+export async function call(path: string, opts: CallOptions = {}): Promise<Response> {
+  const headers = new Headers(opts.headers);
+  if (opts.auth) headers.set('authorization', `Bearer ${opts.auth}`);
+  let body: string | undefined;
+  if (opts.body !== undefined) {
+    body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+    if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+  }
+  return exports.default.fetch(new Request(ORIGIN + path, { method: opts.method ?? (body ? 'POST' : 'GET'), headers, body }));
+}
+
+export async function json<T = any>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}
+
+export function uniqueEmail(tag = 'user'): string {
+  return `${tag}.${crypto.randomUUID().slice(0, 12)}@example.com`;
+}
+
+export const PASSWORD = 'Nebula-Forge-7731';
+
+export interface TestAccount {
+  id: string;
+  email: string;
+  password: string;
+  apiKey: string;
+  apiKeyId: string;
+}
+
+export async function signUp(roles: string[] = ['renter'], email = uniqueEmail()): Promise<TestAccount> {
+  const res = await call('/v1/accounts', { body: { email, password: PASSWORD, roles } });
+  if (res.status !== 201) throw new Error(`sign-up failed: ${res.status} ${await res.text()}`);
+  const body = await json(res);
+  return { id: body.account.id, email, password: PASSWORD, apiKey: body.api_key.key, apiKeyId: body.api_key.id };
+}
+
+export async function accessToken(account: TestAccount): Promise<string> {
+  const res = await call('/v1/auth/token', { body: { grant_type: 'password', email: account.email, password: account.password } });
+  if (res.status !== 200) throw new Error(`token failed: ${res.status} ${await res.text()}`);
+  return (await json(res)).access_token;
+}
+
+/** Operators are made by hand in the database; no API grants the admin role. */
+export async function makeAdmin(account: TestAccount): Promise<void> {
+  await db().update(accounts).set({ roles: ['renter', 'admin'] }).where(eq(accounts.id, account.id));
+}
+
+export function db() {
+  return connection(env).db;
+}
+
+/** Asserts the one error shape and returns the body. */
+export async function expectError(res: Response, status: number, code: string) {
+  const body = await json(res);
+  if (res.status !== status || body?.error?.code !== code) {
+    throw new Error(`expected ${status} ${code}, got ${res.status} ${JSON.stringify(body)}`);
+  }
+  if (typeof body.error.message !== 'string' || !body.error.message) throw new Error('error without a message');
+  if (body.error.request_id !== res.headers.get('x-request-id')) throw new Error('error request_id differs from x-request-id');
+  return body.error as { code: string; message: string; request_id: string; details?: unknown };
+}

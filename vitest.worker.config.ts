@@ -1,0 +1,27 @@
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+
+// Route and Durable Object tests, run inside workerd with the Worker from wrangler.toml.
+export default defineConfig({
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      wrangler: { configPath: './wrangler.toml' },
+      miniflare: {
+        bindings: {
+          ENVIRONMENT: 'test',
+          LIBSQL_URL: inject('libsqlUrl'),
+          JWT_PRIVATE_KEYS: inject('jwtPrivateKeys'),
+          JWT_ISSUER: 'https://api.gridlease.test',
+          LOG_REQUESTS: 'false',
+          // Every test request comes from one address; the per-IP limit is tested on its own.
+          AUTH_IP_RATE_LIMIT: '100000/60',
+        },
+      },
+    })),
+  ],
+  test: {
+    include: ['test/worker/**/*.test.ts'],
+    globalSetup: ['test/support/worker-global-setup.ts'],
+    testTimeout: 20_000,
+  },
+});
