@@ -1,6 +1,7 @@
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { accounts, apiKeys, type ApiKeyRow } from '../db/schema';
+import { prepared } from '../db/prepared';
+import { accounts, apiKeys, type AccountRow, type ApiKeyRow } from '../db/schema';
 import { newId } from '../ids';
 import { sha256Hex, toHex } from './encoding';
 import { isRole, isScope, type Principal, type Scope } from './principal';
@@ -60,19 +61,22 @@ export async function authenticateApiKey(
   db: Database,
   secret: string,
   now: number,
-): Promise<{ ok: true; principal: Principal; touch: (() => Promise<unknown>) | null } | { ok: false; reason: ApiKeyFailure }> {
+): Promise<{ ok: true; principal: Principal; account: AccountRow; touch: (() => Promise<unknown>) | null } | { ok: false; reason: ApiKeyFailure }> {
   if (!KEY_FORMAT.test(secret)) return { ok: false, reason: 'unknown' };
   const hash = await sha256Hex(secret);
-  const [row] = await db
-    .select({ key: apiKeys, roles: accounts.roles, status: accounts.status })
-    .from(apiKeys)
-    .innerJoin(accounts, eq(accounts.id, apiKeys.accountId))
-    .where(eq(apiKeys.hash, hash))
-    .limit(1);
+  const [row] = await prepared(db, 'apiKeyByHash', (db) =>
+    db
+      .select({ key: apiKeys, account: accounts })
+      .from(apiKeys)
+      .innerJoin(accounts, eq(accounts.id, apiKeys.accountId))
+      .where(eq(apiKeys.hash, sql.placeholder('hash')))
+      .limit(1)
+      .prepare(),
+  ).execute({ hash });
   if (!row) return { ok: false, reason: 'unknown' };
   if (row.key.revokedAt !== null) return { ok: false, reason: 'revoked' };
   if (row.key.expiresAt !== null && row.key.expiresAt <= now) return { ok: false, reason: 'expired' };
-  if (row.status !== 'active') return { ok: false, reason: 'suspended' };
+  if (row.account.status !== 'active') return { ok: false, reason: 'suspended' };
 
   const stale = row.key.lastUsedAt === null || now - row.key.lastUsedAt >= LAST_USED_RESOLUTION_MS;
   const touch = stale
@@ -81,9 +85,10 @@ export async function authenticateApiKey(
   return {
     ok: true,
     touch,
+    account: row.account,
     principal: {
       accountId: row.key.accountId,
-      roles: row.roles.filter(isRole),
+      roles: row.account.roles.filter(isRole),
       scopes: new Set(row.key.scopes.filter(isScope)),
       via: 'api_key',
       apiKeyId: row.key.id,

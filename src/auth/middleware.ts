@@ -28,6 +28,8 @@ export function authenticate(): MiddlewareHandler<AppEnv> {
         throw unauthorized(result.reason === 'suspended' ? 'account is suspended' : `API key is ${result.reason === 'unknown' ? 'invalid' : result.reason}`);
       }
       c.set('principal', result.principal);
+      // Fetched with the key in one query; routes reading the caller's account reuse it.
+      c.set('account', result.account);
       if (result.touch) {
         const requestId = c.get('requestId');
         c.executionCtx.waitUntil(

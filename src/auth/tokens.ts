@@ -16,7 +16,15 @@ export interface KeyRing {
   signing: SigningKey;
   byKid: Map<string, SigningKey>;
   jwks: { keys: JWK[] };
+  /**
+   * Tokens this isolate has already verified with this ring, with their expiry. A hit skips
+   * the signature check (the costliest step of an authenticated read) but never the expiry.
+   * Keyed by the whole token, so a forged token can never hit.
+   */
+  verified: Map<string, { principal: Principal; expMs: number; notBeforeMs: number }>;
 }
+
+const VERIFIED_CACHE_MAX = 10_000;
 
 const rings = new Map<string, Promise<KeyRing>>();
 
@@ -54,6 +62,7 @@ async function buildRing(secret: string): Promise<KeyRing> {
     signing: keys[0]!,
     byKid: new Map(keys.map((k) => [k.kid, k])),
     jwks: { keys: keys.map((k) => k.publicJwk) },
+    verified: new Map(),
   };
 }
 
@@ -97,6 +106,14 @@ export async function verifyAccessToken(
   token: string,
   opts: { issuer: string; now: number },
 ): Promise<{ ok: true; principal: Principal } | { ok: false; reason: TokenFailure }> {
+  const cached = ring.verified.get(token);
+  if (cached) {
+    if (opts.now >= cached.expMs) {
+      ring.verified.delete(token);
+      return { ok: false, reason: 'expired' };
+    }
+    if (opts.now >= cached.notBeforeMs) return { ok: true, principal: cached.principal };
+  }
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(
@@ -120,16 +137,16 @@ export async function verifyAccessToken(
   }
   const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is Role => typeof r === 'string' && isRole(r)) : [];
   const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(isScope) : [];
-  return {
-    ok: true,
-    principal: {
-      accountId: payload.sub!,
-      roles,
-      scopes: new Set(scopes),
-      via: 'jwt',
-      apiKeyId: typeof payload.akid === 'string' ? payload.akid : null,
-    },
+  const principal: Principal = {
+    accountId: payload.sub!,
+    roles,
+    scopes: new Set(scopes),
+    via: 'jwt',
+    apiKeyId: typeof payload.akid === 'string' ? payload.akid : null,
   };
+  if (ring.verified.size >= VERIFIED_CACHE_MAX) ring.verified.delete(ring.verified.keys().next().value!);
+  ring.verified.set(token, { principal, expMs: payload.exp! * 1000, notBeforeMs: (payload.nbf ?? payload.iat ?? 0) * 1000 });
+  return { ok: true, principal };
 }
 
 /** Makes a fresh signing key as a private JWK; used by `npm start` and tests. */

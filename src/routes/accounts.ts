@@ -1,5 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
+import type { Database } from '../db/client';
+import { prepared } from '../db/prepared';
 import { mintApiKey, publicApiKey } from '../auth/api-keys';
 import { guard } from '../auth/guard';
 import { hashPassword, passwordProblem } from '../auth/password';
@@ -22,6 +24,13 @@ export function publicAccount(row: AccountRow) {
     status: row.status,
     created_at: new Date(row.createdAt).toISOString(),
   };
+}
+
+export async function accountById(db: Database, id: string): Promise<AccountRow | undefined> {
+  const [row] = await prepared(db, 'accountById', (db) =>
+    db.select().from(accounts).where(eq(accounts.id, sql.placeholder('id'))).limit(1).prepare(),
+  ).execute({ id });
+  return row;
 }
 
 const app = router();
@@ -79,8 +88,7 @@ app.openapi(
     },
   }),
   async (c) => {
-    const principal = c.get('principal');
-    const [row] = await c.get('db').select().from(accounts).where(eq(accounts.id, principal.accountId));
+    const row = c.get('account') ?? (await accountById(c.get('db'), c.get('principal').accountId));
     if (!row) throw new ApiError('unauthorized', 'account no longer exists');
     return c.json({ account: publicAccount(row) }, 200);
   },

@@ -45,9 +45,14 @@ export function launch(opts: LaunchOptions, timeoutMs = 90_000): Promise<Platfor
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Keeps the start of the output (URLs, errors) and the latest lines, not every access-log line.
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const keep = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 64_000) out = `${out.slice(0, 16_000)}\n…\n${out.slice(-16_000)}`;
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
   const platform: Platform = {
@@ -67,6 +72,7 @@ export function launch(opts: LaunchOptions, timeoutMs = 90_000): Promise<Platfor
     const onData = () => {
       if (out.includes('Gridlease is running')) {
         clearTimeout(timer);
+        child.stdout!.off('data', onData);
         resolve(platform);
       }
     };
