@@ -1,4 +1,4 @@
-import { createRoute } from '@hono/zod-openapi';
+import { createRoute, z } from '@hono/zod-openapi';
 import { eq, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { prepared } from '../db/prepared';
@@ -14,7 +14,6 @@ import { accounts, apiKeys, type AccountRow } from '../db/schema';
 import { ApiError } from '../http/errors';
 import { router } from '../http/router';
 import { newId } from '../ids';
-import { z } from '@hono/zod-openapi';
 
 export function publicAccount(row: AccountRow) {
   return {
@@ -90,6 +89,8 @@ app.openapi(
   async (c) => {
     const row = c.get('account') ?? (await accountById(c.get('db'), c.get('principal').accountId));
     if (!row) throw new ApiError('unauthorized', 'account no longer exists');
+    // An access token outlives a suspension by up to its lifetime; the account row does not.
+    if (row.status !== 'active') throw new ApiError('forbidden', 'account is suspended');
     return c.json({ account: publicAccount(row) }, 200);
   },
 );

@@ -62,10 +62,13 @@ describe('operators', () => {
     const admin = await signUp();
     await makeAdmin(admin);
     const user = await signUp();
+    const token = await accessToken(user);
     const res = await call(`/v1/admin/accounts/${user.id}/status`, { auth: admin.apiKey, body: { status: 'suspended', reason: 'chargeback fraud' } });
     expect(res.status).toBe(200);
     expect((await json(res)).account.status).toBe('suspended');
     await expectError(await call('/v1/accounts/me', { auth: user.apiKey }), 401, 'unauthorized');
+    // A token issued before the suspension still verifies, but the account it names is locked.
+    await expectError(await call('/v1/accounts/me', { auth: token }), 403, 'forbidden');
     await expectError(
       await call('/v1/auth/token', { body: { grant_type: 'password', email: user.email, password: user.password } }),
       403,
