@@ -1,4 +1,4 @@
-import { SignJWT, exportJWK, importJWK, jwtVerify, errors, type JWK, type JWTPayload } from 'jose';
+import { SignJWT, importJWK, jwtVerify, errors, type JWK, type JWTPayload } from 'jose';
 import { isRole, isScope, type Principal, type Role, type Scope } from './principal';
 
 export const ACCESS_AUDIENCE = 'gridlease-api';
@@ -147,10 +147,4 @@ export async function verifyAccessToken(
   if (ring.verified.size >= VERIFIED_CACHE_MAX) ring.verified.delete(ring.verified.keys().next().value!);
   ring.verified.set(token, { principal, expMs: payload.exp! * 1000, notBeforeMs: (payload.nbf ?? payload.iat ?? 0) * 1000 });
   return { ok: true, principal };
-}
-
-/** Makes a fresh signing key as a private JWK; used by `npm start` and tests. */
-export async function generateSigningJwk(kid: string): Promise<JWK> {
-  const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
-  return { ...(await exportJWK(pair.privateKey)), kid, alg: ALG };
 }
