@@ -1,7 +1,7 @@
-import type { Bindings } from './env';
-import type { Principal } from './auth/principal';
-import type { Database } from './db/client';
-import type { AccountRow } from './db/schema';
+import type { Bindings } from './env.ts';
+import type { Principal } from './auth/principal.ts';
+import type { Database } from './db/client.ts';
+import type { AccountRow } from './db/schema.ts';
 
 /** Hono's environment for every sub-app: bindings plus per-request variables. */
 export interface AppEnv {

@@ -1,21 +1,21 @@
 import { cors } from 'hono/cors';
-import type { AppEnv } from './app-env';
-import { connection } from './db/client';
-import { jsonBody } from './http/body';
-import { notFound, onError } from './http/error-handler';
-import { accessLog } from './http/access-log';
-import { requestId } from './http/request-id';
-import { router } from './http/router';
-import accounts from './routes/accounts';
-import admin from './routes/admin';
-import apiKeys from './routes/api-keys';
-import auth from './routes/auth';
-import { mountDocs } from './routes/docs';
-import health from './routes/health';
-import wellKnown from './routes/well-known';
+import type { AppEnv } from './app-env.ts';
+import { connection } from './db/client.ts';
+import { jsonBody } from './http/body.ts';
+import { notFound, onError } from './http/error-handler.ts';
+import { accessLog } from './http/access-log.ts';
+import { requestId } from './http/request-id.ts';
+import { router } from './http/router.ts';
+import accounts from './routes/accounts.ts';
+import admin from './routes/admin.ts';
+import apiKeys from './routes/api-keys.ts';
+import auth from './routes/auth.ts';
+import { mountDocs } from './routes/docs.ts';
+import health from './routes/health.ts';
+import wellKnown from './routes/well-known.ts';
 import type { MiddlewareHandler } from 'hono';
 
-export { RateLimiter } from './durable/rate-limiter';
+export { RateLimiter } from './durable/rate-limiter.ts';
 
 const app = router();
 

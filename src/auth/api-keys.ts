@@ -1,10 +1,10 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
-import type { Database } from '../db/client';
-import { prepared } from '../db/prepared';
-import { accounts, apiKeys, type AccountRow, type ApiKeyRow } from '../db/schema';
-import { newId } from '../ids';
-import { sha256Hex, toHex } from './encoding';
-import { isRole, isScope, type Principal, type Scope } from './principal';
+import type { Database } from '../db/client.ts';
+import { prepared } from '../db/prepared.ts';
+import { accounts, apiKeys, type AccountRow, type ApiKeyRow } from '../db/schema.ts';
+import { newId } from '../ids.ts';
+import { sha256Hex, toHex } from './encoding.ts';
+import { isRole, isScope, type Principal, type Scope } from './principal.ts';
 
 /** Keys look like `glk_` + 40 hex characters, so secret scanners and people can spot them. */
 export const API_KEY_PREFIX = 'glk_';

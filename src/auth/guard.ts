@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
-import type { AppEnv } from '../app-env';
-import { authenticate, requireRole, requireScope } from './middleware';
-import type { Role, Scope } from './principal';
+import type { AppEnv } from '../app-env.ts';
+import { authenticate, requireRole, requireScope } from './middleware.ts';
+import type { Role, Scope } from './principal.ts';
 
 /** Middleware list for a private route: who may call it, by scope and optionally role. */
 export function guard(scope: Scope | null, role?: Role): MiddlewareHandler<AppEnv>[] {

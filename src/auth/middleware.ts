@@ -1,10 +1,10 @@
 import type { MiddlewareHandler } from 'hono';
-import type { AppEnv } from '../app-env';
-import { ApiError } from '../http/errors';
-import { log } from '../http/log';
-import { authenticateApiKey, looksLikeApiKey } from './api-keys';
-import type { Role, Scope } from './principal';
-import { keyRing, verifyAccessToken } from './tokens';
+import type { AppEnv } from '../app-env.ts';
+import { ApiError } from '../http/errors.ts';
+import { log } from '../http/log.ts';
+import { authenticateApiKey, looksLikeApiKey } from './api-keys.ts';
+import type { Role, Scope } from './principal.ts';
+import { keyRing, verifyAccessToken } from './tokens.ts';
 
 const CHALLENGE = { 'WWW-Authenticate': 'Bearer realm="gridlease"' };
 

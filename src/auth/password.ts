@@ -1,4 +1,4 @@
-import { fromBase64Url, timingSafeEqual, toBase64Url } from './encoding';
+import { fromBase64Url, timingSafeEqual, toBase64Url } from './encoding.ts';
 
 /**
  * PBKDF2-SHA256 through WebCrypto, the slow hash Workers offer natively.

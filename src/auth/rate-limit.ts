@@ -1,8 +1,8 @@
 import type { Context } from 'hono';
-import type { AppEnv } from '../app-env';
-import { ApiError } from '../http/errors';
-import { log } from '../http/log';
-import { parseRate } from './sliding-window';
+import type { AppEnv } from '../app-env.ts';
+import { ApiError } from '../http/errors.ts';
+import { log } from '../http/log.ts';
+import { parseRate } from './sliding-window.ts';
 
 const DEFAULT_PER_IDENTITY = { limit: 10, windowMs: 60_000 };
 const DEFAULT_PER_IP = { limit: 60, windowMs: 60_000 };

@@ -1,5 +1,5 @@
 import { SignJWT, importJWK, jwtVerify, errors, type JWK, type JWTPayload } from 'jose';
-import { isRole, isScope, type Principal, type Role, type Scope } from './principal';
+import { isRole, isScope, type Principal, type Role, type Scope } from './principal.ts';
 
 export const ACCESS_AUDIENCE = 'gridlease-api';
 const ALG = 'ES256';

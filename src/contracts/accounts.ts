@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
-import { ROLES, SCOPES, SIGNUP_ROLES } from '../auth/principal';
-import { PASSWORD_MAX } from '../auth/password';
+import { ROLES, SCOPES, SIGNUP_ROLES } from '../auth/principal.ts';
+import { PASSWORD_MAX } from '../auth/password.ts';
 
 export const Email = z
   .string()

@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { ERROR_CODES } from '../http/errors';
+import { ERROR_CODES } from '../http/errors.ts';
 
 export const ErrorBodySchema = z
   .object({

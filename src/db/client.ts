@@ -1,6 +1,6 @@
 import { createClient, type Client } from '@libsql/client/web';
 import { drizzle } from 'drizzle-orm/libsql/web';
-import * as schema from './schema';
+import * as schema from './schema.ts';
 
 export interface DatabaseConfig {
   LIBSQL_URL: string;

@@ -1,4 +1,4 @@
-import type { Database } from './client';
+import type { Database } from './client.ts';
 
 // Building SQL from drizzle's query builder costs more CPU per request than the rest of
 // an authenticated read; hot-path queries are built once per isolate and database.

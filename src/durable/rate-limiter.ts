@@ -1,5 +1,5 @@
 import { DurableObject } from 'cloudflare:workers';
-import { takeSlot, type SlidingWindow, type WindowDecision } from '../auth/sliding-window';
+import { takeSlot, type SlidingWindow, type WindowDecision } from '../auth/sliding-window.ts';
 
 /**
  * One instance per rate-limit bucket (e.g. `token:email:a@b.c`). Holding the bucket in a

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
-import type { AppEnv } from '../app-env';
-import { log } from './log';
+import type { AppEnv } from '../app-env.ts';
+import { log } from './log.ts';
 
 /** One structured line per request; LOG_REQUESTS=false turns it off (e.g. for load tests). */
 export function accessLog(): MiddlewareHandler<AppEnv> {

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
-import type { AppEnv } from '../app-env';
-import { ApiError } from './errors';
+import type { AppEnv } from '../app-env.ts';
+import { ApiError } from './errors.ts';
 
 const DEFAULT_LIMIT = 64 * 1024;
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

@@ -1,8 +1,8 @@
 import type { ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import type { AppEnv } from '../app-env';
-import { ApiError } from './errors';
-import { log } from './log';
+import type { AppEnv } from '../app-env.ts';
+import { ApiError } from './errors.ts';
+import { log } from './log.ts';
 
 function requestIdOf(c: Parameters<ErrorHandler<AppEnv>>[1]): string {
   return c.get('requestId') ?? 'unknown';

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
-import type { AppEnv } from '../app-env';
+import type { AppEnv } from '../app-env.ts';
 
 // A caller-supplied id is kept only when it is short and plain, so it cannot be
 // used to inject text into logs.

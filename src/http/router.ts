@@ -1,6 +1,6 @@
 import { OpenAPIHono, type Hook } from '@hono/zod-openapi';
-import type { AppEnv } from '../app-env';
-import { ApiError } from './errors';
+import type { AppEnv } from '../app-env.ts';
+import { ApiError } from './errors.ts';
 
 type Issue = { path: PropertyKey[]; message: string; code?: string; keys?: string[] };
 

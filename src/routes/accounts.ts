@@ -1,19 +1,19 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { eq, sql } from 'drizzle-orm';
-import type { Database } from '../db/client';
-import { prepared } from '../db/prepared';
-import { mintApiKey, publicApiKey } from '../auth/api-keys';
-import { guard } from '../auth/guard';
-import { hashPassword, passwordProblem } from '../auth/password';
-import { SCOPES, isRole } from '../auth/principal';
-import { limitCredentialAttempts } from '../auth/rate-limit';
-import { AccountSchema, CreateAccountBody, NewApiKeySchema } from '../contracts/accounts';
-import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common';
-import { isUniqueViolation } from '../db/errors';
-import { accounts, apiKeys, type AccountRow } from '../db/schema';
-import { ApiError } from '../http/errors';
-import { router } from '../http/router';
-import { newId } from '../ids';
+import type { Database } from '../db/client.ts';
+import { prepared } from '../db/prepared.ts';
+import { mintApiKey, publicApiKey } from '../auth/api-keys.ts';
+import { guard } from '../auth/guard.ts';
+import { hashPassword, passwordProblem } from '../auth/password.ts';
+import { SCOPES, isRole } from '../auth/principal.ts';
+import { limitCredentialAttempts } from '../auth/rate-limit.ts';
+import { AccountSchema, CreateAccountBody, NewApiKeySchema } from '../contracts/accounts.ts';
+import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
+import { isUniqueViolation } from '../db/errors.ts';
+import { accounts, apiKeys, type AccountRow } from '../db/schema.ts';
+import { ApiError } from '../http/errors.ts';
+import { router } from '../http/router.ts';
+import { newId } from '../ids.ts';
 
 export function publicAccount(row: AccountRow) {
   return {

@@ -1,13 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
-import { guard } from '../auth/guard';
-import { AccountSchema } from '../contracts/accounts';
-import { BEARER, errorResponses, jsonContent } from '../contracts/common';
-import { accounts } from '../db/schema';
-import { newId } from '../ids';
-import { ApiError } from '../http/errors';
-import { router } from '../http/router';
-import { publicAccount } from './accounts';
+import { guard } from '../auth/guard.ts';
+import { AccountSchema } from '../contracts/accounts.ts';
+import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
+import { accounts } from '../db/schema.ts';
+import { newId } from '../ids.ts';
+import { ApiError } from '../http/errors.ts';
+import { router } from '../http/router.ts';
+import { publicAccount } from './accounts.ts';
 
 const app = router();
 

@@ -1,12 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, count, desc, eq, isNull } from 'drizzle-orm';
-import { mintApiKey, publicApiKey } from '../auth/api-keys';
-import { guard } from '../auth/guard';
-import { ApiKeySchema, CreateApiKeyBody, NewApiKeySchema } from '../contracts/accounts';
-import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common';
-import { apiKeys } from '../db/schema';
-import { ApiError } from '../http/errors';
-import { router } from '../http/router';
+import { mintApiKey, publicApiKey } from '../auth/api-keys.ts';
+import { guard } from '../auth/guard.ts';
+import { ApiKeySchema, CreateApiKeyBody, NewApiKeySchema } from '../contracts/accounts.ts';
+import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
+import { apiKeys } from '../db/schema.ts';
+import { ApiError } from '../http/errors.ts';
+import { router } from '../http/router.ts';
 
 /** Active keys an account may hold; enough for per-machine keys, small enough to audit. */
 export const MAX_ACTIVE_KEYS = 50;

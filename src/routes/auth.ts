@@ -1,15 +1,15 @@
 import { createRoute } from '@hono/zod-openapi';
 import { eq } from 'drizzle-orm';
-import { authenticateApiKey } from '../auth/api-keys';
-import { burnPasswordCheck, verifyPassword } from '../auth/password';
-import { SCOPES, isRole, type Principal } from '../auth/principal';
-import { limitCredentialAttempts } from '../auth/rate-limit';
-import { keyRing, signAccessToken } from '../auth/tokens';
-import { TokenBody, TokenSchema } from '../contracts/accounts';
-import { errorResponses, jsonBodyOf, jsonContent } from '../contracts/common';
-import { accounts } from '../db/schema';
-import { ApiError } from '../http/errors';
-import { router } from '../http/router';
+import { authenticateApiKey } from '../auth/api-keys.ts';
+import { burnPasswordCheck, verifyPassword } from '../auth/password.ts';
+import { SCOPES, isRole, type Principal } from '../auth/principal.ts';
+import { limitCredentialAttempts } from '../auth/rate-limit.ts';
+import { keyRing, signAccessToken } from '../auth/tokens.ts';
+import { TokenBody, TokenSchema } from '../contracts/accounts.ts';
+import { errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
+import { accounts } from '../db/schema.ts';
+import { ApiError } from '../http/errors.ts';
+import { router } from '../http/router.ts';
 
 const app = router();
 

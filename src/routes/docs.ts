@@ -1,6 +1,6 @@
 import { swaggerUI } from '@hono/swagger-ui';
 import type { OpenAPIHono } from '@hono/zod-openapi';
-import type { AppEnv } from '../app-env';
+import type { AppEnv } from '../app-env.ts';
 
 /** Serves the OpenAPI document generated from the route schemas, and a page to try it. */
 export function mountDocs(app: OpenAPIHono<AppEnv>): void {

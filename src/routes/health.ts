@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { connection } from '../db/client';
-import { log } from '../http/log';
-import { router } from '../http/router';
+import { connection } from '../db/client.ts';
+import { log } from '../http/log.ts';
+import { router } from '../http/router.ts';
 
 const DB_TIMEOUT_MS = 2_000;
 

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { keyRing } from '../auth/tokens';
-import { jsonContent } from '../contracts/common';
-import { router } from '../http/router';
+import { keyRing } from '../auth/tokens.ts';
+import { jsonContent } from '../contracts/common.ts';
+import { router } from '../http/router.ts';
 
 const app = router();
 

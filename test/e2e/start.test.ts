@@ -3,7 +3,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, launch } from '../support/platform';
+import { freePort, launch } from '../support/platform.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'gridlease-e2e-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));

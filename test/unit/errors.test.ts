@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError, ERROR_CODES, STATUS_BY_CODE } from '../../src/http/errors';
+import { ApiError, ERROR_CODES, STATUS_BY_CODE } from '../../src/http/errors.ts';
 
 describe('error codes', () => {
   it('map every code to exactly one HTTP error status', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newId } from '../../src/ids';
+import { newId } from '../../src/ids.ts';
 
 describe('ids', () => {
   it('are prefixed, URL-safe and unique', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashPassword, passwordProblem, verifyPassword } from '../../src/auth/password';
+import { hashPassword, passwordProblem, verifyPassword } from '../../src/auth/password.ts';
 
 describe('password hashing', () => {
   it('verifies the right password and refuses a wrong one', async () => {

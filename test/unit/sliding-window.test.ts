@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRate, takeSlot, type SlidingWindow } from '../../src/auth/sliding-window';
+import { parseRate, takeSlot, type SlidingWindow } from '../../src/auth/sliding-window.ts';
 
 describe('sliding-window rate limit', () => {
   it('allows `limit` hits per window, then refuses with the time until a slot frees', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { generateSigningJwk } from '../../local/secrets.ts';
-import { keyRing, signAccessToken, verifyAccessToken } from '../../src/auth/tokens';
+import { keyRing, signAccessToken, verifyAccessToken } from '../../src/auth/tokens.ts';
 
 const ISSUER = 'https://api.gridlease.test';
 const claims = { accountId: 'acc_1', roles: ['renter'] as const, scopes: ['account:read'] as const, apiKeyId: null };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accessToken, call, expectError, json, signUp, uniqueEmail, PASSWORD } from './support';
+import { accessToken, call, expectError, json, signUp, uniqueEmail, PASSWORD } from './support.ts';
 
 describe('POST /v1/accounts', () => {
   it('creates an account and returns its first API key once', async () => {

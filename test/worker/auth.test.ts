@@ -2,8 +2,8 @@ import { env } from 'cloudflare:workers';
 import { SignJWT, base64url, importJWK, type JWK } from 'jose';
 import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { apiKeys } from '../../src/db/schema';
-import { accessToken, call, db, expectError, json, signUp } from './support';
+import { apiKeys } from '../../src/db/schema.ts';
+import { accessToken, call, db, expectError, json, signUp } from './support.ts';
 
 const ISSUER = 'https://api.gridlease.test';
 const keys = JSON.parse((env as unknown as { JWT_PRIVATE_KEYS: string }).JWT_PRIVATE_KEYS) as JWK[];

@@ -1,7 +1,7 @@
 import { env, exports } from 'cloudflare:workers';
 import { describe, expect, it, vi } from 'vitest';
-import app from '../../src/index';
-import { call, expectError, json, signUp, uniqueEmail, PASSWORD } from './support';
+import app from '../../src/index.ts';
+import { call, expectError, json, signUp, uniqueEmail, PASSWORD } from './support.ts';
 
 describe('request ids', () => {
   it('puts an x-request-id on every response, errors included', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accessToken, call, expectError, json, makeAdmin, signUp } from './support';
+import { accessToken, call, expectError, json, makeAdmin, signUp } from './support.ts';
 
 /** Every private route, with the scope (and role) it needs. New routes are added here. */
 const PRIVATE_ROUTES = [

@@ -1,7 +1,7 @@
 import { env, exports } from 'cloudflare:workers';
 import { eq } from 'drizzle-orm';
-import { connection } from '../../src/db/client';
-import { accounts } from '../../src/db/schema';
+import { connection } from '../../src/db/client.ts';
+import { accounts } from '../../src/db/schema.ts';
 
 export const ORIGIN = 'https://api.gridlease.test';
 
