@@ -9,12 +9,16 @@ export interface DatabaseConfig {
 
 function connect(url: string, authToken: string | undefined) {
   const client = createClient({ url, authToken, intMode: 'number' });
-  return { client, db: drizzle(client, { schema }) };
+  // Money code reads integers as bigint, so balances beyond 2^53 micro-units stay exact.
+  const money = createClient({ url, authToken, intMode: 'bigint' });
+  return { client, money, db: drizzle(client, { schema }) };
 }
 
 export type Database = ReturnType<typeof connect>['db'];
 export interface Connection {
   client: Client;
+  /** The same database, integers as bigint: for the ledger's raw SQL. */
+  money: Client;
   db: Database;
 }
 

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { check, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 /** Times are integer milliseconds since the epoch (UTC). */
 const createdAt = () => integer('created_at').notNull().default(sql`(CAST(unixepoch('subsec') * 1000 AS INTEGER))`);
@@ -56,4 +56,146 @@ export const auditLog = sqliteTable(
     createdAt: createdAt(),
   },
   (t) => [index('audit_log_target_idx').on(t.target)],
+);
+
+// ── Money ────────────────────────────────────────────────────────────────────────────
+// Amounts and balances are integer micro-units. Per-operation amounts (≤ 1e15) fit a JS number;
+// balances are read through the bigint client (db/client.ts `money`) so they stay exact.
+
+/** One row per ledger account (`<owner>:<asset>:<kind>`), holding its running balance. */
+export const ledgerAccounts = sqliteTable(
+  'ledger_accounts',
+  {
+    id: text('id').primaryKey(),
+    ownerId: text('owner_id').notNull(),
+    asset: text('asset').notNull(),
+    kind: text('kind').notNull(),
+    allowNegative: integer('allow_negative', { mode: 'boolean' }).notNull().default(false),
+    balance: integer('balance').notNull().default(sql`0`),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('ledger_accounts_owner_idx').on(t.ownerId),
+    // The last line of defence: an update that would overdraw a user fails the whole transaction.
+    check('ledger_balance_non_negative', sql`${t.balance} >= 0 OR ${t.allowNegative} = 1`),
+  ],
+);
+
+export const ledgerTransactions = sqliteTable(
+  'ledger_transactions',
+  {
+    id: text('id').primaryKey(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    /** SHA-256 of the canonical spec: the same key with another request is refused. */
+    requestHash: text('request_hash').notNull(),
+    kind: text('kind').notNull(),
+    reference: text('reference'),
+    reverses: text('reverses'),
+    memo: text('memo'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('ledger_transactions_key_uq').on(t.idempotencyKey),
+    uniqueIndex('ledger_transactions_reverses_uq').on(t.reverses),
+    index('ledger_transactions_reference_idx').on(t.reference),
+  ],
+);
+
+export const ledgerEntries = sqliteTable(
+  'ledger_entries',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    transactionId: text('transaction_id').notNull(),
+    accountId: text('account_id').notNull(),
+    /** Copied from the account so an owner's statement is one index range. */
+    ownerId: text('owner_id').notNull(),
+    accountKind: text('account_kind').notNull(),
+    asset: text('asset').notNull(),
+    amount: integer('amount').notNull(),
+    balanceAfter: integer('balance_after').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('ledger_entries_owner_idx').on(t.ownerId, t.id), index('ledger_entries_transaction_idx').on(t.transactionId)],
+);
+
+export const deposits = sqliteTable(
+  'deposits',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id').notNull(),
+    /** The caller's Idempotency-Key, unique per account. */
+    idempotencyKey: text('idempotency_key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    asset: text('asset').notNull(),
+    method: text('method', { enum: ['card', 'usdc', 'grid'] }).notNull(),
+    /** Requested amount; for chain deposits the credited amount is what arrived. */
+    amount: integer('amount').notNull(),
+    creditedAmount: integer('credited_amount'),
+    status: text('status', { enum: ['pending', 'credited', 'failed'] }).notNull().default('pending'),
+    /** Stripe Checkout Session id, or `<chain>:<tx hash>:<log index>`. */
+    externalRef: text('external_ref'),
+    checkoutUrl: text('checkout_url'),
+    transactionId: text('transaction_id'),
+    createdAt: createdAt(),
+    creditedAt: integer('credited_at'),
+  },
+  (t) => [
+    uniqueIndex('deposits_key_uq').on(t.accountId, t.idempotencyKey),
+    index('deposits_account_idx').on(t.accountId, t.createdAt),
+    index('deposits_external_idx').on(t.externalRef),
+  ],
+);
+
+/** Every on-chain transfer the chain watcher reported, credited at most once. */
+export const chainTransfers = sqliteTable(
+  'chain_transfers',
+  {
+    id: text('id').primaryKey(),
+    chain: text('chain').notNull(),
+    txHash: text('tx_hash').notNull(),
+    logIndex: integer('log_index').notNull(),
+    asset: text('asset').notNull(),
+    amount: integer('amount').notNull(),
+    toAddress: text('to_address').notNull(),
+    memo: text('memo').notNull(),
+    /** Null when the memo matches no account: kept for operators, never credited. */
+    accountId: text('account_id'),
+    confirmations: integer('confirmations').notNull(),
+    status: text('status', { enum: ['pending', 'credited', 'unmatched'] }).notNull(),
+    depositId: text('deposit_id'),
+    createdAt: createdAt(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [uniqueIndex('chain_transfers_uq').on(t.chain, t.txHash, t.logIndex)],
+);
+
+export const withdrawals = sqliteTable(
+  'withdrawals',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id').notNull(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    asset: text('asset').notNull(),
+    amount: integer('amount').notNull(),
+    destination: text('destination').notNull(),
+    status: text('status', { enum: ['pending', 'paid', 'failed'] }).notNull().default('pending'),
+    failureReason: text('failure_reason'),
+    payoutRef: text('payout_ref'),
+    createdAt: createdAt(),
+    settledAt: integer('settled_at'),
+  },
+  (t) => [uniqueIndex('withdrawals_key_uq').on(t.accountId, t.idempotencyKey), index('withdrawals_account_idx').on(t.accountId, t.createdAt)],
+);
+
+/** Gateway events already handled (Stripe event ids), so a redelivery does nothing. */
+export const webhookEvents = sqliteTable(
+  'webhook_events',
+  {
+    source: text('source').notNull(),
+    eventId: text('event_id').notNull(),
+    type: text('type').notNull(),
+    receivedAt: createdAt(),
+  },
+  (t) => [uniqueIndex('webhook_events_uq').on(t.source, t.eventId)],
 );

@@ -1,0 +1,173 @@
+// Pure rules for ledger transactions: which postings each money operation makes.
+// No I/O, no clock; the store (store.ts) writes what these return.
+import { MAX_AMOUNT } from '../money/amount.ts';
+import type { Asset } from '../money/assets.ts';
+import { platformAccount, userAccount, type LedgerAccountRef } from './accounts.ts';
+
+export const TRANSACTION_KINDS = [
+  'deposit',
+  'faucet',
+  'hold',
+  'release',
+  'capture',
+  'transfer',
+  'reversal',
+  'withdrawal',
+  'withdrawal_paid',
+  'withdrawal_failed',
+  'adjustment',
+] as const;
+export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
+
+export interface Posting {
+  account: LedgerAccountRef;
+  /** Signed micro-units: positive adds to the account's balance. */
+  amount: bigint;
+}
+
+export interface TransactionSpec {
+  kind: TransactionKind;
+  /** Unique for all time; retrying with the same key and the same spec has no second effect. */
+  idempotencyKey: string;
+  /** What the money moved for: a deposit id, lease id, withdrawal id … */
+  reference: string | null;
+  /** The transaction this one reverses, if any (each may be reversed once). */
+  reverses?: string | null;
+  memo?: string | null;
+  postings: Posting[];
+}
+
+export type RuleProblem = 'non_positive_amount' | 'amount_too_large' | 'fee_out_of_range' | 'same_account' | 'unbalanced' | 'empty';
+export type RuleResult = { ok: true; spec: TransactionSpec } | { ok: false; problem: RuleProblem };
+
+const MAX_POSTINGS = 32;
+
+/** Every transaction: at least two postings, none zero, each asset summing to zero. */
+export function validate(spec: TransactionSpec): RuleResult {
+  if (spec.postings.length < 2 || spec.postings.length > MAX_POSTINGS) return { ok: false, problem: 'empty' };
+  const sums = new Map<Asset, bigint>();
+  for (const p of spec.postings) {
+    if (p.amount === 0n) return { ok: false, problem: 'non_positive_amount' };
+    if (p.amount > MAX_AMOUNT || p.amount < -MAX_AMOUNT) return { ok: false, problem: 'amount_too_large' };
+    sums.set(p.account.asset, (sums.get(p.account.asset) ?? 0n) + p.amount);
+  }
+  for (const sum of sums.values()) if (sum !== 0n) return { ok: false, problem: 'unbalanced' };
+  return { ok: true, spec };
+}
+
+function positive(amount: bigint): RuleProblem | null {
+  if (amount <= 0n) return 'non_positive_amount';
+  if (amount > MAX_AMOUNT) return 'amount_too_large';
+  return null;
+}
+
+/** Moves `amount` from one account to another; the building block of every operation. */
+function leg(from: LedgerAccountRef, to: LedgerAccountRef, amount: bigint): Posting[] {
+  return [
+    { account: from, amount: -amount },
+    { account: to, amount },
+  ];
+}
+
+interface Base {
+  idempotencyKey: string;
+  reference: string | null;
+  memo?: string | null;
+}
+
+function build(kind: TransactionKind, base: Base, amounts: bigint[], postings: () => Posting[]): RuleResult {
+  for (const a of amounts) {
+    const problem = positive(a);
+    if (problem) return { ok: false, problem };
+  }
+  return validate({ kind, idempotencyKey: base.idempotencyKey, reference: base.reference, memo: base.memo ?? null, postings: postings() });
+}
+
+export type CreditSource = 'stripe' | 'chain' | 'faucet';
+
+/** Money arriving from outside: the gateway's clearing account goes down, the user's available up. */
+export function credit(a: Base & { owner: string; asset: Asset; amount: bigint; source: CreditSource }): RuleResult {
+  const clearing = platformAccount(a.asset, `clearing_${a.source}`);
+  return build(a.source === 'faucet' ? 'faucet' : 'deposit', a, [a.amount], () =>
+    leg(clearing, userAccount(a.owner, a.asset, 'available'), a.amount),
+  );
+}
+
+/** Escrow: available → held. */
+export function hold(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('hold', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'available'), userAccount(a.owner, a.asset, 'held'), a.amount));
+}
+
+/** Escrow back: held → available. */
+export function release(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('release', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'held'), userAccount(a.owner, a.asset, 'available'), a.amount));
+}
+
+/**
+ * Pays from one user's escrow to another's available balance, the platform fee split off:
+ * payer held → payee available (amount − fee) and payer held → platform fees (fee).
+ */
+export function capture(a: Base & { payer: string; payee: string; asset: Asset; amount: bigint; fee: bigint }): RuleResult {
+  if (a.fee < 0n || a.fee > a.amount) return { ok: false, problem: 'fee_out_of_range' };
+  if (a.payer === a.payee) return { ok: false, problem: 'same_account' };
+  const held = userAccount(a.payer, a.asset, 'held');
+  return build('capture', a, [a.amount], () => [
+    ...(a.amount > a.fee ? leg(held, userAccount(a.payee, a.asset, 'available'), a.amount - a.fee) : []),
+    ...(a.fee > 0n ? leg(held, platformAccount(a.asset, 'fees'), a.fee) : []),
+  ]);
+}
+
+/** available → another account's available. */
+export function transfer(a: Base & { from: string; to: string; asset: Asset; amount: bigint }): RuleResult {
+  if (a.from === a.to) return { ok: false, problem: 'same_account' };
+  return build('transfer', a, [a.amount], () => leg(userAccount(a.from, a.asset, 'available'), userAccount(a.to, a.asset, 'available'), a.amount));
+}
+
+/** Undoes a transaction by posting its entries negated. Funds must still be there. */
+export function reversal(a: Base & { original: { id: string; postings: Posting[] } }): RuleResult {
+  const result = validate({
+    kind: 'reversal',
+    idempotencyKey: a.idempotencyKey,
+    reference: a.reference,
+    reverses: a.original.id,
+    memo: a.memo ?? null,
+    postings: a.original.postings.map((p) => ({ account: p.account, amount: -p.amount })),
+  });
+  return result;
+}
+
+/** A withdrawal request: available → withdrawals in flight until the payout is paid or fails. */
+export function withdrawal(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('withdrawal', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'available'), platformAccount(a.asset, 'withdrawals_in_flight'), a.amount));
+}
+
+export function withdrawalPaid(a: Base & { asset: Asset; amount: bigint }): RuleResult {
+  return build('withdrawal_paid', a, [a.amount], () =>
+    leg(platformAccount(a.asset, 'withdrawals_in_flight'), platformAccount(a.asset, 'clearing_payouts'), a.amount),
+  );
+}
+
+export function withdrawalFailed(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('withdrawal_failed', a, [a.amount], () =>
+    leg(platformAccount(a.asset, 'withdrawals_in_flight'), userAccount(a.owner, a.asset, 'available'), a.amount),
+  );
+}
+
+/** An operator correction of a user's available balance, against the adjustments account. */
+export function adjustment(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  const magnitude = a.amount < 0n ? -a.amount : a.amount;
+  const user = userAccount(a.owner, a.asset, 'available');
+  const adjustments = platformAccount(a.asset, 'adjustments');
+  return build('adjustment', a, [magnitude], () => (a.amount > 0n ? leg(adjustments, user, magnitude) : leg(user, adjustments, magnitude)));
+}
+
+/** The canonical text of a spec, hashed to tell a retry from a different request under one key. */
+export function canonicalSpec(spec: TransactionSpec): string {
+  return JSON.stringify({
+    kind: spec.kind,
+    reference: spec.reference,
+    reverses: spec.reverses ?? null,
+    memo: spec.memo ?? null,
+    postings: spec.postings.map((p) => [p.account.owner, p.account.asset, p.account.kind, p.amount.toString()]),
+  });
+}
