@@ -12,5 +12,7 @@ export interface AppEnv {
     db: Database;
     /** The caller's account row, when authentication already read it (API keys). */
     account: AccountRow | undefined;
+    /** Set by requireIdempotencyKey on money-moving routes. */
+    idempotencyKey: string;
   };
 }

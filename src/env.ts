@@ -6,6 +6,12 @@ export interface Secrets {
   /** JSON array of private JWKs (ES256, each with a `kid`); the first one signs. */
   JWT_PRIVATE_KEYS: string;
   LIBSQL_AUTH_TOKEN?: string;
+  /** Stripe secret key (sk_…); card deposits are refused while it is unset. */
+  STRIPE_SECRET_KEY?: string;
+  /** Signing secret of the Stripe webhook endpoint (whsec_…). */
+  STRIPE_WEBHOOK_SECRET?: string;
+  /** Comma-separated HMAC secrets of the chain watcher, newest first (two during a rotation). */
+  CHAIN_WEBHOOK_SECRETS?: string;
 }
 
 export type Bindings = Env & Secrets;

@@ -8,3 +8,14 @@ export function newId(prefix: string, length = 20): string {
   for (const b of bytes) out += ALPHABET[b & 31];
   return out;
 }
+
+/**
+ * An id derived from its parts, for records created under an idempotency key: a retry
+ * computes the same id, so everything that references it is the same request again.
+ */
+export async function derivedId(prefix: string, ...parts: string[]): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(parts.join('\n'))));
+  let out = `${prefix}_`;
+  for (let i = 0; i < 20; i++) out += ALPHABET[digest[i]! & 31];
+  return out;
+}

@@ -8,10 +8,17 @@ import { requestId } from './http/request-id.ts';
 import { router } from './http/router.ts';
 import accounts from './routes/accounts.ts';
 import admin from './routes/admin.ts';
+import adminMoney from './routes/admin-money.ts';
 import apiKeys from './routes/api-keys.ts';
 import auth from './routes/auth.ts';
+import balances from './routes/balances.ts';
+import deposits from './routes/deposits.ts';
+import dev from './routes/dev.ts';
 import { mountDocs } from './routes/docs.ts';
 import health from './routes/health.ts';
+import quote from './routes/quote.ts';
+import webhooks from './routes/webhooks.ts';
+import withdrawals from './routes/withdrawals.ts';
 import wellKnown from './routes/well-known.ts';
 import type { MiddlewareHandler } from 'hono';
 
@@ -21,7 +28,7 @@ const app = router();
 
 // Public, read-only routes may be called from any web page; private ones send no CORS headers.
 const publicCors = cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], maxAge: 86_400 });
-for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*']) app.use(path, publicCors);
+for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*', '/v1/quote']) app.use(path, publicCors);
 
 const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
   c.set('db', connection(c.env).db);
@@ -36,6 +43,18 @@ app.route('/v1/accounts', accounts);
 app.route('/v1/auth', auth);
 app.route('/v1/api-keys', apiKeys);
 app.route('/v1/admin', admin);
+app.route('/v1', balances);
+app.route('/v1/deposits', deposits);
+app.route('/v1/withdrawals', withdrawals);
+app.route('/v1/quote', quote);
+app.route('/v1/webhooks', webhooks);
+app.route('/v1/admin', adminMoney);
+// Test money exists only on a development server; elsewhere the route is simply absent (404).
+app.use('/v1/dev/*', async (c, next) => {
+  if (c.env.ENVIRONMENT !== 'development') return notFound(c);
+  await next();
+});
+app.route('/v1/dev', dev);
 mountDocs(app);
 
 app.notFound(notFound);

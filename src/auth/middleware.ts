@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
+import { accountById } from '../db/accounts.ts';
 import { ApiError } from '../http/errors.ts';
 import { log } from '../http/log.ts';
 import { authenticateApiKey, looksLikeApiKey } from './api-keys.ts';
@@ -55,6 +56,20 @@ export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
 export function requireRole(role: Role): MiddlewareHandler<AppEnv> {
   return async function requireRole(c, next) {
     if (!c.get('principal').roles.includes(role)) throw new ApiError('forbidden', `this action needs the "${role}" role`);
+    await next();
+  };
+}
+
+/**
+ * For routes that move money: an access token outlives a suspension by up to its lifetime,
+ * so the account row is checked (API-key requests already read it with the key).
+ */
+export function requireActiveAccount(): MiddlewareHandler<AppEnv> {
+  return async function requireActiveAccount(c, next) {
+    const account = c.get('account') ?? (await accountById(c.get('db'), c.get('principal').accountId));
+    if (!account) throw new ApiError('unauthorized', 'account no longer exists');
+    if (account.status !== 'active') throw new ApiError('forbidden', 'account is suspended');
+    c.set('account', account);
     await next();
   };
 }

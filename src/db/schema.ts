@@ -195,7 +195,7 @@ export const webhookEvents = sqliteTable(
     source: text('source').notNull(),
     eventId: text('event_id').notNull(),
     type: text('type').notNull(),
-    receivedAt: createdAt(),
+    createdAt: createdAt(),
   },
   (t) => [uniqueIndex('webhook_events_uq').on(t.source, t.eventId)],
 );

@@ -8,6 +8,7 @@
 // cannot both spend the same money.
 import type { Client, InStatement, Row } from '@libsql/client/web';
 import type { Asset } from '../money/assets.ts';
+import { sha256Hex } from '../auth/encoding.ts';
 import { newId } from '../ids.ts';
 import { accountId, mayGoNegative, type AccountKind } from './accounts.ts';
 import { canonicalSpec, type Posting, type TransactionKind, type TransactionSpec } from './rules.ts';
@@ -35,11 +36,6 @@ export type PostResult =
   | { ok: false; reason: 'insufficient_funds'; asset: Asset }
   | { ok: false; reason: 'idempotency_conflict' }
   | { ok: false; reason: 'already_reversed' };
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 function messageOf(err: unknown): string {
   let text = '';

@@ -1,7 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { eq, sql } from 'drizzle-orm';
-import type { Database } from '../db/client.ts';
-import { prepared } from '../db/prepared.ts';
+import { accountById } from '../db/accounts.ts';
 import { mintApiKey, publicApiKey } from '../auth/api-keys.ts';
 import { guard } from '../auth/guard.ts';
 import { hashPassword, passwordProblem } from '../auth/password.ts';
@@ -23,13 +21,6 @@ export function publicAccount(row: AccountRow) {
     status: row.status,
     created_at: new Date(row.createdAt).toISOString(),
   };
-}
-
-export async function accountById(db: Database, id: string): Promise<AccountRow | undefined> {
-  const [row] = await prepared(db, 'accountById', (db) =>
-    db.select().from(accounts).where(eq(accounts.id, sql.placeholder('id'))).limit(1).prepare(),
-  ).execute({ id });
-  return row;
 }
 
 const app = router();

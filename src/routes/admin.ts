@@ -1,8 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, desc, eq, lt, or, sql } from 'drizzle-orm';
+import { desc, eq, sql } from 'drizzle-orm';
 import { guard } from '../auth/guard.ts';
 import { AccountSchema } from '../contracts/accounts.ts';
 import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
+import { PageQuery, olderThan, toPage } from '../db/pagination.ts';
 import { accounts } from '../db/schema.ts';
 import { newId } from '../ids.ts';
 import { ApiError } from '../http/errors.ts';
@@ -19,14 +20,7 @@ app.openapi(
     summary: 'All accounts, newest first (operators only)',
     security: BEARER,
     middleware: guard('account:read', 'admin'),
-    request: {
-      query: z
-        .object({
-          limit: z.coerce.number().int().min(1).max(200).default(50),
-          cursor: z.string().max(64).optional().openapi({ description: 'next_cursor from the previous page' }),
-        })
-        .strict(),
-    },
+    request: { query: PageQuery },
     responses: {
       200: jsonContent(z.object({ data: z.array(AccountSchema), next_cursor: z.string().nullable() }), 'Accounts'),
       ...errorResponses(400, 401, 403),
@@ -39,7 +33,7 @@ app.openapi(
     if (cursor) {
       const [ref] = await db.select({ id: accounts.id, createdAt: accounts.createdAt }).from(accounts).where(eq(accounts.id, cursor));
       if (!ref) throw new ApiError('validation_failed', 'invalid query: cursor: unknown cursor');
-      after = or(lt(accounts.createdAt, ref.createdAt), and(eq(accounts.createdAt, ref.createdAt), lt(accounts.id, ref.id)));
+      after = olderThan(accounts, ref);
     }
     const rows = await db
       .select()
@@ -47,8 +41,8 @@ app.openapi(
       .where(after)
       .orderBy(desc(accounts.createdAt), desc(accounts.id))
       .limit(limit + 1);
-    const page = rows.slice(0, limit);
-    return c.json({ data: page.map(publicAccount), next_cursor: rows.length > limit ? page.at(-1)!.id : null }, 200);
+    const { page, nextCursor } = toPage(rows, limit);
+    return c.json({ data: page.map(publicAccount), next_cursor: nextCursor }, 200);
   },
 );
 

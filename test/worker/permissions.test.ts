@@ -9,10 +9,23 @@ const PRIVATE_ROUTES = [
   { method: 'DELETE', path: '/v1/api-keys/key_doesnotexist', scope: 'keys:write' },
   { method: 'GET', path: '/v1/admin/accounts', scope: 'account:read', role: 'admin' },
   { method: 'POST', path: '/v1/admin/accounts/acc_x/status', scope: 'account:write', role: 'admin', body: { status: 'suspended', reason: 'test' } },
+  { method: 'GET', path: '/v1/balances', scope: 'funds:read' },
+  { method: 'GET', path: '/v1/ledger/entries', scope: 'funds:read' },
+  { method: 'POST', path: '/v1/deposits', scope: 'funds:write', body: { asset: 'USDC', amount: '1.00', method: 'usdc' } },
+  { method: 'GET', path: '/v1/deposits', scope: 'funds:read' },
+  { method: 'GET', path: '/v1/deposits/dep_x', scope: 'funds:read' },
+  { method: 'POST', path: '/v1/withdrawals', scope: 'funds:write', body: { asset: 'USDC', amount: '1.00', destination: '0x' + 'ab'.repeat(20) } },
+  { method: 'GET', path: '/v1/withdrawals', scope: 'funds:read' },
+  { method: 'GET', path: '/v1/withdrawals/wdr_x', scope: 'funds:read' },
+  { method: 'GET', path: '/v1/admin/platform-balances', scope: 'funds:read', role: 'admin' },
+  { method: 'POST', path: '/v1/admin/adjustments', scope: 'funds:write', role: 'admin', body: { account_id: 'acc_x', asset: 'USD', amount: '1.00', reason: 'test' } },
+  { method: 'GET', path: '/v1/admin/withdrawals', scope: 'funds:read', role: 'admin' },
+  { method: 'POST', path: '/v1/admin/withdrawals/wdr_x/settle', scope: 'funds:write', role: 'admin', body: { outcome: 'paid' } },
 ] as const;
 
 describe.each(PRIVATE_ROUTES)('$method $path', (route) => {
-  const send = (auth?: string) => call(route.path, { method: route.method, auth, body: 'body' in route ? route.body : undefined });
+  const send = (auth?: string) =>
+    call(route.path, { method: route.method, auth, body: 'body' in route ? route.body : undefined, headers: { 'idempotency-key': crypto.randomUUID() } });
 
   it('answers 401 without credentials', async () => {
     const res = await send();

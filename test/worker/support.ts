@@ -2,6 +2,10 @@ import { env, exports } from 'cloudflare:workers';
 import { eq } from 'drizzle-orm';
 import { connection } from '../../src/db/client.ts';
 import { accounts } from '../../src/db/schema.ts';
+import { credit } from '../../src/ledger/rules.ts';
+import { postTransaction } from '../../src/ledger/store.ts';
+import type { Asset } from '../../src/money/assets.ts';
+import { parseAmount } from '../../src/money/amount.ts';
 
 export const ORIGIN = 'https://api.gridlease.test';
 
@@ -74,4 +78,28 @@ export async function expectError(res: Response, status: number, code: string) {
   if (typeof body.error.message !== 'string' || !body.error.message) throw new Error('error without a message');
   if (body.error.request_id !== res.headers.get('x-request-id')) throw new Error('error request_id differs from x-request-id');
   return body.error as { code: string; message: string; request_id: string; details?: unknown };
+}
+
+/** Seeds money as a faucet credit straight into the ledger (setup, not the thing under test). */
+export async function fund(account: TestAccount, asset: Asset, amount: string): Promise<void> {
+  const parsed = parseAmount(amount);
+  if (!parsed.ok) throw new Error(`bad amount ${amount}`);
+  const rule = credit({ owner: account.id, asset, amount: parsed.value, source: 'faucet', idempotencyKey: `seed:${crypto.randomUUID()}`, reference: null });
+  if (!rule.ok) throw new Error(rule.problem);
+  const res = await postTransaction(connection(env).money, rule.spec);
+  if (!res.ok) throw new Error(res.reason);
+}
+
+export async function balances(account: TestAccount): Promise<Record<string, { available: string; held: string }>> {
+  const body = await json(await call('/v1/balances', { auth: account.apiKey }));
+  return Object.fromEntries(body.data.map((b: { asset: string; available: string; held: string }) => [b.asset, { available: b.available, held: b.held }]));
+}
+
+export async function entryCount(account: TestAccount): Promise<number> {
+  const body = await json(await call('/v1/ledger/entries?limit=200', { auth: account.apiKey }));
+  return body.data.length;
+}
+
+export function idem(): Record<string, string> {
+  return { 'idempotency-key': crypto.randomUUID() };
 }
