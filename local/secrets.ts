@@ -1,10 +1,15 @@
-// Local-only secrets: a JWT signing key made on first start and kept in the data
-// folder, so tokens survive restarts. Production sets JWT_PRIVATE_KEYS with `wrangler secret put`.
+// Local-only secrets, made on first start and kept in the data folder (mode 0600) so
+// tokens and signatures survive restarts. Production sets each with `wrangler secret put`.
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface LocalSecrets {
   JWT_PRIVATE_KEYS: string;
+  /** Shared by the local mock Stripe (signing) and the Worker (verifying). */
+  STRIPE_WEBHOOK_SECRET: string;
+  /** Signs simulated chain-watcher notifications (`npm run dev:chain-deposit`). */
+  CHAIN_WEBHOOK_SECRETS: string;
 }
 
 export async function generateSigningJwk(kid: string): Promise<JsonWebKey & { kid: string; alg: string }> {
@@ -14,9 +19,12 @@ export async function generateSigningJwk(kid: string): Promise<JsonWebKey & { ki
 
 export async function loadOrCreateSecrets(dataDir: string): Promise<LocalSecrets> {
   const file = join(dataDir, 'secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
-  const kid = `local-${new Date().toISOString().slice(0, 10)}`;
-  const secrets = { JWT_PRIVATE_KEYS: JSON.stringify([await generateSigningJwk(kid)]) };
-  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  const saved: Partial<LocalSecrets> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  const secrets: LocalSecrets = {
+    JWT_PRIVATE_KEYS: saved.JWT_PRIVATE_KEYS ?? JSON.stringify([await generateSigningJwk(`local-${new Date().toISOString().slice(0, 10)}`)]),
+    STRIPE_WEBHOOK_SECRET: saved.STRIPE_WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('hex')}`,
+    CHAIN_WEBHOOK_SECRETS: saved.CHAIN_WEBHOOK_SECRETS ?? randomBytes(32).toString('hex'),
+  };
+  if (JSON.stringify(saved) !== JSON.stringify(secrets)) writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
 }

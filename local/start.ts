@@ -1,27 +1,32 @@
 // `npm start`: the whole platform on this machine, with no account anywhere.
 //   1. migrations applied to an embedded libSQL file under the data folder;
 //   2. a local libSQL server speaking Hrana over HTTP, as Turso/sqld do;
-//   3. the Worker and its Durable Objects in workerd, state persisted under the data folder.
+//   3. a local MOCK of the Stripe API (card deposits; Stripe itself is not reachable here);
+//   4. the Worker and its Durable Objects in workerd, state persisted under the data folder.
 // Ctrl-C (SIGINT) or SIGTERM stops everything; starting again keeps the data.
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { startLibsqlServer, type LibsqlServer } from './libsql-server.ts';
+import { startMockStripe, type MockStripe } from './mock-stripe.ts';
 import { applyMigrations } from './migrate.ts';
 import { assertPortFree, portFromEnv } from './ports.ts';
 import { loadOrCreateSecrets } from './secrets.ts';
-import { ROOT, bundleWorker, startWorker } from './worker.ts';
+import { HOST, LOCAL_CHAIN, LOCAL_GRID_ADDRESS, LOCAL_STRIPE_KEY, LOCAL_USDC_ADDRESS, ROOT, dataDir as localDataDir } from './dev-config.ts';
+import { bundleWorker, startWorker } from './worker.ts';
 
-const HOST = '127.0.0.1';
+
 
 async function main(): Promise<void> {
-  const dataDir = resolve(ROOT, process.env.GRIDLEASE_DATA_DIR ?? '.data');
+  const dataDir = localDataDir();
   const port = portFromEnv('PORT', 8787);
   const libsqlPort = portFromEnv('LIBSQL_PORT', 8081);
+  const stripePort = portFromEnv('MOCK_STRIPE_PORT', 12111);
   mkdirSync(dataDir, { recursive: true });
 
   // Check both ports before starting anything, so a clash leaves nothing half-started.
   await assertPortFree(HOST, port, 'PORT');
   await assertPortFree(HOST, libsqlPort, 'LIBSQL_PORT');
+  await assertPortFree(HOST, stripePort, 'MOCK_STRIPE_PORT');
 
   const dbFile = join(dataDir, 'gridlease.db');
   await applyMigrations(`file:${dbFile}`);
@@ -29,6 +34,7 @@ async function main(): Promise<void> {
   const libsqlToken = process.env.LIBSQL_AUTH_TOKEN || undefined;
 
   let libsql: LibsqlServer | undefined;
+  let stripe: MockStripe | undefined;
   let stopWorker: (() => Promise<void>) | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -36,6 +42,7 @@ async function main(): Promise<void> {
     stopping = true;
     console.log(`\n${signal}: stopping…`);
     await stopWorker?.().catch((err: unknown) => console.error(`worker: ${String(err)}`));
+    await stripe?.close().catch((err: unknown) => console.error(`mock stripe: ${String(err)}`));
     await libsql?.close().catch((err: unknown) => console.error(`libsql: ${String(err)}`));
     console.log('stopped');
     process.exit(0);
@@ -52,8 +59,17 @@ async function main(): Promise<void> {
     log: (line) => console.error(JSON.stringify({ component: 'libsql', ...line })),
   });
 
-  const script = bundleWorker(join(ROOT, '.wrangler', 'local-build'));
   const origin = `http://${HOST}:${port}`;
+  stripe = await startMockStripe({
+    host: HOST,
+    port: stripePort,
+    apiKey: LOCAL_STRIPE_KEY,
+    webhookSecret: secrets.STRIPE_WEBHOOK_SECRET,
+    webhookUrl: `${origin}/v1/webhooks/stripe`,
+    log: (line) => console.log(JSON.stringify({ component: 'mock-stripe', ...line })),
+  });
+
+  const script = bundleWorker(join(ROOT, '.wrangler', 'local-build'));
   const { mf, url } = await startWorker({
     script,
     host: HOST,
@@ -66,6 +82,14 @@ async function main(): Promise<void> {
       ...(libsqlToken ? { LIBSQL_AUTH_TOKEN: libsqlToken } : {}),
       JWT_ISSUER: origin,
       JWT_PRIVATE_KEYS: secrets.JWT_PRIVATE_KEYS,
+      APP_URL: origin,
+      STRIPE_SECRET_KEY: LOCAL_STRIPE_KEY,
+      STRIPE_WEBHOOK_SECRET: secrets.STRIPE_WEBHOOK_SECRET,
+      STRIPE_API_BASE: stripe.url,
+      CHAIN_WEBHOOK_SECRETS: secrets.CHAIN_WEBHOOK_SECRETS,
+      CHAIN_NAME: LOCAL_CHAIN,
+      USDC_DEPOSIT_ADDRESS: LOCAL_USDC_ADDRESS,
+      GRID_DEPOSIT_ADDRESS: LOCAL_GRID_ADDRESS,
       ...(process.env.LOG_REQUESTS ? { LOG_REQUESTS: process.env.LOG_REQUESTS } : {}),
     },
   });
@@ -87,6 +111,7 @@ async function main(): Promise<void> {
       `  API docs   ${api}/docs`,
       `  health     ${api}/healthz`,
       `  libSQL     ${libsql.url}  (file ${dbFile})`,
+      `  Stripe     ${stripe.url}  (a local MOCK of Stripe's API; card checkouts are paid on its page)`,
       `  data       ${dataDir}`,
       '',
       'Press Ctrl-C to stop.',

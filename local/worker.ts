@@ -2,11 +2,10 @@
 // dev proxy in front, so local latency is workerd's own), configured from wrangler.toml.
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions, type V4MiniflareOptions } from 'miniflare';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
+import { ROOT } from './dev-config.ts';
 
-export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const QUIET_WRANGLER = { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_HIDE_BANNER: 'true' };
 
 /** Bundles src/ exactly as `wrangler deploy` would, into outDir/index.js. */

@@ -16,6 +16,7 @@ import deposits from './routes/deposits.ts';
 import dev from './routes/dev.ts';
 import { mountDocs } from './routes/docs.ts';
 import health from './routes/health.ts';
+import pages from './routes/pages.ts';
 import quote from './routes/quote.ts';
 import webhooks from './routes/webhooks.ts';
 import withdrawals from './routes/withdrawals.ts';
@@ -55,6 +56,7 @@ app.use('/v1/dev/*', async (c, next) => {
   await next();
 });
 app.route('/v1/dev', dev);
+app.route('/', pages);
 mountDocs(app);
 
 app.notFound(notFound);

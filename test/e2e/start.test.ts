@@ -19,10 +19,14 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-async function post(url: string, body: unknown, auth?: string) {
+async function post(url: string, body: unknown, auth?: string, idempotencyKey?: string) {
   return fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
+    headers: {
+      'content-type': 'application/json',
+      ...(auth ? { authorization: `Bearer ${auth}` } : {}),
+      ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
+    },
     body: JSON.stringify(body),
   });
 }
@@ -42,6 +46,23 @@ describe('npm start', () => {
     const { api_key } = (await created.json()) as { api_key: { key: string } };
     const token = ((await (await post(`${first.url}/v1/auth/token`, { grant_type: 'api_key', api_key: api_key.key })).json()) as { access_token: string }).access_token;
     expect(statSync(join(dataDir, 'secrets.json')).mode & 0o777).toBe(0o600);
+
+    // Money on a development server: the faucet, and a card deposit paid on the mock Stripe
+    // checkout page, credited by the signed webhook the mock delivers to the Worker.
+    const faucet = await post(`${first.url}/v1/dev/faucet`, { asset: 'GRID', amount: '50.00' }, api_key.key, 'faucet-1');
+    expect(faucet.status).toBe(201);
+    const deposit = await post(`${first.url}/v1/deposits`, { asset: 'USD', amount: '12.34', method: 'card' }, api_key.key, 'card-1');
+    const { deposit: started } = (await deposit.json()) as { deposit: { id: string; checkout_url: string } };
+    const paid = await fetch(`${started.checkout_url}/pay`, { method: 'POST', redirect: 'manual' });
+    expect(paid.status).toBe(303);
+    const landing = await fetch(paid.headers.get('location')!);
+    expect(await landing.text()).toContain(started.id);
+    await expect
+      .poll(async () => {
+        const res = await fetch(`${first.url}/v1/balances`, { headers: { authorization: `Bearer ${api_key.key}` } });
+        return ((await res.json()) as { data: { asset: string; available: string }[] }).data;
+      }, { timeout: 10_000 })
+      .toEqual(expect.arrayContaining([{ asset: 'USD', available: '12.34', held: '0.00' }, { asset: 'GRID', available: '50.00', held: '0.00' }]));
 
     expect(await first.stop()).toBe(0);
     expect(first.output()).toContain('stopped');

@@ -29,17 +29,21 @@ export interface LaunchOptions {
   dataDir: string;
   port: number;
   libsqlPort: number;
+  /** Defaults to a free port. */
+  stripePort?: number;
   env?: Record<string, string>;
 }
 
 /** Spawns the launcher; resolves once it prints that it is running, rejects if it exits first. */
-export function launch(opts: LaunchOptions, timeoutMs = 90_000): Promise<Platform> {
+export async function launch(opts: LaunchOptions, timeoutMs = 90_000): Promise<Platform> {
+  const stripePort = opts.stripePort ?? (await freePort());
   const child = spawn(process.execPath, ['local/start.ts'], {
     cwd: ROOT,
     env: {
       ...process.env,
       PORT: String(opts.port),
       LIBSQL_PORT: String(opts.libsqlPort),
+      MOCK_STRIPE_PORT: String(stripePort),
       GRIDLEASE_DATA_DIR: opts.dataDir,
       ...opts.env,
     },
