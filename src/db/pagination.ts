@@ -1,6 +1,8 @@
 import { z } from '@hono/zod-openapi';
-import { and, eq, lt, or, type SQL } from 'drizzle-orm';
-import type { SQLiteColumn } from 'drizzle-orm/sqlite-core';
+import { and, desc, eq, lt, or, type SQL } from 'drizzle-orm';
+import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core';
+import { ApiError } from '../http/errors.ts';
+import type { Database } from './client.ts';
 
 /** `?limit&cursor` for lists ordered newest first; the cursor is the last id of a page. */
 export const PageQuery = z
@@ -19,4 +21,33 @@ export function olderThan(cols: { createdAt: SQLiteColumn; id: SQLiteColumn }, r
 export function toPage<T extends { id: string }>(rows: T[], limit: number): { page: T[]; nextCursor: string | null } {
   const page = rows.slice(0, limit);
   return { page, nextCursor: rows.length > limit ? page.at(-1)!.id : null };
+}
+
+type Listable = SQLiteTable & { id: SQLiteColumn; createdAt: SQLiteColumn };
+
+/**
+ * One page of `table` rows matching `where`, newest first, continuing after `cursor`
+ * (an id from a previous page, which must itself match `where`).
+ */
+export async function newestFirst<T extends Listable>(
+  db: Database,
+  table: T,
+  where: SQL | undefined,
+  query: { limit: number; cursor?: string | undefined },
+): Promise<{ page: T['$inferSelect'][]; nextCursor: string | null }> {
+  // drizzle cannot type a select over a generic table; the row type is restored on return.
+  const from = () => db.select().from(table as SQLiteTable) as unknown as {
+    where(w: SQL | undefined): { orderBy(...o: SQL[]): { limit(n: number): Promise<Array<{ id: string; createdAt: number }>> } } & Promise<Array<{ id: string; createdAt: number }>>;
+  };
+  let after: SQL | undefined;
+  if (query.cursor) {
+    const [ref] = await from().where(and(where, eq(table.id, query.cursor)));
+    if (!ref) throw new ApiError('validation_failed', 'invalid query: cursor: unknown cursor');
+    after = olderThan(table, ref);
+  }
+  const rows = await from()
+    .where(and(where, after))
+    .orderBy(desc(table.createdAt), desc(table.id))
+    .limit(query.limit + 1);
+  return toPage(rows, query.limit) as { page: T['$inferSelect'][]; nextCursor: string | null };
 }

@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { desc, eq, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { guard } from '../auth/guard.ts';
 import { AccountSchema } from '../contracts/accounts.ts';
 import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
-import { PageQuery, olderThan, toPage } from '../db/pagination.ts';
+import { PageQuery, newestFirst } from '../db/pagination.ts';
 import { accounts } from '../db/schema.ts';
 import { newId } from '../ids.ts';
 import { ApiError } from '../http/errors.ts';
@@ -27,21 +27,7 @@ app.openapi(
     },
   }),
   async (c) => {
-    const { limit, cursor } = c.req.valid('query');
-    const db = c.get('db');
-    let after;
-    if (cursor) {
-      const [ref] = await db.select({ id: accounts.id, createdAt: accounts.createdAt }).from(accounts).where(eq(accounts.id, cursor));
-      if (!ref) throw new ApiError('validation_failed', 'invalid query: cursor: unknown cursor');
-      after = olderThan(accounts, ref);
-    }
-    const rows = await db
-      .select()
-      .from(accounts)
-      .where(after)
-      .orderBy(desc(accounts.createdAt), desc(accounts.id))
-      .limit(limit + 1);
-    const { page, nextCursor } = toPage(rows, limit);
+    const { page, nextCursor } = await newestFirst(c.get('db'), accounts, undefined, c.req.valid('query'));
     return c.json({ data: page.map(publicAccount), next_cursor: nextCursor }, 200);
   },
 );

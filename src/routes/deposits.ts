@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { and, desc, eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { AppEnv } from '../app-env.ts';
 import { sha256Hex } from '../auth/encoding.ts';
 import { guard } from '../auth/guard.ts';
@@ -8,7 +8,7 @@ import { requireActiveAccount } from '../auth/middleware.ts';
 import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
 import { AssetSchema, MoneyString, amountSchema, iso, money } from '../contracts/money.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { PageQuery, olderThan, toPage } from '../db/pagination.ts';
+import { PageQuery, newestFirst } from '../db/pagination.ts';
 import { deposits } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { idempotencyConflict, requireIdempotencyKey } from '../http/idempotency.ts';
@@ -177,17 +177,7 @@ app.openapi(
     responses: { 200: jsonContent(z.object({ data: z.array(DepositSchema), next_cursor: z.string().nullable() }), 'Deposits'), ...errorResponses(400, 401, 403) },
   }),
   async (c) => {
-    const { limit, cursor } = c.req.valid('query');
-    const db = c.get('db');
-    const mine = eq(deposits.accountId, c.get('principal').accountId);
-    let after;
-    if (cursor) {
-      const [ref] = await db.select().from(deposits).where(and(mine, eq(deposits.id, cursor)));
-      if (!ref) throw new ApiError('validation_failed', 'invalid query: cursor: unknown cursor');
-      after = olderThan(deposits, ref);
-    }
-    const rows = await db.select().from(deposits).where(and(mine, after)).orderBy(desc(deposits.createdAt), desc(deposits.id)).limit(limit + 1);
-    const { page, nextCursor } = toPage(rows, limit);
+    const { page, nextCursor } = await newestFirst(c.get('db'), deposits, eq(deposits.accountId, c.get('principal').accountId), c.req.valid('query'));
     return c.json({ data: page.map((r) => publicDeposit(c.env, r)), next_cursor: nextCursor }, 200);
   },
 );

@@ -1,11 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, desc, eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { guard } from '../auth/guard.ts';
 import { requireActiveAccount } from '../auth/middleware.ts';
 import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
 import { AssetSchema, MoneyString, amountSchema, iso, money } from '../contracts/money.ts';
 import { connection } from '../db/client.ts';
-import { PageQuery, olderThan, toPage } from '../db/pagination.ts';
+import { PageQuery, newestFirst } from '../db/pagination.ts';
 import { withdrawals } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { idempotencyConflict, requireIdempotencyKey } from '../http/idempotency.ts';
@@ -124,17 +124,7 @@ app.openapi(
     responses: { 200: jsonContent(z.object({ data: z.array(WithdrawalSchema), next_cursor: z.string().nullable() }), 'Withdrawals'), ...errorResponses(400, 401, 403) },
   }),
   async (c) => {
-    const { limit, cursor } = c.req.valid('query');
-    const db = c.get('db');
-    const mine = eq(withdrawals.accountId, c.get('principal').accountId);
-    let after;
-    if (cursor) {
-      const [ref] = await db.select().from(withdrawals).where(and(mine, eq(withdrawals.id, cursor)));
-      if (!ref) throw new ApiError('validation_failed', 'invalid query: cursor: unknown cursor');
-      after = olderThan(withdrawals, ref);
-    }
-    const rows = await db.select().from(withdrawals).where(and(mine, after)).orderBy(desc(withdrawals.createdAt), desc(withdrawals.id)).limit(limit + 1);
-    const { page, nextCursor } = toPage(rows, limit);
+    const { page, nextCursor } = await newestFirst(c.get('db'), withdrawals, eq(withdrawals.accountId, c.get('principal').accountId), c.req.valid('query'));
     return c.json({ data: page.map(publicWithdrawal), next_cursor: nextCursor }, 200);
   },
 );
