@@ -53,11 +53,19 @@ const MAX_STORED_SQL_BYTES = 5000;
 const EXPIRED_BATON_MEMORY_MS = 5 * 60_000;
 const MAX_POOLED_CONNECTIONS = 8;
 
+const MAX_CACHED_STATEMENTS = 256;
+
 class Conn {
   readonly db: Db;
   /** Set when a statement may have been left paused: close instead of pooling. */
   tainted = false;
   private statsStmt: Statement | undefined;
+  private foreignKeysStmt: Statement | undefined;
+  /**
+   * Prepared statements by SQL text. Preparing costs more than running a small statement,
+   * and every statement here is run to completion, so reuse is safe.
+   */
+  private readonly statements = new Map<string, Statement>();
 
   constructor(file: string) {
     this.db = new Database(file, { timeout: 0 });
@@ -68,6 +76,26 @@ class Conn {
 
   get inTransaction(): boolean {
     return this.db.inTransaction;
+  }
+
+  prepare(sql: string): Statement {
+    let stmt = this.statements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql).safeIntegers(true);
+      if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.delete(this.statements.keys().next().value!);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /**
+   * A pooled connection comes back with foreign keys on. Setting the pragma expires every
+   * prepared statement, so it is only set when a previous stream turned it off.
+   */
+  ensureForeignKeys(): void {
+    this.foreignKeysStmt ??= this.db.prepare('PRAGMA foreign_keys').raw(true);
+    const on = (this.foreignKeysStmt.all() as unknown[][])[0]?.[0];
+    if (Number(on) !== 1) this.db.exec('PRAGMA foreign_keys = ON');
   }
 
   /** changes() and last_insert_rowid() of the last statement, as exact integers. */
@@ -325,7 +353,7 @@ export class Engine {
   private connFor(stream: Stream): Conn {
     if (stream.conn === null) {
       const pooled = this.pool.pop();
-      if (pooled !== undefined) pooled.db.exec('PRAGMA foreign_keys = ON');
+      pooled?.ensureForeignKeys();
       stream.conn = pooled ?? new Conn(this.opts.file);
     }
     return stream.conn;
@@ -438,7 +466,7 @@ export class Engine {
       for (let attempt = 0; ; attempt++) {
         const start = performance.now();
         try {
-          prepared ??= conn.db.prepare(info.text).safeIntegers(true);
+          prepared ??= conn.prepare(info.text);
           const cols = prepared.columns().map((c) => ({ name: c.name, decltype: c.type }));
           let rows: unknown[][] = [];
           // Readers are always run to completion (see the note on paused statements).

@@ -73,21 +73,23 @@ export async function postTransaction(client: Client, spec: TransactionSpec, opt
       args: [id, p.account.owner, p.account.asset, p.account.kind, mayGoNegative(p.account) ? 1 : 0, now],
     });
   }
+  const entryStatements: number[] = [];
   for (const p of spec.postings) {
     const id = accountId(p.account);
-    statements.push(
-      { sql: 'UPDATE ledger_accounts SET balance = balance + ? WHERE id = ?', args: [p.amount, id] },
-      {
-        sql: `INSERT INTO ledger_entries (transaction_id, account_id, owner_id, account_kind, asset, amount, balance_after, created_at)
-              SELECT ?, id, owner_id, kind, asset, ?, balance, ? FROM ledger_accounts WHERE id = ?`,
-        args: [txId, p.amount, now, id],
-      },
-    );
+    statements.push({ sql: 'UPDATE ledger_accounts SET balance = balance + ? WHERE id = ?', args: [p.amount, id] });
+    entryStatements.push(statements.length);
+    statements.push({
+      sql: `INSERT INTO ledger_entries (transaction_id, account_id, owner_id, account_kind, asset, amount, balance_after, created_at)
+            SELECT ?, id, owner_id, kind, asset, ?, balance, ? FROM ledger_accounts WHERE id = ?
+            RETURNING ${ENTRY_COLUMNS}`,
+      args: [txId, p.amount, now, id],
+    });
   }
   statements.push(...(opts.alongside ?? []));
 
+  let results;
   try {
-    await client.batch(statements, 'write');
+    results = await client.batch(statements, 'write');
   } catch (err) {
     const message = messageOf(err);
     if (message.includes('ledger_transactions.idempotency_key')) return replay(client, spec.idempotencyKey, requestHash);
@@ -104,7 +106,8 @@ export async function postTransaction(client: Client, spec: TransactionSpec, opt
       reference: spec.reference,
       reverses: spec.reverses ?? null,
       createdAt: now,
-      entries: await entriesOf(client, txId),
+      // The entries come back from the batch itself: one round trip per transaction.
+      entries: entryStatements.map((i) => entryOf(results[i]!.rows[0]!)),
     },
   };
 }
@@ -136,19 +139,22 @@ function transactionOf(row: Row): Omit<LedgerTransaction, 'entries'> {
   };
 }
 
-async function entriesOf(client: Client, txId: string): Promise<LedgerEntry[]> {
-  const rs = await client.execute({
-    sql: 'SELECT account_id, owner_id, account_kind, asset, amount, balance_after FROM ledger_entries WHERE transaction_id = ? ORDER BY id',
-    args: [txId],
-  });
-  return rs.rows.map((r) => ({
+const ENTRY_COLUMNS = 'account_id, owner_id, account_kind, asset, amount, balance_after';
+
+function entryOf(r: Row): LedgerEntry {
+  return {
     accountId: String(r.account_id),
     ownerId: String(r.owner_id),
     accountKind: r.account_kind as AccountKind,
     asset: r.asset as Asset,
     amount: BigInt(r.amount as bigint),
     balanceAfter: BigInt(r.balance_after as bigint),
-  }));
+  };
+}
+
+async function entriesOf(client: Client, txId: string): Promise<LedgerEntry[]> {
+  const rs = await client.execute({ sql: `SELECT ${ENTRY_COLUMNS} FROM ledger_entries WHERE transaction_id = ? ORDER BY id`, args: [txId] });
+  return rs.rows.map(entryOf);
 }
 
 /** A posted transaction with its postings, e.g. to build its reversal. */
