@@ -10,6 +10,9 @@ export interface LocalSecrets {
   STRIPE_WEBHOOK_SECRET: string;
   /** Signs simulated chain-watcher notifications (`npm run dev:chain-deposit`). */
   CHAIN_WEBHOOK_SECRETS: string;
+  /** The local queue transport signs like QStash with these. */
+  QSTASH_CURRENT_SIGNING_KEY: string;
+  QSTASH_NEXT_SIGNING_KEY: string;
 }
 
 export async function generateSigningJwk(kid: string): Promise<JsonWebKey & { kid: string; alg: string }> {
@@ -24,6 +27,8 @@ export async function loadOrCreateSecrets(dataDir: string): Promise<LocalSecrets
     JWT_PRIVATE_KEYS: saved.JWT_PRIVATE_KEYS ?? JSON.stringify([await generateSigningJwk(`local-${new Date().toISOString().slice(0, 10)}`)]),
     STRIPE_WEBHOOK_SECRET: saved.STRIPE_WEBHOOK_SECRET ?? `whsec_${randomBytes(24).toString('hex')}`,
     CHAIN_WEBHOOK_SECRETS: saved.CHAIN_WEBHOOK_SECRETS ?? randomBytes(32).toString('hex'),
+    QSTASH_CURRENT_SIGNING_KEY: saved.QSTASH_CURRENT_SIGNING_KEY ?? `sig_${randomBytes(24).toString('hex')}`,
+    QSTASH_NEXT_SIGNING_KEY: saved.QSTASH_NEXT_SIGNING_KEY ?? `sig_${randomBytes(24).toString('hex')}`,
   };
   if (JSON.stringify(saved) !== JSON.stringify(secrets)) writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;

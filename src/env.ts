@@ -12,6 +12,11 @@ export interface Secrets {
   STRIPE_WEBHOOK_SECRET?: string;
   /** Comma-separated HMAC secrets of the chain watcher, newest first (two during a rotation). */
   CHAIN_WEBHOOK_SECRETS?: string;
+  /** QStash publishing token (QUEUE_TRANSPORT=qstash). */
+  QSTASH_TOKEN?: string;
+  /** QStash signing keys; the local transport signs with the current one. */
+  QSTASH_CURRENT_SIGNING_KEY?: string;
+  QSTASH_NEXT_SIGNING_KEY?: string;
 }
 
 export type Bindings = Env & Secrets;

@@ -9,27 +9,33 @@ import { router } from './http/router.ts';
 import accounts from './routes/accounts.ts';
 import admin from './routes/admin.ts';
 import adminMoney from './routes/admin-money.ts';
+import adminNodes from './routes/admin-nodes.ts';
 import apiKeys from './routes/api-keys.ts';
 import auth from './routes/auth.ts';
 import balances from './routes/balances.ts';
+import catalog from './routes/catalog.ts';
 import deposits from './routes/deposits.ts';
 import dev from './routes/dev.ts';
 import { mountDocs } from './routes/docs.ts';
 import health from './routes/health.ts';
+import internal from './routes/internal.ts';
+import nodesRoutes from './routes/nodes.ts';
 import pages from './routes/pages.ts';
 import quote from './routes/quote.ts';
+import runner from './routes/runner.ts';
 import webhooks from './routes/webhooks.ts';
 import withdrawals from './routes/withdrawals.ts';
 import wellKnown from './routes/well-known.ts';
 import type { MiddlewareHandler } from 'hono';
 
+export { Collector } from './durable/collector.ts';
 export { RateLimiter } from './durable/rate-limiter.ts';
 
 const app = router();
 
 // Public, read-only routes may be called from any web page; private ones send no CORS headers.
 const publicCors = cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], maxAge: 86_400 });
-for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*', '/v1/quote']) app.use(path, publicCors);
+for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*', '/v1/quote', '/v1/catalog/*']) app.use(path, publicCors);
 
 const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
   c.set('db', connection(c.env).db);
@@ -50,6 +56,11 @@ app.route('/v1/withdrawals', withdrawals);
 app.route('/v1/quote', quote);
 app.route('/v1/webhooks', webhooks);
 app.route('/v1/admin', adminMoney);
+app.route('/v1/admin', adminNodes);
+app.route('/v1/catalog', catalog);
+app.route('/v1/nodes', nodesRoutes);
+app.route('/v1/runner', runner);
+app.route('/internal', internal);
 // Test money exists only on a development server; elsewhere the route is simply absent (404).
 app.use('/v1/dev/*', async (c, next) => {
   if (c.env.ENVIRONMENT !== 'development') return notFound(c);

@@ -1,4 +1,5 @@
 import { SignJWT, importJWK, jwtVerify, errors, type JWK, type JWTPayload } from 'jose';
+import { RUNNER_AUDIENCE } from '../contracts/runner.ts';
 import { isRole, isScope, type Principal, type Role, type Scope } from './principal.ts';
 
 export const ACCESS_AUDIENCE = 'gridlease-api';
@@ -21,7 +22,7 @@ export interface KeyRing {
    * the signature check (the costliest step of an authenticated read) but never the expiry.
    * Keyed by the whole token, so a forged token can never hit.
    */
-  verified: Map<string, { principal: Principal; expMs: number; notBeforeMs: number }>;
+  verified: Map<string, { payload: JWTPayload; audience: string; expMs: number; notBeforeMs: number }>;
 }
 
 const VERIFIED_CACHE_MAX = 10_000;
@@ -97,22 +98,26 @@ export async function signAccessToken(
 
 export type TokenFailure = 'expired' | 'invalid';
 
+interface VerifyOptions {
+  issuer: string;
+  audience: string;
+  typ: string;
+  now: number;
+}
+
 /**
- * Verifies signature, algorithm (pinned: `none` and HMAC are refused), issuer,
- * audience and time claims. Returns a failure reason instead of throwing.
+ * Verifies signature, algorithm (pinned: `none` and HMAC are refused), issuer, audience,
+ * type and time claims, remembering the result per token. Returns a failure reason
+ * instead of throwing.
  */
-export async function verifyAccessToken(
-  ring: KeyRing,
-  token: string,
-  opts: { issuer: string; now: number },
-): Promise<{ ok: true; principal: Principal } | { ok: false; reason: TokenFailure }> {
+async function verifySigned(ring: KeyRing, token: string, opts: VerifyOptions): Promise<{ ok: true; payload: JWTPayload } | { ok: false; reason: TokenFailure }> {
   const cached = ring.verified.get(token);
-  if (cached) {
+  if (cached && cached.audience === opts.audience) {
     if (opts.now >= cached.expMs) {
       ring.verified.delete(token);
       return { ok: false, reason: 'expired' };
     }
-    if (opts.now >= cached.notBeforeMs) return { ok: true, principal: cached.principal };
+    if (opts.now >= cached.notBeforeMs) return { ok: true, payload: cached.payload };
   }
   let payload: JWTPayload;
   try {
@@ -126,8 +131,8 @@ export async function verifyAccessToken(
       {
         algorithms: [ALG],
         issuer: opts.issuer,
-        audience: ACCESS_AUDIENCE,
-        typ: 'at+jwt',
+        audience: opts.audience,
+        typ: opts.typ,
         currentDate: new Date(opts.now),
         requiredClaims: ['sub', 'exp', 'iat'],
       },
@@ -135,16 +140,65 @@ export async function verifyAccessToken(
   } catch (err) {
     return { ok: false, reason: err instanceof errors.JWTExpired ? 'expired' : 'invalid' };
   }
+  if (ring.verified.size >= VERIFIED_CACHE_MAX) ring.verified.delete(ring.verified.keys().next().value!);
+  ring.verified.set(token, { payload, audience: opts.audience, expMs: payload.exp! * 1000, notBeforeMs: (payload.nbf ?? payload.iat ?? 0) * 1000 });
+  return { ok: true, payload };
+}
+
+export async function verifyAccessToken(
+  ring: KeyRing,
+  token: string,
+  opts: { issuer: string; now: number },
+): Promise<{ ok: true; principal: Principal } | { ok: false; reason: TokenFailure }> {
+  const result = await verifySigned(ring, token, { ...opts, audience: ACCESS_AUDIENCE, typ: 'at+jwt' });
+  if (!result.ok) return result;
+  const { payload } = result;
   const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is Role => typeof r === 'string' && isRole(r)) : [];
   const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(isScope) : [];
-  const principal: Principal = {
-    accountId: payload.sub!,
-    roles,
-    scopes: new Set(scopes),
-    via: 'jwt',
-    apiKeyId: typeof payload.akid === 'string' ? payload.akid : null,
+  return {
+    ok: true,
+    principal: {
+      accountId: payload.sub!,
+      roles,
+      scopes: new Set(scopes),
+      via: 'jwt',
+      apiKeyId: typeof payload.akid === 'string' ? payload.akid : null,
+    },
   };
-  if (ring.verified.size >= VERIFIED_CACHE_MAX) ring.verified.delete(ring.verified.keys().next().value!);
-  ring.verified.set(token, { principal, expMs: payload.exp! * 1000, notBeforeMs: (payload.nbf ?? payload.iat ?? 0) * 1000 });
-  return { ok: true, principal };
+}
+
+/** What a node token says: which node, in which region, at which token version. */
+export interface NodeClaims {
+  nodeId: string;
+  region: string;
+  version: number;
+}
+
+const NODE_TYP = 'node+jwt';
+
+export async function signNodeToken(ring: KeyRing, claims: NodeClaims, opts: { issuer: string; ttlSeconds: number; now: number }): Promise<string> {
+  const iat = Math.floor(opts.now / 1000);
+  return new SignJWT({ region: claims.region, ver: claims.version })
+    .setProtectedHeader({ alg: ALG, kid: ring.signing.kid, typ: NODE_TYP })
+    .setIssuer(opts.issuer)
+    .setAudience(RUNNER_AUDIENCE)
+    .setSubject(claims.nodeId)
+    .setIssuedAt(iat)
+    .setNotBefore(iat)
+    .setExpirationTime(iat + opts.ttlSeconds)
+    .setJti(crypto.randomUUID())
+    .sign(ring.signing.privateKey);
+}
+
+/** Signature and claims only; whether the version is still current is the Collector's call. */
+export async function verifyNodeToken(
+  ring: KeyRing,
+  token: string,
+  opts: { issuer: string; now: number },
+): Promise<{ ok: true; claims: NodeClaims } | { ok: false; reason: TokenFailure }> {
+  const result = await verifySigned(ring, token, { ...opts, audience: RUNNER_AUDIENCE, typ: NODE_TYP });
+  if (!result.ok) return result;
+  const { payload } = result;
+  if (typeof payload.region !== 'string' || typeof payload.ver !== 'number') return { ok: false, reason: 'invalid' };
+  return { ok: true, claims: { nodeId: payload.sub!, region: payload.region, version: payload.ver } };
 }

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { check, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { check, index, integer, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 /** Times are integer milliseconds since the epoch (UTC). */
 const createdAt = () => integer('created_at').notNull().default(sql`(CAST(unixepoch('subsec') * 1000 AS INTEGER))`);
@@ -198,4 +198,92 @@ export const webhookEvents = sqliteTable(
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex('webhook_events_uq').on(t.source, t.eventId)],
+);
+
+// ── Nodes and heartbeats ─────────────────────────────────────────────────────────────
+
+/** A provider machine, registered by gridlease-runner. */
+export const nodes = sqliteTable(
+  'nodes',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id').notNull(),
+    region: text('region').notNull(),
+    hostname: text('hostname').notNull(),
+    /** The runner's last reported machine (CPU, RAM, disk, runner version) as JSON. */
+    machine: text('machine', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    status: text('status', { enum: ['registered', 'online', 'offline', 'draining', 'revoked'] }).notNull().default('registered'),
+    /** Bumped on re-registration or revocation; node tokens carry it, older ones stop working. */
+    tokenVersion: integer('token_version').notNull().default(1),
+    /** Parts per million; starts at 0.9 and is adjusted by uptime and inspections. */
+    reliabilityPpm: integer('reliability_ppm').notNull().default(900_000),
+    verified: integer('verified', { mode: 'boolean' }).notNull().default(false),
+    lastHeartbeatAt: integer('last_heartbeat_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('nodes_account_idx').on(t.accountId, t.createdAt)],
+);
+
+export const nodeGpus = sqliteTable(
+  'node_gpus',
+  {
+    nodeId: text('node_id').notNull(),
+    index: integer('gpu_index').notNull(),
+    uuid: text('uuid').notNull(),
+    name: text('name').notNull(),
+    /** Catalog model id, or null when the card is not in the catalog (not listable). */
+    model: text('model'),
+    memoryMib: integer('memory_mib').notNull(),
+    driver: text('driver').notNull(),
+  },
+  (t) => [uniqueIndex('node_gpus_pk').on(t.nodeId, t.index), index('node_gpus_uuid_idx').on(t.uuid)],
+);
+
+/** One-time join tokens: only the hash is kept. */
+export const joinTokens = sqliteTable('join_tokens', {
+  id: text('id').primaryKey(),
+  hash: text('hash').notNull().unique(),
+  accountId: text('account_id').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  usedAt: integer('used_at'),
+  nodeId: text('node_id'),
+  createdAt: createdAt(),
+});
+
+/** Heartbeat batches already applied: a redelivered batch has no second effect. */
+export const heartbeatBatches = sqliteTable('heartbeat_batches', {
+  id: text('id').primaryKey(),
+  heartbeats: integer('heartbeats').notNull(),
+  processedAt: integer('processed_at').notNull(),
+});
+
+/** Per-node, per-minute roll-ups of heartbeat metrics. */
+export const nodeMetricsMinute = sqliteTable(
+  'node_metrics_minute',
+  {
+    nodeId: text('node_id').notNull(),
+    /** Minutes since the epoch. */
+    minute: integer('minute').notNull(),
+    heartbeats: integer('heartbeats').notNull(),
+    utilSum: real('util_sum').notNull(),
+    utilSamples: integer('util_samples').notNull(),
+    memUsedMaxMib: integer('mem_used_max_mib'),
+    tempMaxC: real('temp_max_c'),
+    powerSumW: real('power_sum_w').notNull(),
+    powerSamples: integer('power_samples').notNull(),
+  },
+  (t) => [uniqueIndex('node_metrics_minute_pk').on(t.nodeId, t.minute)],
+);
+
+/** Heartbeat-confirmed seconds online per node and UTC day: the input to uptime rewards. */
+export const nodeUptimeDaily = sqliteTable(
+  'node_uptime_daily',
+  {
+    nodeId: text('node_id').notNull(),
+    /** YYYY-MM-DD (UTC). */
+    day: text('day').notNull(),
+    seconds: integer('seconds').notNull(),
+    heartbeats: integer('heartbeats').notNull(),
+  },
+  (t) => [uniqueIndex('node_uptime_daily_pk').on(t.nodeId, t.day)],
 );

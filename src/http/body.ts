@@ -3,6 +3,8 @@ import type { AppEnv } from '../app-env.ts';
 import { ApiError } from './errors.ts';
 
 const DEFAULT_LIMIT = 64 * 1024;
+/** Queue callbacks carry batches (up to 1,000 nodes each). */
+const INTERNAL_LIMIT = 4 * 1024 * 1024;
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
@@ -14,7 +16,7 @@ const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export function jsonBody(): MiddlewareHandler<AppEnv> {
   return async function jsonBody(c, next) {
     if (!WITH_BODY.has(c.req.method)) return next();
-    const limit = Number(c.env.BODY_LIMIT_BYTES) || DEFAULT_LIMIT;
+    const limit = c.req.path.startsWith('/internal/') ? INTERNAL_LIMIT : Number(c.env.BODY_LIMIT_BYTES) || DEFAULT_LIMIT;
     const declared = c.req.header('content-length');
     if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
 

@@ -9,6 +9,11 @@ export function mountDocs(app: OpenAPIHono<AppEnv>): void {
     scheme: 'bearer',
     description: 'An access token from POST /v1/auth/token, or an API key (glk_…)',
   });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'nodeToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'The node token gridlease-runner received at registration',
+  });
   app.doc31('/openapi.json', (c) => ({
     openapi: '3.1.0',
     info: {

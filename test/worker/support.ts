@@ -62,7 +62,8 @@ export async function accessToken(account: TestAccount): Promise<string> {
 
 /** Operators are made by hand in the database; no API grants the admin role. */
 export async function makeAdmin(account: TestAccount): Promise<void> {
-  await db().update(accounts).set({ roles: ['renter', 'admin'] }).where(eq(accounts.id, account.id));
+  const [row] = await db().select({ roles: accounts.roles }).from(accounts).where(eq(accounts.id, account.id));
+  await db().update(accounts).set({ roles: [...row!.roles, 'admin'] }).where(eq(accounts.id, account.id));
 }
 
 export function db() {
@@ -102,4 +103,51 @@ export async function entryCount(account: TestAccount): Promise<number> {
 
 export function idem(): Record<string, string> {
   return { 'idempotency-key': crypto.randomUUID() };
+}
+
+export function machine(gpus: Array<{ name: string; memory_mib?: number }> = [{ name: 'NVIDIA H100 80GB HBM3' }]) {
+  return {
+    hostname: `gpu-box-${crypto.randomUUID().slice(0, 6)}`,
+    os: 'linux',
+    arch: 'x64',
+    cpu_cores: 32,
+    ram_mib: 256_000,
+    disk_free_gib: 900,
+    runner_version: '0.1.0',
+    gpus: gpus.map((g, index) => ({
+      index,
+      uuid: `GPU-${crypto.randomUUID()}`,
+      name: g.name,
+      memory_mib: g.memory_mib ?? 81_559,
+      driver: '550.54.15',
+      model: null,
+    })),
+  };
+}
+
+export async function joinToken(provider: TestAccount): Promise<string> {
+  const res = await call('/v1/nodes/join-tokens', { method: 'POST', auth: provider.apiKey });
+  if (res.status !== 201) throw new Error(`join token: ${res.status} ${await res.text()}`);
+  return (await json(res)).join_token;
+}
+
+export async function registerNode(provider: TestAccount, m = machine(), region = 'us-east') {
+  const res = await call('/v1/runner/register', { body: { join_token: await joinToken(provider), region, machine: m } });
+  if (res.status !== 201) throw new Error(`register: ${res.status} ${await res.text()}`);
+  const body = await json(res);
+  return { nodeId: body.node_id as string, token: body.node_token as string, machine: m };
+}
+
+export function heartbeat(nodeId: string, seq: number, extra: Record<string, unknown> = {}, bootId = '2f1c7a52-8f0e-4b7e-9d0a-3c1f5e6a7b80') {
+  return {
+    node_id: nodeId,
+    boot_id: bootId,
+    seq,
+    sent_at: new Date().toISOString(),
+    draining: false,
+    gpus: [{ index: 0, utilization_pct: 87, memory_used_mib: 40_000, temperature_c: 66, power_w: 550.5 }],
+    leases: [],
+    acks: [],
+    ...extra,
+  };
 }

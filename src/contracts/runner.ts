@@ -1,0 +1,120 @@
+// Wire contracts between the Worker and gridlease-runner. Both import this file; the runner
+// bundles it, so it may import only zod (plain `zod`, not the OpenAPI flavour) and pure modules.
+import { z } from 'zod';
+
+export const RUNNER_AUDIENCE = 'gridlease-runner';
+/** Default heartbeat period; the server may ask for another in each reply. */
+export const HEARTBEAT_INTERVAL_S = 10;
+export const MAX_GPUS_PER_NODE = 16;
+
+export const DetectedGpuSchema = z
+  .object({
+    index: z.number().int().min(0).max(63),
+    uuid: z.string().regex(/^GPU-[0-9a-fA-F-]{8,64}$/, 'uuid must look like GPU-xxxxxxxx-…'),
+    name: z.string().min(1).max(128),
+    memory_mib: z.number().int().min(0).max(4_194_304),
+    driver: z.string().max(64),
+    /** Catalog model id, or null when the card is not in the catalog (not listable). */
+    model: z.string().max(64).nullable(),
+  })
+  .strict();
+export type DetectedGpu = z.infer<typeof DetectedGpuSchema>;
+
+export const MachineSchema = z
+  .object({
+    hostname: z.string().min(1).max(253),
+    os: z.string().max(64),
+    arch: z.string().max(32),
+    cpu_cores: z.number().int().min(1).max(4096),
+    ram_mib: z.number().int().min(0).max(1 << 30),
+    disk_free_gib: z.number().int().min(0).max(1 << 30),
+    gpus: z.array(DetectedGpuSchema).min(1).max(MAX_GPUS_PER_NODE),
+    runner_version: z.string().max(32),
+  })
+  .strict();
+export type Machine = z.infer<typeof MachineSchema>;
+
+export const RegisterRequestSchema = z
+  .object({ join_token: z.string().min(1).max(200), region: z.string().min(1).max(32), machine: MachineSchema })
+  .strict();
+export type RegisterRequest = z.infer<typeof RegisterRequestSchema>;
+
+export const RegisterResponseSchema = z.object({
+  node_id: z.string(),
+  node_token: z.string(),
+  heartbeat_interval_s: z.number().int(),
+});
+export type RegisterResponse = z.infer<typeof RegisterResponseSchema>;
+
+const nullablePct = z.number().min(0).max(100).nullable();
+export const GpuMetricsSchema = z
+  .object({
+    index: z.number().int().min(0).max(63),
+    utilization_pct: nullablePct,
+    memory_used_mib: z.number().int().min(0).max(4_194_304).nullable(),
+    temperature_c: z.number().min(-50).max(200).nullable(),
+    power_w: z.number().min(0).max(5_000).nullable(),
+  })
+  .strict();
+export type GpuMetrics = z.infer<typeof GpuMetricsSchema>;
+
+export const LEASE_STATES = ['starting', 'running', 'exited', 'failed', 'stopped'] as const;
+
+export const HeartbeatRequestSchema = z
+  .object({
+    node_id: z.string().min(1).max(64),
+    /** Random per runner process start; with `seq` it orders heartbeats and drops replays. */
+    boot_id: z.string().uuid(),
+    seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    sent_at: z.string().datetime(),
+    draining: z.boolean(),
+    gpus: z.array(GpuMetricsSchema).max(MAX_GPUS_PER_NODE),
+    leases: z.array(z.object({ lease_id: z.string().max(64), state: z.enum(LEASE_STATES) }).strict()).max(MAX_GPUS_PER_NODE),
+    /** Ids of commands executed since the last heartbeat; they are not sent again. */
+    acks: z.array(z.string().max(64)).max(100),
+  })
+  .strict();
+export type HeartbeatRequest = z.infer<typeof HeartbeatRequestSchema>;
+
+export const WorkloadSchema = z
+  .object({
+    image: z.string().min(1).max(256),
+    command: z.array(z.string().max(4096)).max(64),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/), z.string().max(8192)),
+    ports: z.array(z.number().int().min(1).max(65_535)).max(16),
+  })
+  .strict();
+export type Workload = z.infer<typeof WorkloadSchema>;
+
+export const CommandSchema = z.discriminatedUnion('type', [
+  z.object({
+    id: z.string(),
+    type: z.literal('start_lease'),
+    lease_id: z.string(),
+    workload: WorkloadSchema,
+    gpu_indices: z.array(z.number().int().min(0).max(63)).min(1).max(MAX_GPUS_PER_NODE),
+    ends_at: z.string().datetime(),
+    lease_token: z.string(),
+  }),
+  z.object({ id: z.string(), type: z.literal('stop_lease'), lease_id: z.string(), reason: z.string() }),
+  z.object({ id: z.string(), type: z.literal('challenge'), challenge_id: z.string(), nonce: z.string() }),
+]);
+export type Command = z.infer<typeof CommandSchema>;
+
+export const HeartbeatResponseSchema = z.object({
+  /** False when the heartbeat was a replay or out of order; it changed nothing. */
+  accepted: z.boolean(),
+  commands: z.array(CommandSchema),
+  next_interval_s: z.number().int().min(1).max(300),
+});
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
+
+export const LeaseEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('started'), at: z.string().datetime(), ports: z.record(z.string(), z.number().int()).optional() }).strict(),
+  z.object({ type: z.literal('failed'), at: z.string().datetime(), reason: z.string().max(1000) }).strict(),
+  z.object({ type: z.literal('exited'), at: z.string().datetime(), exit_code: z.number().int() }).strict(),
+]);
+export type LeaseEvent = z.infer<typeof LeaseEventSchema>;
+
+/** The error body every API error has; the runner prints `message`. */
+export const ApiErrorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string(), request_id: z.string() }) });

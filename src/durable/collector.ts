@@ -1,0 +1,184 @@
+// Collector: one per region × shard. Takes heartbeats (in memory, no storage write per
+// heartbeat), answers each with the node's pending commands, and every few seconds flushes
+// one batch through the queue. Its alarm, not a request, notices nodes that went silent.
+//
+// Storage (DO SQLite): `nodes` (last accepted state per node, written at flush), `commands`
+// (the per-node mailbox, until acknowledged), `outbox` (flushed batches not yet accepted by
+// the queue; retried at the next alarm), `meta` (region, shard, flush counter).
+import { DurableObject } from 'cloudflare:workers';
+import type { Command, HeartbeatRequest } from '../contracts/runner.ts';
+import { connection } from '../db/client.ts';
+import type { Bindings } from '../env.ts';
+import { log } from '../http/log.ts';
+import { buildBatch, judgeHeartbeat, overdue, recordHeartbeat, type NodeSeen, type PendingNode } from '../heartbeats/accumulator.ts';
+import { heartbeatConfig } from '../heartbeats/config.ts';
+import { queueTransport } from '../queue/transport.ts';
+
+export const HEARTBEAT_CALLBACK_PATH = '/internal/queue/heartbeats';
+/** Nodes per queue message, keeping each message well under QStash's size limit. */
+const NODES_PER_MESSAGE = 1_000;
+
+export type HeartbeatOutcome =
+  | { status: 'accepted' | 'ignored'; commands: Command[]; nextIntervalS: number }
+  | { status: 'too_fast'; retryAfterMs: number }
+  | { status: 'revoked' };
+
+export class Collector extends DurableObject<Bindings> {
+  private readonly nodes = new Map<string, NodeSeen>();
+  private pending = new Map<string, PendingNode>();
+  private region = '';
+  private shard = 0;
+  private flushes = 0;
+  private readonly config;
+  private readonly sql;
+
+  constructor(ctx: DurableObjectState, env: Bindings) {
+    super(ctx, env);
+    this.config = heartbeatConfig(env);
+    this.sql = ctx.storage.sql;
+    ctx.blockConcurrencyWhile(async () => {
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS nodes (node_id TEXT PRIMARY KEY, token_version INTEGER NOT NULL, boot_id TEXT,
+        last_seq INTEGER NOT NULL, last_seen INTEGER, draining INTEGER NOT NULL, reported_offline INTEGER NOT NULL)`);
+      this.sql.exec('CREATE TABLE IF NOT EXISTS commands (id TEXT PRIMARY KEY, node_id TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL)');
+      this.sql.exec('CREATE INDEX IF NOT EXISTS commands_node ON commands (node_id, created_at)');
+      this.sql.exec('CREATE TABLE IF NOT EXISTS outbox (batch_id TEXT PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL)');
+      this.sql.exec('CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)');
+      for (const r of this.sql.exec<{ node_id: string; token_version: number; boot_id: string | null; last_seq: number; last_seen: number | null; draining: number; reported_offline: number }>('SELECT * FROM nodes')) {
+        this.nodes.set(r.node_id, {
+          tokenVersion: r.token_version,
+          bootId: r.boot_id,
+          lastSeq: r.last_seq,
+          lastSeenMs: r.last_seen,
+          draining: r.draining === 1,
+          reportedOffline: r.reported_offline === 1,
+        });
+      }
+      const meta = new Map(this.sql.exec<{ k: string; v: string }>('SELECT k, v FROM meta').toArray().map((r) => [r.k, r.v]));
+      this.region = meta.get('region') ?? '';
+      this.shard = Number(meta.get('shard') ?? 0);
+      this.flushes = Number(meta.get('flushes') ?? 0);
+    });
+  }
+
+  private identify(region: string, shard: number): void {
+    if (this.region === region && this.shard === shard) return;
+    this.region = region;
+    this.shard = shard;
+    this.sql.exec("INSERT INTO meta (k, v) VALUES ('region', ?), ('shard', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", region, String(shard));
+  }
+
+  /** The node's token version as the database knows it, for a node new to this shard. */
+  private async knownNode(nodeId: string): Promise<NodeSeen | null> {
+    const rs = await connection(this.env).client.execute({ sql: 'SELECT token_version, status FROM nodes WHERE id = ?', args: [nodeId] });
+    const row = rs.rows[0];
+    if (!row || row.status === 'revoked') return null;
+    return { tokenVersion: Number(row.token_version), bootId: null, lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: false };
+  }
+
+  async heartbeat(input: { region: string; shard: number; tokenVersion: number; hb: HeartbeatRequest }): Promise<HeartbeatOutcome> {
+    const now = Date.now();
+    const { hb } = input;
+    this.identify(input.region, input.shard);
+    let seen = this.nodes.get(hb.node_id);
+    if (!seen) {
+      const known = await this.knownNode(hb.node_id);
+      if (!known) return { status: 'revoked' };
+      seen = this.nodes.get(hb.node_id) ?? known;
+      this.nodes.set(hb.node_id, seen);
+    }
+    if (input.tokenVersion < seen.tokenVersion) return { status: 'revoked' };
+    // A newer version than we knew means the node re-registered; its token is ours, so trust it.
+    if (input.tokenVersion > seen.tokenVersion) {
+      seen.tokenVersion = input.tokenVersion;
+      seen.bootId = null;
+      seen.lastSeq = -1;
+    }
+
+    const verdict = judgeHeartbeat(seen, hb, now, this.config.policy);
+    if (verdict.kind === 'too_fast') return { status: 'too_fast', retryAfterMs: verdict.retryAfterMs };
+    if (verdict.kind === 'accept') {
+      this.pending.set(hb.node_id, recordHeartbeat(seen, this.pending.get(hb.node_id), hb, now, this.config.policy));
+      if (hb.acks.length > 0) {
+        this.sql.exec(`DELETE FROM commands WHERE node_id = ? AND id IN (${hb.acks.map(() => '?').join(',')})`, hb.node_id, ...hb.acks);
+      }
+      await this.ensureAlarm(now);
+    }
+    const commands = this.sql
+      .exec<{ body: string }>('SELECT body FROM commands WHERE node_id = ? ORDER BY created_at, id LIMIT 32', hb.node_id)
+      .toArray()
+      .map((r) => JSON.parse(r.body) as Command);
+    return { status: verdict.kind === 'accept' ? 'accepted' : 'ignored', commands, nextIntervalS: this.config.intervalS };
+  }
+
+  /** Puts a command in a node's mailbox; it rides on heartbeat replies until acknowledged. */
+  async enqueueCommand(nodeId: string, command: Command): Promise<void> {
+    this.sql.exec('INSERT INTO commands (id, node_id, body, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING', command.id, nodeId, JSON.stringify(command), Date.now());
+  }
+
+  async pendingCommands(nodeId: string): Promise<Command[]> {
+    return this.sql.exec<{ body: string }>('SELECT body FROM commands WHERE node_id = ? ORDER BY created_at, id', nodeId).toArray().map((r) => JSON.parse(r.body) as Command);
+  }
+
+  /** Makes tokens older than `version` stop working at once (re-registration, revocation). */
+  async revoke(nodeId: string, version: number): Promise<void> {
+    const seen = this.nodes.get(nodeId) ?? { tokenVersion: version, bootId: null, lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: true };
+    seen.tokenVersion = Math.max(seen.tokenVersion, version);
+    this.nodes.set(nodeId, seen);
+    this.persistNode(nodeId, seen);
+  }
+
+  private persistNode(nodeId: string, s: NodeSeen): void {
+    this.sql.exec(
+      `INSERT INTO nodes (node_id, token_version, boot_id, last_seq, last_seen, draining, reported_offline) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (node_id) DO UPDATE SET token_version = excluded.token_version, boot_id = excluded.boot_id, last_seq = excluded.last_seq,
+         last_seen = excluded.last_seen, draining = excluded.draining, reported_offline = excluded.reported_offline`,
+      nodeId, s.tokenVersion, s.bootId, s.lastSeq, s.lastSeenMs, s.draining ? 1 : 0, s.reportedOffline ? 1 : 0,
+    );
+  }
+
+  private async ensureAlarm(now: number): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + this.config.flushMs);
+  }
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const offline = overdue(this.nodes, now, this.config.graceMs);
+    for (const o of offline) this.nodes.get(o.node_id)!.reportedOffline = true;
+
+    if (this.pending.size > 0 || offline.length > 0) {
+      const pending = [...this.pending];
+      this.pending = new Map();
+      // Persist what the batch reports before sending it: the outbox survives eviction.
+      for (let i = 0; i < Math.max(pending.length, 1); i += NODES_PER_MESSAGE) {
+        const chunk = new Map(pending.slice(i, i + NODES_PER_MESSAGE));
+        this.flushes += 1;
+        const batchId = `${this.region}:${this.shard}:${this.ctx.id.toString().slice(0, 16)}:${this.flushes}`;
+        const batch = buildBatch(batchId, this.region, this.shard, now, chunk, i === 0 ? offline : []);
+        this.sql.exec('INSERT INTO outbox (batch_id, body, created_at) VALUES (?, ?, ?)', batchId, JSON.stringify(batch), now);
+      }
+      for (const [id] of pending) this.persistNode(id, this.nodes.get(id)!);
+      for (const o of offline) this.persistNode(o.node_id, this.nodes.get(o.node_id)!);
+      this.sql.exec("INSERT INTO meta (k, v) VALUES ('flushes', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", String(this.flushes));
+    }
+
+    await this.drainOutbox();
+
+    // Keep ticking while any node may still go silent, or a batch waits to be sent.
+    const watching = [...this.nodes.values()].some((n) => !n.reportedOffline && n.lastSeenMs !== null);
+    const waiting = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM outbox').one().n > 0;
+    if (watching || waiting || this.pending.size > 0) await this.ctx.storage.setAlarm(Date.now() + this.config.flushMs);
+  }
+
+  private async drainOutbox(): Promise<void> {
+    const transport = queueTransport(this.env);
+    for (const row of this.sql.exec<{ batch_id: string; body: string }>('SELECT batch_id, body FROM outbox ORDER BY created_at, batch_id LIMIT 20').toArray()) {
+      try {
+        await transport.publish({ path: HEARTBEAT_CALLBACK_PATH, body: JSON.parse(row.body), deduplicationId: row.batch_id.replaceAll(':', '_') });
+        this.sql.exec('DELETE FROM outbox WHERE batch_id = ?', row.batch_id);
+      } catch (err) {
+        log('warn', 'heartbeat batch not sent; retrying at the next flush', { batch_id: row.batch_id, error: String(err) });
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,135 @@
+// Pure heartbeat bookkeeping for a Collector shard: which heartbeats count, and what the next
+// batch says about each node. No I/O, no clock: `now` is passed in.
+import type { HeartbeatRequest } from '../contracts/runner.ts';
+import type { HeartbeatBatch, MinuteRollup } from './batch.ts';
+
+export interface NodeSeen {
+  /** The node token version this shard last accepted; older tokens are refused. */
+  tokenVersion: number;
+  bootId: string | null;
+  lastSeq: number;
+  lastSeenMs: number | null;
+  draining: boolean;
+  /** Whether the last batch reported the node offline (so it is reported once). */
+  reportedOffline: boolean;
+}
+
+export interface HeartbeatPolicy {
+  /** A node may not heartbeat more often than this. */
+  minIntervalMs: number;
+  /** Heartbeats whose sent_at is further than this from now are replays or broken clocks. */
+  maxSkewMs: number;
+  /** Uptime between two heartbeats is counted up to this gap (interval plus slack). */
+  maxCreditedGapMs: number;
+}
+
+export type HeartbeatVerdict =
+  | { kind: 'accept' }
+  | { kind: 'ignore'; why: 'replay' | 'out_of_order' | 'stale' }
+  | { kind: 'too_fast'; retryAfterMs: number };
+
+export function judgeHeartbeat(seen: NodeSeen, hb: HeartbeatRequest, now: number, policy: HeartbeatPolicy): HeartbeatVerdict {
+  const sentAt = Date.parse(hb.sent_at);
+  if (!Number.isFinite(sentAt) || Math.abs(now - sentAt) > policy.maxSkewMs) return { kind: 'ignore', why: 'stale' };
+  if (seen.bootId === hb.boot_id && hb.seq <= seen.lastSeq) return { kind: 'ignore', why: hb.seq === seen.lastSeq ? 'replay' : 'out_of_order' };
+  if (seen.lastSeenMs !== null && now - seen.lastSeenMs < policy.minIntervalMs) {
+    return { kind: 'too_fast', retryAfterMs: policy.minIntervalMs - (now - seen.lastSeenMs) };
+  }
+  return { kind: 'accept' };
+}
+
+export interface PendingNode {
+  lastSeenMs: number;
+  heartbeats: number;
+  uptime: Record<string, number>;
+  draining: boolean;
+  minutes: Map<number, MinuteRollup>;
+}
+
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** Records an accepted heartbeat into the node's state and the shard's pending batch. */
+export function recordHeartbeat(seen: NodeSeen, pending: PendingNode | undefined, hb: HeartbeatRequest, now: number, policy: HeartbeatPolicy): PendingNode {
+  const p: PendingNode = pending ?? { lastSeenMs: now, heartbeats: 0, uptime: {}, draining: false, minutes: new Map() };
+  // Uptime counts the time since the previous heartbeat, if it came soon enough to prove
+  // the node was up all along; a gap longer than that proves nothing and earns nothing.
+  if (seen.lastSeenMs !== null && !seen.reportedOffline) {
+    const gap = now - seen.lastSeenMs;
+    if (gap > 0 && gap <= policy.maxCreditedGapMs) {
+      const day = utcDay(now);
+      p.uptime[day] = (p.uptime[day] ?? 0) + gap / 1000;
+    }
+  }
+  p.lastSeenMs = now;
+  p.heartbeats += 1;
+  p.draining = hb.draining;
+
+  const minute = Math.floor(now / 60_000);
+  const m = p.minutes.get(minute) ?? {
+    minute,
+    heartbeats: 0,
+    util_sum: 0,
+    util_samples: 0,
+    mem_used_max_mib: null,
+    temp_max_c: null,
+    power_sum_w: 0,
+    power_samples: 0,
+  };
+  m.heartbeats += 1;
+  for (const g of hb.gpus) {
+    if (g.utilization_pct !== null) {
+      m.util_sum += g.utilization_pct;
+      m.util_samples += 1;
+    }
+    if (g.memory_used_mib !== null) m.mem_used_max_mib = Math.max(m.mem_used_max_mib ?? 0, g.memory_used_mib);
+    if (g.temperature_c !== null) m.temp_max_c = Math.max(m.temp_max_c ?? -Infinity, g.temperature_c);
+    if (g.power_w !== null) {
+      m.power_sum_w += g.power_w;
+      m.power_samples += 1;
+    }
+  }
+  p.minutes.set(minute, m);
+
+  seen.bootId = hb.boot_id;
+  seen.lastSeq = hb.seq;
+  seen.lastSeenMs = now;
+  seen.draining = hb.draining;
+  seen.reportedOffline = false;
+  return p;
+}
+
+/** Nodes silent for longer than the grace period, not yet reported offline. */
+export function overdue(nodes: Map<string, NodeSeen>, now: number, graceMs: number): Array<{ node_id: string; last_seen: number }> {
+  const out: Array<{ node_id: string; last_seen: number }> = [];
+  for (const [id, seen] of nodes) {
+    if (!seen.reportedOffline && seen.lastSeenMs !== null && now - seen.lastSeenMs > graceMs) out.push({ node_id: id, last_seen: seen.lastSeenMs });
+  }
+  return out;
+}
+
+export function buildBatch(
+  id: string,
+  region: string,
+  shard: number,
+  now: number,
+  pending: Map<string, PendingNode>,
+  offline: Array<{ node_id: string; last_seen: number }>,
+): HeartbeatBatch {
+  return {
+    batch_id: id,
+    region,
+    shard,
+    flushed_at: now,
+    nodes: [...pending].map(([nodeId, p]) => ({
+      node_id: nodeId,
+      last_seen: p.lastSeenMs,
+      heartbeats: p.heartbeats,
+      uptime: Object.fromEntries(Object.entries(p.uptime).map(([d, s]) => [d, Math.round(s)])),
+      draining: p.draining,
+      minutes: [...p.minutes.values()],
+    })),
+    offline,
+  };
+}

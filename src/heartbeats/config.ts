@@ -1,0 +1,50 @@
+import type { HeartbeatPolicy } from './accumulator.ts';
+
+export interface HeartbeatConfig {
+  shards: number;
+  intervalS: number;
+  flushMs: number;
+  graceMs: number;
+  policy: HeartbeatPolicy;
+}
+
+function positive(text: string | undefined, fallback: number): number {
+  const n = Number(text);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+export function heartbeatConfig(env: {
+  COLLECTOR_SHARDS?: string;
+  HEARTBEAT_INTERVAL_S?: string;
+  HEARTBEAT_MIN_INTERVAL_S?: string;
+  HEARTBEAT_FLUSH_S?: string;
+  NODE_GRACE_S?: string;
+}): HeartbeatConfig {
+  const intervalS = positive(env.HEARTBEAT_INTERVAL_S, 10);
+  const graceMs = positive(env.NODE_GRACE_S, 45) * 1000;
+  return {
+    shards: Math.floor(positive(env.COLLECTOR_SHARDS, 4)),
+    intervalS,
+    flushMs: positive(env.HEARTBEAT_FLUSH_S, 5) * 1000,
+    graceMs,
+    policy: {
+      minIntervalMs: positive(env.HEARTBEAT_MIN_INTERVAL_S, 2) * 1000,
+      maxSkewMs: 5 * 60_000,
+      maxCreditedGapMs: Math.min(graceMs, intervalS * 1500),
+    },
+  };
+}
+
+/** Stable shard of a node: FNV-1a of its id. */
+export function shardOf(nodeId: string, shards: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < nodeId.length; i++) {
+    h ^= nodeId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % shards;
+}
+
+export function collectorName(region: string, shard: number): string {
+  return `${region}:${shard}`;
+}

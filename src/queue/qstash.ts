@@ -1,0 +1,25 @@
+import { Client } from '@upstash/qstash';
+import type { Bindings } from '../env.ts';
+import { callbackUrl, type QueueMessage, type QueueTransport } from './transport.ts';
+
+/** QStash: publishes the message; QStash signs each delivery and retries until a 2xx. */
+export class QStashTransport implements QueueTransport {
+  readonly name = 'qstash' as const;
+  private readonly client: Client;
+  private readonly env: Bindings;
+
+  constructor(env: Bindings) {
+    if (!env.QSTASH_TOKEN) throw new Error('QSTASH_TOKEN is not set');
+    this.env = env;
+    this.client = new Client({ token: env.QSTASH_TOKEN, baseUrl: env.QSTASH_URL || undefined });
+  }
+
+  async publish(message: QueueMessage): Promise<void> {
+    await this.client.publishJSON({
+      url: callbackUrl(this.env, message.path),
+      body: message.body,
+      deduplicationId: message.deduplicationId,
+      retries: 5,
+    });
+  }
+}

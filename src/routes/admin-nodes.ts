@@ -1,0 +1,33 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { eq } from 'drizzle-orm';
+import { guard } from '../auth/guard.ts';
+import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
+import { CommandSchema } from '../contracts/runner.ts';
+import { nodes } from '../db/schema.ts';
+import { ApiError } from '../http/errors.ts';
+import { router } from '../http/router.ts';
+import { collectorFor } from '../nodes/registry.ts';
+
+const app = router();
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/nodes/{id}/commands',
+    tags: ['admin'],
+    summary: "Put a command in a node's mailbox (operators); it rides on heartbeat replies until acknowledged",
+    security: BEARER,
+    middleware: guard('nodes:write', 'admin'),
+    request: { params: z.object({ id: z.string().max(64) }), body: jsonBodyOf(CommandSchema) },
+    responses: { 202: jsonContent(z.object({ queued: z.literal(true), command_id: z.string() }), 'Queued'), ...errorResponses(400, 401, 403, 404) },
+  }),
+  async (c) => {
+    const command = c.req.valid('json');
+    const [node] = await c.get('db').select({ id: nodes.id, region: nodes.region, status: nodes.status }).from(nodes).where(eq(nodes.id, c.req.valid('param').id));
+    if (!node || node.status === 'revoked') throw new ApiError('not_found', 'no such node');
+    await collectorFor(c.env, node.id, node.region).stub.enqueueCommand(node.id, command);
+    return c.json({ queued: true as const, command_id: command.id }, 202);
+  },
+);
+
+export default app;

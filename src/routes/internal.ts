@@ -1,0 +1,99 @@
+// Queue callbacks. Every delivery is verified with the official @upstash/qstash Receiver
+// (current and next signing key, the exact URL, the raw body), whichever transport sent it.
+import { createRoute, z } from '@hono/zod-openapi';
+import { Receiver } from '@upstash/qstash';
+import type { InStatement } from '@libsql/client/web';
+import { errorResponses, jsonContent } from '../contracts/common.ts';
+import { connection } from '../db/client.ts';
+import { ApiError } from '../http/errors.ts';
+import { router, validationError } from '../http/router.ts';
+import { HeartbeatBatchSchema, type HeartbeatBatch } from '../heartbeats/batch.ts';
+
+const app = router();
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/queue/heartbeats',
+    tags: ['internal'],
+    summary: 'Heartbeat batches from the Collectors, delivered by the queue (QStash-signed)',
+    responses: { 200: jsonContent(z.object({ outcome: z.enum(['applied', 'duplicate']) }), 'Applied once'), ...errorResponses(400, 401) },
+  }),
+  async (c) => {
+    const signature = c.req.header('upstash-signature');
+    const currentSigningKey = c.env.QSTASH_CURRENT_SIGNING_KEY;
+    if (!currentSigningKey) throw new ApiError('service_unavailable', 'queue signing keys are not configured');
+    if (!signature) throw new ApiError('unauthorized', 'missing Upstash-Signature');
+    const raw = await c.req.text();
+    try {
+      await new Receiver({ currentSigningKey, nextSigningKey: c.env.QSTASH_NEXT_SIGNING_KEY || currentSigningKey, devMode: false }).verify({
+        signature,
+        body: raw,
+        url: c.req.url,
+      });
+    } catch {
+      throw new ApiError('unauthorized', 'queue signature is invalid');
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      throw new ApiError('invalid_json', 'request body is not valid JSON');
+    }
+    const parsed = HeartbeatBatchSchema.safeParse(json);
+    if (!parsed.success) throw validationError(parsed.error.issues, 'body');
+    const applied = await applyBatch(connection(c.env).money.batch.bind(connection(c.env).money), parsed.data);
+    return c.json({ outcome: applied ? ('applied' as const) : ('duplicate' as const) }, 200);
+  },
+);
+
+/**
+ * Applies a batch in one libSQL transaction, guarded by its id: a redelivered batch fails on
+ * the primary key before changing anything.
+ */
+export async function applyBatch(batch: (stmts: InStatement[], mode: 'write') => Promise<unknown>, b: HeartbeatBatch): Promise<boolean> {
+  const now = Date.now();
+  const heartbeats = b.nodes.reduce((n, x) => n + x.heartbeats, 0);
+  const statements: InStatement[] = [{ sql: 'INSERT INTO heartbeat_batches (id, heartbeats, processed_at) VALUES (?, ?, ?)', args: [b.batch_id, heartbeats, now] }];
+  for (const n of b.nodes) {
+    statements.push({
+      sql: `UPDATE nodes SET status = CASE WHEN ? THEN 'draining' ELSE 'online' END, last_heartbeat_at = max(coalesce(last_heartbeat_at, 0), ?)
+            WHERE id = ? AND status != 'revoked'`,
+      args: [n.draining ? 1 : 0, n.last_seen, n.node_id],
+    });
+    for (const m of n.minutes) {
+      statements.push({
+        sql: `INSERT INTO node_metrics_minute (node_id, minute, heartbeats, util_sum, util_samples, mem_used_max_mib, temp_max_c, power_sum_w, power_samples)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+              ON CONFLICT (node_id, minute) DO UPDATE SET heartbeats = heartbeats + excluded.heartbeats, util_sum = util_sum + excluded.util_sum,
+                util_samples = util_samples + excluded.util_samples, mem_used_max_mib = max(coalesce(mem_used_max_mib, 0), coalesce(excluded.mem_used_max_mib, 0)),
+                temp_max_c = max(coalesce(temp_max_c, -1000), coalesce(excluded.temp_max_c, -1000)), power_sum_w = power_sum_w + excluded.power_sum_w,
+                power_samples = power_samples + excluded.power_samples`,
+        args: [n.node_id, m.minute, m.heartbeats, m.util_sum, m.util_samples, m.mem_used_max_mib, m.temp_max_c, m.power_sum_w, m.power_samples],
+      });
+    }
+    for (const [day, seconds] of Object.entries(n.uptime)) {
+      statements.push({
+        sql: `INSERT INTO node_uptime_daily (node_id, day, seconds, heartbeats) VALUES (?, ?, ?, ?)
+              ON CONFLICT (node_id, day) DO UPDATE SET seconds = seconds + excluded.seconds, heartbeats = heartbeats + excluded.heartbeats`,
+        args: [n.node_id, day, Math.round(seconds), n.heartbeats],
+      });
+    }
+  }
+  for (const o of b.offline) {
+    // Only if no later heartbeat has been applied since.
+    statements.push({
+      sql: "UPDATE nodes SET status = 'offline' WHERE id = ? AND status IN ('online', 'draining', 'registered') AND coalesce(last_heartbeat_at, 0) <= ?",
+      args: [o.node_id, o.last_seen],
+    });
+  }
+  try {
+    await batch(statements, 'write');
+    return true;
+  } catch (err) {
+    if (String((err as Error).message).includes('heartbeat_batches.id')) return false;
+    throw err;
+  }
+}
+
+export default app;

@@ -1,0 +1,170 @@
+// The runner's side of the API: registration with a one-time join token, heartbeats with the
+// node token, lease events. Node tokens are JWTs for the runner audience carrying the node's
+// token version; re-registering or revoking bumps the version and older tokens stop working.
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
+import { and, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
+import type { AppEnv } from '../app-env.ts';
+import { sha256Hex } from '../auth/encoding.ts';
+import { limitCredentialAttempts } from '../auth/rate-limit.ts';
+import { keyRing, signNodeToken, verifyNodeToken, type NodeClaims } from '../auth/tokens.ts';
+import { matchGpuModel } from '../catalog/gpus.ts';
+import { isRegion } from '../catalog/regions.ts';
+import { errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
+import {
+  HeartbeatRequestSchema,
+  HeartbeatResponseSchema,
+  LeaseEventSchema,
+  RegisterRequestSchema,
+  RegisterResponseSchema,
+} from '../contracts/runner.ts';
+import { joinTokens, nodeGpus, nodes } from '../db/schema.ts';
+import { ApiError } from '../http/errors.ts';
+import { router } from '../http/router.ts';
+import { newId } from '../ids.ts';
+import { heartbeatConfig } from '../heartbeats/config.ts';
+import { collectorFor } from '../nodes/registry.ts';
+
+const NODE_TOKEN_TTL_S = 90 * 86_400;
+const NODE_BEARER = [{ nodeToken: [] }];
+
+type RunnerEnv = AppEnv & { Variables: AppEnv['Variables'] & { node: NodeClaims } };
+
+function nodeAuth(): MiddlewareHandler<RunnerEnv> {
+  return async function nodeAuth(c, next) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
+    const challenge = { headers: { 'WWW-Authenticate': 'Bearer realm="gridlease-runner"' } };
+    if (!match) throw new ApiError('unauthorized', 'missing node token', challenge);
+    const result = await verifyNodeToken(await keyRing(c.env.JWT_PRIVATE_KEYS), match[1]!, { issuer: c.env.JWT_ISSUER, now: Date.now() });
+    if (!result.ok) throw new ApiError('unauthorized', `node token is ${result.reason}`, challenge);
+    c.set('node', result.claims);
+    await next();
+  };
+}
+
+const app = router();
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/register',
+    tags: ['runner'],
+    summary: 'Register a machine with a one-time join token; returns the node token',
+    request: { body: jsonBodyOf(RegisterRequestSchema) },
+    responses: { 201: jsonContent(RegisterResponseSchema, 'Registered'), ...errorResponses(400, 401, 409, 429) },
+  }),
+  async (c) => {
+    const body = c.req.valid('json');
+    await limitCredentialAttempts(c, 'join', null);
+    if (!isRegion(body.region)) throw new ApiError('validation_failed', `unknown region "${body.region}"; see GET /v1/catalog/regions`);
+    // The server decides what each card is; the runner's own mapping is only a hint.
+    const gpus = body.machine.gpus.map((g) => ({ ...g, model: matchGpuModel(g.name, g.memory_mib)?.id ?? null }));
+    if (!gpus.some((g) => g.model !== null)) {
+      throw new ApiError('validation_failed', `no GPU on this machine is in the catalog (${[...new Set(gpus.map((g) => g.name))].join(', ')})`);
+    }
+    if (new Set(gpus.map((g) => g.index)).size !== gpus.length || new Set(gpus.map((g) => g.uuid)).size !== gpus.length) {
+      throw new ApiError('validation_failed', 'GPU indices and UUIDs must be unique');
+    }
+
+    const db = c.get('db');
+    const now = Date.now();
+    const [token] = await db.select().from(joinTokens).where(eq(joinTokens.hash, await sha256Hex(body.join_token)));
+    if (!token) throw new ApiError('unauthorized', 'join token is invalid');
+    if (token.usedAt !== null) throw new ApiError('unauthorized', 'join token was already used; create a new one');
+    if (token.expiresAt <= now) throw new ApiError('unauthorized', 'join token has expired; create a new one');
+
+    // The same cards registered again by their owner are the same node: re-registration
+    // keeps the node and its history, and invalidates the old token.
+    const uuids = gpus.map((g) => g.uuid);
+    const claimed = await db
+      .select({ nodeId: nodeGpus.nodeId, accountId: nodes.accountId })
+      .from(nodeGpus)
+      .innerJoin(nodes, eq(nodes.id, nodeGpus.nodeId))
+      .where(and(inArray(nodeGpus.uuid, uuids), ne(nodes.status, 'revoked')));
+    if (claimed.some((r) => r.accountId !== token.accountId)) throw new ApiError('conflict', 'these GPUs are registered to another account');
+    const existing = [...new Set(claimed.map((r) => r.nodeId))];
+    if (existing.length > 1) throw new ApiError('conflict', `these GPUs belong to several nodes (${existing.join(', ')}); revoke them first`);
+    const nodeId = existing[0] ?? newId('node');
+
+    const [used] = await db
+      .update(joinTokens)
+      .set({ usedAt: now, nodeId })
+      .where(and(eq(joinTokens.id, token.id), isNull(joinTokens.usedAt)))
+      .returning();
+    if (!used) throw new ApiError('unauthorized', 'join token was already used; create a new one');
+
+    const { gpus: _gpus, ...machine } = body.machine;
+    const [node] = existing[0]
+      ? await db
+          .update(nodes)
+          .set({ region: body.region, hostname: body.machine.hostname, machine, status: 'registered', tokenVersion: sql`${nodes.tokenVersion} + 1` })
+          .where(eq(nodes.id, nodeId))
+          .returning()
+      : await db.insert(nodes).values({ id: nodeId, accountId: token.accountId, region: body.region, hostname: body.machine.hostname, machine }).returning();
+    await db.batch([
+      db.delete(nodeGpus).where(eq(nodeGpus.nodeId, nodeId)),
+      db.insert(nodeGpus).values(gpus.map((g) => ({ nodeId, index: g.index, uuid: g.uuid, name: g.name, model: g.model, memoryMib: g.memory_mib, driver: g.driver }))),
+    ]);
+    await collectorFor(c.env, nodeId, node!.region).stub.revoke(nodeId, node!.tokenVersion);
+
+    const nodeToken = await signNodeToken(
+      await keyRing(c.env.JWT_PRIVATE_KEYS),
+      { nodeId, region: node!.region, version: node!.tokenVersion },
+      { issuer: c.env.JWT_ISSUER, ttlSeconds: NODE_TOKEN_TTL_S, now },
+    );
+    c.header('Cache-Control', 'no-store');
+    return c.json({ node_id: nodeId, node_token: nodeToken, heartbeat_interval_s: heartbeatConfig(c.env).intervalS }, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/heartbeats',
+    tags: ['runner'],
+    summary: "A node's heartbeat; the reply carries its pending commands",
+    security: NODE_BEARER,
+    middleware: [nodeAuth()] as const,
+    request: { body: jsonBodyOf(HeartbeatRequestSchema) },
+    responses: { 202: jsonContent(HeartbeatResponseSchema, 'Taken'), ...errorResponses(400, 401, 403, 413, 429) },
+  }),
+  async (c) => {
+    const hb = c.req.valid('json');
+    const node = (c as unknown as Context<RunnerEnv>).get('node');
+    if (hb.node_id !== node.nodeId) throw new ApiError('forbidden', 'this node token belongs to another node');
+    const { stub, shard } = collectorFor(c.env, node.nodeId, node.region);
+    const outcome = await stub.heartbeat({ region: node.region, shard, tokenVersion: node.version, hb });
+    switch (outcome.status) {
+      case 'revoked':
+        throw new ApiError('unauthorized', 'node token was revoked (the node was revoked or registered again); run `gridlease-runner join` again', {
+          headers: { 'WWW-Authenticate': 'Bearer realm="gridlease-runner"' },
+        });
+      case 'too_fast': {
+        const retryAfter = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000));
+        throw new ApiError('rate_limited', `heartbeats too frequent; next in ${retryAfter} s`, { headers: { 'Retry-After': String(retryAfter) } });
+      }
+      default:
+        return c.json({ accepted: outcome.status === 'accepted', commands: outcome.commands, next_interval_s: outcome.nextIntervalS }, 202);
+    }
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/leases/{id}/events',
+    tags: ['runner'],
+    summary: 'Lease events from the runner (started, failed, exited)',
+    security: NODE_BEARER,
+    middleware: [nodeAuth()] as const,
+    request: { params: z.object({ id: z.string().max(64) }), body: jsonBodyOf(LeaseEventSchema) },
+    responses: { 202: jsonContent(z.object({ received: z.literal(true) }), 'Recorded'), ...errorResponses(400, 401, 404) },
+  }),
+  async (c) => {
+    c.req.valid('json');
+    // No lease can exist before the order book creates one; until then every id is unknown.
+    throw new ApiError('not_found', `no lease ${c.req.valid('param').id} on this node`);
+  },
+);
+
+export default app;
