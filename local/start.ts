@@ -16,6 +16,10 @@ import { bundleWorker, startWorker } from './worker.ts';
 
 
 
+function passThrough(names: string[]): Record<string, string> {
+  return Object.fromEntries(names.filter((n) => process.env[n]).map((n) => [n, process.env[n]!]));
+}
+
 async function main(): Promise<void> {
   const dataDir = localDataDir();
   const port = portFromEnv('PORT', 8787);
@@ -94,7 +98,8 @@ async function main(): Promise<void> {
       CHAIN_NAME: LOCAL_CHAIN,
       USDC_DEPOSIT_ADDRESS: LOCAL_USDC_ADDRESS,
       GRID_DEPOSIT_ADDRESS: LOCAL_GRID_ADDRESS,
-      ...(process.env.LOG_REQUESTS ? { LOG_REQUESTS: process.env.LOG_REQUESTS } : {}),
+      // Tuning knobs passed through from the environment (tests, benchmarks, demos).
+      ...passThrough(['LOG_REQUESTS', 'COLLECTOR_SHARDS', 'HEARTBEAT_INTERVAL_S', 'HEARTBEAT_MIN_INTERVAL_S', 'HEARTBEAT_FLUSH_S', 'NODE_GRACE_S', 'AUTH_RATE_LIMIT', 'AUTH_IP_RATE_LIMIT']),
     },
   });
   stopWorker = () => mf.dispose();
