@@ -1,6 +1,6 @@
 import type { Bindings } from '../env.ts';
 import { signLikeQStash } from './signature.ts';
-import { callbackUrl, type QueueMessage, type QueueTransport } from './transport.ts';
+import { callbackUrl, type QueueMessage, type QueueTransport } from './message.ts';
 
 const ATTEMPTS = 4;
 const BASE_DELAY_MS = 250;

@@ -1,14 +1,19 @@
 import { Client } from '@upstash/qstash';
-import type { Bindings } from '../env.ts';
-import { callbackUrl, type QueueMessage, type QueueTransport } from './transport.ts';
+import { callbackUrl, type QueueMessage, type QueueTransport } from './message.ts';
+
+export interface QStashConfig {
+  QSTASH_TOKEN?: string;
+  QSTASH_URL?: string;
+  PUBLIC_URL: string;
+}
 
 /** QStash: publishes the message; QStash signs each delivery and retries until a 2xx. */
 export class QStashTransport implements QueueTransport {
   readonly name = 'qstash' as const;
   private readonly client: Client;
-  private readonly env: Bindings;
+  private readonly env: QStashConfig;
 
-  constructor(env: Bindings) {
+  constructor(env: QStashConfig) {
     if (!env.QSTASH_TOKEN) throw new Error('QSTASH_TOKEN is not set');
     this.env = env;
     this.client = new Client({ token: env.QSTASH_TOKEN, baseUrl: env.QSTASH_URL || undefined });
