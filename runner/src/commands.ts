@@ -1,0 +1,75 @@
+// Commands from heartbeat replies. Each id runs once: ids are recorded (memory and state file)
+// before the command runs, and acked on the next heartbeat. An id seen again is not run again,
+// only acked again (the server resends when our ack was lost).
+import { CommandSchema, type Command } from '../../src/contracts/runner.ts';
+import { describeError } from './errors.ts';
+import type { LeaseManager } from './leases.ts';
+import type { Logger } from './log.ts';
+import type { CommandState } from './state.ts';
+
+const KNOWN_TYPES: ReadonlySet<string> = new Set(CommandSchema.options.map((o) => o.shape.type.value));
+
+export class CommandProcessor {
+  private readonly state: CommandState;
+  private readonly leases: Pick<LeaseManager, 'start' | 'stop'>;
+  private readonly log: Logger;
+
+  constructor(state: CommandState, leases: Pick<LeaseManager, 'start' | 'stop'>, log: Logger) {
+    this.state = state;
+    this.leases = leases;
+    this.log = log;
+  }
+
+  /**
+   * Runs the commands of one reply, in order, without waiting for workloads to start: start_lease
+   * and stop_lease go on in the background (the promise of their completion is returned for tests).
+   */
+  handle(commands: readonly unknown[]): Promise<void> {
+    const work: Promise<void>[] = [];
+    for (const raw of commands) {
+      const id = (raw as { id?: unknown } | null)?.id;
+      if (typeof id !== 'string' || id.length === 0 || id.length > 64) {
+        this.log.warn('ignored a command without a usable id');
+        continue;
+      }
+      if (this.state.has(id)) {
+        this.state.ackAgain(id);
+        continue;
+      }
+      const parsed = CommandSchema.safeParse(raw);
+      this.state.record(id);
+      if (!parsed.success) {
+        const type = (raw as { type?: unknown }).type;
+        const issue = parsed.error.issues[0];
+        const why = typeof type === 'string' && !KNOWN_TYPES.has(type)
+          ? `type "${type}" is not understood by this runner (update it?)`
+          : `malformed${issue ? ` (${issue.path.map(String).join('.') || 'command'}: ${issue.message})` : ''}`;
+        this.log.warn(`command ${id}: ignored, ${why}`);
+        continue;
+      }
+      work.push(this.run(parsed.data));
+    }
+    return Promise.all(work).then(() => undefined);
+  }
+
+  private async run(cmd: Command): Promise<void> {
+    try {
+      await this.execute(cmd);
+    } catch (err) {
+      this.log.error(`command ${cmd.id} (${cmd.type}) failed: ${describeError(err)}`);
+    }
+  }
+
+  private async execute(cmd: Command): Promise<void> {
+    switch (cmd.type) {
+      case 'start_lease':
+        return this.leases.start(cmd);
+      case 'stop_lease':
+        return this.leases.stop(cmd.lease_id, cmd.reason || 'stop_lease');
+      case 'challenge':
+        // Inspections come later: noted and acked.
+        this.log.info(`challenge ${cmd.challenge_id} received (nonce ${cmd.nonce.slice(0, 16)}); acked`);
+        return;
+    }
+  }
+}

@@ -1,0 +1,169 @@
+// Runs each lease as a detached container:
+//   docker run -d --name gridlease-<lease_id> --label gridlease.lease=<lease_id>
+//     --label gridlease.ends_at=<iso> --gpus '"device=1,3"' --restart no [--memory M] [--cpus C]
+//     [-p PORT:PORT …] [-e KEY=VALUE …] <image> <command…>
+// then `docker wait` for its exit code and `docker rm -f` once it is over. Containers outlive
+// the runner: after a restart `adopt()` finds them by label and watches them again, the lease's
+// end time coming from the ends_at label. Each workload port is published on the same host
+// port (8080 in the container → 8080 on the host); two leases asking for one port conflict and
+// the second fails to start with docker's message.
+import { spawn } from 'node:child_process';
+import { oneLine, RunnerError } from '../errors.ts';
+import { sleep } from '../time.ts';
+import { type ExitInfo, type Executor, type RunHandle, type StartSpec, gpuList, portsMap } from './types.ts';
+
+export interface DockerExecutorOptions {
+  /** The docker CLI (default `docker`, looked up on PATH). */
+  bin?: string;
+  /** Environment of the docker CLI itself (default: the runner's). Never the workload's env. */
+  env?: NodeJS.ProcessEnv;
+  /** `--memory` for every container, e.g. `64g`. */
+  memory?: string;
+  /** `--cpus` for every container, e.g. `16`. */
+  cpus?: string;
+  /** Leave exited containers (and their logs) instead of removing them. */
+  keepExited?: boolean;
+}
+
+interface DockerResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export const LEASE_LABEL = 'gridlease.lease';
+export const ENDS_AT_LABEL = 'gridlease.ends_at';
+
+export const containerName = (leaseId: string) => `gridlease-${leaseId.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+
+/** The `docker run` argv (without `docker`) for a lease. */
+export function dockerRunArgs(spec: StartSpec, options: Pick<DockerExecutorOptions, 'memory' | 'cpus'> = {}): string[] {
+  const args = ['run', '-d', '--name', containerName(spec.leaseId)];
+  args.push('--label', `${LEASE_LABEL}=${spec.leaseId}`, '--label', `${ENDS_AT_LABEL}=${spec.endsAt.toISOString()}`);
+  // The value is CSV to docker: without the inner quotes `device=1,3` would mean `device=1` and `3`.
+  args.push('--gpus', `"device=${gpuList(spec.gpuIndices)}"`);
+  args.push('--restart', 'no');
+  if (options.memory) args.push('--memory', options.memory);
+  if (options.cpus) args.push('--cpus', options.cpus);
+  for (const port of spec.workload.ports) args.push('-p', `${port}:${port}`);
+  const env = {
+    ...spec.workload.env,
+    // Read on the host by the NVIDIA container runtime (host indices): pinned to the lease's GPUs so
+    // neither the workload env nor an image's `ENV NVIDIA_VISIBLE_DEVICES=all` can widen --gpus.
+    NVIDIA_VISIBLE_DEVICES: gpuList(spec.gpuIndices),
+    GRIDLEASE_LEASE_ID: spec.leaseId,
+    GRIDLEASE_LEASE_ENDS_AT: spec.endsAt.toISOString(),
+  };
+  // Values go in argv, not in the docker CLI's environment: the workload's env must never steer
+  // the CLI (DOCKER_HOST, LD_PRELOAD…).
+  for (const [key, value] of Object.entries(env)) args.push('-e', `${key}=${value}`);
+  args.push(spec.workload.image, ...spec.workload.command);
+  return args;
+}
+
+export class DockerExecutor implements Executor {
+  readonly name = 'docker';
+  readonly outlivesRunner = true;
+  private readonly bin: string;
+  private readonly options: DockerExecutorOptions;
+
+  constructor(options: DockerExecutorOptions = {}) {
+    this.options = options;
+    this.bin = options.bin || 'docker';
+  }
+
+  /** Runs the docker CLI; `signal` kills it (used to stop a `docker wait`). */
+  docker(args: string[], signal?: AbortSignal): Promise<DockerResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.bin, args, { env: this.options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, signal });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.name === 'AbortError') return reject(err);
+        reject(
+          new RunnerError(
+            err.code === 'ENOENT' ? `docker not found (${this.bin}): install Docker and the NVIDIA Container Toolkit, or use --executor process` : `cannot run docker: ${err.message}`,
+          ),
+        );
+      });
+      child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    });
+  }
+
+  /** `docker version`: the server version, or throws a one-line RunnerError. */
+  async check(): Promise<string> {
+    const r = await this.docker(['version', '--format', '{{.Server.Version}}']);
+    if (r.code !== 0) throw new RunnerError(`docker is not usable: ${lastLine(r.stderr) || `exit ${r.code}`}`);
+    return r.stdout.trim();
+  }
+
+  async start(spec: StartSpec): Promise<RunHandle> {
+    if (!spec.workload.image) throw new RunnerError('workload.image is required by the docker executor');
+    const r = await this.docker(dockerRunArgs(spec, this.options));
+    if (r.code !== 0) {
+      // A half-created container (e.g. the GPU request failed) must not block a retry under the same name.
+      await this.docker(['rm', '-f', containerName(spec.leaseId)]).catch(() => undefined);
+      throw new RunnerError(`docker run failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
+    }
+    return this.watch(spec.leaseId, containerName(spec.leaseId), portsMap(spec.workload.ports), spec.endsAt);
+  }
+
+  async adopt(): Promise<RunHandle[]> {
+    const r = await this.docker(['ps', '-a', '--filter', `label=${LEASE_LABEL}`, '--format', `{{.Names}}\t{{.Label "${LEASE_LABEL}"}}\t{{.Label "${ENDS_AT_LABEL}"}}`]);
+    if (r.code !== 0) throw new RunnerError(`docker ps failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
+    const handles: RunHandle[] = [];
+    for (const line of r.stdout.split(/\r?\n/)) {
+      const [name, leaseId, endsAt] = line.trim().split('\t');
+      if (!name || !leaseId) continue;
+      const at = endsAt ? new Date(endsAt) : null;
+      handles.push(this.watch(leaseId, name, {}, at && !Number.isNaN(at.getTime()) ? at : null));
+    }
+    return handles;
+  }
+
+  private watch(leaseId: string, name: string, ports: Record<string, number>, endsAt: Date | null): RunHandle {
+    const detach = new AbortController();
+    const exited = this.waitFor(name, detach.signal).then(async (info) => {
+      if (!this.options.keepExited) await this.docker(['rm', '-f', name]).catch(() => undefined);
+      return info;
+    });
+    return {
+      leaseId,
+      ports,
+      endsAt,
+      exited,
+      stop: async (graceMs: number) => {
+        const r = await this.docker(['stop', '-t', String(Math.max(0, Math.ceil(graceMs / 1000))), name]).catch((err: Error) => ({ code: 1, stdout: '', stderr: err.message }));
+        if (r.code !== 0) await this.docker(['kill', name]).catch(() => undefined);
+        return exited;
+      },
+      detach: () => detach.abort(),
+    };
+  }
+
+  /** The container's exit code, via `docker wait`; never settles once detached. */
+  private async waitFor(name: string, detached: AbortSignal): Promise<ExitInfo> {
+    for (let attempt = 0; ; attempt++) {
+      let r: DockerResult;
+      try {
+        r = await this.docker(['wait', name], detached);
+      } catch (err) {
+        if (detached.aborted) return new Promise<ExitInfo>(() => {});
+        r = { code: 1, stdout: '', stderr: (err as Error).message };
+      }
+      if (detached.aborted) return new Promise<ExitInfo>(() => {});
+      const code = Number.parseInt(r.stdout.trim(), 10);
+      if (r.code === 0 && Number.isInteger(code)) return { exitCode: code };
+      // `docker wait` itself failed (daemon restarting, container removed by hand): ask docker.
+      const inspect = await this.docker(['inspect', '-f', '{{.State.Running}} {{.State.ExitCode}}', name]).catch(() => null);
+      const [running, exitCode] = (inspect?.code === 0 ? inspect.stdout.trim() : '').split(' ');
+      if (running === 'false' && exitCode !== undefined && /^-?\d+$/.test(exitCode)) return { exitCode: Number(exitCode) };
+      if (inspect?.code !== 0 && /no such (object|container)/i.test(inspect?.stderr ?? '')) return { exitCode: 137 };
+      await sleep(Math.min(30_000, 1_000 * 2 ** Math.min(attempt, 5)), detached);
+    }
+  }
+}
+
+const lastLine = (text: string) => oneLine(text.trim().split(/\r?\n/).pop() ?? '');

@@ -1,0 +1,119 @@
+// Runs `workload.command` (an argv array, no shell) as a child process on the host. For bare-metal
+// providers and tests; the image is not used. Children die with the runner: the runner stops them
+// cleanly on shutdown (they have their own process group, so a terminal's Ctrl-C reaches the
+// runner only, and a stop reaches the workload's own children too).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RunnerError } from '../errors.ts';
+import { type ExitInfo, type Executor, type RunHandle, type StartSpec, gpuList, portsMap, signalExitCode } from './types.ts';
+
+export interface ProcessExecutorOptions {
+  /** Environment the workload env is merged over (default: the runner's). */
+  baseEnv?: NodeJS.ProcessEnv;
+  /** Folder for `<lease_id>.log` (stdout and stderr of the workload); none → discarded. */
+  logDir?: string | null;
+}
+
+/** Process groups of live workloads, killed if the runner exits without stopping them. */
+const live = new Set<number>();
+let exitHookInstalled = false;
+function killLeftovers(): void {
+  for (const pid of live) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export class ProcessExecutor implements Executor {
+  readonly name = 'process';
+  readonly outlivesRunner = false;
+
+  private readonly options: ProcessExecutorOptions;
+
+  constructor(options: ProcessExecutorOptions = {}) {
+    this.options = options;
+  }
+
+  async adopt(): Promise<RunHandle[]> {
+    return [];
+  }
+
+  async start(spec: StartSpec): Promise<RunHandle> {
+    const [cmd, ...args] = spec.workload.command;
+    if (!cmd) throw new RunnerError('the process executor needs workload.command (an argv array)');
+    const devices = gpuList(spec.gpuIndices);
+    const env: NodeJS.ProcessEnv = {
+      ...(this.options.baseEnv ?? process.env),
+      ...spec.workload.env,
+      CUDA_VISIBLE_DEVICES: devices,
+      NVIDIA_VISIBLE_DEVICES: devices,
+      GRIDLEASE_LEASE_ID: spec.leaseId,
+      GRIDLEASE_LEASE_ENDS_AT: spec.endsAt.toISOString(),
+    };
+    let out: number | 'ignore' = 'ignore';
+    if (this.options.logDir) {
+      fs.mkdirSync(this.options.logDir, { recursive: true, mode: 0o700 });
+      out = fs.openSync(path.join(this.options.logDir, `${safeName(spec.leaseId)}.log`), 'a', 0o600);
+    }
+    const child = spawn(cmd, args, { env, stdio: ['ignore', out, out], detached: true, windowsHide: true });
+    if (typeof out === 'number') fs.closeSync(out);
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new RunnerError(err.code === 'ENOENT' ? `command not found: ${cmd}` : `cannot start ${cmd}: ${err.message}`)),
+      );
+    });
+    const pid = child.pid!;
+    live.add(pid);
+    if (!exitHookInstalled) {
+      // A runner that exits abruptly (second Ctrl-C, fatal error) must not leave workloads behind.
+      process.on('exit', killLeftovers);
+      exitHookInstalled = true;
+    }
+    const exited = new Promise<ExitInfo>((resolve) => {
+      child.once('exit', (code, signal) => {
+        live.delete(pid);
+        resolve({ exitCode: code ?? signalExitCode(signal, os.constants.signals) });
+      });
+    });
+    let gone = false;
+    void exited.then(() => (gone = true));
+    const kill = (signal: NodeJS.Signals) => {
+      if (gone) return;
+      try {
+        process.kill(-pid, signal); // the whole process group
+      } catch {
+        try {
+          child.kill(signal);
+        } catch {
+          // already gone
+        }
+      }
+    };
+    return {
+      leaseId: spec.leaseId,
+      ports: portsMap(spec.workload.ports),
+      endsAt: spec.endsAt,
+      exited,
+      async stop(graceMs: number) {
+        kill('SIGTERM');
+        const timer = setTimeout(() => kill('SIGKILL'), graceMs);
+        try {
+          return await exited;
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      detach() {
+        // A child cannot outlive the runner's watch; nothing to do.
+      },
+    };
+  }
+}
+
+const safeName = (id: string) => id.replace(/[^A-Za-z0-9._-]/g, '_');

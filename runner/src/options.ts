@@ -1,0 +1,119 @@
+// Command line and environment → options. Flags win over the environment.
+import util from 'node:util';
+import { REGION_IDS } from '../../src/catalog/regions.ts';
+import { defaultConfigPath } from './config.ts';
+import { EXIT, RunnerError } from './errors.ts';
+import { EXECUTORS, type ExecutorName } from './executors/index.ts';
+
+export const COMMANDS = ['detect', 'join', 'start', 'status', 'help', 'version'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+export interface Options {
+  command: CommandName;
+  api: string | undefined;
+  configPath: string;
+  executor: ExecutorName;
+  nvidiaSmi: string | undefined;
+  token: string | undefined;
+  region: string | undefined;
+  stopWorkloadsOnExit: boolean;
+  graceMs: number;
+  backoffMaxMs: number;
+  memory: string | undefined;
+  cpus: string | undefined;
+}
+
+const usage = (message: string) => new RunnerError(`${message} (see gridlease-runner --help)`, EXIT.usage);
+
+export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Options {
+  // util.parseArgs arrived in Node 18.3 (a named import would fail to load on older Nodes).
+  if (typeof util.parseArgs !== 'function') throw new RunnerError(`Node.js 18.3 or newer is needed (this is ${process.version})`);
+  let parsed;
+  try {
+    parsed = util.parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+        api: { type: 'string' },
+        config: { type: 'string' },
+        executor: { type: 'string' },
+        'nvidia-smi': { type: 'string' },
+        token: { type: 'string' },
+        region: { type: 'string' },
+        'stop-workloads-on-exit': { type: 'boolean' },
+        grace: { type: 'string' },
+        memory: { type: 'string' },
+        cpus: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw usage((err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, ''));
+  }
+  const { values, positionals } = parsed;
+  let command: CommandName;
+  if (values.help) command = 'help';
+  else if (values.version) command = 'version';
+  else if (positionals.length === 0) command = 'help';
+  else if ((COMMANDS as readonly string[]).includes(positionals[0]!)) command = positionals[0] as CommandName;
+  else throw usage(`unknown command "${positionals[0]}"`);
+  if (positionals.length > 1) throw usage(`unexpected argument "${positionals[1]}"`);
+
+  const executor = values.executor ?? env.GRIDLEASE_EXECUTOR ?? 'docker';
+  if (!(EXECUTORS as readonly string[]).includes(executor)) throw usage(`unknown executor "${executor}": use docker or process`);
+
+  const seconds = (name: string, value: string | undefined, fallback: number, min: number) => {
+    if (value === undefined || value === '') return fallback * 1000;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) throw usage(`${name} must be a number of seconds ≥ ${min}`);
+    return Math.round(n * 1000);
+  };
+
+  return {
+    command,
+    api: values.api ?? (env.GRIDLEASE_API || undefined),
+    configPath: values.config ?? (env.GRIDLEASE_CONFIG || defaultConfigPath(env)),
+    executor: executor as ExecutorName,
+    nvidiaSmi: values['nvidia-smi'] ?? (env.GRIDLEASE_NVIDIA_SMI || undefined),
+    token: values.token ?? (env.GRIDLEASE_JOIN_TOKEN || undefined),
+    region: values.region ?? (env.GRIDLEASE_REGION || undefined),
+    stopWorkloadsOnExit: values['stop-workloads-on-exit'] ?? false,
+    graceMs: seconds('--grace', values.grace, 10, 0),
+    backoffMaxMs: seconds('GRIDLEASE_BACKOFF_MAX_S', env.GRIDLEASE_BACKOFF_MAX_S, 60, 1),
+    memory: values.memory,
+    cpus: values.cpus,
+  };
+}
+
+export const HELP = `gridlease-runner — lists this machine's GPUs on the Gridlease exchange and runs leased workloads
+
+Usage:
+  gridlease-runner detect                 print the detected machine (GPUs with catalog model ids) as JSON
+  gridlease-runner join --api URL --token JOIN_TOKEN --region REGION
+                                          register this machine; saves the node credentials to the config file
+  gridlease-runner start                  heartbeat and run leases until SIGINT/SIGTERM
+  gridlease-runner status                 print the config (without the token) and whether the API answers
+  gridlease-runner --help | --version
+
+Options:
+  --api URL                 API base URL (env GRIDLEASE_API; start/status default to the one saved at join)
+  --config PATH             config file (env GRIDLEASE_CONFIG; default ~/.config/gridlease/runner.json);
+                            executed command ids are kept next to it in runner.state.json
+  --token JOIN_TOKEN        one-time join token (env GRIDLEASE_JOIN_TOKEN keeps it out of ps and shell history)
+  --region REGION           ${REGION_IDS.join(', ')} (env GRIDLEASE_REGION)
+  --executor docker|process how leases run (env GRIDLEASE_EXECUTOR; default docker)
+                              docker:  one detached container per lease, only the leased GPUs
+                                       (--gpus "device=…"), each port published on the same host port
+                              process: workload.command as a host process with CUDA_VISIBLE_DEVICES set
+                                       (no isolation: for trusted workloads and testing)
+  --nvidia-smi PATH         nvidia-smi to use (env GRIDLEASE_NVIDIA_SMI; default: found on PATH)
+  --stop-workloads-on-exit  stop containers when the runner exits; by default they keep running and the
+                            next start watches them again (process workloads are always stopped)
+  --grace SECONDS           SIGTERM → SIGKILL grace when stopping a workload (default 10)
+  --memory SIZE, --cpus N   docker --memory / --cpus limits for every container
+
+Environment: GRIDLEASE_BACKOFF_MAX_S caps the retry back-off when the API is down (default 60).
+Exit codes: 0 ok, 1 error, 2 usage, 3 node token refused (node revoked or joined again elsewhere).
+`;

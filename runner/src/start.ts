@@ -1,0 +1,114 @@
+// `start`: heartbeat and run leases until SIGINT/SIGTERM.
+//
+// Shutdown: the first SIGINT/SIGTERM stops the loop; workloads that cannot outlive the runner
+// (process executor) are stopped (SIGTERM, SIGKILL after --grace) and their exit reported, docker
+// containers are left running unless --stop-workloads-on-exit (a runner restart or upgrade must
+// not kill renters' leases; the next start finds them by label and enforces their ends_at); then
+// one final heartbeat with draining: true, pending lease events get a few seconds, exit 0.
+// A second signal exits at once (130). A 401 on a heartbeat stops the same way and exits 3.
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { GpuMetrics } from '../../src/contracts/runner.ts';
+import { ApiClient } from './api.ts';
+import { Backoff } from './backoff.ts';
+import { CommandProcessor } from './commands.ts';
+import { isTooOpen, readConfig, statePathFor } from './config.ts';
+import { describeError } from './errors.ts';
+import { EventReporter } from './events.ts';
+import { DockerExecutor } from './executors/docker.ts';
+import { createExecutor } from './executors/index.ts';
+import { HeartbeatLoop } from './heartbeat.ts';
+import { LeaseManager } from './leases.ts';
+import type { Logger } from './log.ts';
+import { queryMetrics } from './nvidia-smi.ts';
+import type { Options } from './options.ts';
+import { CommandState } from './state.ts';
+import { RUNNER_VERSION } from './version.ts';
+
+export async function start(options: Options, log: Logger): Promise<number> {
+  const config = readConfig(options.configPath);
+  if (isTooOpen(options.configPath)) log.warn(`${options.configPath} is readable by others and holds the node token: chmod 600 it`);
+  const client = new ApiClient({ api: options.api ?? config.api, nodeToken: config.node_token });
+  const bootId = randomUUID();
+  log.info(`gridlease-runner ${RUNNER_VERSION} starting: node ${config.node_id}, ${options.executor} executor, boot ${bootId}`);
+
+  const executor = createExecutor(options.executor, {
+    docker: { memory: options.memory, cpus: options.cpus },
+    process: { logDir: path.join(path.dirname(options.configPath), 'logs') },
+  });
+  if (executor instanceof DockerExecutor) {
+    await executor.check().then(
+      (version) => log.info(`docker ${version}`),
+      (err: unknown) => log.warn(`${describeError(err)}; leases will fail to start until docker works`),
+    );
+  }
+
+  const metrics = metricsSource(options.nvidiaSmi, log);
+  await metrics.read().catch(() => undefined); // learn the GPU indices before the first command
+  const state = CommandState.load(statePathFor(options.configPath), config.node_id, log);
+  const events = new EventReporter(client, log);
+  const leases = new LeaseManager({ executor, events, log, graceMs: options.graceMs, gpuIndices: metrics.indices });
+  await leases.adopt();
+  const loop = new HeartbeatLoop({
+    api: client,
+    nodeId: config.node_id,
+    bootId,
+    metrics: metrics.read,
+    leases,
+    state,
+    commands: new CommandProcessor(state, leases, log),
+    log,
+    intervalS: config.heartbeat_interval_s ?? 10,
+    backoff: new Backoff({ maxMs: options.backoffMaxMs }),
+  });
+
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      log.warn(`${signal} again: exiting now`);
+      process.exit(130);
+    }
+    log.info(`${signal}: shutting down`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let failure: unknown = null;
+  try {
+    await loop.run(stop.signal);
+  } catch (err) {
+    failure = err;
+    stop.abort();
+  }
+  await leases.shutdown(options.stopWorkloadsOnExit);
+  if (!failure) await loop.final();
+  await events.flush(failure ? 2_000 : 5_000);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (failure) throw failure;
+  log.info('stopped');
+  return 0;
+}
+
+/** GPU metrics from nvidia-smi; logs when they become unavailable and when they come back. */
+function metricsSource(bin: string | undefined, log: Logger) {
+  let failing: string | null = null;
+  let indices: number[] | null = null;
+  return {
+    indices: () => indices,
+    read: async (): Promise<GpuMetrics[]> => {
+      try {
+        const { rows } = await queryMetrics({ bin });
+        if (failing !== null) log.info('GPU metrics are back');
+        failing = null;
+        indices = rows.map((r) => r.index);
+        return rows;
+      } catch (err) {
+        const why = describeError(err);
+        if (failing === null) log.warn(`GPU metrics unavailable (${why}); heartbeats carry none until it recovers`);
+        failing = why;
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,311 @@
+// The CLI as a subprocess against a fake API. It runs the esbuild bundle (what ships, and much
+// quicker to start than the TypeScript source under type stripping), built once here.
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { HeartbeatRequestSchema, LeaseEventSchema, MachineSchema, RegisterRequestSchema, type HeartbeatRequest } from '../../../src/contracts/runner.ts';
+import { readConfig, writeConfig } from '../../../runner/src/config.ts';
+import { CLI, DOCKER_DIR, FAKE_SMI, FakeApi, ROOT, SMI_DIR, apiError, freePort, mode, tempDir, waitFor } from './helpers.ts';
+
+interface Run {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<number | null>;
+}
+
+/** Registers clean-up for the current test (tests here run concurrently). */
+type Defer = (fn: () => void | Promise<void>) => void;
+
+function baseEnv(dir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith('GRIDLEASE_') || key.startsWith('FAKE_')) delete env[key];
+  return { ...env, GRIDLEASE_CONFIG: path.join(dir, 'gridlease', 'runner.json'), GRIDLEASE_NVIDIA_SMI: FAKE_SMI, GRIDLEASE_EXECUTOR: 'process', ...extra };
+}
+
+let BUNDLE = '';
+let buildOutput = '';
+beforeAll(async () => {
+  BUNDLE = path.join(tempDir(), 'gridlease-runner.js');
+  const build = await runCli(['--outfile', BUNDLE], process.env, path.join(ROOT, 'runner/build.ts'));
+  if (build.code !== 0) throw new Error(`build failed: ${build.stderr}`);
+  buildOutput = build.stdout;
+}, 30_000);
+
+function spawnCli(args: string[], env: NodeJS.ProcessEnv, defer: Defer, script = BUNDLE): Run {
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  defer(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { child, stdout: () => out, stderr: () => err, exit };
+}
+
+async function runCli(args: string[], env: NodeJS.ProcessEnv, script = BUNDLE) {
+  const run = spawnCli(args, env, () => {}, script);
+  const code = await run.exit;
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
+}
+
+async function fakeApi(defer: Defer): Promise<FakeApi> {
+  const api = await new FakeApi().listen();
+  defer(() => api.close());
+  return api;
+}
+
+const registered = { node_id: 'node_7', node_token: 'nt_secret_7', heartbeat_interval_s: 1 };
+
+function joinedConfig(dir: string, api: string): string {
+  const file = path.join(dir, 'gridlease', 'runner.json');
+  writeConfig(file, { api, node_id: 'node_7', node_token: 'nt_secret_7', region: 'eu-west', heartbeat_interval_s: 1 });
+  return file;
+}
+
+describe.concurrent('gridlease-runner CLI', () => {
+  it('prints help, from the bundle and from the TypeScript source', async () => {
+    for (const script of [BUNDLE, CLI]) {
+      const r = await runCli(['--help'], baseEnv(tempDir()), script);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^gridlease-runner — /);
+      expect(r.stdout).toContain('join --api URL --token JOIN_TOKEN --region REGION');
+    }
+  });
+
+  it('detect prints the machine as JSON, unknown cards with model null', async () => {
+    const r = await runCli(['detect'], baseEnv(tempDir(), { FAKE_SMI_GPUS: path.join(SMI_DIR, 'mixed-crlf.csv') }));
+    expect(r.code).toBe(0);
+    const machine = MachineSchema.parse(JSON.parse(r.stdout));
+    expect(machine.gpus.map((g) => g.model)).toEqual(['rtx-4090-24gb', 'rtx-3090-24gb', null]);
+    expect(r.stderr).toContain('GPU 2 (NVIDIA GeForce GTX 1050, 2048 MiB) is not in the Gridlease catalog: reported as unknown, it cannot be listed');
+  });
+
+  it('detect without nvidia-smi fails with one clear line', async () => {
+    const env = baseEnv(tempDir(), { PATH: path.dirname(process.execPath) });
+    delete env.GRIDLEASE_NVIDIA_SMI;
+    const r = await runCli(['detect'], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('gridlease-runner: nvidia-smi not found on PATH: install the NVIDIA driver, or set GRIDLEASE_NVIDIA_SMI to its path\n');
+  });
+
+  it('join registers with a valid RegisterRequest and saves the config 0600 in a 0700 folder', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    api.handler = (req) => (req.url === '/v1/runner/register' ? { status: 201, body: registered } : undefined);
+    const dir = tempDir();
+    const env = baseEnv(dir, { FAKE_SMI_GPUS: path.join(SMI_DIR, 'a100x8-header-units.csv'), GRIDLEASE_JOIN_TOKEN: 'jt_one_time' });
+    const r = await runCli(['join', '--api', `${api.url}/`, '--region', 'eu-west'], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`joined ${api.url} as node node_7 in eu-west with 8 listable GPUs`);
+
+    const body = RegisterRequestSchema.parse(api.requests[0]!.body);
+    expect(body.join_token).toBe('jt_one_time');
+    expect(body.machine.gpus).toHaveLength(8);
+    expect(api.requests[0]!.auth).toBeUndefined();
+
+    const file = env.GRIDLEASE_CONFIG!;
+    expect(mode(file)).toBe(0o600);
+    expect(mode(path.dirname(file))).toBe(0o700);
+    expect(readConfig(file)).toMatchObject({ api: api.url, node_id: 'node_7', node_token: 'nt_secret_7', region: 'eu-west' });
+
+    const status = await runCli(['status'], env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain('node_id: node_7');
+    expect(status.stdout).toContain('api_status: answers (GET /healthz → 404)');
+    expect(status.stdout).not.toContain('nt_secret_7');
+  });
+
+  const refusals: [string, { status: number; body: unknown }, string, string][] = [
+    ['an expired join token', { status: 401, body: apiError('unauthorized', 'join token expired') }, 'eu-west', 'join token refused: join token expired'],
+    ['a used join token', { status: 401, body: apiError('unauthorized', 'join token already used') }, 'eu-west', 'join token refused: join token already used'],
+    [
+      'an unknown region',
+      { status: 400, body: apiError('validation_failed', 'unknown region "mars-1"') },
+      'mars-1',
+      'registration refused: unknown region "mars-1" (regions known to this runner: us-east, us-west, eu-central, eu-west, ap-southeast)',
+    ],
+  ];
+  it.for(refusals)('join explains %s in one line', async ([, reply, region, message], { onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    api.handler = () => reply;
+    const env = baseEnv(tempDir());
+    const r = await runCli(['join', '--api', api.url, '--token', 'jt', '--region', region], env);
+    expect(r).toMatchObject({ code: 1, stdout: '', stderr: `gridlease-runner: ${message}\n` });
+    expect(fs.existsSync(env.GRIDLEASE_CONFIG!)).toBe(false);
+  });
+
+  it('join refuses a machine without a listable GPU before calling the API', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    const env = baseEnv(tempDir(), { FAKE_SMI_GPUS: path.join(SMI_DIR, 'unknown-only.csv') });
+    const r = await runCli(['join', '--api', api.url, '--token', 'jt', '--region', 'eu-west'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/warn GPU 0 \(NVIDIA GeForce GTX 1050, 2048 MiB\) is not in the Gridlease catalog: reported as unknown, it cannot be listed$/),
+      'gridlease-runner: no listable GPU: NVIDIA GeForce GTX 1050 is not in the Gridlease catalog',
+    ]);
+    expect(api.requests).toHaveLength(0);
+  });
+
+  it('join says when the API is unreachable, and what is missing', async () => {
+    const env = baseEnv(tempDir());
+    const down = await runCli(['join', '--api', `http://127.0.0.1:${await freePort()}`, '--token', 'jt', '--region', 'eu-west'], env);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/^gridlease-runner: API unreachable: cannot reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*\n$/);
+    expect(await runCli(['join', '--api', 'http://x.test'], env)).toMatchObject({ code: 2, stderr: 'gridlease-runner: join needs --token, --region (see gridlease-runner --help)\n' });
+  });
+
+  it('start heartbeats, runs a start_lease on the leased GPUs, acks it, and drains on SIGTERM', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    const dir = tempDir();
+    const out = path.join(dir, 'workload.json');
+    const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify({ cuda: process.env.CUDA_VISIBLE_DEVICES, msg: process.env.MSG })); setInterval(() => {}, 1000)`;
+    const command = {
+      id: 'cmd_start_1',
+      type: 'start_lease',
+      lease_id: 'lse_1',
+      workload: { image: 'unused', command: [process.execPath, '-e', script], env: { MSG: 'hi' }, ports: [] },
+      gpu_indices: [0],
+      ends_at: new Date(Date.now() + 3_600_000).toISOString(),
+      lease_token: 'lt_1',
+    };
+    const events: unknown[] = [];
+    api.handler = (req) => {
+      if (req.url === '/v1/runner/leases/lse_1/events') {
+        events.push(LeaseEventSchema.parse(req.body));
+        return { status: 202, body: {} };
+      }
+      if (req.url !== '/v1/runner/heartbeats') return undefined;
+      // The command comes in the reply to the second heartbeat, and (ack lost?) again in the third.
+      const n = api.heartbeats().length;
+      return { status: 202, body: { accepted: true, commands: n === 2 || n === 3 ? [command] : [], next_interval_s: 1 } };
+    };
+    joinedConfig(dir, api.url);
+    const run = spawnCli(['start', '--grace', '1'], baseEnv(dir), onTestFinished);
+
+    const heartbeats = () => api.heartbeats().map((r) => HeartbeatRequestSchema.parse(r.body) as HeartbeatRequest);
+    await waitFor(() => heartbeats().find((h) => h.acks.includes('cmd_start_1') && h.leases.some((l) => l.state === 'running')), 8_000, 'a heartbeat acking the command');
+    expect(JSON.parse(fs.readFileSync(out, 'utf8'))).toEqual({ cuda: '0', msg: 'hi' });
+    expect(api.heartbeats().every((r) => r.auth === 'Bearer nt_secret_7')).toBe(true);
+
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    const all = heartbeats();
+    expect(all.map((h) => h.seq)).toEqual(all.map((_, i) => i + 1));
+    expect(new Set(all.map((h) => h.boot_id)).size).toBe(1);
+    expect(all[0]!.gpus).toEqual([{ index: 0, utilization_pct: 87, memory_used_mib: 61234, temperature_c: 64, power_w: 612.47 }]);
+    expect(all.filter((h) => h.draining)).toHaveLength(1);
+    const last = all[all.length - 1]!;
+    expect(last.draining).toBe(true);
+    expect(last.leases).toEqual([{ lease_id: 'lse_1', state: 'stopped' }]);
+    expect(events).toMatchObject([{ type: 'started' }, { type: 'exited' }]);
+    expect(run.stderr()).toContain('lease lse_1: stopping (runner shutdown)');
+    expect(run.stderr().match(/lease lse_1: starting/g)).toHaveLength(1); // the resent command ran once
+  });
+
+  it('start --executor docker leaves containers running on SIGTERM and reports them running; 404 on events is logged once', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    const dir = tempDir();
+    const command = (n: number) => ({
+      id: `cmd_${n}`,
+      type: 'start_lease',
+      lease_id: `lse_${n}`,
+      workload: { image: 'ghcr.io/acme/serve:1', command: [], env: {}, ports: [8000 + n] },
+      gpu_indices: [n],
+      ends_at: new Date(Date.now() + 3_600_000).toISOString(),
+      lease_token: 'lt',
+    });
+    api.handler = (req) => {
+      if (req.url !== '/v1/runner/heartbeats') return undefined; // events: 404
+      const first = api.heartbeats().length === 1;
+      return { status: 202, body: { accepted: true, commands: first ? [command(0), command(1)] : [], next_interval_s: 1 } };
+    };
+    joinedConfig(dir, api.url);
+    const env = baseEnv(dir, {
+      GRIDLEASE_EXECUTOR: 'docker',
+      FAKE_SMI_METRICS: path.join(SMI_DIR, 'metrics-mixed-crlf.csv'),
+      PATH: `${DOCKER_DIR}${path.delimiter}${process.env.PATH}`,
+      FAKE_DOCKER_LOG: path.join(dir, 'docker.log'),
+      FAKE_DOCKER_STATE: dir,
+      FAKE_DOCKER_NODE: process.execPath,
+    });
+    const run = spawnCli(['start'], env, onTestFinished);
+    const docker = () => (fs.existsSync(env.FAKE_DOCKER_LOG!) ? fs.readFileSync(env.FAKE_DOCKER_LOG!, 'utf8').trim().split('\n').map((l) => JSON.parse(l).argv as string[]) : []);
+    await waitFor(() => api.heartbeats().some((r) => (r.body as HeartbeatRequest).leases.filter((l) => l.state === 'running').length === 2), 8_000, 'two running leases');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    const verbs = docker().map((a) => a[0]);
+    expect(verbs.filter((v) => v === 'run')).toHaveLength(2);
+    expect(verbs).not.toContain('stop');
+    expect(verbs).not.toContain('rm');
+    expect(docker().find((a) => a[0] === 'run' && a.includes('gridlease-lse_1'))).toEqual(expect.arrayContaining(['"device=1"', '8001:8001']));
+    const last = api.heartbeats().at(-1)!.body as HeartbeatRequest;
+    expect(last.draining).toBe(true);
+    expect(last.leases).toEqual([
+      { lease_id: 'lse_0', state: 'running' },
+      { lease_id: 'lse_1', state: 'running' },
+    ]);
+    expect(run.stderr().match(/lease events are not available on the API yet \(404\)/g)).toHaveLength(1);
+    expect(run.stderr()).toContain('lease lse_0: left running (the next runner start picks it up)');
+  });
+
+  it('start rides out an API outage with back-off and logs it once', async ({ onTestFinished }) => {
+    const port = await freePort();
+    const dir = tempDir();
+    joinedConfig(dir, `http://127.0.0.1:${port}`);
+    const run = spawnCli(['start'], baseEnv(dir, { GRIDLEASE_BACKOFF_MAX_S: '1' }), onTestFinished);
+    await waitFor(() => run.stderr().includes('API unreachable'), 8_000, 'the outage to be noticed');
+    await new Promise((r) => setTimeout(r, 1_500)); // several failed tries
+
+    const api = new FakeApi();
+    let unavailable = 2;
+    api.handler = (req) => {
+      if (req.url !== '/v1/runner/heartbeats') return undefined;
+      if (unavailable-- > 0) return { status: 503, body: apiError('service_unavailable', 'try later') };
+      return { status: 202, body: { accepted: true, commands: [], next_interval_s: 1 } };
+    };
+    await api.listen(port);
+    onTestFinished(() => api.close());
+    await waitFor(() => run.stderr().includes('API answers again'), 8_000, 'recovery');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    expect(run.stderr().match(/API unreachable/g)).toHaveLength(1);
+    expect(run.stderr()).toMatch(/API answers again \(after \d+ failed heartbeats\)/);
+    expect(api.heartbeats().map((r) => (r.body as HeartbeatRequest).seq)).toEqual(api.heartbeats().map((_, i, a) => (a[0]!.body as HeartbeatRequest).seq + i));
+  });
+
+  it('start stops with exit code 3 when the API refuses the node token', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    api.handler = (req) => (req.url === '/v1/runner/heartbeats' ? { status: 401, body: apiError('unauthorized', 'node token revoked: the node joined again elsewhere') } : undefined);
+    const dir = tempDir();
+    joinedConfig(dir, api.url);
+    const r = await runCli(['start'], baseEnv(dir));
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim().split('\n').pop()).toBe(
+      "gridlease-runner: the API refused this node's token (node token revoked: the node joined again elsewhere): the node was revoked or joined again elsewhere; run `gridlease-runner join` to register it again",
+    );
+    expect(api.heartbeats()).toHaveLength(1);
+  });
+
+  it('start without a config says to join first', async () => {
+    const r = await runCli(['start'], baseEnv(tempDir()));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^gridlease-runner: no config at .*: run `gridlease-runner join --api URL --token JOIN_TOKEN --region REGION` first\n$/);
+  });
+
+  it('the esbuild bundle is one self-contained executable file', () => {
+    expect(buildOutput.trim().split('\n')).toEqual([expect.stringMatching(/^gridlease-runner 0\.1\.0: built .* \(\d+ KiB, \d+ ms\)$/)]);
+    const text = fs.readFileSync(BUNDLE, 'utf8');
+    expect(text.startsWith('#!/usr/bin/env node\n// gridlease-runner 0.1.0')).toBe(true);
+    expect(mode(BUNDLE)).toBe(0o755);
+    // Only Node built-ins are imported: zod and the contracts are inside.
+    const imports = [...text.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]!);
+    expect(imports.length).toBeGreaterThan(0);
+    expect(imports.every((m) => m.startsWith('node:'))).toBe(true);
+    expect(text).not.toMatch(/\brequire\(/);
+  });
+});

@@ -1,0 +1,71 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CommandProcessor } from '../../../runner/src/commands.ts';
+import type { StartLease } from '../../../runner/src/leases.ts';
+import { memoryLogger } from '../../../runner/src/log.ts';
+import { CommandState } from '../../../runner/src/state.ts';
+import { tempDir } from './helpers.ts';
+
+const start = (id: string, lease_id = 'lse_1') => ({
+  id,
+  type: 'start_lease',
+  lease_id,
+  workload: { image: 'img', command: [], env: {}, ports: [] },
+  gpu_indices: [0],
+  ends_at: '2099-01-01T00:00:00Z',
+  lease_token: 'lt',
+});
+
+function setup(file: string | null = null) {
+  const calls: string[] = [];
+  const log = memoryLogger();
+  const state = CommandState.load(file, 'node_1');
+  const leases = {
+    start: async (c: StartLease) => void calls.push(`start ${c.lease_id}`),
+    stop: async (id: string, reason: string) => void calls.push(`stop ${id} ${reason}`),
+  };
+  return { calls, log, state, processor: new CommandProcessor(state, leases, log) };
+}
+
+describe('commands', () => {
+  it('run each id once and are acked', async () => {
+    const { calls, state, processor } = setup();
+    await processor.handle([start('c1'), start('c1')]);
+    await processor.handle([start('c1'), { id: 'c2', type: 'stop_lease', lease_id: 'lse_1', reason: 'renter stopped it' }]);
+    expect(calls).toEqual(['start lse_1', 'stop lse_1 renter stopped it']);
+    expect(state.pendingAcks()).toEqual(['c1', 'c2']);
+    state.acknowledged(['c1', 'c2']);
+    // Resent after the ack was delivered (the server lost it): acked again, not run again.
+    await processor.handle([start('c1')]);
+    expect(calls).toHaveLength(2);
+    expect(state.pendingAcks()).toEqual(['c1']);
+  });
+
+  it('are not run again after a restart (state file)', async () => {
+    const file = path.join(tempDir(), 'runner.state.json');
+    const before = setup(file);
+    await before.processor.handle([start('c1')]);
+    const after = setup(file);
+    await after.processor.handle([start('c1'), start('c3', 'lse_3')]);
+    expect(after.calls).toEqual(['start lse_3']);
+    expect(after.state.pendingAcks()).toEqual(['c1', 'c3']);
+  });
+
+  it('ack challenges and commands this runner does not understand, without running them', async () => {
+    const { calls, log, state, processor } = setup();
+    await processor.handle([
+      { id: 'c1', type: 'challenge', challenge_id: 'ch_1', nonce: 'n0nce' },
+      { id: 'c2', type: 'reboot_everything' },
+      { id: 'c3', type: 'start_lease', lease_id: 'lse_x' }, // malformed
+      { type: 'stop_lease' }, // no id: cannot be acked
+    ]);
+    expect(calls).toEqual([]);
+    expect(state.pendingAcks()).toEqual(['c1', 'c2', 'c3']);
+    expect(log.lines).toEqual([
+      'info challenge ch_1 received (nonce n0nce); acked',
+      'warn command c2: ignored, type "reboot_everything" is not understood by this runner (update it?)',
+      expect.stringMatching(/^warn command c3: ignored, malformed \(workload: /),
+      'warn ignored a command without a usable id',
+    ]);
+  });
+});

@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { LeaseEvent } from '../../../src/contracts/runner.ts';
+import { DockerExecutor } from '../../../runner/src/executors/docker.ts';
+import { LeaseManager, type StartLease } from '../../../runner/src/leases.ts';
+import { memoryLogger } from '../../../runner/src/log.ts';
+import { DOCKER_DIR, tempDir, waitFor } from './helpers.ts';
+
+const ENDS_AT = '2099-01-01T00:00:00.000Z';
+
+function setup(extra: Record<string, string> = {}, options: { memory?: string; cpus?: string } = {}) {
+  const dir = tempDir();
+  const logFile = path.join(dir, 'docker.log');
+  const env = { ...process.env, PATH: `${DOCKER_DIR}${path.delimiter}${process.env.PATH}`, FAKE_DOCKER_LOG: logFile, FAKE_DOCKER_STATE: dir, FAKE_DOCKER_NODE: process.execPath, ...extra };
+  const executor = new DockerExecutor({ env, ...options });
+  const events: { leaseId: string; event: LeaseEvent }[] = [];
+  const log = memoryLogger();
+  const leases = new LeaseManager({ executor, events: { report: (leaseId, event) => events.push({ leaseId, event }) }, log, graceMs: 5_000 });
+  const calls = (): string[][] => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).argv) : []);
+  const exitContainer = (name: string, code: number) => fs.writeFileSync(path.join(dir, `${name}.exit`), String(code));
+  return { dir, executor, events, leases, calls, exitContainer, log };
+}
+
+const startLease = (over: Partial<StartLease> = {}): StartLease => ({
+  id: 'cmd_1',
+  type: 'start_lease',
+  lease_id: 'lse_42',
+  workload: { image: 'ghcr.io/acme/train:1.2', command: ['python', 'train.py', '--epochs', '3'], env: { HF_TOKEN: 'hf_x', MODE: 'a b', NVIDIA_VISIBLE_DEVICES: 'all' }, ports: [8080, 22] },
+  gpu_indices: [1, 3],
+  ends_at: ENDS_AT,
+  lease_token: 'lt_1',
+  ...over,
+});
+
+describe('docker executor', () => {
+  it('runs a detached, labelled container on exactly the leased GPUs, then waits, reports and removes it', async () => {
+    const { leases, calls, events, exitContainer } = setup({}, { memory: '64g', cpus: '16' });
+    await leases.start(startLease());
+    expect(calls()[0]).toEqual([
+      'run', '-d',
+      '--name', 'gridlease-lse_42',
+      '--label', 'gridlease.lease=lse_42',
+      '--label', `gridlease.ends_at=${ENDS_AT}`,
+      '--gpus', '"device=1,3"',
+      '--restart', 'no',
+      '--memory', '64g',
+      '--cpus', '16',
+      '-p', '8080:8080',
+      '-p', '22:22',
+      '-e', 'HF_TOKEN=hf_x',
+      '-e', 'MODE=a b',
+      '-e', 'NVIDIA_VISIBLE_DEVICES=1,3', // the workload asked for "all": it does not get it
+      '-e', 'GRIDLEASE_LEASE_ID=lse_42',
+      '-e', `GRIDLEASE_LEASE_ENDS_AT=${ENDS_AT}`,
+      'ghcr.io/acme/train:1.2', 'python', 'train.py', '--epochs', '3',
+    ]);
+    expect(events[0]).toEqual({ leaseId: 'lse_42', event: { type: 'started', at: expect.any(String), ports: { '8080': 8080, '22': 22 } } });
+    await waitFor(() => calls().some((c) => c[0] === 'wait'), 5_000, 'docker wait');
+    expect(calls().find((c) => c[0] === 'wait')).toEqual(['wait', 'gridlease-lse_42']);
+
+    exitContainer('gridlease-lse_42', 3);
+    await leases.exited('lse_42');
+    expect(events[1]!.event).toMatchObject({ type: 'exited', exit_code: 3 });
+    await waitFor(() => calls().some((c) => c[0] === 'rm'), 5_000, 'docker rm');
+    expect(calls().find((c) => c[0] === 'rm')).toEqual(['rm', '-f', 'gridlease-lse_42']);
+  });
+
+  it('stops with docker stop and the grace in seconds', async () => {
+    const { leases, calls, events } = setup();
+    await leases.start(startLease({ gpu_indices: [0], workload: { image: 'alpine', command: [], env: {}, ports: [] } }));
+    expect(calls()[0]).toContain('"device=0"');
+    await leases.stop('lse_42', 'stop_lease');
+    expect(calls()).toContainEqual(['stop', '-t', '5', 'gridlease-lse_42']);
+    expect(events.map((e) => e.event)).toMatchObject([{ type: 'started' }, { type: 'exited', exit_code: 143 }]);
+    expect(events[0]!.event).not.toHaveProperty('ports');
+    expect(leases.snapshot()).toEqual([{ lease_id: 'lse_42', state: 'stopped' }]);
+  });
+
+  it('reports failed with docker’s message when docker run fails, and cleans up', async () => {
+    const { leases, calls, events } = setup({ FAKE_DOCKER_RUN_FAIL: 'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].' });
+    await leases.start(startLease());
+    expect(events).toEqual([
+      { leaseId: 'lse_42', event: { type: 'failed', at: expect.any(String), reason: 'docker run failed: docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].' } },
+    ]);
+    expect(calls()[1]).toEqual(['rm', '-f', 'gridlease-lse_42']);
+  });
+
+  it('leaves containers running on shutdown, and a later runner adopts them by label and enforces their end', async () => {
+    const first = setup();
+    await first.leases.start(startLease());
+    await waitFor(() => first.calls().some((c) => c[0] === 'wait'), 5_000, 'docker wait');
+    await first.leases.shutdown(false);
+    expect(first.calls().map((c) => c[0])).toEqual(['run', 'wait']); // no stop, no rm
+    expect(first.events.map((e) => e.event.type)).toEqual(['started']);
+    expect(first.leases.snapshot()).toEqual([{ lease_id: 'lse_42', state: 'running' }]); // for the final heartbeat
+
+    const past = new Date(Date.now() - 1000).toISOString();
+    const second = setup({ FAKE_DOCKER_PS: `gridlease-lse_42\tlse_42\t${past}` });
+    await second.leases.adopt();
+    expect(second.calls()[0]).toEqual(['ps', '-a', '--filter', 'label=gridlease.lease', '--format', '{{.Names}}\t{{.Label "gridlease.lease"}}\t{{.Label "gridlease.ends_at"}}']);
+    await waitFor(() => second.events.find((e) => e.event.type === 'exited'), 5_000, 'the adopted lease to be stopped');
+    expect(second.calls()).toContainEqual(['stop', '-t', '5', 'gridlease-lse_42']);
+    expect(second.leases.snapshot()).toEqual([{ lease_id: 'lse_42', state: 'stopped' }]);
+  });
+
+  it('stops containers on shutdown when asked to', async () => {
+    const { leases, calls } = setup();
+    await leases.start(startLease());
+    await leases.shutdown(true);
+    expect(calls()).toContainEqual(['stop', '-t', '5', 'gridlease-lse_42']);
+    expect(leases.snapshot()).toEqual([{ lease_id: 'lse_42', state: 'stopped' }]);
+  });
+
+  it('says clearly when docker is missing', async () => {
+    const executor = new DockerExecutor({ bin: '/nonexistent/docker' });
+    await expect(executor.check()).rejects.toThrow('docker not found (/nonexistent/docker): install Docker and the NVIDIA Container Toolkit, or use --executor process');
+  });
+});

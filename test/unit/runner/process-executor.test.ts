@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { LeaseEvent, Workload } from '../../../src/contracts/runner.ts';
+import { ProcessExecutor } from '../../../runner/src/executors/process.ts';
+import { LeaseManager, type StartLease } from '../../../runner/src/leases.ts';
+import { memoryLogger } from '../../../runner/src/log.ts';
+import { tempDir, waitFor } from './helpers.ts';
+
+const node = (script: string, env: Record<string, string> = {}): Workload => ({ image: 'unused', command: [process.execPath, '-e', script], env, ports: [] });
+const inSeconds = (s: number) => new Date(Date.now() + s * 1000);
+
+function setup(graceMs = 2_000) {
+  const logDir = tempDir();
+  const events: { leaseId: string; event: LeaseEvent }[] = [];
+  const log = memoryLogger();
+  const leases = new LeaseManager({
+    executor: new ProcessExecutor({ logDir }),
+    events: { report: (leaseId, event) => events.push({ leaseId, event }) },
+    log,
+    graceMs,
+    gpuIndices: () => [0, 1, 2, 3],
+  });
+  const start = (lease_id: string, workload: Workload, gpu_indices = [1, 3], ends_at = inSeconds(60)): StartLease => ({
+    id: `cmd_${lease_id}`,
+    type: 'start_lease',
+    lease_id,
+    workload,
+    gpu_indices,
+    ends_at: ends_at.toISOString(),
+    lease_token: 'lt',
+  });
+  const types = (leaseId: string) => events.filter((e) => e.leaseId === leaseId).map((e) => e.event.type);
+  return { logDir, events, log, leases, start, types };
+}
+
+describe('process executor', () => {
+  it('runs argv without a shell, with the env merged and only the leased GPUs visible; reports the exit code', async () => {
+    const { leases, start, events, logDir, types } = setup();
+    const out = path.join(tempDir(), 'env.json');
+    const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify({ argv: process.argv.slice(1), cuda: process.env.CUDA_VISIBLE_DEVICES, nvidia: process.env.NVIDIA_VISIBLE_DEVICES, mine: process.env.MY_VAR, lease: process.env.GRIDLEASE_LEASE_ID, path: !!process.env.PATH })); console.log('hello from the workload'); process.exit(7)`;
+    await leases.start(start('lse_env', { ...node(script, { MY_VAR: 'a value; $(not a shell)' }), command: [process.execPath, '-e', script, 'arg with spaces', '*'] }));
+    expect(leases.snapshot()).toEqual([{ lease_id: 'lse_env', state: 'running' }]);
+    await leases.exited('lse_env');
+    expect(JSON.parse(fs.readFileSync(out, 'utf8'))).toEqual({ argv: ['arg with spaces', '*'], cuda: '1,3', nvidia: '1,3', mine: 'a value; $(not a shell)', lease: 'lse_env', path: true });
+    expect(types('lse_env')).toEqual(['started', 'exited']);
+    expect(events[1]!.event).toMatchObject({ type: 'exited', exit_code: 7 });
+    expect(leases.snapshot()).toEqual([{ lease_id: 'lse_env', state: 'exited' }]);
+    expect(fs.readFileSync(path.join(logDir, 'lse_env.log'), 'utf8')).toContain('hello from the workload');
+    // Once a heartbeat carried the final state, the lease is forgotten.
+    leases.delivered(leases.snapshot());
+    expect(leases.snapshot()).toEqual([]);
+  });
+
+  it('reports ports with started, and failed when the command cannot start', async () => {
+    const { leases, start, events } = setup();
+    await leases.start(start('lse_ports', { ...node('setTimeout(() => {}, 100)'), ports: [8080] }));
+    expect(events[0]!.event).toMatchObject({ type: 'started', ports: { '8080': 8080 } });
+    await leases.start(start('lse_missing', { image: 'x', command: ['/definitely/not/here'], env: {}, ports: [] }, [0]));
+    expect(events.find((e) => e.leaseId === 'lse_missing')!.event).toMatchObject({ type: 'failed', reason: 'command not found: /definitely/not/here' });
+    await leases.exited('lse_ports');
+  });
+
+  it('refuses GPUs the machine lacks or another lease holds, and leases already over', async () => {
+    const { leases, start, events } = setup();
+    await leases.start(start('lse_a', node('setTimeout(() => {}, 5000)'), [1]));
+    await leases.start(start('lse_b', node(''), [1, 2]));
+    await leases.start(start('lse_c', node(''), [7]));
+    await leases.start(start('lse_d', node(''), [2], new Date(Date.now() - 1000)));
+    const failed = Object.fromEntries(events.filter((e) => e.event.type === 'failed').map((e) => [e.leaseId, (e.event as { reason: string }).reason]));
+    expect(failed).toEqual({ lse_b: 'GPU 1 is in use by lease lse_a', lse_c: 'GPU 7 is not on this machine', lse_d: expect.stringMatching(/^the lease already ended at /) });
+    await leases.stop('lse_a', 'test');
+  });
+
+  it('stops with SIGTERM, then SIGKILL after the grace', async () => {
+    const { leases, start, events, log } = setup(300);
+    await leases.start(start('lse_polite', node('process.on("SIGTERM", () => process.exit(0)); setInterval(() => {}, 1000)')));
+    await leases.start(start('lse_stubborn', node('process.on("SIGTERM", () => {}); setInterval(() => {}, 1000); console.log("ready")'), [0]));
+    await new Promise((r) => setTimeout(r, 300)); // let the children install their handlers
+    const t0 = Date.now();
+    await Promise.all([leases.stop('lse_polite', 'renter asked'), leases.stop('lse_stubborn', 'renter asked')]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    const exits = Object.fromEntries(events.filter((e) => e.event.type === 'exited').map((e) => [e.leaseId, (e.event as { exit_code: number }).exit_code]));
+    expect(exits).toEqual({ lse_polite: 0, lse_stubborn: 137 });
+    expect(leases.snapshot().map((l) => l.state)).toEqual(['stopped', 'stopped']);
+    expect(log.lines).toContain('info lease lse_polite: stopping (renter asked)');
+  });
+
+  it('enforces ends_at locally', async () => {
+    const { leases, start, events, log } = setup(300);
+    const t0 = Date.now();
+    await leases.start(start('lse_short', node('setInterval(() => {}, 1000)'), [2], new Date(Date.now() + 400)));
+    await waitFor(() => events.find((e) => e.event.type === 'exited'), 5_000, 'the exit');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(380);
+    expect(leases.snapshot()).toEqual([{ lease_id: 'lse_short', state: 'stopped' }]);
+    expect(log.lines).toContain('info lease lse_short: stopping (the lease ended (ends_at))');
+  });
+
+  it('stops process workloads on shutdown (they cannot outlive the runner)', async () => {
+    const { leases, start, types } = setup(300);
+    await leases.start(start('lse_shutdown', node('setInterval(() => {}, 1000)')));
+    await leases.shutdown(false);
+    expect(types('lse_shutdown')).toEqual(['started', 'exited']);
+    expect(leases.snapshot()).toEqual([{ lease_id: 'lse_shutdown', state: 'stopped' }]);
+  });
+});
