@@ -6,9 +6,11 @@
 // ask is consumed bid by bid until its GPUs run out. Price-time priority on both sides; a
 // trade executes at the resting order's price; orders from one account never trade together.
 //
-// Data layout: each side keeps its price levels in a sorted array of prices plus a map from
+// Data layout: each side keeps its price levels in a sorted array (best first) plus a map from
 // price to a FIFO queue. Cancels and fills are O(1) marks (the queue is compacted lazily), so
-// cost does not grow with the depth of a level.
+// cost does not grow with the depth of a level. Each level and each side also keeps a small
+// histogram of its orders by size, so a match skips levels where nothing can fit (see below).
+// Expired orders are removed lazily when a match walks past them, and in full by `expire`.
 
 export type Side = 'buy' | 'sell';
 export type Tif = 'gtc' | 'ioc';
@@ -58,93 +60,177 @@ interface RestingAsk extends AskInput {
   seq: number;
   free: number;
   live: boolean;
+  /** Size bucket of `free`, as counted in its level's histogram. */
+  bucket: number;
 }
 
 interface RestingBid extends BidInput {
   seq: number;
   live: boolean;
+  /** Size bucket of `gpus`, as counted in its level's histogram. */
+  bucket: number;
 }
 
-class Level<T extends { live: boolean }> {
+// Resting orders are built field by field rather than spread from the input: one fixed shape
+// per side keeps property access monomorphic, and spreading was a visible cost per order.
+const restingAsk = (a: AskInput, seq: number, free: number): RestingAsk => ({
+  id: a.id,
+  accountId: a.accountId,
+  nodeId: a.nodeId,
+  gpus: a.gpus,
+  price: a.price,
+  minDurationS: a.minDurationS,
+  maxDurationS: a.maxDurationS,
+  expiresAt: a.expiresAt,
+  reliability: a.reliability,
+  verified: a.verified,
+  seq,
+  free,
+  live: true,
+  bucket: 0,
+});
+
+const restingBid = (b: BidInput, seq: number): RestingBid => ({
+  id: b.id,
+  accountId: b.accountId,
+  gpus: b.gpus,
+  price: b.price,
+  durationS: b.durationS,
+  minReliability: b.minReliability,
+  verifiedOnly: b.verifiedOnly,
+  tif: b.tif,
+  expiresAt: b.expiresAt,
+  seq,
+  live: true,
+  bucket: 0,
+});
+
+interface Resting {
+  live: boolean;
+  price: number;
+  bucket: number;
+}
+
+// Size histograms. A bid fits only an ask with `free >= bid.gpus`, so without help an order
+// that nothing on the other side can fit (1 free GPU facing 2-GPU bids, a 4-GPU bid facing
+// nearly-drained asks) walks the whole side. Each level and each side therefore counts its
+// live orders by size bucket (asks by free GPUs, bids by GPUs) and keeps a bitmask of the
+// non-empty buckets, so a walk skips a level, or the whole side, with one AND.
+// Bucket = floor(size), clamped to 31: exact up to 30 GPUs, and for bigger orders the mask
+// only over-approximates (the per-order checks still decide), so it never hides a fit.
+const TOP = 31;
+const bucketOf = (size: number): number => (size >= TOP ? TOP : Math.floor(size));
+/** Buckets that may hold an ask with `free >= gpus`. */
+const asksFitting = (gpus: number): number => ~0 << bucketOf(gpus);
+/** Buckets that may hold a bid with `gpus <= free`. */
+const bidsFitting = (free: number): number => {
+  const b = bucketOf(free);
+  return b >= TOP ? ~0 : (1 << (b + 1)) - 1;
+};
+
+class Level<T extends Resting> {
+  /** FIFO in time priority; dead (cancelled, filled) orders stay until tidied. */
   readonly orders: T[] = [];
   head = 0;
   live = 0;
+  readonly counts = new Int32Array(TOP + 1);
+  mask = 0;
 
-  push(o: T): void {
-    this.orders.push(o);
-    this.live += 1;
-  }
-
-  /** Drops dead orders at the front, and compacts when most of the queue is dead. */
+  /**
+   * Skips dead orders at the front, and drops dead ones elsewhere once they outnumber the
+   * live ones (amortised O(1)). Only called when no walk is iterating `orders`.
+   */
   tidy(): void {
     while (this.head < this.orders.length && !this.orders[this.head]!.live) this.head += 1;
-    if (this.head > 32 && this.head * 2 > this.orders.length) {
-      this.orders.splice(0, this.head);
+    const dead = this.orders.length - this.live;
+    if (dead > 16 && dead > this.live) {
+      let k = 0;
+      for (let j = this.head; j < this.orders.length; j++) if (this.orders[j]!.live) this.orders[k++] = this.orders[j]!;
+      this.orders.length = k;
       this.head = 0;
     }
   }
 }
 
-class SideBook<T extends { live: boolean; price: number }> {
-  /** Prices sorted best first. */
-  private readonly prices: number[] = [];
-  private readonly levels = new Map<number, Level<T>>();
-  private readonly better: (a: number, b: number) => boolean;
+/**
+ * One side's price levels: `prices` sorted best first with `levels` in parallel (walked by
+ * index by the matcher), plus a map from price to level for adds and removals.
+ */
+class SideBook<T extends Resting> {
+  readonly prices: number[] = [];
+  readonly levels: Array<Level<T>> = [];
+  private readonly byPrice = new Map<number, Level<T>>();
+  /** Side-wide histogram, so a walk that nothing can satisfy is skipped outright. */
+  private readonly counts = new Int32Array(TOP + 1);
+  mask = 0;
 
-  constructor(better: (a: number, b: number) => boolean) {
-    this.better = better;
+  /** Asks are best when lowest, bids when highest. */
+  private readonly ascending: boolean;
+
+  constructor(ascending: boolean) {
+    this.ascending = ascending;
   }
 
-  add(o: T): void {
-    let level = this.levels.get(o.price);
+  /** Where `price` is or would go in `prices` (binary search, best first). */
+  private slot(price: number): number {
+    let lo = 0;
+    let hi = this.prices.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const p = this.prices[mid]!;
+      if (this.ascending ? p < price : p > price) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  add(o: T, size: number): void {
+    let level = this.byPrice.get(o.price);
     if (!level) {
       level = new Level<T>();
-      this.levels.set(o.price, level);
-      // Binary search for the insertion point, best first.
-      let lo = 0;
-      let hi = this.prices.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (this.better(this.prices[mid]!, o.price)) lo = mid + 1;
-        else hi = mid;
-      }
-      this.prices.splice(lo, 0, o.price);
-    }
-    level.push(o);
+      this.byPrice.set(o.price, level);
+      const i = this.slot(o.price);
+      this.prices.splice(i, 0, o.price);
+      this.levels.splice(i, 0, level);
+    } else level.tidy();
+    level.orders.push(o);
+    level.live += 1;
+    o.bucket = bucketOf(size);
+    this.count(level, o.bucket, 1);
   }
 
+  /** Marks `o` dead; its level goes when its last live order does. Safe during a walk. */
   kill(o: T): void {
     if (!o.live) return;
     o.live = false;
-    const level = this.levels.get(o.price)!;
+    const level = this.byPrice.get(o.price)!;
     level.live -= 1;
-    if (level.live === 0) this.dropLevel(o.price);
-  }
-
-  private dropLevel(price: number): void {
-    this.levels.delete(price);
-    const i = this.prices.indexOf(price);
-    if (i >= 0) this.prices.splice(i, 1);
-  }
-
-  /** Live orders in priority order while `acceptPrice(price)` holds. */
-  *walk(acceptPrice: (price: number) => boolean): Generator<T> {
-    for (let i = 0; i < this.prices.length; i++) {
-      const price = this.prices[i]!;
-      if (!acceptPrice(price)) return;
-      const level = this.levels.get(price)!;
-      level.tidy();
-      const end = level.orders.length;
-      for (let j = level.head; j < end; j++) {
-        const o = level.orders[j]!;
-        if (o.live) yield o;
-        // A level emptied while walking was removed from `prices`: step back to stay in place.
-        if (!this.levels.has(price)) {
-          i -= 1;
-          break;
-        }
-      }
+    this.count(level, o.bucket, -1);
+    if (level.live === 0) {
+      this.byPrice.delete(o.price);
+      const i = this.slot(o.price);
+      this.prices.splice(i, 1);
+      this.levels.splice(i, 1);
     }
+  }
+
+  /** A live order's size changed (an ask partly filled or given GPUs back). */
+  resize(o: T, size: number): void {
+    const b = bucketOf(size);
+    if (!o.live || b === o.bucket) return;
+    const level = this.byPrice.get(o.price)!;
+    this.count(level, o.bucket, -1);
+    this.count(level, b, 1);
+    o.bucket = b;
+  }
+
+  private count(level: Level<T>, b: number, d: number): void {
+    level.counts[b]! += d;
+    if (level.counts[b] === 0) level.mask &= ~(1 << b);
+    else level.mask |= 1 << b;
+    this.counts[b]! += d;
+    if (this.counts[b] === 0) this.mask &= ~(1 << b);
+    else this.mask |= 1 << b;
   }
 
   best(): number | null {
@@ -154,12 +240,11 @@ class SideBook<T extends { live: boolean; price: number }> {
   /** Aggregated depth: [price, total] per level, best first. */
   depth(size: (o: T) => number, limit: number): Array<[number, number]> {
     const out: Array<[number, number]> = [];
-    for (const price of this.prices) {
-      if (out.length >= limit) break;
-      const level = this.levels.get(price)!;
+    for (let i = 0; i < this.levels.length && out.length < limit; i++) {
+      const level = this.levels[i]!;
       let total = 0;
       for (let j = level.head; j < level.orders.length; j++) if (level.orders[j]!.live) total += size(level.orders[j]!);
-      if (total > 0) out.push([price, total]);
+      if (total > 0) out.push([this.prices[i]!, total]);
     }
     return out;
   }
@@ -171,8 +256,8 @@ export type SubmitResult =
 
 export class OrderBook {
   private seq = 0;
-  private readonly asks = new SideBook<RestingAsk>((a, b) => a <= b);
-  private readonly bids = new SideBook<RestingBid>((a, b) => a >= b);
+  private readonly asks = new SideBook<RestingAsk>(true);
+  private readonly bids = new SideBook<RestingBid>(false);
   private readonly askById = new Map<string, RestingAsk>();
   private readonly bidById = new Map<string, RestingBid>();
   /** Nodes that are offline: their asks rest but do not match. */
@@ -180,8 +265,8 @@ export class OrderBook {
 
   private static askFits(ask: RestingAsk, bid: BidInput, now: number, offline: Set<string>): boolean {
     return (
-      ask.accountId !== bid.accountId &&
       ask.free >= bid.gpus &&
+      ask.accountId !== bid.accountId &&
       bid.durationS >= ask.minDurationS &&
       bid.durationS <= ask.maxDurationS &&
       ask.reliability >= bid.minReliability &&
@@ -194,18 +279,11 @@ export class OrderBook {
   submitBid(input: BidInput, now: number): SubmitResult {
     if (this.bidById.has(input.id) || this.askById.has(input.id)) return { ok: false, reason: 'duplicate_id' };
     if (!(input.gpus > 0) || !(input.price > 0) || !(input.durationS > 0)) return { ok: false, reason: 'invalid' };
-    for (const ask of this.asks.walk((p) => p <= input.price)) {
-      if (ask.expiresAt <= now) {
-        this.removeAsk(ask);
-        continue;
-      }
-      if (!OrderBook.askFits(ask, input, now, this.offlineNodes)) continue;
-      const trade = this.fill(ask, input, ask.price, 'sell', now);
-      return { ok: true, trades: [trade], resting: false, remainingGpus: 0 };
-    }
+    const trade = this.matchBid(input, now);
+    if (trade) return { ok: true, trades: [trade], resting: false, remainingGpus: 0 };
     if (input.tif === 'ioc' || input.expiresAt <= now) return { ok: true, trades: [], resting: false, remainingGpus: input.gpus };
-    const resting: RestingBid = { ...input, seq: ++this.seq, live: true };
-    this.bids.add(resting);
+    const resting = restingBid(input, ++this.seq);
+    this.bids.add(resting, resting.gpus);
     this.bidById.set(resting.id, resting);
     return { ok: true, trades: [], resting: true, remainingGpus: input.gpus };
   }
@@ -213,32 +291,74 @@ export class OrderBook {
   submitAsk(input: AskInput, now: number): SubmitResult {
     if (this.bidById.has(input.id) || this.askById.has(input.id)) return { ok: false, reason: 'duplicate_id' };
     if (!(input.gpus > 0) || !(input.price > 0) || input.minDurationS > input.maxDurationS) return { ok: false, reason: 'invalid' };
-    const ask: RestingAsk = { ...input, seq: ++this.seq, free: input.gpus, live: true };
+    const ask = restingAsk(input, ++this.seq, input.gpus);
     const trades: Trade[] = [];
-    if (input.expiresAt > now && !this.offlineNodes.has(input.nodeId)) {
-      for (const bid of this.bids.walk((p) => p >= input.price)) {
-        if (ask.free === 0) break;
-        if (bid.expiresAt <= now) {
-          this.removeBid(bid);
-          continue;
-        }
-        if (!OrderBook.askFits(ask, bid, now, this.offlineNodes)) continue;
-        trades.push(this.fill(ask, bid, bid.price, 'buy', now));
-      }
-    }
+    if (input.expiresAt > now && !this.offlineNodes.has(input.nodeId)) this.matchAsk(ask, now, trades);
     const rests = ask.free > 0 && input.expiresAt > now;
     if (rests) {
-      this.asks.add(ask);
+      this.asks.add(ask, ask.free);
       this.askById.set(ask.id, ask);
     }
     return { ok: true, trades, resting: rests, remainingGpus: ask.free };
   }
 
-  private fill(ask: RestingAsk, bid: BidInput, price: number, maker: Side, now: number): Trade {
+  // The two walks below visit the other side best price first, each level in time order, and
+  // skip any level (or stop outright) when its histogram says no order there has a fitting
+  // size. Filling or expiring an order may empty its level, which then leaves `levels`, and
+  // the next level moves into the same index: hence `if (level.live > 0) i += 1`. Levels are
+  // only tidied before being walked, never while, so the indices into `orders` stay valid.
+
+  /** Fills an incoming bid against the first ask, in price-time order, that can take it whole. */
+  private matchBid(bid: BidInput, now: number): Trade | null {
+    const side = this.asks;
+    const fitting = asksFitting(bid.gpus);
+    let i = 0;
+    while ((side.mask & fitting) !== 0 && i < side.prices.length && side.prices[i]! <= bid.price) {
+      const level = side.levels[i]!;
+      if ((level.mask & fitting) !== 0) {
+        level.tidy();
+        for (let j = level.head; j < level.orders.length && (level.mask & fitting) !== 0; j++) {
+          const ask = level.orders[j]!;
+          if (!ask.live || ask.free < bid.gpus) continue;
+          if (ask.expiresAt <= now) this.removeAsk(ask);
+          else if (OrderBook.askFits(ask, bid, now, this.offlineNodes)) return this.fill(ask, bid, 'sell', now);
+        }
+      }
+      if (level.live > 0) i += 1;
+    }
+    return null;
+  }
+
+  /** Fills bids, in price-time order, from an incoming ask until it runs out or none fits. */
+  private matchAsk(ask: RestingAsk, now: number, trades: Trade[]): void {
+    const side = this.bids;
+    let fitting = bidsFitting(ask.free);
+    let i = 0;
+    while (ask.free > 0 && (side.mask & fitting) !== 0 && i < side.prices.length && side.prices[i]! >= ask.price) {
+      const level = side.levels[i]!;
+      if ((level.mask & fitting) !== 0) {
+        level.tidy();
+        for (let j = level.head; j < level.orders.length && ask.free > 0 && (level.mask & fitting) !== 0; j++) {
+          const bid = level.orders[j]!;
+          if (!bid.live || bid.gpus > ask.free) continue;
+          if (bid.expiresAt <= now) this.removeBid(bid);
+          else if (OrderBook.askFits(ask, bid, now, this.offlineNodes)) {
+            trades.push(this.fill(ask, bid, 'buy', now));
+            fitting = bidsFitting(ask.free); // fewer GPUs left: fewer bids can fit
+          }
+        }
+      }
+      if (level.live > 0) i += 1;
+    }
+  }
+
+  /** `maker` is the resting side: it sets the price, and its order is updated or taken off. */
+  private fill(ask: RestingAsk, bid: BidInput, maker: Side, now: number): Trade {
     ask.free -= bid.gpus;
-    if (ask.free === 0 && this.askById.has(ask.id)) this.removeAsk(ask);
-    const resting = this.bidById.get(bid.id);
-    if (resting) this.removeBid(resting);
+    if (maker === 'sell') {
+      if (ask.free === 0) this.removeAsk(ask);
+      else this.asks.resize(ask, ask.free);
+    } else this.removeBid(bid as RestingBid);
     return {
       bidId: bid.id,
       askId: ask.id,
@@ -246,7 +366,7 @@ export class OrderBook {
       sellerId: ask.accountId,
       nodeId: ask.nodeId,
       gpus: bid.gpus,
-      price,
+      price: maker === 'sell' ? ask.price : bid.price,
       durationS: bid.durationS,
       maker,
       at: now,
@@ -283,11 +403,12 @@ export class OrderBook {
     const live = this.askById.get(askId);
     if (live) {
       live.free = Math.min(live.gpus, live.free + gpus);
+      this.asks.resize(live, live.free);
       return;
     }
     if (original.expiresAt <= now) return;
-    const ask: RestingAsk = { ...original, seq: ++this.seq, free: Math.min(original.gpus, gpus), live: true };
-    this.asks.add(ask);
+    const ask = restingAsk(original, ++this.seq, Math.min(original.gpus, gpus));
+    this.asks.add(ask, ask.free);
     this.askById.set(ask.id, ask);
   }
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { OrderBook, type AskInput, type BidInput } from '../../src/market/engine.ts';
+import { OrderBook, type AskInput, type BidInput, type SubmitResult, type Trade } from '../../src/market/engine.ts';
 
 const NOW = 1_000_000;
 const HOUR = 3600;
@@ -133,6 +133,57 @@ describe('matching', () => {
     expect(book.bestAsk()).toBe(3_000_000);
     expect(book.bestBid()).toBe(1_000_000);
   });
+
+  it('rests an ask whose free GPUs no bid can use, without trading', () => {
+    const book = new OrderBook();
+    for (let i = 0; i < 50; i++) book.submitBid(bid({ id: `two_${i}`, gpus: 2, price: 2_000_000 + i }), NOW);
+    expect(book.submitAsk(ask({ id: 'one', gpus: 1, price: 1_000_000 }), NOW)).toEqual({ ok: true, trades: [], resting: true, remainingGpus: 1 });
+    expect(book.size).toBe(51);
+  });
+
+  it('still finds a fitting order deeper in the book after cancels and fills', () => {
+    const book = new OrderBook();
+    book.submitBid(bid({ id: 'big_best', gpus: 3, price: 2_900_000 }), NOW);
+    book.submitBid(bid({ id: 'small_best', gpus: 1, price: 2_900_000 }), NOW);
+    book.submitBid(bid({ id: 'big_mid', gpus: 2, price: 2_500_000 }), NOW);
+    book.submitBid(bid({ id: 'small_deep', gpus: 1, price: 2_100_000 }), NOW);
+    book.cancel('small_best');
+    // 2 GPUs: the 3-GPU bid is too big; the 2-GPU one takes both.
+    let r = book.submitAsk(ask({ id: 'a1', gpus: 2, price: 2_000_000, nodeId: 'n1' }), NOW);
+    expect(r.ok && r.trades.map((t) => t.bidId)).toEqual(['big_mid']);
+    // 1 GPU: skips the 3-GPU level entirely and reaches the deep 1-GPU bid.
+    r = book.submitAsk(ask({ id: 'a2', gpus: 1, price: 2_000_000, nodeId: 'n2' }), NOW);
+    expect(r.ok && r.trades.map((t) => [t.bidId, t.price])).toEqual([['small_deep', 2_100_000]]);
+    expect(book.depth().bids).toEqual([[2_900_000, 3]]);
+  });
+
+  it('tracks a resting ask’s free GPUs through partial fills and returned GPUs', () => {
+    const book = new OrderBook();
+    const original = ask({ id: 'cheap', gpus: 5, price: 1_000_000, nodeId: 'n1' });
+    book.submitAsk(original, NOW);
+    book.submitAsk(ask({ id: 'dear', gpus: 8, price: 3_000_000, nodeId: 'n2' }), NOW);
+    expect(book.submitBid(bid({ gpus: 4, price: 5_000_000 }), NOW)).toMatchObject({ trades: [{ askId: 'cheap' }] });
+    // 1 GPU left on the cheap ask: a 2-GPU bid goes to the dear one, a 1-GPU bid to the cheap.
+    expect(book.submitBid(bid({ gpus: 2, price: 5_000_000 }), NOW)).toMatchObject({ trades: [{ askId: 'dear' }] });
+    book.restoreGpus('cheap', 3, original, NOW);
+    expect(book.resting('cheap')).toEqual({ side: 'sell', freeGpus: 4 });
+    expect(book.submitBid(bid({ gpus: 4, price: 5_000_000 }), NOW)).toMatchObject({ trades: [{ askId: 'cheap' }] });
+    expect(book.resting('cheap')).toBeNull();
+    // Fully sold, then returned: it rests again at the back of its level.
+    book.restoreGpus('cheap', 2, original, NOW);
+    expect(book.submitBid(bid({ gpus: 2, price: 5_000_000 }), NOW)).toMatchObject({ trades: [{ askId: 'cheap', price: 1_000_000 }] });
+  });
+
+  it('matches orders bigger than the histogram’s top bucket by their exact size', () => {
+    const book = new OrderBook();
+    book.submitAsk(ask({ id: 'a40', gpus: 40, nodeId: 'n1' }), NOW);
+    expect(book.submitBid(bid({ gpus: 41, tif: 'ioc' }), NOW)).toMatchObject({ trades: [] });
+    expect(book.submitBid(bid({ gpus: 35 }), NOW)).toMatchObject({ trades: [{ askId: 'a40', gpus: 35 }] });
+    book.submitBid(bid({ id: 'b33', gpus: 33, price: 2_000_000 }), NOW);
+    book.submitBid(bid({ id: 'b32', gpus: 32, price: 1_900_000 }), NOW);
+    const r = book.submitAsk(ask({ gpus: 32, price: 1_000_000, nodeId: 'n2' }), NOW);
+    expect(r.ok && r.trades.map((t) => t.bidId)).toEqual(['b32']);
+  });
 });
 
 describe('matching, for any order stream', () => {
@@ -198,6 +249,243 @@ describe('matching, for any order stream', () => {
           if (!a.cancelled) expect((sold.get(id) ?? 0) + free).toBeLessThanOrEqual(a.gpus);
           if (resting) expect((sold.get(id) ?? 0) + free).toBe(a.gpus);
         }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+/**
+ * A deliberately naive engine with the same rules: every match scans all resting orders of the
+ * other side, sorted by price then arrival. The real engine must agree with it trade for trade.
+ */
+class ReferenceBook {
+  private seq = 0;
+  private asks: Array<AskInput & { seq: number; free: number }> = [];
+  private bids: Array<BidInput & { seq: number }> = [];
+  private offline = new Set<string>();
+
+  private fits(a: AskInput & { free: number }, b: BidInput, now: number): boolean {
+    return (
+      a.accountId !== b.accountId &&
+      a.free >= b.gpus &&
+      b.durationS >= a.minDurationS &&
+      b.durationS <= a.maxDurationS &&
+      a.reliability >= b.minReliability &&
+      (!b.verifiedOnly || a.verified) &&
+      a.expiresAt > now &&
+      !this.offline.has(a.nodeId)
+    );
+  }
+
+  private trade(a: AskInput, b: BidInput, maker: 'buy' | 'sell', now: number): Trade {
+    const price = maker === 'sell' ? a.price : b.price;
+    return { bidId: b.id, askId: a.id, buyerId: b.accountId, sellerId: a.accountId, nodeId: a.nodeId, gpus: b.gpus, price, durationS: b.durationS, maker, at: now };
+  }
+
+  submitBid(b: BidInput, now: number): SubmitResult {
+    const candidates = this.asks.filter((a) => a.price <= b.price && a.expiresAt > now).sort((x, y) => x.price - y.price || x.seq - y.seq);
+    const a = candidates.find((c) => this.fits(c, b, now));
+    if (a) {
+      a.free -= b.gpus;
+      if (a.free === 0) this.asks = this.asks.filter((o) => o !== a);
+      return { ok: true, trades: [this.trade(a, b, 'sell', now)], resting: false, remainingGpus: 0 };
+    }
+    const rests = b.tif === 'gtc' && b.expiresAt > now;
+    if (rests) this.bids.push({ ...b, seq: ++this.seq });
+    return { ok: true, trades: [], resting: rests, remainingGpus: b.gpus };
+  }
+
+  submitAsk(input: AskInput, now: number): SubmitResult {
+    const a = { ...input, seq: ++this.seq, free: input.gpus };
+    const trades: Trade[] = [];
+    if (a.expiresAt > now && !this.offline.has(a.nodeId)) {
+      const candidates = this.bids.filter((b) => b.price >= a.price && b.expiresAt > now).sort((x, y) => y.price - x.price || x.seq - y.seq);
+      for (const b of candidates) {
+        if (a.free === 0) break;
+        if (!this.fits(a, b, now)) continue;
+        trades.push(this.trade(a, b, 'buy', now));
+        a.free -= b.gpus;
+        this.bids = this.bids.filter((o) => o !== b);
+      }
+    }
+    const rests = a.free > 0 && a.expiresAt > now;
+    if (rests) this.asks.push(a);
+    return { ok: true, trades, resting: rests, remainingGpus: a.free };
+  }
+
+  cancel(id: string): boolean {
+    const before = this.asks.length + this.bids.length;
+    this.asks = this.asks.filter((a) => a.id !== id);
+    this.bids = this.bids.filter((b) => b.id !== id);
+    return this.asks.length + this.bids.length < before;
+  }
+
+  restoreGpus(askId: string, gpus: number, original: AskInput, now: number): void {
+    const live = this.asks.find((a) => a.id === askId);
+    if (live) live.free = Math.min(live.gpus, live.free + gpus);
+    else if (original.expiresAt > now) this.asks.push({ ...original, seq: ++this.seq, free: Math.min(original.gpus, gpus) });
+  }
+
+  setNodeOnline(nodeId: string, online: boolean): void {
+    if (online) this.offline.delete(nodeId);
+    else this.offline.add(nodeId);
+  }
+
+  expire(now: number): void {
+    this.asks = this.asks.filter((a) => a.expiresAt > now);
+    this.bids = this.bids.filter((b) => b.expiresAt > now);
+  }
+
+  /** The book as the public API shows it: depth per level, best prices, size, and each order. */
+  view(ids: string[]) {
+    const levels = <T extends { price: number }>(os: T[], size: (o: T) => number, desc: boolean) => {
+      const m = new Map<number, number>();
+      for (const o of os) m.set(o.price, (m.get(o.price) ?? 0) + size(o));
+      return [...m].filter(([, t]) => t > 0).sort((x, y) => (desc ? y[0] - x[0] : x[0] - y[0]));
+    };
+    const asks = levels(this.asks, (a) => a.free, false);
+    const bids = levels(this.bids, (b) => b.gpus, true);
+    const prices = (os: Array<{ price: number }>, desc: boolean) => os.map((o) => o.price).sort((x, y) => (desc ? y - x : x - y))[0] ?? null;
+    const resting = ids.map((id) => {
+      const a = this.asks.find((o) => o.id === id);
+      if (a) return { side: 'sell', freeGpus: a.free };
+      const b = this.bids.find((o) => o.id === id);
+      return b ? { side: 'buy', freeGpus: b.gpus } : null;
+    });
+    return { depth: { bids: bids.slice(0, 1000), asks: asks.slice(0, 1000) }, bestBid: prices(this.bids, true), bestAsk: prices(this.asks, false), size: this.asks.length + this.bids.length, resting };
+  }
+}
+
+const viewOf = (book: OrderBook, ids: string[]) => ({
+  depth: book.depth(1000),
+  bestBid: book.bestBid(),
+  bestAsk: book.bestAsk(),
+  size: book.size,
+  resting: ids.map((id) => book.resting(id)),
+});
+
+describe('matching, against a naive reference engine', () => {
+  // Small domains, so that prices tie, accounts collide, and every constraint bites often.
+  const size = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 1, max: 6 }) }, { weight: 1, arbitrary: fc.integer({ min: 28, max: 36 }) });
+  const common = {
+    account: fc.integer({ min: 0, max: 3 }),
+    gpus: size,
+    price: fc.integer({ min: 1, max: 12 }),
+    ttl: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constant(1e9)),
+  };
+  const op = fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        kind: fc.constant('ask' as const),
+        ...common,
+        node: fc.integer({ min: 0, max: 5 }),
+        durations: fc.constantFrom([60, 86_400], [60, 600], [3600, 86_400]),
+        reliability: fc.constantFrom(0.8, 0.99),
+        verified: fc.boolean(),
+      }),
+    },
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        kind: fc.constant('bid' as const),
+        ...common,
+        durationS: fc.constantFrom(300, 3600, 7200),
+        minReliability: fc.constantFrom(0, 0, 0.9),
+        verifiedOnly: fc.boolean(),
+        ioc: fc.boolean(),
+      }),
+    },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('cancel' as const), index: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('restore' as const), index: fc.nat(), gpus: fc.integer({ min: 0, max: 8 }) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('node' as const), node: fc.integer({ min: 0, max: 5 }), online: fc.boolean() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('expire' as const) }) },
+  );
+  const step = fc.record({ op, dt: fc.integer({ min: 0, max: 3 }) });
+
+  it('produces the same trades and the same book, step by step', () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 300, size: 'max' }), (stream) => {
+        const book = new OrderBook();
+        const ref = new ReferenceBook();
+        const ids: string[] = [];
+        const askInputs = new Map<string, AskInput>();
+        const expiresAt = new Map<string, number>();
+        let now = NOW;
+        stream.forEach(({ op: o, dt }, i) => {
+          now += dt;
+          switch (o.kind) {
+            case 'ask': {
+              const input = ask({
+                id: `a${i}`,
+                accountId: `acc_${o.account}`,
+                nodeId: `node_${o.node}`,
+                gpus: o.gpus,
+                price: o.price,
+                minDurationS: o.durations[0]!,
+                maxDurationS: o.durations[1]!,
+                reliability: o.reliability,
+                verified: o.verified,
+                expiresAt: now + o.ttl,
+              });
+              ids.push(input.id);
+              expiresAt.set(input.id, input.expiresAt);
+              askInputs.set(input.id, input);
+              expect(book.submitAsk(input, now)).toEqual(ref.submitAsk(input, now));
+              break;
+            }
+            case 'bid': {
+              const input = bid({
+                id: `b${i}`,
+                accountId: `acc_${o.account}`,
+                gpus: o.gpus,
+                price: o.price,
+                durationS: o.durationS,
+                minReliability: o.minReliability,
+                verifiedOnly: o.verifiedOnly,
+                tif: o.ioc ? 'ioc' : 'gtc',
+                expiresAt: now + o.ttl,
+              });
+              ids.push(input.id);
+              expiresAt.set(input.id, input.expiresAt);
+              expect(book.submitBid(input, now)).toEqual(ref.submitBid(input, now));
+              break;
+            }
+            case 'cancel': {
+              const id = ids[o.index % Math.max(ids.length, 1)];
+              if (id) {
+                const [x, y] = [book.cancel(id), ref.cancel(id)];
+                // Whether an expired order is still there to cancel is up to lazy clean-up.
+                if (expiresAt.get(id)! > now) expect(x).toBe(y);
+              }
+              break;
+            }
+            case 'restore': {
+              // Mostly recent asks, which are the likeliest to be resting and partly filled.
+              const askIds = [...askInputs.keys()];
+              const id = askIds[askIds.length - 1 - (o.index % Math.min(askIds.length, 5))];
+              if (id) {
+                book.restoreGpus(id, o.gpus, askInputs.get(id)!, now);
+                ref.restoreGpus(id, o.gpus, askInputs.get(id)!, now);
+              }
+              break;
+            }
+            case 'node':
+              book.setNodeOnline(`node_${o.node}`, o.online);
+              ref.setNodeOnline(`node_${o.node}`, o.online);
+              break;
+            case 'expire':
+              // After a full sweep, lazy clean-up no longer matters: the books must look alike.
+              book.expire(now);
+              ref.expire(now);
+              expect(viewOf(book, ids)).toEqual(ref.view(ids));
+              break;
+          }
+        });
+        book.expire(now);
+        ref.expire(now);
+        expect(viewOf(book, ids)).toEqual(ref.view(ids));
       }),
       { numRuns: 300 },
     );
