@@ -30,6 +30,7 @@ import type { MiddlewareHandler } from 'hono';
 
 export { Collector } from './durable/collector.ts';
 export { RateLimiter } from './durable/rate-limiter.ts';
+export { RegionBook } from './durable/region-book.ts';
 
 const app = router();
 

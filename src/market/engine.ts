@@ -398,6 +398,23 @@ export class OrderBook {
     return false;
   }
 
+  /**
+   * Puts back an order that was resting before a restart, in its original time order and
+   * without matching it: it did not match then, and the book must not change by reloading.
+   */
+  restore(order: { side: 'sell'; input: AskInput; freeGpus: number } | { side: 'buy'; input: BidInput }): void {
+    if (this.askById.has(order.input.id) || this.bidById.has(order.input.id)) return;
+    if (order.side === 'sell') {
+      const ask = restingAsk(order.input, ++this.seq, order.freeGpus);
+      this.asks.add(ask, ask.free);
+      this.askById.set(ask.id, ask);
+    } else {
+      const bid = restingBid(order.input, ++this.seq);
+      this.bids.add(bid, bid.gpus);
+      this.bidById.set(bid.id, bid);
+    }
+  }
+
   /** GPUs returned to an ask (a lease ended early or failed); revives it if it had run out. */
   restoreGpus(askId: string, gpus: number, original: AskInput, now: number): void {
     const live = this.askById.get(askId);
