@@ -1,4 +1,5 @@
 import { OpenAPIHono, type Hook } from '@hono/zod-openapi';
+import type { ZodType } from 'zod';
 import type { AppEnv } from '../app-env.ts';
 import { ApiError } from './errors.ts';
 
@@ -25,4 +26,20 @@ const hook: Hook<unknown, AppEnv, string, unknown> = (result) => {
 /** Every resource's sub-app: OpenAPI-described routes whose validation errors use our shape. */
 export function router() {
   return new OpenAPIHono<AppEnv>({ defaultHook: hook });
+}
+
+/**
+ * Validates a raw body that had to be read as text first (signed callbacks verify the exact
+ * bytes before anything is parsed), with the same errors as the route validators.
+ */
+export function parseRawJson<T>(raw: string, schema: ZodType<T>): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new ApiError('invalid_json', 'request body is not valid JSON');
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw validationError(parsed.error.issues as unknown as Issue[], 'body');
+  return parsed.data;
 }

@@ -2,11 +2,11 @@
 // (current and next signing key, the exact URL, the raw body), whichever transport sent it.
 import { createRoute, z } from '@hono/zod-openapi';
 import { Receiver } from '@upstash/qstash';
-import type { InStatement } from '@libsql/client/web';
+import type { Client, InStatement } from '@libsql/client/web';
 import { errorResponses, jsonContent } from '../contracts/common.ts';
 import { connection } from '../db/client.ts';
 import { ApiError } from '../http/errors.ts';
-import { router, validationError } from '../http/router.ts';
+import { parseRawJson, router } from '../http/router.ts';
 import { HeartbeatBatchSchema, type HeartbeatBatch } from '../heartbeats/batch.ts';
 
 const app = router();
@@ -34,15 +34,8 @@ app.openapi(
     } catch {
       throw new ApiError('unauthorized', 'queue signature is invalid');
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      throw new ApiError('invalid_json', 'request body is not valid JSON');
-    }
-    const parsed = HeartbeatBatchSchema.safeParse(json);
-    if (!parsed.success) throw validationError(parsed.error.issues, 'body');
-    const applied = await applyBatch(connection(c.env).money.batch.bind(connection(c.env).money), parsed.data);
+    const batch = parseRawJson(raw, HeartbeatBatchSchema);
+    const applied = await applyBatch(connection(c.env).money, batch);
     return c.json({ outcome: applied ? ('applied' as const) : ('duplicate' as const) }, 200);
   },
 );
@@ -51,7 +44,7 @@ app.openapi(
  * Applies a batch in one libSQL transaction, guarded by its id: a redelivered batch fails on
  * the primary key before changing anything.
  */
-export async function applyBatch(batch: (stmts: InStatement[], mode: 'write') => Promise<unknown>, b: HeartbeatBatch): Promise<boolean> {
+export async function applyBatch(client: Client, b: HeartbeatBatch): Promise<boolean> {
   const now = Date.now();
   const heartbeats = b.nodes.reduce((n, x) => n + x.heartbeats, 0);
   const statements: InStatement[] = [{ sql: 'INSERT INTO heartbeat_batches (id, heartbeats, processed_at) VALUES (?, ?, ?)', args: [b.batch_id, heartbeats, now] }];
@@ -88,7 +81,7 @@ export async function applyBatch(batch: (stmts: InStatement[], mode: 'write') =>
     });
   }
   try {
-    await batch(statements, 'write');
+    await client.batch(statements, 'write');
     return true;
   } catch (err) {
     if (String((err as Error).message).includes('heartbeat_batches.id')) return false;

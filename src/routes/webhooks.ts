@@ -11,7 +11,7 @@ import { AssetSchema, amountSchema } from '../contracts/money.ts';
 import { connection } from '../db/client.ts';
 import { ApiError } from '../http/errors.ts';
 import { log } from '../http/log.ts';
-import { router, validationError } from '../http/router.ts';
+import { parseRawJson, router } from '../http/router.ts';
 import { newId } from '../ids.ts';
 import { credit } from '../ledger/rules.ts';
 import { postTransaction } from '../ledger/store.ts';
@@ -146,15 +146,7 @@ app.openapi(
       const why = { missing: 'missing signature header', malformed: 'malformed signature header', stale: 'signature timestamp outside the 300 s tolerance', mismatch: 'signature does not match' };
       throw new ApiError('invalid_signature', why[verdict.problem]);
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      throw new ApiError('invalid_json', 'request body is not valid JSON');
-    }
-    const parsed = ChainTransfer.safeParse(json);
-    if (!parsed.success) throw validationError(parsed.error.issues, 'body');
-    const t = parsed.data;
+    const t = parseRawJson(raw, ChainTransfer);
     const asset = t.asset as Exclude<Asset, 'USD'>;
     const expectedAddress = asset === 'GRID' ? c.env.GRID_DEPOSIT_ADDRESS : c.env.USDC_DEPOSIT_ADDRESS;
     if (t.chain !== c.env.CHAIN_NAME || t.to_address.toLowerCase() !== expectedAddress.toLowerCase()) {
