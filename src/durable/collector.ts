@@ -29,6 +29,10 @@ export class Collector extends DurableObject<Bindings> {
   private region = '';
   private shard = 0;
   private flushes = 0;
+  /** Whether an alarm is set; kept in memory so a heartbeat never reads storage for it. */
+  private alarmSet = false;
+  /** Nodes with commands waiting, so a heartbeat with an empty mailbox skips the query. */
+  private readonly withMail = new Set<string>();
   private readonly config;
   private readonly sql;
 
@@ -53,6 +57,8 @@ export class Collector extends DurableObject<Bindings> {
           reportedOffline: r.reported_offline === 1,
         });
       }
+      for (const r of this.sql.exec<{ node_id: string }>('SELECT DISTINCT node_id FROM commands')) this.withMail.add(r.node_id);
+      this.alarmSet = (await ctx.storage.getAlarm()) !== null;
       const meta = new Map(this.sql.exec<{ k: string; v: string }>('SELECT k, v FROM meta').toArray().map((r) => [r.k, r.v]));
       this.region = meta.get('region') ?? '';
       this.shard = Number(meta.get('shard') ?? 0);
@@ -98,25 +104,31 @@ export class Collector extends DurableObject<Bindings> {
     if (verdict.kind === 'too_fast') return { status: 'too_fast', retryAfterMs: verdict.retryAfterMs };
     if (verdict.kind === 'accept') {
       this.pending.set(hb.node_id, recordHeartbeat(seen, this.pending.get(hb.node_id), hb, now, this.config.policy));
-      if (hb.acks.length > 0) {
+      if (hb.acks.length > 0 && this.withMail.has(hb.node_id)) {
         this.sql.exec(`DELETE FROM commands WHERE node_id = ? AND id IN (${hb.acks.map(() => '?').join(',')})`, hb.node_id, ...hb.acks);
       }
       await this.ensureAlarm(now);
     }
-    const commands = this.sql
-      .exec<{ body: string }>('SELECT body FROM commands WHERE node_id = ? ORDER BY created_at, id LIMIT 32', hb.node_id)
-      .toArray()
-      .map((r) => JSON.parse(r.body) as Command);
+    const commands = this.withMail.has(hb.node_id) ? this.mailbox(hb.node_id, 32) : [];
+    if (this.withMail.has(hb.node_id) && commands.length === 0) this.withMail.delete(hb.node_id);
     return { status: verdict.kind === 'accept' ? 'accepted' : 'ignored', commands, nextIntervalS: this.config.intervalS };
   }
 
   /** Puts a command in a node's mailbox; it rides on heartbeat replies until acknowledged. */
   async enqueueCommand(nodeId: string, command: Command): Promise<void> {
     this.sql.exec('INSERT INTO commands (id, node_id, body, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING', command.id, nodeId, JSON.stringify(command), Date.now());
+    this.withMail.add(nodeId);
   }
 
   async pendingCommands(nodeId: string): Promise<Command[]> {
-    return this.sql.exec<{ body: string }>('SELECT body FROM commands WHERE node_id = ? ORDER BY created_at, id', nodeId).toArray().map((r) => JSON.parse(r.body) as Command);
+    return this.mailbox(nodeId, 1_000);
+  }
+
+  private mailbox(nodeId: string, limit: number): Command[] {
+    return this.sql
+      .exec<{ body: string }>('SELECT body FROM commands WHERE node_id = ? ORDER BY created_at, id LIMIT ?', nodeId, limit)
+      .toArray()
+      .map((r) => JSON.parse(r.body) as Command);
   }
 
   /** Makes tokens older than `version` stop working at once (re-registration, revocation). */
@@ -137,10 +149,13 @@ export class Collector extends DurableObject<Bindings> {
   }
 
   private async ensureAlarm(now: number): Promise<void> {
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + this.config.flushMs);
+    if (this.alarmSet) return;
+    await this.ctx.storage.setAlarm(now + this.config.flushMs);
+    this.alarmSet = true;
   }
 
   override async alarm(): Promise<void> {
+    this.alarmSet = false;
     const now = Date.now();
     const offline = overdue(this.nodes, now, this.config.graceMs);
     for (const o of offline) this.nodes.get(o.node_id)!.reportedOffline = true;
@@ -166,7 +181,10 @@ export class Collector extends DurableObject<Bindings> {
     // Keep ticking while any node may still go silent, or a batch waits to be sent.
     const watching = [...this.nodes.values()].some((n) => !n.reportedOffline && n.lastSeenMs !== null);
     const waiting = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM outbox').one().n > 0;
-    if (watching || waiting || this.pending.size > 0) await this.ctx.storage.setAlarm(Date.now() + this.config.flushMs);
+    if (watching || waiting || this.pending.size > 0) {
+      await this.ctx.storage.setAlarm(Date.now() + this.config.flushMs);
+      this.alarmSet = true;
+    }
   }
 
   private async drainOutbox(): Promise<void> {

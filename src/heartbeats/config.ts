@@ -1,5 +1,8 @@
 import type { HeartbeatPolicy } from './accumulator.ts';
 
+/** The longest flush interval allowed: at most this much roll-up data can be lost. */
+export const MAX_FLUSH_S = 10;
+
 export interface HeartbeatConfig {
   shards: number;
   intervalS: number;
@@ -25,7 +28,9 @@ export function heartbeatConfig(env: {
   return {
     shards: Math.floor(positive(env.COLLECTOR_SHARDS, 4)),
     intervalS,
-    flushMs: positive(env.HEARTBEAT_FLUSH_S, 5) * 1000,
+    // Accepted heartbeats wait in a Collector's memory until the flush; an evicted Collector
+    // loses them, so the window is capped.
+    flushMs: Math.min(positive(env.HEARTBEAT_FLUSH_S, 5), MAX_FLUSH_S) * 1000,
     graceMs,
     policy: {
       minIntervalMs: positive(env.HEARTBEAT_MIN_INTERVAL_S, 2) * 1000,
