@@ -19,7 +19,11 @@ import dev from './routes/dev.ts';
 import { mountDocs } from './routes/docs.ts';
 import health from './routes/health.ts';
 import internal from './routes/internal.ts';
+import market from './routes/market.ts';
 import nodesRoutes from './routes/nodes.ts';
+import offers from './routes/offers.ts';
+import orders from './routes/orders.ts';
+import leases from './routes/leases.ts';
 import pages from './routes/pages.ts';
 import quote from './routes/quote.ts';
 import runner from './routes/runner.ts';
@@ -29,6 +33,7 @@ import wellKnown from './routes/well-known.ts';
 import type { MiddlewareHandler } from 'hono';
 
 export { Collector } from './durable/collector.ts';
+export { Lease } from './durable/lease.ts';
 export { RateLimiter } from './durable/rate-limiter.ts';
 export { RegionBook } from './durable/region-book.ts';
 
@@ -36,7 +41,7 @@ const app = router();
 
 // Public, read-only routes may be called from any web page; private ones send no CORS headers.
 const publicCors = cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], maxAge: 86_400 });
-for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*', '/v1/quote', '/v1/catalog/*']) app.use(path, publicCors);
+for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*', '/v1/quote', '/v1/catalog/*', '/v1/market/*', '/v1/offers']) app.use(path, publicCors);
 
 const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
   c.set('db', connection(c.env).db);
@@ -61,6 +66,10 @@ app.route('/v1/admin', adminNodes);
 app.route('/v1/catalog', catalog);
 app.route('/v1/nodes', nodesRoutes);
 app.route('/v1/runner', runner);
+app.route('/v1/orders', orders);
+app.route('/v1/leases', leases);
+app.route('/v1/offers', offers);
+app.route('/v1/market', market);
 app.route('/internal', internal);
 // Test money exists only on a development server; elsewhere the route is simply absent (404).
 app.use('/v1/dev/*', async (c, next) => {

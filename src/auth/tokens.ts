@@ -202,3 +202,27 @@ export async function verifyNodeToken(
   if (typeof payload.region !== 'string' || typeof payload.ver !== 'number') return { ok: false, reason: 'invalid' };
   return { ok: true, claims: { nodeId: payload.sub!, region: payload.region, version: payload.ver } };
 }
+
+const LEASE_TYP = 'lease+jwt';
+
+/**
+ * A lease token: handed to the runner with `start_lease` so the workload (and anything it
+ * calls) can prove which lease it is running under. Bound to the lease and its node.
+ */
+export async function signLeaseToken(
+  ring: KeyRing,
+  claims: { leaseId: string; nodeId: string },
+  opts: { issuer: string; expiresAt: number; now: number },
+): Promise<string> {
+  const iat = Math.floor(opts.now / 1000);
+  return new SignJWT({ nid: claims.nodeId })
+    .setProtectedHeader({ alg: ALG, kid: ring.signing.kid, typ: LEASE_TYP })
+    .setIssuer(opts.issuer)
+    .setAudience(RUNNER_AUDIENCE)
+    .setSubject(claims.leaseId)
+    .setIssuedAt(iat)
+    .setNotBefore(iat)
+    .setExpirationTime(Math.ceil(opts.expiresAt / 1000))
+    .setJti(crypto.randomUUID())
+    .sign(ring.signing.privateKey);
+}

@@ -287,3 +287,84 @@ export const nodeUptimeDaily = sqliteTable(
   },
   (t) => [uniqueIndex('node_uptime_daily_pk').on(t.nodeId, t.day)],
 );
+
+// ── Orders and leases ────────────────────────────────────────────────────────────────
+
+/**
+ * Every order as its owner placed it. The RegionBook object is the authority on whether an
+ * order rests; this row holds the terms, the escrow and the last status the book reported
+ * (kept in step through the book's outbox), for listing and for the money.
+ */
+export const orders = sqliteTable(
+  'orders',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id').notNull(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    side: text('side', { enum: ['buy', 'sell'] }).notNull(),
+    region: text('region').notNull(),
+    gpuModel: text('gpu_model').notNull(),
+    gpus: integer('gpus').notNull(),
+    /** Micro-USD per GPU-hour. */
+    price: integer('price').notNull(),
+    tif: text('tif', { enum: ['gtc', 'ioc'] }).notNull(),
+    /** Buy only. */
+    durationS: integer('duration_s'),
+    payWith: text('pay_with'),
+    /** What is held in escrow for a buy: the maximum cost in `pay_with`. */
+    holdAmount: integer('hold_amount'),
+    minReliabilityPpm: integer('min_reliability_ppm'),
+    verifiedOnly: integer('verified_only', { mode: 'boolean' }),
+    workload: text('workload', { mode: 'json' }).$type<Record<string, unknown>>(),
+    /** Sell only. */
+    nodeId: text('node_id'),
+    minDurationS: integer('min_duration_s'),
+    maxDurationS: integer('max_duration_s'),
+    /** The whole order as the book received it, so it can be placed again after a failure. */
+    book: text('book', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    status: text('status', { enum: ['open', 'filled', 'cancelled', 'expired'] }).notNull().default('open'),
+    expiresAt: integer('expires_at').notNull(),
+    createdAt: createdAt(),
+    closedAt: integer('closed_at'),
+  },
+  (t) => [
+    uniqueIndex('orders_key_uq').on(t.accountId, t.idempotencyKey),
+    index('orders_account_idx').on(t.accountId, t.createdAt),
+    index('orders_account_status_idx').on(t.accountId, t.status, t.createdAt),
+    index('orders_book_idx').on(t.region, t.gpuModel),
+    index('orders_node_idx').on(t.nodeId, t.status),
+  ],
+);
+
+/** A lease, as created from one fill; the Lease object holds its live state. */
+export const leases = sqliteTable(
+  'leases',
+  {
+    id: text('id').primaryKey(),
+    tradeId: text('trade_id').notNull(),
+    bidId: text('bid_id').notNull(),
+    askId: text('ask_id').notNull(),
+    renterId: text('renter_id').notNull(),
+    providerId: text('provider_id').notNull(),
+    nodeId: text('node_id').notNull(),
+    region: text('region').notNull(),
+    gpuModel: text('gpu_model').notNull(),
+    gpus: integer('gpus').notNull(),
+    gpuIndices: text('gpu_indices', { mode: 'json' }).$type<number[]>().notNull(),
+    /** Micro-USD per GPU-hour: the trade price. */
+    price: integer('price').notNull(),
+    durationS: integer('duration_s').notNull(),
+    asset: text('asset').notNull(),
+    /** The lease's whole cost in `asset`, held in escrow until settled. */
+    amount: integer('amount').notNull(),
+    state: text('state').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('leases_trade_uq').on(t.tradeId),
+    index('leases_renter_idx').on(t.renterId, t.createdAt),
+    index('leases_provider_idx').on(t.providerId, t.createdAt),
+    index('leases_node_idx').on(t.nodeId),
+  ],
+);

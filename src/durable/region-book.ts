@@ -3,105 +3,468 @@
 // SQLite storage in the same synchronous transaction as the match, and the in-memory book is
 // rebuilt from the open orders on start, so an evicted or restarted book loses nothing.
 //
-// Storage: `orders` (every order with its status and free GPUs), `trades`.
+// What a match means elsewhere (a Lease object for each fill, an order's new status and the
+// release of its escrow in libSQL) goes through an outbox written in that same transaction:
+// it is carried out at once, and retried by alarm until it succeeds. Every step is idempotent
+// (lease ids come from trade ids, ledger keys from order ids), so a retry never doubles one.
+//
+// Storage: `orders` (every order with its status and free GPUs), `trades`, `allocations` (which
+// GPU of which node each lease holds), `nodes_offline`, `effects` (the outbox), `candles`
+// (OHLC and volume per minute, hour and day, kept as trades happen), `dead_effects`.
 import { DurableObject } from 'cloudflare:workers';
 import type { Bindings } from '../env.ts';
-import { OrderBook, type AskInput, type BidInput, type Trade } from '../market/engine.ts';
+import { connection } from '../db/client.ts';
+import { log } from '../http/log.ts';
+import { release as releaseRule } from '../ledger/rules.ts';
+import { postTransaction } from '../ledger/store.ts';
+import { OrderBook, type Trade } from '../market/engine.ts';
+import { allocateGpus, leaseTerms, type AskOrder, type BidOrder, type BookOrder, type LeaseTerms } from '../market/orders.ts';
+import { newId } from '../ids.ts';
 
 export type OrderStatus = 'open' | 'filled' | 'cancelled' | 'expired';
 
-export type BookOrder = ({ side: 'sell' } & AskInput) | ({ side: 'buy' } & BidInput);
-
-export interface PlaceResult {
-  ok: boolean;
-  reason?: 'duplicate_id' | 'invalid';
-  trades: Array<Trade & { id: string }>;
-  resting: boolean;
-  remainingGpus: number;
+export interface OrderState {
+  id: string;
+  status: OrderStatus;
+  /** GPUs still offered (sell) or wanted (buy); 0 once filled. */
+  freeGpus: number;
 }
+
+export interface FillView {
+  tradeId: string;
+  leaseId: string;
+  bidId: string;
+  askId: string;
+  price: number;
+  gpus: number;
+  durationS: number;
+  at: number;
+}
+
+export type PlaceOutcome =
+  | { ok: true; order: OrderState; fills: FillView[]; replayed: boolean }
+  | { ok: false; reason: 'insufficient_gpus'; freeGpus: number }
+  | { ok: false; reason: 'invalid' };
+
+export const CANDLE_INTERVALS = { '1m': 60_000, '1h': 3_600_000, '1d': 86_400_000 } as const;
+export type CandleInterval = keyof typeof CANDLE_INTERVALS;
+
+export interface Candle {
+  start: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  /** GPU-seconds traded. */
+  volumeGpuS: number;
+  trades: number;
+}
+
+export interface MarketStats {
+  bestBid: number | null;
+  bestAsk: number | null;
+  last: number | null;
+  lastAt: number | null;
+  /** Price 24 hours ago (the last trade before the window), or the window's first trade. */
+  reference: number | null;
+  volume24hGpuS: number;
+  trades24h: number;
+}
+
+type Effect =
+  | { kind: 'lease'; terms: LeaseTerms }
+  | { kind: 'status'; orderId: string; status: OrderStatus; at: number; release: { owner: string; asset: string; amount: string } | null };
 
 interface OrderRow extends Record<string, SqlStorageValue> {
   id: string;
   side: string;
+  account_id: string;
   body: string;
+  status: string;
   free_gpus: number;
 }
 
+const DAY_MS = 86_400_000;
+const MAX_EFFECT_BACKOFF_MS = 60_000;
+
+/** The RegionBook for a region and GPU model (one Durable Object each). */
+export function regionBook(env: Bindings, region: string, gpuModel: string) {
+  return env.REGION_BOOK.getByName(`${region}:${gpuModel}`);
+}
+
 export class RegionBook extends DurableObject<Bindings> {
-  private readonly book = new OrderBook();
+  private book = new OrderBook();
   private readonly sql;
+  private draining: Promise<void> | null = null;
+  private dirty = false;
+  /** When the alarm is set for, kept in memory so placing an order reads no storage for it. */
+  private alarmAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS orders (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, side TEXT NOT NULL,
-        body TEXT NOT NULL, status TEXT NOT NULL, free_gpus INTEGER NOT NULL, created_at INTEGER NOT NULL)`);
+        account_id TEXT NOT NULL, node_id TEXT, body TEXT NOT NULL, status TEXT NOT NULL, free_gpus INTEGER NOT NULL, created_at INTEGER NOT NULL)`);
       this.sql.exec('CREATE INDEX IF NOT EXISTS orders_open ON orders (status, seq)');
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS trades (id TEXT PRIMARY KEY, bid_id TEXT NOT NULL, ask_id TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL)`);
-      // Rebuild in original time order: equal prices keep their priority.
-      for (const row of this.sql.exec<OrderRow>("SELECT id, side, body, free_gpus FROM orders WHERE status = 'open' ORDER BY seq")) {
-        const input = JSON.parse(row.body) as BookOrder;
-        if (input.side === 'sell') this.book.restore({ side: 'sell', input, freeGpus: row.free_gpus });
-        else this.book.restore({ side: 'buy', input });
-      }
+      this.sql.exec('CREATE INDEX IF NOT EXISTS orders_node ON orders (node_id, status)');
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS trades (id TEXT PRIMARY KEY, bid_id TEXT NOT NULL, ask_id TEXT NOT NULL, lease_id TEXT NOT NULL,
+        price INTEGER NOT NULL, gpus INTEGER NOT NULL, duration_s INTEGER NOT NULL, at INTEGER NOT NULL)`);
+      this.sql.exec('CREATE INDEX IF NOT EXISTS trades_at ON trades (at)');
+      this.sql.exec('CREATE INDEX IF NOT EXISTS trades_bid ON trades (bid_id)');
+      this.sql.exec('CREATE INDEX IF NOT EXISTS trades_ask ON trades (ask_id)');
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS allocations (node_id TEXT NOT NULL, gpu_index INTEGER NOT NULL, lease_id TEXT NOT NULL,
+        ask_id TEXT NOT NULL, PRIMARY KEY (node_id, gpu_index))`);
+      this.sql.exec('CREATE TABLE IF NOT EXISTS nodes_offline (node_id TEXT PRIMARY KEY)');
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL)`);
+      this.sql.exec('CREATE TABLE IF NOT EXISTS dead_effects (seq INTEGER PRIMARY KEY, body TEXT NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL)');
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS candles (interval TEXT NOT NULL, start INTEGER NOT NULL, open INTEGER NOT NULL, high INTEGER NOT NULL,
+        low INTEGER NOT NULL, close INTEGER NOT NULL, volume_gpu_s INTEGER NOT NULL, trades INTEGER NOT NULL, PRIMARY KEY (interval, start))`);
+      this.reload();
+      this.alarmAt = await ctx.storage.getAlarm();
     });
   }
 
-  /** Matches an order, recording it and its trades atomically. */
-  async place(order: BookOrder, now = Date.now()): Promise<PlaceResult> {
-    const known = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM orders WHERE id = ?', order.id).one().n;
-    if (known > 0) return { ok: false, reason: 'duplicate_id', trades: [], resting: false, remainingGpus: 0 };
-    const result = order.side === 'sell' ? this.book.submitAsk(order, now) : this.book.submitBid(order, now);
-    // (An IOC bid that finds no fitting ask is recorded as cancelled; an order already past
-    // its expiry as expired.)
-    if (!result.ok) return { ok: false, reason: result.reason, trades: [], resting: false, remainingGpus: 0 };
-    const trades = result.trades.map((t, i) => ({ ...t, id: `trd_${order.id}_${i}` }));
-    this.ctx.storage.transactionSync(() => {
+  /** Rebuilds the in-memory book from storage, in original time order (equal prices keep priority). */
+  private reload(): void {
+    this.book = new OrderBook();
+    for (const row of this.sql.exec<{ node_id: string }>('SELECT node_id FROM nodes_offline')) this.book.setNodeOnline(row.node_id, false, 0);
+    for (const row of this.sql.exec<OrderRow>("SELECT * FROM orders WHERE status = 'open' ORDER BY seq")) {
+      const order = JSON.parse(row.body) as BookOrder;
+      if (order.side === 'sell') this.book.restore({ side: 'sell', input: order, freeGpus: row.free_gpus });
+      else this.book.restore({ side: 'buy', input: order });
+    }
+  }
+
+  /**
+   * Runs a change to the book and writes its consequences in one storage transaction. If
+   * writing fails, the in-memory book (already changed) is rebuilt from storage, so the two
+   * never disagree.
+   */
+  private commit<T>(change: () => T, now: number): T {
+    try {
+      return this.ctx.storage.transactionSync(() => {
+        const result = change();
+        for (const id of this.book.takeExpired()) this.close(id, 'expired', now);
+        return result;
+      });
+    } catch (err) {
+      this.reload();
+      throw err;
+    }
+  }
+
+  private row(id: string): OrderRow | null {
+    return this.sql.exec<OrderRow>('SELECT * FROM orders WHERE id = ?', id).toArray()[0] ?? null;
+  }
+
+  private stateOf(row: OrderRow): OrderState {
+    return { id: row.id, status: row.status as OrderStatus, freeGpus: row.free_gpus };
+  }
+
+  private enqueue(effect: Effect, now: number): void {
+    this.sql.exec('INSERT INTO effects (body, not_before) VALUES (?, ?)', JSON.stringify(effect), now);
+    this.dirty = true;
+  }
+
+  /** Marks an order closed, and queues its status for libSQL (with the release of a bid's hold). */
+  private close(id: string, status: Exclude<OrderStatus, 'open'>, now: number, free = 0): void {
+    const row = this.row(id);
+    if (!row || row.status !== 'open') return;
+    this.sql.exec('UPDATE orders SET status = ?, free_gpus = ? WHERE id = ?', status, free, id);
+    const order = JSON.parse(row.body) as BookOrder;
+    const release = order.side === 'buy' && status !== 'filled' ? { owner: order.accountId, asset: order.payWith, amount: order.holdAmount } : null;
+    this.enqueue({ kind: 'status', orderId: id, status, at: now, release }, now);
+  }
+
+  /** Records trades: allocations, leases (through the outbox), the resting side, candles. */
+  private record(trades: Trade[], incoming: BookOrder | null, now: number): FillView[] {
+    const fills: FillView[] = [];
+    for (const t of trades) {
+      const bid = (incoming?.id === t.bidId ? incoming : JSON.parse(this.row(t.bidId)!.body)) as BidOrder;
+      const ask = (incoming?.id === t.askId ? incoming : JSON.parse(this.row(t.askId)!.body)) as AskOrder;
+      const busy = new Set(this.sql.exec<{ gpu_index: number }>('SELECT gpu_index FROM allocations WHERE node_id = ?', t.nodeId).toArray().map((r) => r.gpu_index));
+      const indices = allocateGpus(ask.nodeGpuIndices, busy, t.gpus);
+      // The capacity check on every ask makes this unreachable; refusing beats double-booking a GPU.
+      if (!indices) throw new Error(`node ${t.nodeId} has no ${t.gpus} free GPUs for ask ${ask.id}`);
+      const tradeId = newId('trd');
+      const terms = leaseTerms({ ...t, id: tradeId }, bid, ask, indices);
+      for (const i of indices) this.sql.exec('INSERT INTO allocations (node_id, gpu_index, lease_id, ask_id) VALUES (?, ?, ?, ?)', t.nodeId, i, terms.leaseId, ask.id);
+      this.sql.exec('INSERT INTO trades (id, bid_id, ask_id, lease_id, price, gpus, duration_s, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        tradeId, t.bidId, t.askId, terms.leaseId, t.price, t.gpus, t.durationS, t.at);
+      this.enqueue({ kind: 'lease', terms }, now);
+      // The bid is filled whole; the lease effect records that in libSQL with the release.
+      this.sql.exec("UPDATE orders SET status = 'filled', free_gpus = 0 WHERE id = ?", t.bidId);
+      const left = this.book.resting(t.askId);
+      if (left) this.sql.exec('UPDATE orders SET free_gpus = ? WHERE id = ?', left.freeGpus, t.askId);
+      else if (incoming?.id !== t.askId) this.close(t.askId, 'filled', now);
+      for (const [interval, ms] of Object.entries(CANDLE_INTERVALS)) {
+        this.sql.exec(
+          `INSERT INTO candles (interval, start, open, high, low, close, volume_gpu_s, trades) VALUES (?, ?, ?, ?, ?, ?, ?, 1)
+           ON CONFLICT (interval, start) DO UPDATE SET high = max(high, excluded.high), low = min(low, excluded.low), close = excluded.close,
+             volume_gpu_s = volume_gpu_s + excluded.volume_gpu_s, trades = trades + 1`,
+          interval, Math.floor(t.at / ms) * ms, t.price, t.price, t.price, t.price, t.gpus * t.durationS,
+        );
+      }
+      fills.push({ tradeId, leaseId: terms.leaseId, bidId: t.bidId, askId: t.askId, price: t.price, gpus: t.gpus, durationS: t.durationS, at: t.at });
+    }
+    return fills;
+  }
+
+  /**
+   * Matches an order and records it with its trades atomically. Placing an id already known
+   * changes nothing and answers its current state, so the caller may retry freely.
+   */
+  async place(order: BookOrder, now = Date.now()): Promise<PlaceOutcome> {
+    const known = this.row(order.id);
+    if (known) return { ok: true, order: this.stateOf(known), fills: this.fillsOf(order.id), replayed: true };
+    if (order.side === 'sell') {
+      const free = this.freeOn(order.nodeId, order.nodeGpuIndices.length);
+      if (order.gpus > free) return { ok: false, reason: 'insufficient_gpus', freeGpus: free };
+    }
+    const outcome = this.commit(() => {
+      // A sell is only accepted on an online node: the book takes the caller's word for it now.
+      const revived = order.side === 'sell' ? this.nodeBack(order.nodeId, now) : [];
+      const result = order.side === 'sell' ? this.book.submitAsk(order, now) : this.book.submitBid(order, now);
+      if (!result.ok) return null;
       const status: OrderStatus = result.resting ? 'open' : result.remainingGpus === 0 ? 'filled' : order.expiresAt <= now ? 'expired' : 'cancelled';
-      this.sql.exec('INSERT INTO orders (id, side, body, status, free_gpus, created_at) VALUES (?, ?, ?, ?, ?, ?)', order.id, order.side, JSON.stringify(order), status, result.remainingGpus, now);
-      for (const t of trades) {
-        this.sql.exec('INSERT INTO trades (id, bid_id, ask_id, body, at) VALUES (?, ?, ?, ?, ?)', t.id, t.bidId, t.askId, JSON.stringify(t), t.at);
-        // The resting side of each trade: a bid is filled whole; an ask keeps what is left.
-        const restingId = t.maker === 'sell' ? t.askId : t.bidId;
-        const left = this.book.resting(restingId);
-        this.sql.exec('UPDATE orders SET status = ?, free_gpus = ? WHERE id = ?', left ? 'open' : 'filled', left ? left.freeGpus : 0, restingId);
+      this.sql.exec('INSERT INTO orders (id, side, account_id, node_id, body, status, free_gpus, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        order.id, order.side, order.accountId, order.side === 'sell' ? order.nodeId : null, JSON.stringify(order), 'open', result.remainingGpus, now);
+      const fills = this.record(result.trades, order, now);
+      this.record(revived, null, now);
+      if (status !== 'open') this.close(order.id, status, now, status === 'filled' ? 0 : result.remainingGpus);
+      return { status, free: result.remainingGpus, fills };
+    }, now);
+    if (!outcome) return { ok: false, reason: 'invalid' };
+    await this.settle(outcome.status === 'open' ? order.expiresAt : null);
+    return { ok: true, order: { id: order.id, status: outcome.status, freeGpus: outcome.status === 'filled' ? 0 : outcome.free }, fills: outcome.fills, replayed: false };
+  }
+
+  /** GPUs of a node not yet offered by an open ask nor held by a lease. */
+  private freeOn(nodeId: string, total: number): number {
+    const offered = this.sql.exec<{ n: number | null }>("SELECT sum(free_gpus) AS n FROM orders WHERE node_id = ? AND status = 'open'", nodeId).one().n ?? 0;
+    const leased = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM allocations WHERE node_id = ?', nodeId).one().n;
+    return Math.max(0, total - offered - leased);
+  }
+
+  private nodeBack(nodeId: string, now: number): Trade[] {
+    if (this.book.isNodeOnline(nodeId)) return [];
+    this.sql.exec('DELETE FROM nodes_offline WHERE node_id = ?', nodeId);
+    return this.book.setNodeOnline(nodeId, true, now);
+  }
+
+  private fillsOf(orderId: string): FillView[] {
+    return this.sql
+      .exec<{ id: string; lease_id: string; bid_id: string; ask_id: string; price: number; gpus: number; duration_s: number; at: number }>(
+        'SELECT * FROM trades WHERE bid_id = ? OR ask_id = ? ORDER BY at, id',
+        orderId,
+        orderId,
+      )
+      .toArray()
+      .map((r) => ({ tradeId: r.id, leaseId: r.lease_id, bidId: r.bid_id, askId: r.ask_id, price: r.price, gpus: r.gpus, durationS: r.duration_s, at: r.at }));
+  }
+
+  /**
+   * Cancels an open order of `accountId`. An order the book never received (its placement
+   * failed half-way) is recorded as cancelled from `placed`, so a late placement cannot revive it
+   * and its hold is released like any other.
+   */
+  async cancel(id: string, accountId: string, placed?: BookOrder, now = Date.now()): Promise<OrderState | null> {
+    const row = this.row(id);
+    if (row && row.account_id !== accountId) return null;
+    if (!row) {
+      if (!placed || placed.id !== id || placed.accountId !== accountId) return null;
+      this.commit(() => {
+        this.sql.exec('INSERT INTO orders (id, side, account_id, node_id, body, status, free_gpus, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+          id, placed.side, accountId, placed.side === 'sell' ? placed.nodeId : null, JSON.stringify(placed), 'open', 0, now);
+        this.close(id, 'cancelled', now);
+      }, now);
+    } else if (row.status === 'open') {
+      this.commit(() => {
+        this.book.cancel(id);
+        this.close(id, 'cancelled', now, row.free_gpus);
+      }, now);
+    }
+    await this.settle();
+    return this.stateOf(this.row(id)!);
+  }
+
+  /** Node status from heartbeat batches: offline nodes' asks stop matching; returning ones match again. */
+  async setNodes(update: { online: string[]; offline: string[] }, now = Date.now()): Promise<number> {
+    const trades = this.commit(() => {
+      const all: Trade[] = [];
+      for (const id of update.offline) {
+        if (!this.book.isNodeOnline(id)) continue;
+        this.book.setNodeOnline(id, false, now);
+        this.sql.exec('INSERT INTO nodes_offline (node_id) VALUES (?) ON CONFLICT DO NOTHING', id);
       }
-    });
-    await this.scheduleExpiry();
-    return { ok: true, trades, resting: result.resting, remainingGpus: result.remainingGpus };
+      for (const id of update.online) {
+        const trades = this.nodeBack(id, now);
+        this.record(trades, null, now);
+        all.push(...trades);
+      }
+      return all;
+    }, now);
+    await this.settle();
+    return trades.length;
   }
 
-  async cancel(id: string): Promise<boolean> {
-    if (!this.book.cancel(id)) return false;
-    this.sql.exec("UPDATE orders SET status = 'cancelled' WHERE id = ? AND status = 'open'", id);
-    return true;
+  async orders(ids: string[]): Promise<OrderState[]> {
+    const out: OrderState[] = [];
+    for (const id of ids.slice(0, 200)) {
+      const row = this.row(id);
+      if (row) out.push(this.stateOf(row));
+    }
+    return out;
   }
 
-  async setNodeOnline(nodeId: string, online: boolean): Promise<void> {
-    this.book.setNodeOnline(nodeId, online);
+  async fills(orderId: string): Promise<FillView[]> {
+    return this.fillsOf(orderId);
   }
+
+  // ── Market data (public: no account or node ids) ─────────────────────────────────────
 
   async snapshot(levels = 20) {
     return { bestBid: this.book.bestBid(), bestAsk: this.book.bestAsk(), depth: this.book.depth(levels), resting: this.book.size };
   }
 
-  async order(id: string): Promise<{ status: OrderStatus; freeGpus: number } | null> {
-    const row = this.sql.exec<{ status: string; free_gpus: number }>('SELECT status, free_gpus FROM orders WHERE id = ?', id).toArray()[0];
-    return row ? { status: row.status as OrderStatus, freeGpus: row.free_gpus } : null;
+  /** Resting asks with free GPUs, for offer search. */
+  async openAsks(now = Date.now()) {
+    return this.book.openAsks(now);
   }
 
-  private async scheduleExpiry(): Promise<void> {
-    const next = this.book.nextExpiry();
-    if (next === null) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || next < current) await this.ctx.storage.setAlarm(next);
+  /** Trades newest first; `before` (ms) pages back. */
+  async trades(limit = 100, before?: number): Promise<Array<{ id: string; price: number; gpus: number; durationS: number; at: number }>> {
+    return this.sql
+      .exec<{ id: string; price: number; gpus: number; duration_s: number; at: number }>(
+        'SELECT id, price, gpus, duration_s, at FROM trades WHERE at < ? ORDER BY at DESC, id DESC LIMIT ?',
+        before ?? Number.MAX_SAFE_INTEGER,
+        Math.min(Math.max(limit, 1), 1000),
+      )
+      .toArray()
+      .map((r) => ({ id: r.id, price: r.price, gpus: r.gpus, durationS: r.duration_s, at: r.at }));
   }
 
-  /** Orders expire by alarm, not by a request noticing. */
+  /** Candles with start in [from, to), oldest first. */
+  async candles(interval: CandleInterval, from: number, to: number, limit = 500): Promise<Candle[]> {
+    return this.sql
+      .exec<{ start: number; open: number; high: number; low: number; close: number; volume_gpu_s: number; trades: number }>(
+        'SELECT * FROM candles WHERE interval = ? AND start >= ? AND start < ? ORDER BY start LIMIT ?',
+        interval,
+        from,
+        to,
+        Math.min(Math.max(limit, 1), 1000),
+      )
+      .toArray()
+      .map((r) => ({ start: r.start, open: r.open, high: r.high, low: r.low, close: r.close, volumeGpuS: r.volume_gpu_s, trades: r.trades }));
+  }
+
+  async stats(now = Date.now()): Promise<MarketStats> {
+    const since = now - DAY_MS;
+    const last = this.sql.exec<{ price: number; at: number }>('SELECT price, at FROM trades ORDER BY at DESC, id DESC LIMIT 1').toArray()[0];
+    const before = this.sql.exec<{ price: number }>('SELECT price FROM trades WHERE at < ? ORDER BY at DESC, id DESC LIMIT 1', since).toArray()[0];
+    const first = this.sql.exec<{ price: number }>('SELECT price FROM trades WHERE at >= ? ORDER BY at, id LIMIT 1', since).toArray()[0];
+    const window = this.sql
+      .exec<{ v: number | null; n: number }>('SELECT sum(gpus * duration_s) AS v, count(*) AS n FROM trades WHERE at >= ?', since)
+      .one();
+    return {
+      bestBid: this.book.bestBid(),
+      bestAsk: this.book.bestAsk(),
+      last: last?.price ?? null,
+      lastAt: last?.at ?? null,
+      reference: before?.price ?? first?.price ?? null,
+      volume24hGpuS: window.v ?? 0,
+      trades24h: window.n,
+    };
+  }
+
+  // ── Outbox ───────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Carries out pending effects now; whatever fails is left for the alarm, which is moved
+   * earlier when an effect or `expiry` (a new resting order's) needs it sooner.
+   */
+  private async settle(expiry: number | null = null): Promise<void> {
+    if (this.dirty) {
+      this.draining ??= this.drain().finally(() => {
+        this.draining = null;
+      });
+      await this.draining;
+    }
+    const retry = this.sql.exec<{ t: number | null }>('SELECT min(not_before) AS t FROM effects').one().t;
+    await this.alarmBy(Math.min(expiry ?? Infinity, retry ?? Infinity));
+  }
+
+  private async alarmBy(at: number): Promise<void> {
+    if (at === Infinity || (this.alarmAt !== null && this.alarmAt <= at)) return;
+    await this.ctx.storage.setAlarm(at);
+    this.alarmAt = at;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.dirty) {
+      this.dirty = false;
+      const now = Date.now();
+      const due = this.sql.exec<{ seq: number; body: string; attempts: number }>('SELECT seq, body, attempts FROM effects WHERE not_before <= ? ORDER BY seq LIMIT 50', now).toArray();
+      for (const e of due) {
+        const effect = JSON.parse(e.body) as Effect;
+        try {
+          const problem = await this.apply(effect);
+          if (problem) {
+            // Not transient: retrying cannot help. Kept for an operator, and logged loudly.
+            log('error', 'book effect refused', { seq: e.seq, kind: effect.kind, problem });
+            this.sql.exec('INSERT INTO dead_effects (seq, body, error, at) VALUES (?, ?, ?, ?)', e.seq, e.body, problem, now);
+          }
+          this.sql.exec('DELETE FROM effects WHERE seq = ?', e.seq);
+        } catch (err) {
+          const wait = Math.min(MAX_EFFECT_BACKOFF_MS, 500 * 2 ** e.attempts);
+          log('warn', 'book effect failed; retrying', { seq: e.seq, kind: effect.kind, attempts: e.attempts + 1, error: String(err) });
+          this.sql.exec('UPDATE effects SET attempts = attempts + 1, not_before = ? WHERE seq = ?', Date.now() + wait, e.seq);
+          // Effects apply in order: a later one may depend on this one.
+          return;
+        }
+      }
+      if (due.length === 50) this.dirty = true;
+    }
+  }
+
+  /** Applies one effect; a string names a permanent refusal, a throw a transient failure. */
+  private async apply(effect: Effect): Promise<string | null> {
+    if (effect.kind === 'lease') {
+      await this.env.LEASE.getByName(effect.terms.leaseId).create(effect.terms);
+      return null;
+    }
+    const { money } = connection(this.env);
+    const update = {
+      sql: "UPDATE orders SET status = ?, closed_at = CASE WHEN ? = 'open' THEN NULL ELSE ? END WHERE id = ?",
+      args: [effect.status, effect.status, effect.at, effect.orderId],
+    };
+    if (!effect.release || BigInt(effect.release.amount) === 0n) {
+      await money.execute(update);
+      return null;
+    }
+    const rule = releaseRule({
+      owner: effect.release.owner,
+      asset: effect.release.asset as BidOrder['payWith'],
+      amount: BigInt(effect.release.amount),
+      idempotencyKey: `order:${effect.orderId}:release`,
+      reference: effect.orderId,
+      memo: `order ${effect.status}`,
+    });
+    if (!rule.ok) return rule.problem;
+    const posted = await postTransaction(money, rule.spec, { alongside: [update] });
+    return posted.ok ? null : posted.reason;
+  }
+
+  /** Orders expire by alarm, not by a request noticing; the outbox is retried here too. */
   override async alarm(): Promise<void> {
-    const gone = this.book.expire(Date.now());
-    for (const id of gone) this.sql.exec("UPDATE orders SET status = 'expired' WHERE id = ? AND status = 'open'", id);
-    await this.scheduleExpiry();
+    this.alarmAt = null;
+    const now = Date.now();
+    this.commit(() => {
+      for (const id of this.book.expire(now)) this.close(id, 'expired', now);
+    }, now);
+    this.dirty = true;
+    await this.settle(this.book.nextExpiry());
   }
 }

@@ -262,6 +262,7 @@ export class OrderBook {
   private readonly bidById = new Map<string, RestingBid>();
   /** Nodes that are offline: their asks rest but do not match. */
   private readonly offlineNodes = new Set<string>();
+  private lazilyExpired: string[] = [];
 
   private static askFits(ask: RestingAsk, bid: BidInput, now: number, offline: Set<string>): boolean {
     return (
@@ -320,7 +321,7 @@ export class OrderBook {
         for (let j = level.head; j < level.orders.length && (level.mask & fitting) !== 0; j++) {
           const ask = level.orders[j]!;
           if (!ask.live || ask.free < bid.gpus) continue;
-          if (ask.expiresAt <= now) this.removeAsk(ask);
+          if (ask.expiresAt <= now) this.expireLazily(ask, this.askById);
           else if (OrderBook.askFits(ask, bid, now, this.offlineNodes)) return this.fill(ask, bid, 'sell', now);
         }
       }
@@ -341,7 +342,7 @@ export class OrderBook {
         for (let j = level.head; j < level.orders.length && ask.free > 0 && (level.mask & fitting) !== 0; j++) {
           const bid = level.orders[j]!;
           if (!bid.live || bid.gpus > ask.free) continue;
-          if (bid.expiresAt <= now) this.removeBid(bid);
+          if (bid.expiresAt <= now) this.expireLazily(bid, this.bidById);
           else if (OrderBook.askFits(ask, bid, now, this.offlineNodes)) {
             trades.push(this.fill(ask, bid, 'buy', now));
             fitting = bidsFitting(ask.free); // fewer GPUs left: fewer bids can fit
@@ -371,6 +372,23 @@ export class OrderBook {
       maker,
       at: now,
     };
+  }
+
+  /** An order a match walked past after its expiry: removed now, reported by `takeExpired`. */
+  private expireLazily(o: RestingAsk | RestingBid, byId: Map<string, RestingAsk> | Map<string, RestingBid>): void {
+    if (byId === this.askById) this.removeAsk(o as RestingAsk);
+    else this.removeBid(o as RestingBid);
+    this.lazilyExpired.push(o.id);
+  }
+
+  /**
+   * Ids of orders removed because a match found them expired, since the last call. The shell
+   * must treat them exactly like those `expire` returns (release a bid's funds, and so on).
+   */
+  takeExpired(): string[] {
+    const ids = this.lazilyExpired;
+    this.lazilyExpired = [];
+    return ids;
   }
 
   private removeAsk(ask: RestingAsk): void {
@@ -437,9 +455,51 @@ export class OrderBook {
     return gone;
   }
 
-  setNodeOnline(nodeId: string, online: boolean): void {
-    if (online) this.offlineNodes.delete(nodeId);
-    else this.offlineNodes.add(nodeId);
+  /**
+   * Marks a node offline (its asks rest but do not match) or back online. A node coming back
+   * matches its asks against the resting bids at once, like new asks: each re-queues behind
+   * the orders at its price that stayed available meanwhile. Returns the trades.
+   */
+  setNodeOnline(nodeId: string, online: boolean, now: number): Trade[] {
+    if (!online) {
+      this.offlineNodes.add(nodeId);
+      return [];
+    }
+    if (!this.offlineNodes.delete(nodeId)) return [];
+    const trades: Trade[] = [];
+    for (const ask of [...this.askById.values()]) {
+      if (ask.nodeId !== nodeId) continue;
+      this.removeAsk(ask);
+      if (ask.expiresAt <= now) {
+        this.lazilyExpired.push(ask.id);
+        continue;
+      }
+      const again = restingAsk(ask, ++this.seq, ask.free);
+      this.matchAsk(again, now, trades);
+      if (again.free > 0) {
+        this.asks.add(again, again.free);
+        this.askById.set(again.id, again);
+      }
+    }
+    return trades;
+  }
+
+  isNodeOnline(nodeId: string): boolean {
+    return !this.offlineNodes.has(nodeId);
+  }
+
+  /** Resting asks (free GPUs, not expired by `now`), for offer search. */
+  openAsks(now: number): Array<AskInput & { freeGpus: number; online: boolean }> {
+    const out: Array<AskInput & { freeGpus: number; online: boolean }> = [];
+    for (const a of this.askById.values()) {
+      if (a.expiresAt <= now || a.free <= 0) continue;
+      out.push({
+        id: a.id, accountId: a.accountId, nodeId: a.nodeId, gpus: a.gpus, price: a.price, minDurationS: a.minDurationS,
+        maxDurationS: a.maxDurationS, expiresAt: a.expiresAt, reliability: a.reliability, verified: a.verified,
+        freeGpus: a.free, online: !this.offlineNodes.has(a.nodeId),
+      });
+    }
+    return out;
   }
 
   /** The earliest expiry among resting orders, for the book's alarm. */

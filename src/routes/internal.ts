@@ -8,6 +8,8 @@ import { connection } from '../db/client.ts';
 import { ApiError } from '../http/errors.ts';
 import { parseRawJson, router } from '../http/router.ts';
 import { HeartbeatBatchSchema, type HeartbeatBatch } from '../heartbeats/batch.ts';
+import { regionBook } from '../durable/region-book.ts';
+import type { Bindings } from '../env.ts';
 
 const app = router();
 
@@ -35,7 +37,10 @@ app.openapi(
       throw new ApiError('unauthorized', 'queue signature is invalid');
     }
     const batch = parseRawJson(raw, HeartbeatBatchSchema);
-    const applied = await applyBatch(connection(c.env).money, batch);
+    const { money } = connection(c.env);
+    const applied = await applyBatch(money, batch);
+    // Also on a redelivery: telling a book what it already knows changes nothing.
+    await tellBooks(c.env, money, [...batch.nodes.map((n) => n.node_id), ...batch.offline.map((o) => o.node_id)]);
     return c.json({ outcome: applied ? ('applied' as const) : ('duplicate' as const) }, 200);
   },
 );
@@ -87,6 +92,29 @@ export async function applyBatch(client: Client, b: HeartbeatBatch): Promise<boo
     if (String((err as Error).message).includes('heartbeat_batches.id')) return false;
     throw err;
   }
+}
+
+/**
+ * Tells the RegionBooks holding open asks on these nodes whether each node is online, so an
+ * offline node's asks stop matching and a returning node's match again. One call per book.
+ */
+export async function tellBooks(env: Bindings, client: Client, nodeIds: string[]): Promise<void> {
+  const byBook = new Map<string, { region: string; gpuModel: string; online: string[]; offline: string[] }>();
+  for (let i = 0; i < nodeIds.length; i += 500) {
+    const chunk = nodeIds.slice(i, i + 500);
+    const rs = await client.execute({
+      sql: `SELECT DISTINCT o.node_id, o.region, o.gpu_model, n.status FROM orders o JOIN nodes n ON n.id = o.node_id
+            WHERE o.side = 'sell' AND o.status = 'open' AND o.node_id IN (${chunk.map(() => '?').join(',')})`,
+      args: chunk,
+    });
+    for (const r of rs.rows) {
+      const key = `${r.region}:${r.gpu_model}`;
+      const entry = byBook.get(key) ?? { region: String(r.region), gpuModel: String(r.gpu_model), online: [], offline: [] };
+      (r.status === 'online' ? entry.online : entry.offline).push(String(r.node_id));
+      byBook.set(key, entry);
+    }
+  }
+  await Promise.all([...byBook.values()].map((b) => regionBook(env, b.region, b.gpuModel).setNodes({ online: b.online, offline: b.offline })));
 }
 
 export default app;

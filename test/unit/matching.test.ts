@@ -113,11 +113,34 @@ describe('matching', () => {
   it('stops matching an offline node’s ask until it is back', () => {
     const book = new OrderBook();
     book.submitAsk(ask({ id: 'a', nodeId: 'n1' }), NOW);
-    book.setNodeOnline('n1', false);
+    expect(book.setNodeOnline('n1', false, NOW)).toEqual([]);
     expect(book.submitBid(bid({ id: 'b1' }), NOW)).toMatchObject({ trades: [], resting: true });
     book.cancel('b1');
-    book.setNodeOnline('n1', true);
+    book.setNodeOnline('n1', true, NOW);
     expect(book.submitBid(bid(), NOW)).toMatchObject({ trades: [{ askId: 'a' }] });
+  });
+
+  it('matches an ask against the bids that waited while its node was offline, once it is back', () => {
+    const book = new OrderBook();
+    book.submitAsk(ask({ id: 'a', nodeId: 'n1', gpus: 4, price: 2_000_000 }), NOW);
+    book.setNodeOnline('n1', false, NOW);
+    book.submitBid(bid({ id: 'b1', gpus: 2, price: 2_500_000 }), NOW);
+    book.submitBid(bid({ id: 'b2', gpus: 1, price: 3_000_000 }), NOW);
+    expect(book.bestBid()).toBe(3_000_000);
+    // Best bid first, each at the bid's (resting) price; the ask keeps its last free GPU.
+    const trades = book.setNodeOnline('n1', true, NOW + 1);
+    expect(trades.map((t) => [t.bidId, t.price, t.maker])).toEqual([['b2', 3_000_000, 'buy'], ['b1', 2_500_000, 'buy']]);
+    expect(book.resting('a')).toEqual({ side: 'sell', freeGpus: 1 });
+    expect(book.setNodeOnline('n1', true, NOW + 2)).toEqual([]);
+  });
+
+  it('reports orders a match found expired, so their holds can be released', () => {
+    const book = new OrderBook();
+    book.submitBid(bid({ id: 'old', gpus: 1, price: 3_000_000, expiresAt: NOW + 10 }), NOW);
+    book.submitAsk(ask({ id: 'a', price: 1_000_000 }), NOW + 20);
+    expect(book.resting('old')).toBeNull();
+    expect(book.takeExpired()).toEqual(['old']);
+    expect(book.takeExpired()).toEqual([]);
   });
 
   it('cancels resting orders once, refuses duplicate ids, and reports depth without ids', () => {
@@ -327,9 +350,26 @@ class ReferenceBook {
     else if (original.expiresAt > now) this.asks.push({ ...original, seq: ++this.seq, free: Math.min(original.gpus, gpus) });
   }
 
-  setNodeOnline(nodeId: string, online: boolean): void {
-    if (online) this.offline.delete(nodeId);
-    else this.offline.add(nodeId);
+  setNodeOnline(nodeId: string, online: boolean, now: number): Trade[] {
+    if (!online) {
+      this.offline.add(nodeId);
+      return [];
+    }
+    if (!this.offline.delete(nodeId)) return [];
+    // Back online: each of the node's asks leaves the book and comes back as if new.
+    const mine = this.asks.filter((a) => a.nodeId === nodeId);
+    this.asks = this.asks.filter((a) => a.nodeId !== nodeId);
+    const trades: Trade[] = [];
+    for (const a of mine) {
+      if (a.expiresAt <= now) continue;
+      const result = this.submitAsk({ ...a, gpus: a.free }, now);
+      if (!result.ok) throw new Error('the reference refused an ask it had accepted');
+      const back = this.asks.at(-1);
+      // Keep the original size: only what is free was offered again.
+      if (back && back.id === a.id) back.gpus = a.gpus;
+      trades.push(...result.trades);
+    }
+    return trades;
   }
 
   expire(now: number): void {
@@ -472,8 +512,7 @@ describe('matching, against a naive reference engine', () => {
               break;
             }
             case 'node':
-              book.setNodeOnline(`node_${o.node}`, o.online);
-              ref.setNodeOnline(`node_${o.node}`, o.online);
+              expect(book.setNodeOnline(`node_${o.node}`, o.online, now)).toEqual(ref.setNodeOnline(`node_${o.node}`, o.online, now));
               break;
             case 'expire':
               // After a full sweep, lazy clean-up no longer matters: the books must look alike.

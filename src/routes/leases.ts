@@ -1,0 +1,98 @@
+// Leases, readable by their renter and their provider (404 for anyone else). The libSQL row
+// says who may see a lease; the Lease object holds its live state.
+import { createRoute, z } from '@hono/zod-openapi';
+import { and, desc, eq, or, type SQL } from 'drizzle-orm';
+import { guard } from '../auth/guard.ts';
+import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
+import { iso, money } from '../contracts/money.ts';
+import { LeaseSchema } from '../contracts/orders.ts';
+import { PageQuery, olderThan, toPage } from '../db/pagination.ts';
+import { leases } from '../db/schema.ts';
+import { lease, type LeaseRecord } from '../durable/lease.ts';
+import { ApiError } from '../http/errors.ts';
+import { router } from '../http/router.ts';
+import type { Asset } from '../money/assets.ts';
+
+type LeaseRow = typeof leases.$inferSelect;
+
+const app = router();
+
+function publicLease(row: LeaseRow, viewer: string, rec: LeaseRecord | null) {
+  const renter = row.renterId === viewer;
+  return {
+    id: row.id,
+    state: rec?.state ?? (row.state as LeaseRecord['state']),
+    role: renter ? ('renter' as const) : ('provider' as const),
+    region: row.region,
+    gpu_model: row.gpuModel,
+    gpus: row.gpus,
+    gpu_indices: row.gpuIndices,
+    node_id: row.nodeId,
+    price: money(row.price),
+    duration_s: row.durationS,
+    asset: row.asset as Asset,
+    amount: money(row.amount),
+    bid_id: renter ? row.bidId : null,
+    ask_id: renter ? null : row.askId,
+    workload: renter && rec ? rec.terms.workload : null,
+    created_at: iso(row.createdAt)!,
+    history: (rec?.history ?? []).map((h) => ({ state: h.state, at: iso(h.at)!, ...(h.reason ? { reason: h.reason } : {}) })),
+  };
+}
+
+const ListQuery = PageQuery.extend({ role: z.enum(['renter', 'provider']).optional() }).strict();
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/',
+    tags: ['leases'],
+    summary: 'Leases you rent or provide, newest first',
+    security: BEARER,
+    middleware: guard('leases:read'),
+    request: { query: ListQuery },
+    responses: { 200: jsonContent(z.object({ data: z.array(LeaseSchema), next_cursor: z.string().nullable() }), 'Leases'), ...errorResponses(400, 401, 403) },
+  }),
+  async (c) => {
+    const q = c.req.valid('query');
+    const me = c.get('principal').accountId;
+    const db = c.get('db');
+    const mine = q.role === 'renter' ? eq(leases.renterId, me) : q.role === 'provider' ? eq(leases.providerId, me) : or(eq(leases.renterId, me), eq(leases.providerId, me))!;
+    const where: SQL[] = [mine];
+    if (q.cursor) {
+      const [ref] = await db.select({ id: leases.id, createdAt: leases.createdAt }).from(leases).where(and(mine, eq(leases.id, q.cursor)));
+      if (!ref) throw new ApiError('validation_failed', 'invalid query: cursor: unknown cursor');
+      where.push(olderThan(leases, ref));
+    }
+    const rows = await db.select().from(leases).where(and(...where)).orderBy(desc(leases.createdAt), desc(leases.id)).limit(q.limit + 1);
+    const { page, nextCursor } = toPage(rows, q.limit);
+    const records = await Promise.all(page.map((r) => lease(c.env, r.id).get()));
+    return c.json({ data: page.map((r, i) => publicLease(r, me, records[i]!)), next_cursor: nextCursor }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/{id}',
+    tags: ['leases'],
+    summary: 'One lease, for its renter or its provider (404 for anyone else)',
+    security: BEARER,
+    middleware: guard('leases:read'),
+    request: { params: z.object({ id: z.string().max(64) }) },
+    responses: { 200: jsonContent(z.object({ lease: LeaseSchema }), 'Lease'), ...errorResponses(401, 403, 404) },
+  }),
+  async (c) => {
+    const me = c.get('principal').accountId;
+    const id = c.req.valid('param').id;
+    const [row] = await c
+      .get('db')
+      .select()
+      .from(leases)
+      .where(and(eq(leases.id, id), or(eq(leases.renterId, me), eq(leases.providerId, me))));
+    if (!row) throw new ApiError('not_found', `no lease ${id}`);
+    return c.json({ lease: publicLease(row, me, await lease(c.env, id).get()) }, 200);
+  },
+);
+
+export default app;

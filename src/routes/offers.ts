@@ -1,0 +1,5 @@
+import { router } from '../http/router.ts';
+
+const app = router();
+
+export default app;
