@@ -1,5 +1,251 @@
-import { router } from '../http/router.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
+import type { AppEnv } from '../app-env.ts';
+import { GPU_MODEL_IDS, gpuModel } from '../catalog/gpus.ts';
+import { REGION_IDS, isRegion } from '../catalog/regions.ts';
+import { errorResponses, jsonContent } from '../contracts/common.ts';
+import { iso } from '../contracts/money.ts';
+import { CANDLE_INTERVALS, regionBook, type CandleInterval } from '../durable/region-book.ts';
+import { ApiError } from '../http/errors.ts';
+import { log } from '../http/log.ts';
+import { router, validationError } from '../http/router.ts';
+import { candleWindow, gpuHours, priceChange, wirePrice, wirePriceOrNull } from '../market/market-data.ts';
 
 const app = router();
+
+// Short enough that a new trade shows within seconds, long enough that a busy page polling
+// the summary (one RPC per book) is answered by the edge rather than by every book.
+const CACHE_CONTROL = 'public, max-age=2, s-maxage=2';
+
+function executionCtxOf(c: Context<AppEnv>) {
+  try {
+    return c.executionCtx;
+  } catch {
+    return null;
+  }
+}
+
+/** Answers repeat GETs from the Workers cache for as long as Cache-Control allows. */
+function edgeCache(): MiddlewareHandler<AppEnv> {
+  return async function edgeCache(c, next) {
+    const cache = c.req.method === 'GET' && typeof caches !== 'undefined' ? caches.default : null;
+    if (cache) {
+      const hit = await cache.match(c.req.url);
+      // A copy: cached responses have immutable headers, and later middleware sets some.
+      if (hit) return new Response(hit.body, hit);
+    }
+    await next();
+    // A 4xx depends only on the URL, so it may be cached as briefly as data; a 5xx may not.
+    if (c.res.status >= 500) return;
+    c.res.headers.set('Cache-Control', CACHE_CONTROL);
+    const ctx = executionCtxOf(c);
+    if (cache && ctx && c.res.status === 200) {
+      ctx.waitUntil(cache.put(c.req.url, c.res.clone()).catch((err) => log('warn', 'market cache put failed', { error: String(err) })));
+    }
+  };
+}
+
+app.use('*', edgeCache());
+
+const Price = z.string().nullable().openapi({ example: '2.35', description: 'USD per GPU-hour, decimal string' });
+const Timestamp = z.iso
+  .datetime({ offset: true })
+  .transform((text, ctx) => {
+    const ms = Date.parse(text);
+    if (Number.isNaN(ms)) {
+      ctx.addIssue({ code: 'custom', message: 'is not a valid date' });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .openapi({ type: 'string', format: 'date-time', example: '2025-01-01T00:00:00Z' });
+
+const BookParams = z.object({
+  region: z.string().openapi({ param: { name: 'region', in: 'path' }, example: 'us-east' }),
+  gpu_model: z.string().openapi({ param: { name: 'gpu_model', in: 'path' }, example: 'h100-80gb' }),
+});
+
+/** The book for catalog ids; anything else is a 404, never a new empty book. */
+function bookOf(c: Context<AppEnv>, region: string, model: string) {
+  if (!isRegion(region)) throw new ApiError('not_found', `unknown region "${region}"; see /v1/catalog/regions`);
+  if (!gpuModel(model)) throw new ApiError('not_found', `unknown gpu_model "${model}"; see /v1/catalog/gpus`);
+  return regionBook(c.env, region, model);
+}
+
+const SummarySchema = z
+  .object({
+    region: z.string(),
+    gpu_model: z.string(),
+    best_bid: Price,
+    best_ask: Price,
+    last_price: Price,
+    volume_24h_gpu_hours: z.string().openapi({ example: '96.00' }),
+    change_24h: z.string().nullable().openapi({ example: '-0.05', description: 'Last price minus the price 24 hours ago' }),
+    change_24h_pct: z.number().nullable().openapi({ example: -2.08 }),
+    trades_24h: z.number().int(),
+  })
+  .openapi('MarketBookSummary');
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/summary',
+    tags: ['market'],
+    summary: 'Best bid, best ask, last price and 24-hour volume and change of every book with activity',
+    responses: { 200: jsonContent(z.object({ data: z.array(SummarySchema) }).openapi('MarketSummary'), 'Summary') },
+  }),
+  async (c) => {
+    const now = Date.now();
+    const books = REGION_IDS.flatMap((region) => GPU_MODEL_IDS.map((model) => ({ region, model })));
+    const stats = await Promise.all(books.map(({ region, model }) => regionBook(c.env, region, model).stats(now)));
+    const data = books.flatMap(({ region, model }, i) => {
+      const s = stats[i]!;
+      if (s.bestBid === null && s.bestAsk === null && s.last === null) return [];
+      const { change, pct } = priceChange(s.last, s.reference);
+      return [
+        {
+          region,
+          gpu_model: model,
+          best_bid: wirePriceOrNull(s.bestBid),
+          best_ask: wirePriceOrNull(s.bestAsk),
+          last_price: wirePriceOrNull(s.last),
+          volume_24h_gpu_hours: gpuHours(s.volume24hGpuS),
+          change_24h: change,
+          change_24h_pct: pct,
+          trades_24h: s.trades24h,
+        },
+      ];
+    });
+    return c.json({ data }, 200);
+  },
+);
+
+const Level = z.object({ price: z.string().openapi({ example: '2.35' }), gpus: z.number().int() }).openapi('MarketDepthLevel');
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/{region}/{gpu_model}/book',
+    tags: ['market'],
+    summary: 'Resting GPUs per price level, best first (no order, account or node ids)',
+    request: { params: BookParams, query: z.object({ levels: z.coerce.number().int().min(1).max(100).default(20) }).strict() },
+    responses: {
+      200: jsonContent(
+        z
+          .object({ region: z.string(), gpu_model: z.string(), bids: z.array(Level), asks: z.array(Level), best_bid: Price, best_ask: Price })
+          .openapi('MarketBook'),
+        'Order book',
+      ),
+      ...errorResponses(400, 404),
+    },
+  }),
+  async (c) => {
+    const { region, gpu_model } = c.req.valid('param');
+    const { levels } = c.req.valid('query');
+    const snap = await bookOf(c, region, gpu_model).snapshot(levels);
+    const level = ([price, gpus]: number[]) => ({ price: wirePrice(price!), gpus: gpus! });
+    return c.json(
+      {
+        region,
+        gpu_model,
+        bids: snap.depth.bids.map(level),
+        asks: snap.depth.asks.map(level),
+        best_bid: wirePriceOrNull(snap.bestBid),
+        best_ask: wirePriceOrNull(snap.bestAsk),
+      },
+      200,
+    );
+  },
+);
+
+const TradeSchema = z
+  .object({
+    id: z.string(),
+    price: z.string().openapi({ example: '2.35' }),
+    gpus: z.number().int(),
+    duration_s: z.number().int(),
+    at: z.string().openapi({ format: 'date-time' }),
+  })
+  .openapi('MarketTrade');
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/{region}/{gpu_model}/trades',
+    tags: ['market'],
+    summary: 'Trades newest first; `before` (the `at` of the last one seen) pages back',
+    request: {
+      params: BookParams,
+      query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(50), before: Timestamp.optional() }).strict(),
+    },
+    responses: { 200: jsonContent(z.object({ data: z.array(TradeSchema) }).openapi('MarketTrades'), 'Trades'), ...errorResponses(400, 404) },
+  }),
+  async (c) => {
+    const { region, gpu_model } = c.req.valid('param');
+    const { limit, before } = c.req.valid('query');
+    const trades = await bookOf(c, region, gpu_model).trades(limit, before);
+    return c.json({ data: trades.map((t) => ({ id: t.id, price: wirePrice(t.price), gpus: t.gpus, duration_s: t.durationS, at: iso(t.at)! })) }, 200);
+  },
+);
+
+const IntervalSchema = z.enum(Object.keys(CANDLE_INTERVALS) as [CandleInterval, ...CandleInterval[]]).openapi({ example: '1h' });
+
+const CandleSchema = z
+  .object({
+    start: z.string().openapi({ format: 'date-time' }),
+    open: z.string(),
+    high: z.string(),
+    low: z.string(),
+    close: z.string(),
+    volume_gpu_hours: z.string(),
+    trades: z.number().int(),
+  })
+  .openapi('MarketCandle');
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/{region}/{gpu_model}/candles',
+    tags: ['market'],
+    summary: 'OHLC prices and volume per interval, oldest first; by default the last 500 intervals',
+    request: {
+      params: BookParams,
+      query: z
+        .object({
+          interval: IntervalSchema.default('1h'),
+          from: Timestamp.optional(),
+          to: Timestamp.optional(),
+          limit: z.coerce.number().int().min(1).max(1000).default(500),
+        })
+        .strict(),
+    },
+    responses: {
+      200: jsonContent(z.object({ interval: IntervalSchema, data: z.array(CandleSchema) }).openapi('MarketCandles'), 'Candles'),
+      ...errorResponses(400, 404),
+    },
+  }),
+  async (c) => {
+    const { region, gpu_model } = c.req.valid('param');
+    const { interval, from, to, limit } = c.req.valid('query');
+    const window = candleWindow(CANDLE_INTERVALS[interval], from, to, Date.now());
+    if (!window.ok) throw validationError([{ path: ['from'], message: 'must be before to' }], 'query');
+    const candles = await bookOf(c, region, gpu_model).candles(interval, window.from, window.to, limit);
+    return c.json(
+      {
+        interval,
+        data: candles.map((k) => ({
+          start: iso(k.start)!,
+          open: wirePrice(k.open),
+          high: wirePrice(k.high),
+          low: wirePrice(k.low),
+          close: wirePrice(k.close),
+          volume_gpu_hours: gpuHours(k.volumeGpuS),
+          trades: k.trades,
+        })),
+      },
+      200,
+    );
+  },
+);
 
 export default app;
