@@ -99,7 +99,7 @@ async function main(): Promise<void> {
       USDC_DEPOSIT_ADDRESS: LOCAL_USDC_ADDRESS,
       GRID_DEPOSIT_ADDRESS: LOCAL_GRID_ADDRESS,
       // Tuning knobs passed through from the environment (tests, benchmarks, demos).
-      ...passThrough(['LOG_REQUESTS', 'COLLECTOR_SHARDS', 'HEARTBEAT_INTERVAL_S', 'HEARTBEAT_MIN_INTERVAL_S', 'HEARTBEAT_FLUSH_S', 'NODE_GRACE_S', 'AUTH_RATE_LIMIT', 'AUTH_IP_RATE_LIMIT']),
+      ...passThrough(['LOG_REQUESTS', 'COLLECTOR_SHARDS', 'HEARTBEAT_INTERVAL_S', 'HEARTBEAT_MIN_INTERVAL_S', 'HEARTBEAT_FLUSH_S', 'NODE_GRACE_S', 'AUTH_RATE_LIMIT', 'AUTH_IP_RATE_LIMIT', 'LEASE_PROVISION_TIMEOUT_S', 'LEASE_SETTLE_S', 'PLATFORM_FEE_BPS']),
     },
   });
   stopWorker = () => mf.dispose();

@@ -96,10 +96,12 @@ export class LeaseManager {
     }
     lease.handle = handle;
     lease.state = 'running';
+    // Paid time counts from the start: the runner ends it then, even with the API out of reach.
+    const paidEnd = cmd.duration_s === undefined ? endsAt : new Date(Math.min(endsAt.getTime(), this.now() + cmd.duration_s * 1000));
     const ports = Object.keys(handle.ports).length > 0 ? handle.ports : undefined;
     log.info(`lease ${lease.id}: running${ports ? ` (ports ${Object.entries(ports).map(([c, h]) => `${h}→${c}`).join(', ')})` : ''}`);
     events.report(lease.id, { type: 'started', at: new Date(this.now()).toISOString(), ...(ports ? { ports } : {}) });
-    this.watch(lease, handle, endsAt);
+    this.watch(lease, handle, paidEnd);
     if (lease.stopWhenStarted) await this.stop(lease.id, lease.stopping ?? 'stop_lease');
   }
 

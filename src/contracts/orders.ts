@@ -118,6 +118,12 @@ export const LeaseSchema = z
     bid_id: z.string().nullable().openapi({ description: "The renter's order (renter only)" }),
     ask_id: z.string().nullable().openapi({ description: "The provider's order (provider only)" }),
     workload: WorkloadSchema.nullable().openapi({ description: 'Renter only' }),
+    ports: z.record(z.string(), z.number().int()).nullable().openapi({ description: 'Renter only: container port → host port on the node, once running' }),
+    started_at: z.string().nullable().openapi({ description: 'When the runner reported the workload started; billing counts from here' }),
+    ends_at: z.string().nullable(),
+    stopped_at: z.string().nullable(),
+    exit_code: z.number().int().nullable(),
+    billed: MoneyString.openapi({ description: 'Settled so far from the escrow, in asset' }),
     created_at: z.string(),
     history: z.array(z.object({ state: z.string(), at: z.string(), reason: z.string().optional() })),
   })

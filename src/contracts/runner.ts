@@ -93,7 +93,10 @@ export const CommandSchema = z.discriminatedUnion('type', [
     lease_id: z.string(),
     workload: WorkloadSchema,
     gpu_indices: z.array(z.number().int().min(0).max(63)).min(1).max(MAX_GPUS_PER_NODE),
+    /** The latest the workload may run, whenever it starts. */
     ends_at: z.string().datetime(),
+    /** The paid duration: the runner also stops it this long after it started, if sooner. */
+    duration_s: z.number().int().positive().optional(),
     lease_token: z.string(),
   }),
   z.object({ id: z.string(), type: z.literal('stop_lease'), lease_id: z.string(), reason: z.string() }),

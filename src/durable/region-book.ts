@@ -310,6 +310,33 @@ export class RegionBook extends DurableObject<Bindings> {
     return trades.length;
   }
 
+  /**
+   * A lease from this book ended: its GPUs are free again and go back to the ask they came
+   * from, if it has not expired or been cancelled, and that ask matches the waiting bids.
+   */
+  async leaseEnded(leaseId: string, now = Date.now()): Promise<number> {
+    const rows = this.sql.exec<{ gpu_index: number; ask_id: string }>('SELECT gpu_index, ask_id FROM allocations WHERE lease_id = ?', leaseId).toArray();
+    if (rows.length === 0) return 0;
+    const askId = rows[0]!.ask_id;
+    const trades = this.commit(() => {
+      this.sql.exec('DELETE FROM allocations WHERE lease_id = ?', leaseId);
+      const row = this.row(askId);
+      if (!row || row.status === 'cancelled' || row.status === 'expired') return [];
+      const ask = JSON.parse(row.body) as AskOrder;
+      if (ask.expiresAt <= now) return [];
+      const trades = this.book.returnGpus(askId, rows.length, ask, now);
+      const left = this.book.resting(askId);
+      const wasOpen = row.status === 'open';
+      this.sql.exec("UPDATE orders SET status = ?, free_gpus = ? WHERE id = ?", left ? 'open' : 'filled', left ? left.freeGpus : 0, askId);
+      if (!wasOpen && left) this.enqueue({ kind: 'status', orderId: askId, status: 'open', at: now, release: null }, now);
+      this.record(trades, null, now);
+      if (wasOpen && !left) this.enqueue({ kind: 'status', orderId: askId, status: 'filled', at: now, release: null }, now);
+      return trades;
+    }, now);
+    await this.settle(this.book.resting(askId) ? (JSON.parse(this.row(askId)!.body) as AskOrder).expiresAt : null);
+    return trades.length;
+  }
+
   async orders(ids: string[]): Promise<OrderState[]> {
     const out: OrderState[] = [];
     for (const id of ids.slice(0, 200)) {

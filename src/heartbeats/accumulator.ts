@@ -44,7 +44,12 @@ export interface PendingNode {
   uptime: Record<string, number>;
   draining: boolean;
   minutes: Map<number, MinuteRollup>;
+  /** Per lease the node reported running: when each such heartbeat arrived (ms). */
+  leases: Map<string, number[]>;
 }
+
+/** Confirmation points kept per lease per flush; more would mean heartbeats far too fast. */
+const MAX_POINTS_PER_LEASE = 100;
 
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
@@ -52,7 +57,7 @@ export function utcDay(ms: number): string {
 
 /** Records an accepted heartbeat into the node's state and the shard's pending batch. */
 export function recordHeartbeat(seen: NodeSeen, pending: PendingNode | undefined, hb: HeartbeatRequest, now: number, policy: HeartbeatPolicy): PendingNode {
-  const p: PendingNode = pending ?? { lastSeenMs: now, heartbeats: 0, uptime: {}, draining: false, minutes: new Map() };
+  const p: PendingNode = pending ?? { lastSeenMs: now, heartbeats: 0, uptime: {}, draining: false, minutes: new Map(), leases: new Map() };
   // Uptime counts the time since the previous heartbeat, if it came soon enough to prove
   // the node was up all along; a gap longer than that proves nothing and earns nothing.
   if (seen.lastSeenMs !== null && !seen.reportedOffline) {
@@ -65,6 +70,13 @@ export function recordHeartbeat(seen: NodeSeen, pending: PendingNode | undefined
   p.lastSeenMs = now;
   p.heartbeats += 1;
   p.draining = hb.draining;
+  // Each heartbeat that lists a lease as running confirms it alive now: what billing counts.
+  for (const l of hb.leases) {
+    if (l.state !== 'running') continue;
+    const points = p.leases.get(l.lease_id) ?? [];
+    if (points.length < MAX_POINTS_PER_LEASE) points.push(now);
+    p.leases.set(l.lease_id, points);
+  }
 
   const minute = Math.floor(now / 60_000);
   const m = p.minutes.get(minute) ?? {
@@ -129,6 +141,7 @@ export function buildBatch(
       uptime: Object.fromEntries(Object.entries(p.uptime).map(([d, s]) => [d, Math.round(s)])),
       draining: p.draining,
       minutes: [...p.minutes.values()],
+      leases: [...p.leases].map(([lease_id, seen]) => ({ lease_id, seen })),
     })),
     offline,
   };

@@ -34,6 +34,11 @@ export const HeartbeatBatchSchema = z
             uptime: z.record(z.string().regex(/^\d{4}-\d{2}-\d{2}$/), z.number().min(0)),
             draining: z.boolean(),
             minutes: z.array(MinuteSchema),
+            /** Leases the node reported running, with when each confirming heartbeat arrived. */
+            leases: z
+              .array(z.object({ lease_id: z.string().max(64), seen: z.array(z.number().int()).max(1_000) }).strict())
+              .max(64)
+              .default([]),
           })
           .strict(),
       )

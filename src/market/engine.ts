@@ -467,20 +467,34 @@ export class OrderBook {
     }
     if (!this.offlineNodes.delete(nodeId)) return [];
     const trades: Trade[] = [];
-    for (const ask of [...this.askById.values()]) {
-      if (ask.nodeId !== nodeId) continue;
-      this.removeAsk(ask);
-      if (ask.expiresAt <= now) {
-        this.lazilyExpired.push(ask.id);
-        continue;
-      }
-      const again = restingAsk(ask, ++this.seq, ask.free);
-      this.matchAsk(again, now, trades);
-      if (again.free > 0) {
-        this.asks.add(again, again.free);
-        this.askById.set(again.id, again);
-      }
+    for (const ask of [...this.askById.values()]) if (ask.nodeId === nodeId) this.requeue(ask, now, trades);
+    return trades;
+  }
+
+  /** Takes a resting ask out and offers it again, matching the bids that now fit it. */
+  private requeue(ask: RestingAsk, now: number, trades: Trade[]): void {
+    this.removeAsk(ask);
+    if (ask.expiresAt <= now) {
+      this.lazilyExpired.push(ask.id);
+      return;
     }
+    const again = restingAsk(ask, ++this.seq, ask.free);
+    if (!this.offlineNodes.has(ask.nodeId)) this.matchAsk(again, now, trades);
+    if (again.free > 0) {
+      this.asks.add(again, again.free);
+      this.askById.set(again.id, again);
+    }
+  }
+
+  /**
+   * GPUs returned to an ask (its lease ended) and matched at once against the waiting bids,
+   * which may fit it now; like a returning node, the ask re-queues at its price.
+   */
+  returnGpus(askId: string, gpus: number, original: AskInput, now: number): Trade[] {
+    this.restoreGpus(askId, gpus, original, now);
+    const ask = this.askById.get(askId);
+    const trades: Trade[] = [];
+    if (ask) this.requeue(ask, now, trades);
     return trades;
   }
 

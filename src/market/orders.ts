@@ -76,6 +76,11 @@ export interface LeaseTerms {
   amount: string;
   /** Released from the bid's hold at the fill (decimal string; "0" when none). */
   improvement: string;
+  /** The GRID rate and discount the bid locked (decimal strings), for billing in GRID. */
+  gridUsdRate: string;
+  gridDiscountBps: string;
+  /** The ask's longest duration, the bound on extensions. */
+  maxDurationS: number;
   workload: Workload;
   createdAt: number;
 }
@@ -105,6 +110,9 @@ export function leaseTerms(trade: Trade & { id: string }, bid: BidOrder, ask: As
     asset: bid.payWith,
     amount: amount.toString(),
     improvement: improvement.toString(),
+    gridUsdRate: bid.gridUsdRate,
+    gridDiscountBps: bid.gridDiscountBps,
+    maxDurationS: ask.maxDurationS,
     workload: bid.workload,
     createdAt: trade.at,
   };

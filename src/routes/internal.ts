@@ -9,6 +9,7 @@ import { ApiError } from '../http/errors.ts';
 import { parseRawJson, router } from '../http/router.ts';
 import { HeartbeatBatchSchema, type HeartbeatBatch } from '../heartbeats/batch.ts';
 import { regionBook } from '../durable/region-book.ts';
+import { lease } from '../durable/lease.ts';
 import type { Bindings } from '../env.ts';
 
 const app = router();
@@ -41,6 +42,7 @@ app.openapi(
     const applied = await applyBatch(money, batch);
     // Also on a redelivery: telling a book what it already knows changes nothing.
     await tellBooks(c.env, money, [...batch.nodes.map((n) => n.node_id), ...batch.offline.map((o) => o.node_id)]);
+    await confirmLeases(c.env, batch);
     return c.json({ outcome: applied ? ('applied' as const) : ('duplicate' as const) }, 200);
   },
 );
@@ -115,6 +117,13 @@ export async function tellBooks(env: Bindings, client: Client, nodeIds: string[]
     }
   }
   await Promise.all([...byBook.values()].map((b) => regionBook(env, b.region, b.gpuModel).setNodes({ online: b.online, offline: b.offline })));
+}
+
+/** Hands each lease the heartbeats that confirmed it; a redelivered batch confirms nothing new. */
+async function confirmLeases(env: Bindings, batch: HeartbeatBatch): Promise<void> {
+  const calls: Promise<void>[] = [];
+  for (const n of batch.nodes) for (const l of n.leases) if (l.seen.length > 0) calls.push(lease(env, l.lease_id).confirm(n.node_id, l.seen));
+  await Promise.all(calls);
 }
 
 export default app;

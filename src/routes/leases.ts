@@ -8,7 +8,8 @@ import { iso, money } from '../contracts/money.ts';
 import { LeaseSchema } from '../contracts/orders.ts';
 import { PageQuery, olderThan, toPage } from '../db/pagination.ts';
 import { leases } from '../db/schema.ts';
-import { lease, type LeaseRecord } from '../durable/lease.ts';
+import { LEASE_STATES, lease, type LeaseRecord } from '../durable/lease.ts';
+import { requireActiveAccount } from '../auth/middleware.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
 import type { Asset } from '../money/assets.ts';
@@ -35,12 +36,20 @@ function publicLease(row: LeaseRow, viewer: string, rec: LeaseRecord | null) {
     bid_id: renter ? row.bidId : null,
     ask_id: renter ? null : row.askId,
     workload: renter && rec ? rec.terms.workload : null,
+    ports: renter && rec ? rec.ports : null,
+    started_at: iso(rec?.startedAt),
+    ends_at: iso(rec?.endsAt),
+    stopped_at: iso(rec?.stoppedAt),
+    exit_code: rec?.exitCode ?? null,
+    billed: money(BigInt(rec?.billed ?? '0')),
     created_at: iso(row.createdAt)!,
     history: (rec?.history ?? []).map((h) => ({ state: h.state, at: iso(h.at)!, ...(h.reason ? { reason: h.reason } : {}) })),
   };
 }
 
-const ListQuery = PageQuery.extend({ role: z.enum(['renter', 'provider']).optional() }).strict();
+const ListQuery = PageQuery.extend({ role: z.enum(['renter', 'provider']).optional(), state: z.enum(LEASE_STATES).optional() }).strict();
+
+const record = async (c: { env: Parameters<typeof lease>[0] }, id: string) => (await lease(c.env, id).get()) as LeaseRecord | null;
 
 app.openapi(
   createRoute({
@@ -59,6 +68,7 @@ app.openapi(
     const db = c.get('db');
     const mine = q.role === 'renter' ? eq(leases.renterId, me) : q.role === 'provider' ? eq(leases.providerId, me) : or(eq(leases.renterId, me), eq(leases.providerId, me))!;
     const where: SQL[] = [mine];
+    if (q.state) where.push(eq(leases.state, q.state));
     if (q.cursor) {
       const [ref] = await db.select({ id: leases.id, createdAt: leases.createdAt }).from(leases).where(and(mine, eq(leases.id, q.cursor)));
       if (!ref) throw new ApiError('validation_failed', 'invalid query: cursor: unknown cursor');
@@ -66,7 +76,7 @@ app.openapi(
     }
     const rows = await db.select().from(leases).where(and(...where)).orderBy(desc(leases.createdAt), desc(leases.id)).limit(q.limit + 1);
     const { page, nextCursor } = toPage(rows, q.limit);
-    const records = await Promise.all(page.map((r) => lease(c.env, r.id).get()));
+    const records = await Promise.all(page.map((r) => record(c, r.id)));
     return c.json({ data: page.map((r, i) => publicLease(r, me, records[i]!)), next_cursor: nextCursor }, 200);
   },
 );
@@ -91,7 +101,28 @@ app.openapi(
       .from(leases)
       .where(and(eq(leases.id, id), or(eq(leases.renterId, me), eq(leases.providerId, me))));
     if (!row) throw new ApiError('not_found', `no lease ${id}`);
-    return c.json({ lease: publicLease(row, me, await lease(c.env, id).get()) }, 200);
+    return c.json({ lease: publicLease(row, me, await record(c, id)) }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/{id}/terminate',
+    tags: ['leases'],
+    summary: 'End your lease now: billed to now if running, free if still provisioning; the rest of the escrow comes back',
+    security: BEARER,
+    middleware: [...guard('leases:write'), requireActiveAccount()],
+    request: { params: z.object({ id: z.string().max(64) }) },
+    responses: { 200: jsonContent(z.object({ lease: LeaseSchema }), 'Ended (or already over)'), ...errorResponses(401, 403, 404) },
+  }),
+  async (c) => {
+    const me = c.get('principal').accountId;
+    const id = c.req.valid('param').id;
+    const [row] = await c.get('db').select().from(leases).where(and(eq(leases.id, id), eq(leases.renterId, me)));
+    if (!row) throw new ApiError('not_found', `no lease ${id} of yours`);
+    await lease(c.env, id).terminate();
+    return c.json({ lease: publicLease(row, me, await record(c, id)) }, 200);
   },
 );
 

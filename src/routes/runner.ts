@@ -23,6 +23,7 @@ import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
 import { newId } from '../ids.ts';
 import { heartbeatConfig } from '../heartbeats/config.ts';
+import { lease } from '../durable/lease.ts';
 import { collectorFor } from '../nodes/registry.ts';
 
 const NODE_TOKEN_TTL_S = 90 * 86_400;
@@ -161,9 +162,12 @@ app.openapi(
     responses: { 202: jsonContent(z.object({ received: z.literal(true) }), 'Recorded'), ...errorResponses(400, 401, 404) },
   }),
   async (c) => {
-    c.req.valid('json');
-    // No lease can exist before the order book creates one; until then every id is unknown.
-    throw new ApiError('not_found', `no lease ${c.req.valid('param').id} on this node`);
+    const ev = c.req.valid('json');
+    const node = (c as unknown as Context<RunnerEnv>).get('node');
+    const id = c.req.valid('param').id;
+    const outcome = await lease(c.env, id).event(node.nodeId, ev);
+    if (!outcome.ok) throw new ApiError('not_found', `no lease ${id} on this node`);
+    return c.json({ received: true as const }, 202);
   },
 );
 

@@ -5,86 +5,15 @@ import { describe, expect, it } from 'vitest';
 import { leases, nodes, orders } from '../../src/db/schema.ts';
 import { lease as leaseStub } from '../../src/durable/lease.ts';
 import { regionBook } from '../../src/durable/region-book.ts';
-import type { Bindings } from '../../src/env.ts';
-import { collectorName, heartbeatConfig, shardOf } from '../../src/heartbeats/config.ts';
-import { call, db, expectError, heartbeat, idem, json, machine, registerNode, signUp, fund, balances, type TestAccount } from './support.ts';
-
-const bindings = env as unknown as Bindings;
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { call, db, expectError, idem, json, machine, registerNode, signUp, fund, balances, type TestAccount } from './support.ts';
+import { GPU_NAMES, beat, bindings, buy as buyIn, collectorOf as collectorIn, expectEscrowBalanced, onlineNode as onlineNodeIn, pause, place, placed, sell as sellIn, workload } from './trading.ts';
 
 // Each test trades in its own book (region × model), so tests never meet each other's orders.
 const REGION = 'ap-southeast';
-
-function collectorOf(nodeId: string, region = REGION) {
-  const { shards } = heartbeatConfig(bindings);
-  return bindings.COLLECTOR.getByName(collectorName(region, shardOf(nodeId, shards)));
-}
-
-const GPU_NAMES: Record<string, string> = {
-  'h100-80gb': 'NVIDIA H100 80GB HBM3',
-  'a100-80gb': 'NVIDIA A100-SXM4-80GB',
-  'a100-40gb': 'NVIDIA A100-SXM4-40GB',
-  'l40s-48gb': 'NVIDIA L40S',
-  'l40-48gb': 'NVIDIA L40',
-  'a6000-48gb': 'NVIDIA RTX A6000',
-  'a10-24gb': 'NVIDIA A10',
-  'l4-24gb': 'NVIDIA L4',
-  'rtx-4090-24gb': 'NVIDIA GeForce RTX 4090',
-  'rtx-3090-24gb': 'NVIDIA GeForce RTX 3090',
-  't4-16gb': 'Tesla T4',
-  'v100-32gb': 'Tesla V100-SXM2-32GB',
-};
-
-/** A node that has heartbeated through the real pipeline (Collector → queue → libSQL). */
-async function onlineNode(provider: TestAccount, model: string, count: number) {
-  const memory = { 'a100-40gb': 40_960, 'l40s-48gb': 46_068, 'l40-48gb': 46_068, 'a6000-48gb': 49_140, 'a10-24gb': 23_028, 'l4-24gb': 23_034, 'rtx-4090-24gb': 24_564, 'rtx-3090-24gb': 24_576, 't4-16gb': 15_360, 'v100-32gb': 32_768 }[model];
-  const m = machine(Array.from({ length: count }, () => ({ name: GPU_NAMES[model]!, ...(memory ? { memory_mib: memory } : {}) })));
-  const node = await registerNode(provider, m, REGION);
-  await beat(node, 1);
-  return node;
-}
-
-async function beat(node: { nodeId: string; token: string }, seq: number, extra: Record<string, unknown> = {}) {
-  const res = await call('/v1/runner/heartbeats', { auth: node.token, body: heartbeat(node.nodeId, seq, extra) });
-  expect(res.status).toBe(202);
-  await runDurableObjectAlarm(collectorOf(node.nodeId));
-  return json(res);
-}
-
-const workload = { image: 'ghcr.io/acme/train:1.4', command: ['python', 'train.py'], env: { EPOCHS: '3' }, ports: [8888] };
-
-function buy(model: string, o: Record<string, unknown> = {}) {
-  return { side: 'buy', region: REGION, gpu_model: model, gpus: 2, price: '2.50', duration_s: 3600, pay_with: 'USD', workload, ...o };
-}
-function sell(model: string, nodeId: string, o: Record<string, unknown> = {}) {
-  return { side: 'sell', region: REGION, gpu_model: model, gpus: 2, price: '2.00', node_id: nodeId, ...o };
-}
-
-async function place(account: TestAccount, body: unknown, headers: Record<string, string> = idem()) {
-  return call('/v1/orders', { auth: account.apiKey, body, headers });
-}
-
-async function placed(account: TestAccount, body: unknown) {
-  const res = await place(account, body);
-  if (res.status !== 201) throw new Error(`order: ${res.status} ${await res.text()}`);
-  return json(res);
-}
-
-/** The escrow invariant for these renters: held = open bids' holds + live leases' cost. */
-async function expectEscrowBalanced(renters: TestAccount[]) {
-  for (const r of renters) {
-    const open = await db().select().from(orders).where(eq(orders.accountId, r.id));
-    const live = await db().select().from(leases).where(eq(leases.renterId, r.id));
-    const byAsset = new Map<string, bigint>();
-    for (const o of open) if (o.side === 'buy' && o.status === 'open') byAsset.set(o.payWith!, (byAsset.get(o.payWith!) ?? 0n) + BigInt(o.holdAmount!));
-    for (const l of live) byAsset.set(l.asset, (byAsset.get(l.asset) ?? 0n) + BigInt(l.amount));
-    const bal = await balances(r);
-    for (const asset of ['USD', 'USDC', 'GRID']) {
-      const held = BigInt(Math.round(Number(bal[asset]?.held ?? '0') * 1_000_000));
-      expect({ asset, held }).toEqual({ asset, held: byAsset.get(asset) ?? 0n });
-    }
-  }
-}
+const buy = (model: string, o: Record<string, unknown> = {}) => buyIn(REGION, model, o);
+const sell = (model: string, nodeId: string, o: Record<string, unknown> = {}) => sellIn(REGION, model, nodeId, o);
+const onlineNode = (provider: TestAccount, model: string, count: number) => onlineNodeIn(REGION, provider, model, count);
+const collectorOf = (nodeId: string) => collectorIn(REGION, nodeId);
 
 describe('buy orders and escrow', () => {
   it('holds the maximum cost, rests, lists, and releases everything on cancel', async () => {

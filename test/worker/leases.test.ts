@@ -1,0 +1,231 @@
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { eq } from 'drizzle-orm';
+import { describe, expect, it } from 'vitest';
+import { ledgerEntries, ledgerTransactions, nodes } from '../../src/db/schema.ts';
+import { lease, type LeaseRecord } from '../../src/durable/lease.ts';
+import { balances, call, db, expectError, fund, json, signUp, type TestAccount } from './support.ts';
+import { beat, bindings, buy, expectEscrowBalanced, onlineNode, placed, sell } from './trading.ts';
+
+// Lease tests trade in their own region; each test in its own GPU model's book.
+const REGION = 'eu-central';
+const HOUR_MS = 3_600_000;
+
+interface Setup {
+  renter: TestAccount;
+  provider: TestAccount;
+  node: { nodeId: string; token: string; region: string };
+  leaseId: string;
+  askId: string;
+}
+
+/** A renter with $50, a provider's online node, and a 1-hour lease on 2 GPUs at $2.00 ($4.00). */
+async function leased(model: string, pay: { asset?: 'USD' | 'GRID'; funds?: string } = {}): Promise<Setup> {
+  const [renter, provider] = await Promise.all([signUp(), signUp(['provider'])]);
+  await fund(renter, pay.asset ?? 'USD', pay.funds ?? '50.00');
+  const node = await onlineNode(REGION, provider, model, 2);
+  const ask = await placed(provider, sell(REGION, model, node.nodeId, { price: '2.00' }));
+  const bid = await placed(renter, buy(REGION, model, { price: '2.00', pay_with: pay.asset ?? 'USD' }));
+  expect(bid.leases).toHaveLength(1);
+  return { renter, provider, node, leaseId: bid.leases[0].id, askId: ask.order.id };
+}
+
+const stub = (id: string) => lease(bindings, id);
+const record = async (id: string) => (await stub(id).get()) as unknown as LeaseRecord;
+
+/** Moves the lease `ms` into the past: as if that much time had gone by since each of its events. */
+async function elapse(id: string, ms: number): Promise<void> {
+  await runInDurableObject(stub(id), async (instance: unknown, state: DurableObjectState) => {
+    const rec = (await state.storage.get<LeaseRecord>('lease'))!;
+    const back = (t: number | null) => (t === null ? null : t - ms);
+    rec.terms.createdAt -= ms;
+    rec.history = rec.history.map((h) => ({ ...h, at: h.at - ms }));
+    rec.startedAt = back(rec.startedAt);
+    rec.endsAt = back(rec.endsAt);
+    rec.stoppedAt = back(rec.stoppedAt);
+    rec.nextSettleAt = back(rec.nextSettleAt);
+    rec.finalAfter = back(rec.finalAfter);
+    rec.spans = rec.spans.map(([a, b]) => [a - ms, b - ms]);
+    await state.storage.put('lease', rec);
+    (instance as { record: LeaseRecord }).record = rec;
+  });
+}
+
+async function report(s: Setup, body: Record<string, unknown>) {
+  return call(`/v1/runner/leases/${s.leaseId}/events`, { auth: s.node.token, body: { at: new Date().toISOString(), ...body } });
+}
+
+/** Heartbeat confirmations every 10 s over [from, to]. */
+async function confirmEvery10s(s: Setup, from: number, to: number) {
+  const points: number[] = [];
+  for (let t = from; t <= to; t += 10_000) points.push(t);
+  await stub(s.leaseId).confirm(s.node.nodeId, points);
+}
+
+async function ledgerOf(leaseId: string) {
+  return db()
+    .select({ kind: ledgerTransactions.kind, owner: ledgerEntries.ownerId, accountKind: ledgerEntries.accountKind, amount: ledgerEntries.amount })
+    .from(ledgerEntries)
+    .innerJoin(ledgerTransactions, eq(ledgerTransactions.id, ledgerEntries.transactionId))
+    .where(eq(ledgerTransactions.reference, leaseId));
+}
+
+const usd = (micro: bigint | number) => (Number(micro) / 1e6).toFixed(2);
+
+describe('a lease that runs to its end', () => {
+  it('bills every confirmed second, pays the provider less the fee, and frees the GPUs', async () => {
+    const s = await leased('h100-80gb');
+    expect((await record(s.leaseId)).state).toBe('provisioning');
+    const started = await report(s, { type: 'started', ports: { '8888': 30_001 } });
+    expect(started.status).toBe(202);
+    // Repeated report (a runner retry): nothing changes.
+    expect((await report(s, { type: 'started' })).status).toBe(202);
+    const r = await record(s.leaseId);
+    expect(r.state).toBe('running');
+    expect(r.endsAt! - r.startedAt!).toBe(HOUR_MS);
+
+    // An hour passes with a heartbeat every 10 s, the last one just past the end.
+    await elapse(s.leaseId, HOUR_MS + 10_000);
+    const { startedAt } = await record(s.leaseId);
+    await confirmEvery10s(s, startedAt!, startedAt! + HOUR_MS + 10_000);
+    await runDurableObjectAlarm(stub(s.leaseId));
+
+    const done = await record(s.leaseId);
+    expect(done.state).toBe('completed');
+    expect(done.billed).toBe('4000000');
+    expect(done.steps).toMatchObject({ refunded: true, stopped: true, gpusReturned: true, synced: true });
+    expect(await balances(s.renter)).toMatchObject({ USD: { available: '46.00', held: '0.00' } });
+    expect(await balances(s.provider)).toMatchObject({ USD: { available: '3.80', held: '0.00' } });
+    const entries = await ledgerOf(s.leaseId);
+    const fees = entries.filter((e) => e.accountKind === 'fees').reduce((a, e) => a + BigInt(e.amount), 0n);
+    expect(usd(fees)).toBe('0.20');
+    expect(entries.reduce((a, e) => a + BigInt(e.amount), 0n)).toBe(0n);
+
+    const view = await json(await call(`/v1/leases/${s.leaseId}`, { auth: s.renter.apiKey }));
+    expect(view.lease).toMatchObject({ state: 'completed', billed: '4.00', ports: { '8888': 30_001 } });
+    expect(view.lease.history.map((h: { state: string }) => h.state)).toEqual(['provisioning', 'running', 'completed']);
+    expect((await json(await call('/v1/leases?state=completed', { auth: s.provider.apiKey }))).data.map((l: { id: string }) => l.id)).toEqual([s.leaseId]);
+
+    // The node is told to stop, and its GPUs are on offer again.
+    const reply = await beat(s.node, 2);
+    expect(reply.commands.map((c: { type: string }) => c.type)).toContain('stop_lease');
+    expect((await json(await call(`/v1/orders/${s.askId}`, { auth: s.provider.apiKey }))).order).toMatchObject({ status: 'open', remaining_gpus: 2 });
+
+    // Alarms again change nothing.
+    await runDurableObjectAlarm(stub(s.leaseId));
+    expect(await balances(s.provider)).toMatchObject({ USD: { available: '3.80' } });
+  });
+
+  it('settles periodically while running, once per period, and survives eviction mid-lease', async () => {
+    const s = await leased('a100-80gb', { asset: 'GRID', funds: '100.00' });
+    await report(s, { type: 'started' });
+    await elapse(s.leaseId, 120_000);
+    const { startedAt } = await record(s.leaseId);
+    await confirmEvery10s(s, startedAt!, startedAt! + 120_000);
+    await evictDurableObject(stub(s.leaseId));
+    await runDurableObjectAlarm(stub(s.leaseId));
+    const r = await record(s.leaseId);
+    expect(r.state).toBe('running');
+    expect(r.settlements).toBe(1);
+    // 120 s of 2 GPUs at $2/h = $0.1333…; less 10% = $0.12; at $0.25 per GRID = 0.48 GRID.
+    expect(r.billed).toBe('480000');
+    // Less the 5% fee: 0.456 GRID to the provider.
+    expect((await balances(s.provider)).GRID).toMatchObject({ available: '0.456' });
+    await expectEscrowBalanced([s.renter]);
+    await runDurableObjectAlarm(stub(s.leaseId));
+    expect((await record(s.leaseId)).settlements).toBe(1);
+    await evictDurableObject(stub(s.leaseId));
+    expect((await record(s.leaseId)).billed).toBe('480000');
+  });
+});
+
+describe('failures refund automatically', () => {
+  it('fails a lease whose heartbeats stop, bills only the confirmed seconds and lowers the node’s reliability', async () => {
+    const s = await leased('l40s-48gb');
+    await report(s, { type: 'started' });
+    await elapse(s.leaseId, 100_000);
+    const { startedAt } = await record(s.leaseId);
+    await confirmEvery10s(s, startedAt!, startedAt! + 100_000);
+    // Silence: 50 s since the last confirmation, past the 45 s grace.
+    await elapse(s.leaseId, 50_000);
+    await runDurableObjectAlarm(stub(s.leaseId));
+    const r = await record(s.leaseId);
+    expect(r.state).toBe('failed');
+    expect(r.history.at(-1)!.reason).toMatch(/no heartbeat/);
+    // 100 s × 2 GPUs × $2/h = $0.111111.
+    expect(r.billed).toBe('111111');
+    expect(await balances(s.renter)).toMatchObject({ USD: { available: '49.888889', held: '0.00' } });
+    const [node] = await db().select().from(nodes).where(eq(nodes.id, s.node.nodeId));
+    expect(node!.reliabilityPpm).toBe(850_000);
+  });
+
+  it('fails a lease the runner never starts within the provisioning timeout, at no cost', async () => {
+    const s = await leased('a6000-48gb');
+    await elapse(s.leaseId, 121_000);
+    await runDurableObjectAlarm(stub(s.leaseId));
+    const r = await record(s.leaseId);
+    expect(r.state).toBe('failed');
+    expect(r.billed).toBe('0');
+    expect(await balances(s.renter)).toMatchObject({ USD: { available: '50.00', held: '0.00' } });
+    expect((await balances(s.provider)).USD?.available ?? '0.00').toBe('0.00');
+  });
+
+  it('takes the runner’s failure report and refunds everything when nothing ran', async () => {
+    const s = await leased('rtx-4090-24gb');
+    expect((await report(s, { type: 'failed', reason: 'image not found' })).status).toBe(202);
+    const r = await record(s.leaseId);
+    expect(r.state).toBe('failed');
+    expect(r.history.at(-1)!.reason).toContain('image not found');
+    expect(await balances(s.renter)).toMatchObject({ USD: { available: '50.00', held: '0.00' } });
+  });
+});
+
+describe('the renter ends a lease', () => {
+  it('cancels a provisioning lease for free', async () => {
+    const s = await leased('l4-24gb');
+    const res = await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.renter.apiKey });
+    expect(res.status).toBe(200);
+    expect((await json(res)).lease).toMatchObject({ state: 'cancelled', billed: '0.00' });
+    expect(await balances(s.renter)).toMatchObject({ USD: { available: '50.00', held: '0.00' } });
+    await expectError(await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.provider.apiKey }), 404, 'not_found');
+  });
+
+  it('terminates a running lease, billed to now', async () => {
+    const s = await leased('t4-16gb');
+    await report(s, { type: 'started' });
+    await elapse(s.leaseId, 30_000);
+    const { startedAt } = await record(s.leaseId);
+    await confirmEvery10s(s, startedAt!, startedAt! + 30_000);
+    const res = await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.renter.apiKey });
+    expect((await json(res)).lease.state).toBe('completed');
+    // 30 s × 2 GPUs × $2/h = $0.033333.
+    expect((await record(s.leaseId)).billed).toBe('33333');
+    expect(await balances(s.renter)).toMatchObject({ USD: { available: '49.966667', held: '0.00' } });
+  });
+});
+
+describe('runner events and heartbeats', () => {
+  it('refuses events for another node’s lease or an unknown one, and bad events', async () => {
+    const s = await leased('v100-32gb');
+    const other = await onlineNode(REGION, s.provider, 'v100-32gb', 1);
+    await expectError(await call(`/v1/runner/leases/${s.leaseId}/events`, { auth: other.token, body: { type: 'started', at: new Date().toISOString() } }), 404, 'not_found');
+    await expectError(await call('/v1/runner/leases/lse_nope/events', { auth: s.node.token, body: { type: 'started', at: new Date().toISOString() } }), 404, 'not_found');
+    await expectError(await call(`/v1/runner/leases/${s.leaseId}/events`, { auth: s.node.token, body: { type: 'paused', at: new Date().toISOString() } }), 400, 'validation_failed');
+    expect((await record(s.leaseId)).state).toBe('provisioning');
+  });
+
+  it('confirms a lease from real heartbeats through the queue, once however often a batch is delivered', async () => {
+    const s = await leased('a10-24gb');
+    await report(s, { type: 'started' });
+    await beat(s.node, 2, { leases: [{ lease_id: s.leaseId, state: 'running' }] });
+    const spans = (await record(s.leaseId)).spans;
+    expect(spans).toHaveLength(1);
+    expect(spans[0]![1]).toBeGreaterThan(spans[0]![0]);
+    const last = spans[0]![1];
+    // The same points again (a redelivered batch) change nothing.
+    await stub(s.leaseId).confirm(s.node.nodeId, [last]);
+    expect((await record(s.leaseId)).spans).toEqual(spans);
+    // Another node cannot confirm this lease.
+    await stub(s.leaseId).confirm('node_other', [Date.now()]);
+    expect((await record(s.leaseId)).spans).toEqual(spans);
+  });
+});
