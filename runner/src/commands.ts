@@ -11,10 +11,10 @@ const KNOWN_TYPES: ReadonlySet<string> = new Set(CommandSchema.options.map((o) =
 
 export class CommandProcessor {
   private readonly state: CommandState;
-  private readonly leases: Pick<LeaseManager, 'start' | 'stop'>;
+  private readonly leases: Pick<LeaseManager, 'start' | 'stop' | 'extend'>;
   private readonly log: Logger;
 
-  constructor(state: CommandState, leases: Pick<LeaseManager, 'start' | 'stop'>, log: Logger) {
+  constructor(state: CommandState, leases: Pick<LeaseManager, 'start' | 'stop' | 'extend'>, log: Logger) {
     this.state = state;
     this.leases = leases;
     this.log = log;
@@ -66,6 +66,8 @@ export class CommandProcessor {
         return this.leases.start(cmd);
       case 'stop_lease':
         return this.leases.stop(cmd.lease_id, cmd.reason || 'stop_lease');
+      case 'extend_lease':
+        return this.leases.extend(cmd.lease_id, new Date(cmd.ends_at));
       case 'challenge':
         // Inspections come later: noted and acked.
         this.log.info(`challenge ${cmd.challenge_id} received (nonce ${cmd.nonce.slice(0, 16)}); acked`);

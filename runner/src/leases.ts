@@ -176,6 +176,18 @@ export class LeaseManager {
     return null;
   }
 
+  /** Moves a running lease's end (the renter extended it); unknown or ended leases are ignored. */
+  async extend(leaseId: string, endsAt: Date): Promise<void> {
+    const lease = this.leases.get(leaseId);
+    if (!lease || lease.state !== 'running' || lease.stopping) {
+      this.options.log.info(`lease ${leaseId}: extension ignored (${lease ? lease.state : 'unknown'})`);
+      return;
+    }
+    lease.timer?.cancel();
+    lease.timer = setTimer(endsAt.getTime(), () => void this.stop(lease.id, 'the lease ended (ends_at)'), this.now);
+    this.options.log.info(`lease ${leaseId}: extended until ${endsAt.toISOString()}`);
+  }
+
   private watch(lease: Lease, handle: RunHandle, endsAt: Date | null): void {
     lease.done = handle.exited.then((info: ExitInfo) => {
       lease.timer?.cancel();

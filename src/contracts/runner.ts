@@ -100,6 +100,8 @@ export const CommandSchema = z.discriminatedUnion('type', [
     lease_token: z.string(),
   }),
   z.object({ id: z.string(), type: z.literal('stop_lease'), lease_id: z.string(), reason: z.string() }),
+  /** The renter paid for more time: the workload now runs until `ends_at`. */
+  z.object({ id: z.string(), type: z.literal('extend_lease'), lease_id: z.string(), ends_at: z.string().datetime() }),
   z.object({ id: z.string(), type: z.literal('challenge'), challenge_id: z.string(), nonce: z.string() }),
 ]);
 export type Command = z.infer<typeof CommandSchema>;

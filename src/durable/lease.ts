@@ -67,6 +67,8 @@ export interface LeaseRecord {
    * confirming the last seconds of a lease that ran to its end arrive a flush later.
    */
   finalAfter: number | null;
+  /** Extensions applied, by their Idempotency-Key, each once. */
+  extensions: Array<{ key: string; seconds: number; amount: string; at: number }>;
   /** Steps done (see the file comment). */
   steps: {
     booked: boolean;
@@ -134,6 +136,7 @@ export class Lease extends DurableObject<Bindings> {
         pendingSettlement: null,
         nextSettleAt: null,
         finalAfter: null,
+        extensions: [],
         steps: { booked: false, commanded: false, refunded: false, stopped: false, gpusReturned: false, reliability: false, synced: true },
         updatedAt: 0,
       };
@@ -213,6 +216,26 @@ export class Lease extends DurableObject<Bindings> {
     return rec.state;
   }
 
+  /**
+   * Adds paid time whose cost the caller has already held in escrow (under `key`). Applied once
+   * per key; refused once the lease has ended (the caller then releases that hold).
+   */
+  async extend(key: string, seconds: number, amount: bigint, now = Date.now()): Promise<{ ok: true; record: LeaseRecord } | { ok: false; reason: 'ended' | 'too_long' }> {
+    const rec = await this.load();
+    if (!rec) throw new Error('no lease');
+    if (rec.extensions.some((e) => e.key === key)) return { ok: true, record: rec };
+    if (TERMINAL.includes(rec.state)) return { ok: false, reason: 'ended' };
+    if (rec.terms.durationS + seconds > rec.terms.maxDurationS) return { ok: false, reason: 'too_long' };
+    rec.terms.durationS += seconds;
+    rec.terms.amount = (BigInt(rec.terms.amount) + amount).toString();
+    if (rec.endsAt !== null) rec.endsAt += seconds * 1000;
+    rec.extensions.push({ key, seconds, amount: amount.toString(), at: now });
+    rec.steps.synced = false;
+    await this.save(rec);
+    await this.advance(rec, now);
+    return { ok: true, record: rec };
+  }
+
   override async alarm(): Promise<void> {
     const rec = await this.load();
     if (!rec) return;
@@ -248,7 +271,15 @@ export class Lease extends DurableObject<Bindings> {
       }
       if (TERMINAL.includes(rec.state)) await this.finish(rec, now);
       if (!rec.steps.synced) {
-        await connection(this.env).client.execute({ sql: 'UPDATE leases SET state = ? WHERE id = ?', args: [rec.state, rec.terms.leaseId] });
+        await connection(this.env).money.execute({
+          sql: 'UPDATE leases SET state = ?, duration_s = ?, amount = ? WHERE id = ?',
+          args: [rec.state, rec.terms.durationS, BigInt(rec.terms.amount), rec.terms.leaseId],
+        });
+        // The runner enforces the paid end by itself: tell it about every extension.
+        if (rec.state === 'running' && rec.extensions.length > 0) {
+          const command: Command = { id: `extend_${rec.terms.leaseId}_${rec.extensions.length}`, type: 'extend_lease', lease_id: rec.terms.leaseId, ends_at: new Date(rec.endsAt!).toISOString() };
+          await collectorFor(this.env, rec.terms.nodeId, rec.terms.region).stub.enqueueCommand(rec.terms.nodeId, command);
+        }
         rec.steps.synced = true;
         await this.save(rec);
       }

@@ -12,6 +12,16 @@ import { LEASE_STATES, lease, type LeaseRecord } from '../durable/lease.ts';
 import { requireActiveAccount } from '../auth/middleware.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
+import { requireIdempotencyKey } from '../http/idempotency.ts';
+import { sha256Hex } from '../auth/encoding.ts';
+import { jsonBodyOf } from '../contracts/common.ts';
+import { MAX_DURATION_S, MIN_DURATION_S } from '../contracts/orders.ts';
+import { connection } from '../db/client.ts';
+import { nodes } from '../db/schema.ts';
+import { postOrThrow } from '../ledger/api.ts';
+import { hold, release } from '../ledger/rules.ts';
+import { costUsd } from '../market/orders.ts';
+import { quote } from '../money/quote.ts';
 import type { Asset } from '../money/assets.ts';
 
 type LeaseRow = typeof leases.$inferSelect;
@@ -30,9 +40,9 @@ function publicLease(row: LeaseRow, viewer: string, rec: LeaseRecord | null) {
     gpu_indices: row.gpuIndices,
     node_id: row.nodeId,
     price: money(row.price),
-    duration_s: row.durationS,
+    duration_s: rec?.terms.durationS ?? row.durationS,
     asset: row.asset as Asset,
-    amount: money(row.amount),
+    amount: rec ? money(BigInt(rec.terms.amount)) : money(row.amount),
     bid_id: renter ? row.bidId : null,
     ask_id: renter ? null : row.askId,
     workload: renter && rec ? rec.terms.workload : null,
@@ -122,6 +132,50 @@ app.openapi(
     const [row] = await c.get('db').select().from(leases).where(and(eq(leases.id, id), eq(leases.renterId, me)));
     if (!row) throw new ApiError('not_found', `no lease ${id} of yours`);
     await lease(c.env, id).terminate();
+    return c.json({ lease: publicLease(row, me, await record(c, id)) }, 200);
+  },
+);
+
+const ExtendBody = z.object({ duration_s: z.number().int().min(MIN_DURATION_S).max(MAX_DURATION_S) }).strict().openapi('ExtendLease');
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/{id}/extend',
+    tags: ['leases'],
+    summary: 'Buy more time on your lease: its cost is held first; refused past the ask’s longest duration or once the lease is over',
+    security: BEARER,
+    middleware: [...guard('leases:write'), requireIdempotencyKey(), requireActiveAccount()],
+    request: { params: z.object({ id: z.string().max(64) }), body: jsonBodyOf(ExtendBody) },
+    responses: { 200: jsonContent(z.object({ lease: LeaseSchema }), 'Extended'), ...errorResponses(400, 401, 402, 403, 404, 409) },
+  }),
+  async (c) => {
+    const me = c.get('principal').accountId;
+    const id = c.req.valid('param').id;
+    const { duration_s: seconds } = c.req.valid('json');
+    const key = c.get('idempotencyKey');
+    const [row] = await c.get('db').select().from(leases).where(and(eq(leases.id, id), eq(leases.renterId, me)));
+    if (!row) throw new ApiError('not_found', `no lease ${id} of yours`);
+    const before = await record(c, id);
+    if (!before) throw new ApiError('not_found', `no lease ${id} of yours`);
+    const t = before.terms;
+    if (t.durationS + seconds > t.maxDurationS && !before.extensions.some((e) => e.key === key)) {
+      throw new ApiError('conflict', `the provider offers at most ${t.maxDurationS} s; this lease has ${t.durationS} s`);
+    }
+    const [node] = await c.get('db').select({ status: nodes.status }).from(nodes).where(eq(nodes.id, t.nodeId));
+    if (node?.status !== 'online') throw new ApiError('conflict', `node ${t.nodeId} is ${node?.status ?? 'gone'}; the lease cannot be extended`);
+    // The same rate the lease was bought at: USD price, GRID at the locked rate and discount.
+    const amount = quote(costUsd(t.price, t.gpus, seconds), t.asset, { gridUsdRate: BigInt(t.gridUsdRate), gridDiscountBps: BigInt(t.gridDiscountBps) });
+    const holdKey = `lease:${id}:extend:${await sha256Hex(key)}`;
+    const { money: client } = connection(c.env);
+    await postOrThrow(client, hold({ owner: me, asset: t.asset, amount, idempotencyKey: holdKey, reference: id, memo: `extend lease by ${seconds} s` }));
+    const outcome = await lease(c.env, id).extend(holdKey, seconds, amount);
+    if (!outcome.ok) {
+      // Over before the extension landed: the hold goes straight back.
+      const back = release({ owner: me, asset: t.asset, amount, idempotencyKey: `${holdKey}:release`, reference: id, memo: 'extension refused' });
+      await postOrThrow(client, back);
+      throw new ApiError('conflict', outcome.reason === 'ended' ? `lease ${id} is over` : `the provider offers at most ${t.maxDurationS} s`);
+    }
     return c.json({ lease: publicLease(row, me, await record(c, id)) }, 200);
   },
 );

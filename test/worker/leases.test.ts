@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { ledgerEntries, ledgerTransactions, nodes } from '../../src/db/schema.ts';
 import { lease, type LeaseRecord } from '../../src/durable/lease.ts';
-import { balances, call, db, expectError, fund, json, signUp, type TestAccount } from './support.ts';
+import { balances, call, db, expectError, fund, idem, json, signUp, type TestAccount } from './support.ts';
 import { beat, bindings, buy, expectEscrowBalanced, onlineNode, placed, sell } from './trading.ts';
 
 // Lease tests trade in their own region; each test in its own GPU model's book.
@@ -19,11 +19,11 @@ interface Setup {
 }
 
 /** A renter with $50, a provider's online node, and a 1-hour lease on 2 GPUs at $2.00 ($4.00). */
-async function leased(model: string, pay: { asset?: 'USD' | 'GRID'; funds?: string } = {}): Promise<Setup> {
+async function leased(model: string, pay: { asset?: 'USD' | 'GRID'; funds?: string; maxDurationS?: number } = {}): Promise<Setup> {
   const [renter, provider] = await Promise.all([signUp(), signUp(['provider'])]);
   await fund(renter, pay.asset ?? 'USD', pay.funds ?? '50.00');
   const node = await onlineNode(REGION, provider, model, 2);
-  const ask = await placed(provider, sell(REGION, model, node.nodeId, { price: '2.00' }));
+  const ask = await placed(provider, sell(REGION, model, node.nodeId, { price: '2.00', ...(pay.maxDurationS ? { max_duration_s: pay.maxDurationS } : {}) }));
   const bid = await placed(renter, buy(REGION, model, { price: '2.00', pay_with: pay.asset ?? 'USD' }));
   expect(bid.leases).toHaveLength(1);
   return { renter, provider, node, leaseId: bid.leases[0].id, askId: ask.order.id };
@@ -200,6 +200,42 @@ describe('the renter ends a lease', () => {
     // 30 s × 2 GPUs × $2/h = $0.033333.
     expect((await record(s.leaseId)).billed).toBe('33333');
     expect(await balances(s.renter)).toMatchObject({ USD: { available: '49.966667', held: '0.00' } });
+  });
+});
+
+describe('extending a lease', () => {
+  const extend = (s: Setup, seconds: number, headers: Record<string, string> = idem()) =>
+    call(`/v1/leases/${s.leaseId}/extend`, { auth: s.renter.apiKey, body: { duration_s: seconds }, headers });
+
+  it('holds the extra time first, applies it once per key, and tells the runner', async () => {
+    const s = await leased('a100-40gb', { funds: '7.00', maxDurationS: 7200 });
+    await report(s, { type: 'started' });
+    const before = await record(s.leaseId);
+    const key = idem();
+    const res = await extend(s, 1800, key);
+    expect(res.status).toBe(200);
+    expect((await json(res)).lease).toMatchObject({ duration_s: 5400, amount: '6.00' });
+    expect((await extend(s, 1800, key)).status).toBe(200);
+    const after = await record(s.leaseId);
+    expect(after.endsAt! - before.endsAt!).toBe(1_800_000);
+    expect(await balances(s.renter)).toMatchObject({ USD: { available: '1.00', held: '6.00' } });
+    await expectEscrowBalanced([s.renter]);
+    const reply = await beat(s.node, 2);
+    expect(reply.commands).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'extend_lease', lease_id: s.leaseId, ends_at: new Date(after.endsAt!).toISOString() })]));
+
+    // Past the ask's longest duration: 409; short of money: 402; neither holds anything.
+    await expectError(await extend(s, 3600), 409, 'conflict');
+    await expectError(await extend(s, 1200), 402, 'insufficient_funds');
+    await expectError(await extend(s, 10), 400, 'validation_failed');
+    await expectError(await call(`/v1/leases/${s.leaseId}/extend`, { auth: s.provider.apiKey, body: { duration_s: 600 }, headers: idem() }), 404, 'not_found');
+    expect(await balances(s.renter)).toMatchObject({ USD: { available: '1.00', held: '6.00' } });
+  });
+
+  it('refuses to extend a lease that is over, and holds nothing', async () => {
+    const s = await leased('rtx-3090-24gb');
+    await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.renter.apiKey });
+    await expectError(await extend(s, 600), 409, 'conflict');
+    expect(await balances(s.renter)).toMatchObject({ USD: { available: '50.00', held: '0.00' } });
   });
 });
 

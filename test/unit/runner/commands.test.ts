@@ -23,6 +23,7 @@ function setup(file: string | null = null) {
   const leases = {
     start: async (c: StartLease) => void calls.push(`start ${c.lease_id}`),
     stop: async (id: string, reason: string) => void calls.push(`stop ${id} ${reason}`),
+    extend: async (id: string, endsAt: Date) => void calls.push(`extend ${id} ${endsAt.toISOString()}`),
   };
   return { calls, log, state, processor: new CommandProcessor(state, leases, log) };
 }
@@ -31,13 +32,18 @@ describe('commands', () => {
   it('run each id once and are acked', async () => {
     const { calls, state, processor } = setup();
     await processor.handle([start('c1'), start('c1')]);
-    await processor.handle([start('c1'), { id: 'c2', type: 'stop_lease', lease_id: 'lse_1', reason: 'renter stopped it' }]);
-    expect(calls).toEqual(['start lse_1', 'stop lse_1 renter stopped it']);
-    expect(state.pendingAcks()).toEqual(['c1', 'c2']);
-    state.acknowledged(['c1', 'c2']);
+    await processor.handle([
+      start('c1'),
+      { id: 'c2', type: 'extend_lease', lease_id: 'lse_1', ends_at: '2099-01-02T00:00:00Z' },
+      { id: 'c2', type: 'extend_lease', lease_id: 'lse_1', ends_at: '2099-01-02T00:00:00Z' },
+    ]);
+    await processor.handle([start('c1'), { id: 'c2b', type: 'stop_lease', lease_id: 'lse_1', reason: 'renter stopped it' }]);
+    expect(calls).toEqual(['start lse_1', 'extend lse_1 2099-01-02T00:00:00.000Z', 'stop lse_1 renter stopped it']);
+    expect(state.pendingAcks()).toEqual(['c1', 'c2', 'c2b']);
+    state.acknowledged(['c1', 'c2', 'c2b']);
     // Resent after the ack was delivered (the server lost it): acked again, not run again.
     await processor.handle([start('c1')]);
-    expect(calls).toHaveLength(2);
+    expect(calls).toHaveLength(3);
     expect(state.pendingAcks()).toEqual(['c1']);
   });
 
