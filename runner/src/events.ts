@@ -1,6 +1,6 @@
 // Lease events (started / failed / exited) to the API, in order, in the background. Network
-// errors and 5xx are retried with back-off for a while; 404 means the endpoint does not exist
-// yet: logged once, events dropped (heartbeats carry each lease's state anyway).
+// errors and 5xx are retried with back-off for a while; 404 means the API does not know the
+// lease on this node: logged, the event dropped (heartbeats carry each lease's state anyway).
 import type { LeaseEvent } from '../../src/contracts/runner.ts';
 import { ApiError, type ApiClient } from './api.ts';
 import { Backoff } from './backoff.ts';
@@ -18,7 +18,6 @@ export class EventReporter implements EventSink {
   private readonly queue: { leaseId: string; event: LeaseEvent }[] = [];
   private running: Promise<void> | null = null;
   private readonly closing = new AbortController();
-  private warnedMissing = false;
   private failing = false;
 
   private readonly api: Pick<ApiClient, 'leaseEvent'>;
@@ -68,8 +67,7 @@ export class EventReporter implements EventSink {
         return;
       } catch (err) {
         if (err instanceof ApiError && err.status === 404) {
-          if (!this.warnedMissing) this.log.warn(`lease events are not available on the API yet (404); carrying on without them`);
-          this.warnedMissing = true;
+          this.log.warn(`lease ${leaseId}: the API does not know this lease on this node (404); ${event.type} event dropped`);
           return;
         }
         const retryable = !(err instanceof ApiError) || err.status >= 500 || err.status === 429;
