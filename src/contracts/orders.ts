@@ -124,6 +124,9 @@ export const LeaseSchema = z
     stopped_at: z.string().nullable(),
     exit_code: z.number().int().nullable(),
     billed: MoneyString.openapi({ description: 'Settled so far from the escrow, in asset' }),
+    settlements: z
+      .array(z.object({ n: z.number().int(), amount: MoneyString, fee: MoneyString.optional().openapi({ description: 'Provider only' }), due_at: z.string(), posted_at: z.string() }))
+      .openapi({ description: 'The last settlements: each period’s amount, when it was due and when it was posted' }),
     created_at: z.string(),
     history: z.array(z.object({ state: z.string(), at: z.string(), reason: z.string().optional() })),
   })

@@ -60,7 +60,9 @@ export interface LeaseRecord {
   fee: string;
   settlements: number;
   /** A settlement saved but not yet known to be posted. */
-  pendingSettlement: { n: number; amount: string; fee: string } | null;
+  pendingSettlement: { n: number; amount: string; fee: string; dueAt: number } | null;
+  /** The last settlements posted: when each was due (end of its period) and when it was posted. */
+  settlementLog: Array<{ n: number; amount: string; fee: string; dueAt: number; postedAt: number }>;
   nextSettleAt: number | null;
   /**
    * The final settlement waits until then (or a confirmation at or after `endsAt`): heartbeats
@@ -134,6 +136,7 @@ export class Lease extends DurableObject<Bindings> {
         fee: '0',
         settlements: 0,
         pendingSettlement: null,
+        settlementLog: [],
         nextSettleAt: null,
         finalAfter: null,
         extensions: [],
@@ -265,7 +268,7 @@ export class Lease extends DurableObject<Bindings> {
     let retry = false;
     try {
       if (rec.state === 'running' && rec.nextSettleAt !== null && now >= rec.nextSettleAt) {
-        await this.settle(rec, Math.min(now, rec.endsAt!), false);
+        await this.settle(rec, Math.min(now, rec.endsAt!), false, rec.nextSettleAt);
         rec.nextSettleAt = now + this.config.settleEveryMs;
         await this.save(rec);
       }
@@ -311,7 +314,7 @@ export class Lease extends DurableObject<Bindings> {
   }
 
   /** Settles confirmed time up to `until` that is not yet settled; one ledger transaction, own key. */
-  private async settle(rec: LeaseRecord, until: number, final: boolean): Promise<void> {
+  private async settle(rec: LeaseRecord, until: number, final: boolean, dueAt = until): Promise<void> {
     const t = rec.terms;
     if (!rec.pendingSettlement && rec.startedAt !== null) {
       const end = final ? Math.min(rec.endsAt!, rec.stoppedAt ?? rec.endsAt!) : until;
@@ -320,7 +323,7 @@ export class Lease extends DurableObject<Bindings> {
       const delta = billedNow - BigInt(rec.billed);
       if (delta > 0n) {
         const feeNow = feeFor(billedNow, this.config.feeBps);
-        rec.pendingSettlement = { n: rec.settlements + 1, amount: delta.toString(), fee: (feeNow - BigInt(rec.fee)).toString() };
+        rec.pendingSettlement = { n: rec.settlements + 1, amount: delta.toString(), fee: (feeNow - BigInt(rec.fee)).toString(), dueAt };
         await this.save(rec);
       }
     }
@@ -343,6 +346,7 @@ export class Lease extends DurableObject<Bindings> {
     rec.fee = (BigInt(rec.fee) + BigInt(p.fee)).toString();
     rec.settlements = p.n;
     rec.pendingSettlement = null;
+    rec.settlementLog = [...rec.settlementLog, { n: p.n, amount: p.amount, fee: p.fee, dueAt: p.dueAt, postedAt: Date.now() }].slice(-20);
     await this.save(rec);
   }
 
@@ -360,7 +364,7 @@ export class Lease extends DurableObject<Bindings> {
     }
     if (!rec.steps.refunded) {
       if (rec.finalAfter !== null && now < rec.finalAfter && (lastPoint(rec.spans) ?? 0) < rec.endsAt!) return;
-      if (rec.state !== 'cancelled') await this.settle(rec, rec.stoppedAt ?? rec.endsAt ?? now, true);
+      if (rec.state !== 'cancelled') await this.settle(rec, rec.stoppedAt ?? rec.endsAt ?? now, true, rec.finalAfter ?? rec.history.at(-1)!.at);
       const rest = BigInt(t.amount) - BigInt(rec.billed);
       if (rest > 0n) {
         const rule = release({ owner: t.renterId, asset: t.asset, amount: rest, idempotencyKey: `lease:${t.leaseId}:refund`, reference: t.leaseId, memo: `lease ${rec.state}: unused escrow` });

@@ -52,6 +52,13 @@ function publicLease(row: LeaseRow, viewer: string, rec: LeaseRecord | null) {
     stopped_at: iso(rec?.stoppedAt),
     exit_code: rec?.exitCode ?? null,
     billed: money(BigInt(rec?.billed ?? '0')),
+    settlements: (rec?.settlementLog ?? []).map((x) => ({
+      n: x.n,
+      amount: money(BigInt(x.amount)),
+      ...(renter ? {} : { fee: money(BigInt(x.fee)) }),
+      due_at: iso(x.dueAt)!,
+      posted_at: iso(x.postedAt)!,
+    })),
     created_at: iso(row.createdAt)!,
     history: (rec?.history ?? []).map((h) => ({ state: h.state, at: iso(h.at)!, ...(h.reason ? { reason: h.reason } : {}) })),
   };

@@ -133,6 +133,9 @@ describe('a lease that runs to its end', () => {
     await expectEscrowBalanced([s.renter]);
     await runDurableObjectAlarm(stub(s.leaseId));
     expect((await record(s.leaseId)).settlements).toBe(1);
+    const seen = await json(await call(`/v1/leases/${s.leaseId}`, { auth: s.provider.apiKey }));
+    expect(seen.lease.settlements).toMatchObject([{ n: 1, amount: '0.48', fee: '0.024' }]);
+    expect(Date.parse(seen.lease.settlements[0].posted_at)).toBeGreaterThanOrEqual(Date.parse(seen.lease.settlements[0].due_at));
     await evictDurableObject(stub(s.leaseId));
     expect((await record(s.leaseId)).billed).toBe('480000');
   });
