@@ -25,3 +25,8 @@ export async function verifiedQueueBody(c: Context<AppEnv>): Promise<string> {
   return raw;
 }
 
+/** How often the queue has already retried this message (`Upstash-Retried`; 0 on the first attempt). */
+export function queueRetried(c: Context<AppEnv>): number {
+  const n = Number(c.req.header('upstash-retried') ?? '0');
+  return Number.isInteger(n) && n >= 0 ? n : 0;
+}

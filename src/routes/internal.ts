@@ -8,7 +8,10 @@ import { parseRawJson, router } from '../http/router.ts';
 import { HeartbeatBatchSchema, type HeartbeatBatch } from '../heartbeats/batch.ts';
 import { regionBook } from '../durable/region-book.ts';
 import { lease } from '../durable/lease.ts';
-import { verifiedQueueBody } from '../queue/receiver.ts';
+import { queueRetried, verifiedQueueBody } from '../queue/receiver.ts';
+import { queueRetries } from '../queue/transport.ts';
+import { deliverWebhook } from '../webhooks/deliver.ts';
+import { WebhookMessageSchema } from '../webhooks/emit.ts';
 import type { Bindings } from '../env.ts';
 
 const app = router();
@@ -30,6 +33,33 @@ app.openapi(
     await tellBooks(c.env, money, [...batch.nodes.map((n) => n.node_id), ...batch.offline.map((o) => o.node_id)]);
     await confirmLeases(c.env, batch);
     return c.json({ outcome: applied ? ('applied' as const) : ('duplicate' as const) }, 200);
+  },
+);
+
+const DeliveryResult = z.object({
+  outcome: z.enum(['delivered', 'retrying', 'failed', 'gone', 'duplicate']),
+  status: z.number().int().nullable().optional(),
+  error: z.string().nullable().optional(),
+});
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/queue/webhooks',
+    tags: ['internal'],
+    summary: 'One webhook delivery attempt, scheduled and retried by the queue (QStash-signed)',
+    responses: {
+      200: jsonContent(DeliveryResult, 'Delivered, given up, or nothing to do (endpoint deleted, already delivered)'),
+      502: jsonContent(DeliveryResult, 'The endpoint did not accept it; the queue retries'),
+      ...errorResponses(400, 401),
+    },
+  }),
+  async (c) => {
+    const raw = await verifiedQueueBody(c);
+    const { delivery_id } = parseRawJson(raw, WebhookMessageSchema);
+    const result = await deliverWebhook(c.env, delivery_id, { final: queueRetried(c) >= queueRetries(c.env) });
+    if (result.outcome === 'retrying') return c.json(result, 502);
+    return c.json(result, 200);
   },
 );
 
