@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { newEndpointSecret, signatureHeader } from '../../src/webhooks/signature.ts';
 import { checkEndpointUrl, describeUrlProblem, MAX_URL_LENGTH, type UrlProblem } from '../../src/webhooks/url.ts';
 
-/** The verification snippet from docs/api.md ("Webhooks we send"), with types. */
+/** The verification snippet from docs/api.md ("Webhooks we send"), with types and the clock passed in. */
 function verifyGridleaseSignature(header: string, rawBody: string, secret: string, nowS: number, toleranceS = 300): boolean {
   const fields = new Map(header.split(',').map((part) => part.trim().split('=', 2) as [string, string]));
   const t = Number(fields.get('t'));
