@@ -368,3 +368,56 @@ export const leases = sqliteTable(
     index('leases_node_idx').on(t.nodeId),
   ],
 );
+
+// ── Webhooks we send ─────────────────────────────────────────────────────────────────
+
+/** A renter's webhook endpoint: where events go and which ones. */
+export const webhookEndpoints = sqliteTable(
+  'webhook_endpoints',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id').notNull(),
+    /** Normalised by src/webhooks/url.ts; checked again before every delivery. */
+    url: text('url').notNull(),
+    /** JSON array of event types. */
+    events: text('events', { mode: 'json' }).$type<string[]>().notNull(),
+    description: text('description'),
+    /**
+     * The signing secret (`whsec_…`), stored as is, not hashed or encrypted: every delivery is
+     * signed with it, so it must be recoverable. It is returned once, when the endpoint is
+     * created, and never again.
+     */
+    secret: text('secret').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('webhook_endpoints_account_idx').on(t.accountId, t.createdAt)],
+);
+
+/**
+ * One event for one endpoint, recorded once (unique endpoint × event) and carried by one queue
+ * message. Each attempt updates the row: how many, the last status or error, and the outcome.
+ */
+export const webhookDeliveries = sqliteTable(
+  'webhook_deliveries',
+  {
+    /** Derived from (endpoint, event): the same delivery always has the same id. */
+    id: text('id').primaryKey(),
+    endpointId: text('endpoint_id').notNull(),
+    accountId: text('account_id').notNull(),
+    eventId: text('event_id').notNull(),
+    eventType: text('event_type').notNull(),
+    /** The JSON body, byte for byte what every attempt sends. */
+    payload: text('payload').notNull(),
+    /** `failed`: the queue's last retry failed too; nothing more will be tried. */
+    state: text('state', { enum: ['pending', 'delivered', 'failed'] }).notNull().default('pending'),
+    /** Set once the queue has the message; an emit of the same event publishes rows still unset. */
+    published: integer('published', { mode: 'boolean' }).notNull().default(false),
+    attempts: integer('attempts').notNull().default(0),
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    lastAttemptAt: integer('last_attempt_at'),
+    deliveredAt: integer('delivered_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('webhook_deliveries_uq').on(t.endpointId, t.eventId), index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt)],
+);

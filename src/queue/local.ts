@@ -2,7 +2,9 @@ import type { Bindings } from '../env.ts';
 import { signLikeQStash } from './signature.ts';
 import { callbackUrl, type QueueMessage, type QueueTransport } from './message.ts';
 
-const ATTEMPTS = 4;
+/** Retries after the first attempt; callbacks see the count so far in `Upstash-Retried`. */
+export const LOCAL_RETRIES = 3;
+const ATTEMPTS = LOCAL_RETRIES + 1;
 const BASE_DELAY_MS = 250;
 
 /**

@@ -7,6 +7,9 @@ export interface QStashConfig {
   PUBLIC_URL: string;
 }
 
+/** Retries QStash makes after the first attempt; callbacks see the count so far in `Upstash-Retried`. */
+export const QSTASH_RETRIES = 5;
+
 /** QStash: publishes the message; QStash signs each delivery and retries until a 2xx. */
 export class QStashTransport implements QueueTransport {
   readonly name = 'qstash' as const;
@@ -24,7 +27,7 @@ export class QStashTransport implements QueueTransport {
       url: callbackUrl(this.env, message.path),
       body: message.body,
       deduplicationId: message.deduplicationId,
-      retries: 5,
+      retries: QSTASH_RETRIES,
     });
   }
 }

@@ -1,15 +1,17 @@
-// Queue callbacks. Every delivery is verified with the official @upstash/qstash Receiver
-// (current and next signing key, the exact URL, the raw body), whichever transport sent it.
+// Queue callbacks. Every delivery is verified first (src/queue/receiver.ts), whichever
+// transport sent it.
 import { createRoute, z } from '@hono/zod-openapi';
-import { Receiver } from '@upstash/qstash';
 import type { Client, InStatement } from '@libsql/client/web';
 import { errorResponses, jsonContent } from '../contracts/common.ts';
 import { connection } from '../db/client.ts';
-import { ApiError } from '../http/errors.ts';
 import { parseRawJson, router } from '../http/router.ts';
 import { HeartbeatBatchSchema, type HeartbeatBatch } from '../heartbeats/batch.ts';
 import { regionBook } from '../durable/region-book.ts';
 import { lease } from '../durable/lease.ts';
+import { queueRetried, verifiedQueueBody } from '../queue/receiver.ts';
+import { queueRetries } from '../queue/transport.ts';
+import { deliverWebhook } from '../webhooks/deliver.ts';
+import { WebhookMessageSchema } from '../webhooks/emit.ts';
 import type { Bindings } from '../env.ts';
 
 const app = router();
@@ -23,20 +25,7 @@ app.openapi(
     responses: { 200: jsonContent(z.object({ outcome: z.enum(['applied', 'duplicate']) }), 'Applied once'), ...errorResponses(400, 401) },
   }),
   async (c) => {
-    const signature = c.req.header('upstash-signature');
-    const currentSigningKey = c.env.QSTASH_CURRENT_SIGNING_KEY;
-    if (!currentSigningKey) throw new ApiError('service_unavailable', 'queue signing keys are not configured');
-    if (!signature) throw new ApiError('unauthorized', 'missing Upstash-Signature');
-    const raw = await c.req.text();
-    try {
-      await new Receiver({ currentSigningKey, nextSigningKey: c.env.QSTASH_NEXT_SIGNING_KEY || currentSigningKey, devMode: false }).verify({
-        signature,
-        body: raw,
-        url: c.req.url,
-      });
-    } catch {
-      throw new ApiError('unauthorized', 'queue signature is invalid');
-    }
+    const raw = await verifiedQueueBody(c);
     const batch = parseRawJson(raw, HeartbeatBatchSchema);
     const { money } = connection(c.env);
     const applied = await applyBatch(money, batch);
@@ -44,6 +33,33 @@ app.openapi(
     await tellBooks(c.env, money, [...batch.nodes.map((n) => n.node_id), ...batch.offline.map((o) => o.node_id)]);
     await confirmLeases(c.env, batch);
     return c.json({ outcome: applied ? ('applied' as const) : ('duplicate' as const) }, 200);
+  },
+);
+
+const DeliveryResult = z.object({
+  outcome: z.enum(['delivered', 'retrying', 'failed', 'gone', 'duplicate']),
+  status: z.number().int().nullable().optional(),
+  error: z.string().nullable().optional(),
+});
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/queue/webhooks',
+    tags: ['internal'],
+    summary: 'One webhook delivery attempt, scheduled and retried by the queue (QStash-signed)',
+    responses: {
+      200: jsonContent(DeliveryResult, 'Delivered, given up, or nothing to do (endpoint deleted, already delivered)'),
+      502: jsonContent(DeliveryResult, 'The endpoint did not accept it; the queue retries'),
+      ...errorResponses(400, 401),
+    },
+  }),
+  async (c) => {
+    const raw = await verifiedQueueBody(c);
+    const { delivery_id } = parseRawJson(raw, WebhookMessageSchema);
+    const result = await deliverWebhook(c.env, delivery_id, { final: queueRetried(c) >= queueRetries(c.env) });
+    if (result.outcome === 'retrying') return c.json(result, 502);
+    return c.json(result, 200);
   },
 );
 

@@ -1,5 +1,6 @@
 // Starts what the Worker under test talks to, outside workerd: a local libSQL server
-// over a fresh, migrated database file. Its URL reaches the Worker as LIBSQL_URL.
+// over a fresh, migrated database file (its URL reaches the Worker as LIBSQL_URL), the mock
+// Stripe API, and a sink that plays renters' webhook endpoints.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,12 +9,14 @@ import { startLibsqlServer } from '../../local/libsql-server.ts';
 import { applyMigrations } from '../../local/migrate.ts';
 import { generateSigningJwk } from '../../local/secrets.ts';
 import { startMockStripe } from '../../local/mock-stripe.ts';
+import { startWebhookSink } from './webhook-sink.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     libsqlUrl: string;
     jwtPrivateKeys: string;
     stripeApiBase: string;
+    webhookSinkUrl: string;
   }
 }
 
@@ -31,9 +34,12 @@ export default async function setup(project: TestProject) {
   // delivered; tests sign events themselves with the Stripe SDK's test-header generator.
   const stripe = await startMockStripe({ port: 0, apiKey: STRIPE_TEST_KEY, webhookSecret: STRIPE_TEST_WEBHOOK_SECRET });
   project.provide('stripeApiBase', stripe.url);
+  const sink = await startWebhookSink();
+  project.provide('webhookSinkUrl', sink.url);
   project.provide('libsqlUrl', server.url);
   project.provide('jwtPrivateKeys', JSON.stringify(keys));
   return async () => {
+    await sink.close();
     await stripe.close();
     await server.close();
     rmSync(dir, { recursive: true, force: true });

@@ -21,6 +21,10 @@ const PRIVATE_ROUTES = [
   { method: 'POST', path: '/v1/admin/adjustments', scope: 'funds:write', role: 'admin', body: { account_id: 'acc_x', asset: 'USD', amount: '1.00', reason: 'test' } },
   { method: 'GET', path: '/v1/admin/withdrawals', scope: 'funds:read', role: 'admin' },
   { method: 'POST', path: '/v1/admin/withdrawals/wdr_x/settle', scope: 'funds:write', role: 'admin', body: { outcome: 'paid' } },
+  { method: 'POST', path: '/v1/webhook-endpoints', scope: 'account:write', body: { url: 'https://hooks.example.com/h', events: ['lease.running'] } },
+  { method: 'GET', path: '/v1/webhook-endpoints', scope: 'account:read' },
+  { method: 'GET', path: '/v1/webhook-endpoints/whe_x', scope: 'account:read' },
+  { method: 'DELETE', path: '/v1/webhook-endpoints/whe_x', scope: 'account:write' },
 ] as const;
 
 describe.each(PRIVATE_ROUTES)('$method $path', (route) => {

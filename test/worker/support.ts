@@ -151,3 +151,10 @@ export function heartbeat(nodeId: string, seq: number, extra: Record<string, unk
     ...extra,
   };
 }
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The webhook sink started by test/support/worker-global-setup.ts. */
+    webhookSinkUrl: string;
+  }
+}
