@@ -30,6 +30,9 @@ import { leaseConfig, type LeaseConfig } from '../leases/config.ts';
 import { addPoint, billFor, confirmedMs, feeFor, lastPoint, type Rate, type Span } from '../leases/metering.ts';
 import type { LeaseTerms } from '../market/orders.ts';
 import { collectorFor } from '../nodes/registry.ts';
+import type { WebhookEventType } from '../contracts/webhooks.ts';
+import { formatAmount } from '../money/amount.ts';
+import { emitEvent } from '../webhooks/emit.ts';
 import { regionBook } from './region-book.ts';
 
 export const LEASE_STATES = ['provisioning', 'running', 'completed', 'failed', 'cancelled'] as const;
@@ -71,6 +74,8 @@ export interface LeaseRecord {
   finalAfter: number | null;
   /** Extensions applied, by their Idempotency-Key, each once. */
   extensions: Array<{ key: string; seconds: number; amount: string; at: number }>;
+  /** Webhook events already handed to emitEvent. */
+  emitted: WebhookEventType[];
   /** Steps done (see the file comment). */
   steps: {
     booked: boolean;
@@ -140,6 +145,7 @@ export class Lease extends DurableObject<Bindings> {
         nextSettleAt: null,
         finalAfter: null,
         extensions: [],
+        emitted: [],
         steps: { booked: false, commanded: false, refunded: false, stopped: false, gpusReturned: false, reliability: false, synced: true },
         updatedAt: 0,
       };
@@ -156,6 +162,8 @@ export class Lease extends DurableObject<Bindings> {
       rec.steps.commanded = true;
       await this.save(rec);
     }
+    // The renter's webhooks go out from here on; their failures are the alarm's to retry.
+    await this.advance(rec, Date.now());
     return rec;
   }
 
@@ -273,6 +281,7 @@ export class Lease extends DurableObject<Bindings> {
         await this.save(rec);
       }
       if (TERMINAL.includes(rec.state)) await this.finish(rec, now);
+      await this.notify(rec);
       if (!rec.steps.synced) {
         await connection(this.env).money.execute({
           sql: 'UPDATE leases SET state = ?, duration_s = ?, amount = ? WHERE id = ?',
@@ -307,6 +316,27 @@ export class Lease extends DurableObject<Bindings> {
       return;
     }
     await this.ctx.storage.setAlarm(Math.max(now + 1, Math.min(...times)));
+  }
+
+  /** The renter's webhook events this lease owes, each emitted once (emitEvent dedupes too). */
+  private async notify(rec: LeaseRecord): Promise<void> {
+    const t = rec.terms;
+    const due: Array<[WebhookEventType, string, Record<string, unknown>]> = [];
+    if (rec.steps.booked) {
+      due.push(['order.filled', `evt_${t.bidId}_filled`, { order_id: t.bidId, lease_id: t.leaseId, price: formatAmount(BigInt(t.price)), gpus: t.gpus, duration_s: t.durationS, asset: t.asset, amount: formatAmount(BigInt(t.amount)) }]);
+    }
+    const lease = () => ({ lease_id: t.leaseId, order_id: t.bidId, state: rec.state, node_id: t.nodeId, gpus: t.gpus, gpu_indices: t.gpuIndices });
+    if (rec.startedAt !== null) due.push(['lease.running', `evt_${t.leaseId}_running`, { ...lease(), started_at: new Date(rec.startedAt).toISOString(), ports: rec.ports ?? {} }]);
+    if (rec.steps.refunded && (rec.state === 'completed' || rec.state === 'failed')) {
+      const ended = { ...lease(), reason: rec.history.at(-1)?.reason ?? null, billed: formatAmount(BigInt(rec.billed)), refunded: formatAmount(BigInt(t.amount) - BigInt(rec.billed)), asset: t.asset };
+      due.push([rec.state === 'completed' ? 'lease.completed' : 'lease.failed', `evt_${t.leaseId}_${rec.state}`, ended]);
+    }
+    for (const [type, id, data] of due) {
+      if (rec.emitted.includes(type)) continue;
+      await emitEvent(this.env, { id, accountId: t.renterId, type, data });
+      rec.emitted.push(type);
+      await this.save(rec);
+    }
   }
 
   private rate(t: LeaseTerms): Rate {

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT, freePort, launch, type Platform } from '../support/platform.ts';
+import { startWebhookSink, type WebhookSink } from '../support/webhook-sink.ts';
+import { signatureHeader } from '../../src/webhooks/signature.ts';
 
 const RUNNER = join(ROOT, 'runner', 'dist', 'gridlease-runner.js');
 const SMI = join(ROOT, 'test', 'fixtures', 'nvidia-smi');
@@ -17,10 +19,12 @@ const FLUSH_S = 1;
 
 const work = mkdtempSync(join(tmpdir(), 'gridlease-lease-e2e-'));
 let platform: Platform | undefined;
+let sink: WebhookSink | undefined;
 const runners: ChildProcess[] = [];
 afterAll(async () => {
   for (const r of runners) r.kill('SIGKILL');
   await platform?.stop();
+  await sink?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -73,6 +77,17 @@ describe('leases on real runners', () => {
     });
     const [provider, renter] = await Promise.all([account(['provider']), account(['renter'])]);
     expect((await api('/v1/dev/faucet', { body: { asset: 'USD', amount: '100.00' }, auth: renter.key, key: crypto.randomUUID() })).status).toBe(201);
+    sink = await startWebhookSink();
+    const hook = await api('/v1/webhook-endpoints', {
+      auth: renter.key,
+      body: { url: `${sink.url}/renter-hooks`, events: ['order.filled', 'lease.running', 'lease.completed', 'lease.failed'] },
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+    const hooks = async () =>
+      ((await (await fetch(`${sink!.url}/received?path=/renter-hooks`)).json()) as Array<{ headers: Record<string, string>; body: string }>).map((r) => ({
+        ...r,
+        event: JSON.parse(r.body) as { id: string; type: string; data: Record<string, unknown> },
+      }));
     const [a100, h100] = await Promise.all([
       machine(provider.key, 'a100', 'a100x8-header-units.csv', 'metrics-a100x8-header-units.csv'),
       machine(provider.key, 'h100', 'h100.csv', 'metrics-h100.csv'),
@@ -125,5 +140,16 @@ describe('leases on real runners', () => {
     const fee = (b: bigint) => (b * 500n) / 10_000n;
     expect(micro((await usd(provider.key)).available)).toBe(billedMinute - fee(billedMinute) + micro(failed.billed) - fee(micro(failed.billed)));
     expect(a100.log()).not.toMatch(/TypeError|ReferenceError/);
+
+    // The renter heard about all of it by webhook, each event once, each signed.
+    await expect.poll(async () => (await hooks()).length, { timeout: 15_000, interval: 500 }).toBe(6);
+    const got = await hooks();
+    const typesOf = (leaseId: string) => got.filter((h) => h.event.data.lease_id === leaseId).map((h) => h.event.type).sort();
+    expect(typesOf(minuteId)).toEqual(['lease.completed', 'lease.running', 'order.filled']);
+    expect(typesOf(doomedId)).toEqual(['lease.failed', 'lease.running', 'order.filled']);
+    const failedHook = got.find((h) => h.event.type === 'lease.failed')!;
+    expect(failedHook.event.data).toMatchObject({ lease_id: doomedId, billed: failed.billed });
+    const t = Number(/t=(\d+)/.exec(failedHook.headers['gridlease-signature']!)![1]);
+    expect(failedHook.headers['gridlease-signature']).toBe(await signatureHeader(hook.body.secret, failedHook.body, t));
   }, 180_000);
 });
