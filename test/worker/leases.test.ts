@@ -1,5 +1,6 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ledgerEntries, ledgerTransactions, nodes } from '../../src/db/schema.ts';
 import { lease, type LeaseRecord } from '../../src/durable/lease.ts';
@@ -19,13 +20,16 @@ interface Setup {
 }
 
 /** A renter with $50, a provider's online node, and a 1-hour lease on 2 GPUs at $2.00 ($4.00). */
-async function leased(model: string, pay: { asset?: 'USD' | 'GRID'; funds?: string; maxDurationS?: number } = {}): Promise<Setup> {
+async function leased(model: string, pay: { asset?: 'USD' | 'GRID'; funds?: string; maxDurationS?: number; price?: string } = {}): Promise<Setup> {
   const [renter, provider] = await Promise.all([signUp(), signUp(['provider'])]);
   await fund(renter, pay.asset ?? 'USD', pay.funds ?? '50.00');
   const node = await onlineNode(REGION, provider, model, 2);
-  const ask = await placed(provider, sell(REGION, model, node.nodeId, { price: '2.00', ...(pay.maxDurationS ? { max_duration_s: pay.maxDurationS } : {}) }));
-  const bid = await placed(renter, buy(REGION, model, { price: '2.00', pay_with: pay.asset ?? 'USD' }));
+  const price = pay.price ?? '2.00';
+  const ask = await placed(provider, sell(REGION, model, node.nodeId, { price, ...(pay.maxDurationS ? { max_duration_s: pay.maxDurationS } : {}) }));
+  const bid = await placed(renter, buy(REGION, model, { price, pay_with: pay.asset ?? 'USD' }));
   expect(bid.leases).toHaveLength(1);
+  // On this test's own node (not an earlier ask in the same book).
+  expect((await json(await call(`/v1/leases/${bid.leases[0].id}`, { auth: renter.apiKey }))).lease.node_id).toBe(node.nodeId);
   return { renter, provider, node, leaseId: bid.leases[0].id, askId: ask.order.id };
 }
 
@@ -68,6 +72,9 @@ async function ledgerOf(leaseId: string) {
     .innerJoin(ledgerTransactions, eq(ledgerTransactions.id, ledgerEntries.transactionId))
     .where(eq(ledgerTransactions.reference, leaseId));
 }
+
+const MODELS = ['h200-141gb', 'l40-48gb', 'rtx-4080-16gb', 'rtx-3080-10gb', 'v100-16gb', 'rtx-6000-ada-48gb'];
+let runs = 0;
 
 const usd = (micro: bigint | number) => (Number(micro) / 1e6).toFixed(2);
 
@@ -240,6 +247,55 @@ describe('extending a lease', () => {
     await expectError(await extend(s, 600), 409, 'conflict');
     expect(await balances(s.renter)).toMatchObject({ USD: { available: '50.00', held: '0.00' } });
   });
+});
+
+describe('metering against a reference, with the ledger balanced after every settlement', () => {
+  it('bills exactly the reference’s confirmed time for random heartbeat timelines', async () => {
+    const grace = 45_000;
+    // Confirmed ms of sorted points: every gap of at most the grace counts, up to `to`.
+    const reference = (points: number[], to: number) => {
+      let ms = 0;
+      for (let i = 1; i < points.length; i++) if (points[i]! - points[i - 1]! <= grace && points[i]! <= to) ms += points[i]! - points[i - 1]!;
+      return ms;
+    };
+    const bill = (price: number, ms: number) => (BigInt(price) * 2n * BigInt(ms)) / 3_600_000n;
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1_000, max: 70_000 }), { minLength: 3, maxLength: 25 }), fc.array(fc.integer({ min: 20_000, max: 200_000 }), { minLength: 2, maxLength: 5 }), async (gaps, steps) => {
+        // Each run a lower price than any before it, so its bid can only meet its own ask.
+        runs += 1;
+        const price = 9_000_000 - runs * 10_000;
+        const s = await leased(MODELS[runs % MODELS.length]!, { price: (price / 1e6).toFixed(2) });
+        const cap = (BigInt(price) * 2n * 3600n) / 3600n;
+        await report(s, { type: 'started' });
+        const offsets = gaps.reduce<number[]>((acc, g) => [...acc, acc.at(-1)! + g], [0]);
+        let clock = 0;
+        for (const step of steps) {
+          clock += step;
+          await elapse(s.leaseId, step);
+          const r0 = await record(s.leaseId);
+          const seen = offsets.filter((o) => o > 0 && o <= clock);
+          await stub(s.leaseId).confirm(s.node.nodeId, seen.map((o) => r0.startedAt! + o));
+          await runInDurableObject(stub(s.leaseId), async (instance: unknown, state: DurableObjectState) => {
+            const rec = (await state.storage.get<LeaseRecord>('lease'))!;
+            if (rec.nextSettleAt !== null) rec.nextSettleAt = Math.min(rec.nextSettleAt, Date.now());
+            await state.storage.put('lease', rec);
+            (instance as { record: LeaseRecord }).record = rec;
+          });
+          await runDurableObjectAlarm(stub(s.leaseId));
+          const r = await record(s.leaseId);
+          const confirmed = [0, ...seen];
+          // Failed by silence: billed up to its last confirmation; otherwise up to now.
+          const expected = bill(price, reference(confirmed, r.state === 'failed' ? r.stoppedAt! - r.startedAt! : clock));
+          expect(BigInt(r.billed)).toBe(expected < cap ? expected : cap);
+          const entries = await ledgerOf(s.leaseId);
+          expect(entries.reduce((a, e) => a + BigInt(e.amount), 0n)).toBe(0n);
+          await expectEscrowBalanced([s.renter]);
+          if (r.state !== 'running') break;
+        }
+      }),
+      { numRuns: 6 },
+    );
+  }, 120_000);
 });
 
 describe('runner events and heartbeats', () => {

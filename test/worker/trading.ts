@@ -31,11 +31,16 @@ export const GPU_NAMES: Record<string, string> = {
   'rtx-3090-24gb': 'NVIDIA GeForce RTX 3090',
   't4-16gb': 'Tesla T4',
   'v100-32gb': 'Tesla V100-SXM2-32GB',
+  'h200-141gb': 'NVIDIA H200',
+  'rtx-4080-16gb': 'NVIDIA GeForce RTX 4080',
+  'rtx-3080-10gb': 'NVIDIA GeForce RTX 3080',
+  'v100-16gb': 'Tesla V100-SXM2-16GB',
+  'rtx-6000-ada-48gb': 'NVIDIA RTX 6000 Ada Generation',
 };
 
 /** A node that has heartbeated through the real pipeline (Collector → queue → libSQL). */
 export async function onlineNode(region: string, provider: TestAccount, model: string, count: number) {
-  const memory = { 'a100-40gb': 40_960, 'l40s-48gb': 46_068, 'l40-48gb': 46_068, 'a6000-48gb': 49_140, 'a10-24gb': 23_028, 'l4-24gb': 23_034, 'rtx-4090-24gb': 24_564, 'rtx-3090-24gb': 24_576, 't4-16gb': 15_360, 'v100-32gb': 32_768 }[model];
+  const memory = { 'a100-40gb': 40_960, 'l40s-48gb': 46_068, 'l40-48gb': 46_068, 'a6000-48gb': 49_140, 'a10-24gb': 23_028, 'l4-24gb': 23_034, 'rtx-4090-24gb': 24_564, 'rtx-3090-24gb': 24_576, 't4-16gb': 15_360, 'v100-32gb': 32_768, 'h200-141gb': 143_771, 'rtx-4080-16gb': 16_376, 'rtx-3080-10gb': 10_240, 'v100-16gb': 16_384, 'rtx-6000-ada-48gb': 49_140 }[model];
   const m = machine(Array.from({ length: count }, () => ({ name: GPU_NAMES[model]!, ...(memory ? { memory_mib: memory } : {}) })));
   const node = { ...(await registerNode(provider, m, region)), region };
   await beat(node, 1);
