@@ -1,0 +1,468 @@
+// npm run bench:orders — placing orders, end to end and inside one book:
+//   POST /v1/orders (API key, Idempotency-Key lookup, escrow hold + order row in one libSQL
+//   transaction, RegionBook.place, the row read back) on the local platform, and one RegionBook
+//   Durable Object driven directly from inside the Worker.
+//
+// Starts a fresh platform (temp data folder), signs up a renter and funds it with the dev
+// faucet (enough for every bid to hold its maximum cost), warms up (BENCH_RATE × GET /livez and
+// 100 orders one at a time, not reported), then:
+//   1. one RegionBook: POST /v1/dev/bench/book (development only) with BENCH_BOOK_ORDERS (20000)
+//      operations at each concurrency in BENCH_BOOK_CONCURRENCY (1,8,32), seed BENCH_SEED (1).
+//      The Worker drives a new book `bench:<uuid>` with ~80% resting limit orders that never
+//      cross (bids 1.00–1.99, asks 2.00–2.99) and ~20% cancels of resting asks, keeping that
+//      many RPCs in flight, and times each RPC. workerd's clock inside a request only advances
+//      across I/O, which is fine here: every RPC is I/O. A cancelled ask's status still goes to
+//      libSQL through the book's outbox (an UPDATE matching no row), as a real cancel's does.
+//      It runs first so that it does not inherit the HTTP phases' backlog or failures;
+//   2. GET /livez and POST /v1/orders BENCH_SEQUENTIAL (200) times each, one at a time: the
+//      latency a lone client sees;
+//   3. the floor: GET /livez at BENCH_RATE (200)/s for BENCH_SECONDS (10) s, driven exactly like
+//      the orders that follow (the latency any route gets at that rate on this machine);
+//   4. POST /v1/orders at BENCH_RATE/s for BENCH_SECONDS s: buys of 1 h100-80gb in us-east for
+//      60 s at a random price 1.00–1.99, paid in USD, each with its own Idempotency-Key. Nothing
+//      sells, so every bid rests holding a few cents. Unless BENCH_RATE2=0, 3 and 4 again at
+//      BENCH_RATE2 (400)/s to look for the knee;
+//   5. five GET /v1/accounts/me, 2 s after the load: does a database-backed route still answer?
+// The HTTP load is open-loop: request k is due at k / rate s; at most BENCH_CONNECTIONS (64)
+// are in flight (keep-alive node:http agent). Latency is the HTTP round trip from when the
+// request left; "lag" is how late requests left against the schedule (all connections busy).
+// A request without an answer in 10 s is a timeout.
+//
+// CPU (Linux /proc): the workerd process (Worker + Durable Objects, one JS thread), the
+// launcher (local libSQL server, mock Stripe, log forwarding), this load generator, and every
+// other process on the machine, all sharing its cores.
+// Request logging: on unless LOG_REQUESTS=false is in the environment (passed through).
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, launch, type Platform } from '../test/support/platform.ts';
+
+const num = (name: string, fallback: number) => {
+  const v = process.env[name];
+  return v === undefined || v === '' ? fallback : Number(v);
+};
+const RATE = num('BENCH_RATE', 200);
+const RATE2 = num('BENCH_RATE2', 400);
+const SECONDS = num('BENCH_SECONDS', 10);
+const CONNECTIONS = num('BENCH_CONNECTIONS', 64);
+const BOOK_ORDERS = num('BENCH_BOOK_ORDERS', 20_000);
+const BOOK_CONCURRENCY = (process.env.BENCH_BOOK_CONCURRENCY ?? '1,8,32').split(',').filter(Boolean).map(Number);
+const SEED = num('BENCH_SEED', 1);
+const SEQUENTIAL = num('BENCH_SEQUENTIAL', 200);
+const LOG_REQUESTS = process.env.LOG_REQUESTS === 'false' ? 'false' : 'true';
+const REQUEST_TIMEOUT_MS = 10_000;
+const WARMUP_ORDERS = 100;
+
+const GOAL_P50_MS = 5;
+const GOAL_P99_MS = 20;
+const GOAL_BOOK_RATE = 1000;
+
+/** The most one bid holds: 1.99 USD per GPU-hour × 1 GPU × 60 s, in micro-USD, rounded up. */
+const MAX_HOLD_MICRO = Math.ceil((1_990_000 * 60) / 3600);
+const FAUCET_MICRO = 1_000_000 * 1_000_000;
+
+const rates = [RATE, ...(RATE2 > 0 ? [RATE2] : [])];
+
+interface Phase {
+  name: string;
+  rate: number;
+  sent: number;
+  elapsedS: number;
+  /** By status class: 2xx, 4xx, 5xx, and anything else. */
+  ok: number;
+  client: number;
+  server: number;
+  other: number;
+  timeouts: number;
+  errors: number;
+  /** Round trips of the 2xx replies only: a fast failure is not a fast order. */
+  latencies: number[];
+  lags: number[];
+  firstFailure: string | null;
+  cpuMs: Cpu;
+}
+
+interface BookRun {
+  concurrency: number;
+  orders: number;
+  seconds: number;
+  orders_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  errors: number;
+  place: { count: number; p50_ms: number; p99_ms: number; max_ms: number };
+  cancel: { count: number; p50_ms: number; p99_ms: number; max_ms: number };
+  cpuMs: Cpu;
+}
+
+interface Cpu {
+  workerd: number;
+  launcher: number;
+  bench: number;
+  /** Every other process on the machine (other work sharing the cores). */
+  others: number;
+}
+
+let launcherPid = 0;
+let workerdPid = 0;
+/** utime + stime of a process in ms (Linux; NaN elsewhere). */
+function ticks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ = 100
+  } catch {
+    return NaN;
+  }
+}
+function findWorkerd(parent: number): number {
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(rest[1]) === parent && stat.includes('(workerd')) return Number(d);
+      } catch {
+        // gone
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return 0;
+}
+/** Busy CPU time of the whole machine in ms: all of /proc/stat's first line but idle and iowait. */
+function machineBusy(): number {
+  try {
+    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+function cpu(): Cpu {
+  const own = process.cpuUsage();
+  const workerd = workerdPid ? ticks(workerdPid) : NaN;
+  const launcher = launcherPid ? ticks(launcherPid) : NaN;
+  const bench = (own.user + own.system) / 1000;
+  return { workerd, launcher, bench, others: machineBusy() - workerd - launcher - bench };
+}
+const cpuSince = (before: Cpu): Cpu => {
+  const now = cpu();
+  return { workerd: now.workerd - before.workerd, launcher: now.launcher - before.launcher, bench: now.bench - before.bench, others: now.others - before.others };
+};
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+interface Reply {
+  status: number;
+  text: string;
+}
+
+function send(agent: Agent | false, url: URL, method: string, path: string, headers: Record<string, string | number>, body?: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        agent,
+        host: url.hostname,
+        port: url.port,
+        path,
+        method,
+        headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function json(reply: Promise<Reply>): Promise<any> {
+  const { status, text } = await reply;
+  if (status < 200 || status >= 300) throw new Error(`${status} ${text}`);
+  return JSON.parse(text);
+}
+
+function orderBody(): string {
+  const cents = Math.floor(Math.random() * 100);
+  return JSON.stringify({
+    side: 'buy',
+    region: 'us-east',
+    gpu_model: 'h100-80gb',
+    gpus: 1,
+    duration_s: 60,
+    pay_with: 'USD',
+    price: `1.${String(cents).padStart(2, '0')}`,
+    workload: { image: 'busybox', command: [], env: {}, ports: [] },
+  });
+}
+
+function newPhase(name: string, rate: number): Phase {
+  return {
+    name,
+    rate,
+    sent: 0,
+    elapsedS: 0,
+    ok: 0,
+    client: 0,
+    server: 0,
+    other: 0,
+    timeouts: 0,
+    errors: 0,
+    latencies: [],
+    lags: [],
+    firstFailure: null,
+    cpuMs: { workerd: NaN, launcher: NaN, bench: NaN, others: NaN },
+  };
+}
+
+function recordReply(phase: Phase, { status, text }: Reply, latencyMs: number): void {
+  if (status >= 200 && status < 300) {
+    phase.ok++;
+    phase.latencies.push(latencyMs);
+  } else {
+    if (status >= 400 && status < 500) phase.client++;
+    else if (status >= 500) phase.server++;
+    else phase.other++;
+    phase.firstFailure ??= `${status} ${text.slice(0, 300)}`;
+  }
+}
+
+function recordError(phase: Phase, err: unknown): void {
+  if (err instanceof Error && err.message === 'timeout') phase.timeouts++;
+  else phase.errors++;
+  phase.firstFailure ??= String(err);
+}
+
+/** One request at a time: the latency a lone client sees. */
+async function sequential(name: string, total: number, next: () => Promise<Reply>): Promise<Phase> {
+  const phase = newPhase(name, NaN);
+  const before = cpu();
+  const t0 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const started = performance.now();
+    phase.sent++;
+    await next().then(
+      (reply) => recordReply(phase, reply, performance.now() - started),
+      (err: unknown) => recordError(phase, err),
+    );
+  }
+  phase.elapsedS = (performance.now() - t0) / 1000;
+  phase.cpuMs = cpuSince(before);
+  phase.latencies.sort((a, b) => a - b);
+  return phase;
+}
+
+/** Open loop: request k is due at t0 + k / rate; `next()` makes request k. */
+async function drive(name: string, rate: number, total: number, next: () => Promise<Reply>): Promise<Phase> {
+  const phase = newPhase(name, rate);
+  const before = cpu();
+  let active = 0;
+  let dispatched = 0;
+  let due = 0;
+  const t0 = performance.now() + 20;
+  let lastDone = t0;
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+
+  const pump = () => {
+    while (active < CONNECTIONS && dispatched < due) {
+      const dueAt = t0 + (dispatched * 1000) / rate;
+      dispatched++;
+      active++;
+      const started = performance.now();
+      phase.lags.push(started - dueAt);
+      phase.sent++;
+      next()
+        .then(
+          (reply) => recordReply(phase, reply, performance.now() - started),
+          (err: unknown) => recordError(phase, err),
+        )
+        .finally(() => {
+          lastDone = performance.now();
+          active--;
+          pump();
+          if (dispatched >= total && active === 0) finish();
+        });
+    }
+  };
+  const tick = () => {
+    due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000) + 1);
+    pump();
+    if (due < total) setTimeout(tick, 2);
+    else if (active === 0 && dispatched >= total) finish();
+  };
+  setTimeout(tick, 20);
+  await finished;
+  phase.elapsedS = (lastDone - t0) / 1000;
+  phase.cpuMs = cpuSince(before);
+  phase.latencies.sort((a, b) => a - b);
+  phase.lags.sort((a, b) => a - b);
+  return phase;
+}
+
+const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
+const times = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(1)}×` : 'n/a');
+/** CPU time as % of one core; '—' under 1 s, where /proc's 10 ms ticks say little. */
+const pct = (cpuMs: number, seconds: number) => (seconds < 1 ? '—' : Number.isFinite(cpuMs) ? `${(cpuMs / 10 / seconds).toFixed(0)}%` : 'n/a');
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'gridlease-bench-orders-'));
+  let platform: Platform | undefined;
+  const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS, maxFreeSockets: CONNECTIONS });
+  try {
+    platform = await launch({ dataDir, port: await freePort(), libsqlPort: await freePort(), env: { LOG_REQUESTS } });
+    const url = new URL(platform.url);
+    launcherPid = platform.child.pid ?? 0;
+    workerdPid = findWorkerd(launcherPid);
+    const loadAtStart = loadavg()[0]!;
+
+    const account = await json(
+      send(agent, url, 'POST', '/v1/accounts', {}, JSON.stringify({ email: `bench.orders.${Date.now()}@example.com`, password: 'Benchmark-Quartz-9042', roles: ['renter'] })),
+    );
+    const auth = { authorization: `Bearer ${account.api_key.key as string}` };
+    const orderCount = WARMUP_ORDERS + SEQUENTIAL + rates.reduce((n, r) => n + Math.round(r * SECONDS), 0);
+    const grants = Math.max(1, Math.ceil((orderCount * MAX_HOLD_MICRO) / FAUCET_MICRO));
+    for (let i = 0; i < grants; i++) {
+      await json(send(agent, url, 'POST', '/v1/dev/faucet', { ...auth, 'idempotency-key': `bench-faucet-${i}` }, JSON.stringify({ asset: 'USD', amount: '1000000' })));
+    }
+    const placeOrder = () => send(agent, url, 'POST', '/v1/orders', { ...auth, 'idempotency-key': crypto.randomUUID() }, orderBody());
+    const livez = () => send(agent, url, 'GET', '/livez', {});
+
+    // Warm-up, not reported: isolate start, JIT, the book's first load, the first pooled connections.
+    await drive('warm-up /livez', RATE, RATE, livez);
+    for (let i = 0; i < WARMUP_ORDERS; i++) {
+      const { status, text } = await placeOrder();
+      if (status !== 201) throw new Error(`warm-up order failed: ${status} ${text}`);
+    }
+    console.error('warm-up done');
+
+    // The book first, on a fresh platform: it should not inherit the HTTP phases' backlog or failures.
+    const book: BookRun[] = [];
+    const bookFailures: string[] = [];
+    for (const concurrency of BOOK_CONCURRENCY) {
+      const before = cpu();
+      const started = performance.now();
+      try {
+        const result = await json(send(false, url, 'POST', '/v1/dev/bench/book', auth, JSON.stringify({ orders: BOOK_ORDERS, concurrency, seed: SEED }), 900_000));
+        book.push({ ...result, concurrency, cpuMs: cpuSince(before) });
+        console.error(`book at concurrency ${concurrency} done`);
+      } catch (err) {
+        bookFailures.push(`concurrency ${concurrency}: failed after ${((performance.now() - started) / 1000).toFixed(1)} s: ${String(err).slice(0, 300)}`);
+      }
+    }
+
+    const single = [
+      await sequential(`GET /livez (floor), ${SEQUENTIAL} one at a time`, SEQUENTIAL, livez),
+      await sequential(`POST /v1/orders, ${SEQUENTIAL} one at a time`, SEQUENTIAL, placeOrder),
+    ];
+    const pairs: Array<{ floor: Phase; orders: Phase }> = [];
+    for (const rate of rates) {
+      const total = Math.round(rate * SECONDS);
+      const floor = await drive(`GET /livez (floor) at ${rate}/s`, rate, total, livez);
+      const orders = await drive(`POST /v1/orders at ${rate}/s`, rate, total, placeOrder);
+      pairs.push({ floor, orders });
+      console.error(`${rate}/s done`);
+    }
+    // Whether the platform still answers a database-backed request once the load is over.
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = await sequential('GET /v1/accounts/me after the load', 5, () => send(agent, url, 'GET', '/v1/accounts/me', auth));
+
+    const logging = LOG_REQUESTS === 'true' ? 'on' : 'off';
+    console.log(
+      `\n${cpus().length} CPUs (${cpus()[0]?.model.trim() ?? 'unknown'}) shared by this load generator, the launcher (libSQL server) and workerd; ` +
+        `1-min load average ${loadAtStart.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after; Node ${process.version}; request logging ${logging}; ` +
+        `open loop, ≤ ${CONNECTIONS} connections, ${SECONDS} s per row; warm-up (not reported): ${RATE} × GET /livez, then ${WARMUP_ORDERS} orders one at a time\n`,
+    );
+    console.log('## HTTP\n');
+    console.log('| row | offered/s | sent | 2xx/s | p50 ms | p90 ms | p99 ms | max ms | p50 / p99 vs floor | lag p99 ms | 2xx | 4xx | 5xx | timeouts | other errors | CPU ms/req workerd / launcher / bench | CPU workerd / launcher / bench / others |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const row = (p: Phase, floor: Phase | null) => {
+      const l = p.latencies;
+      const vs = floor ? `${times(percentile(l, 50), percentile(floor.latencies, 50))} / ${times(percentile(l, 99), percentile(floor.latencies, 99))}` : '—';
+      console.log(
+        `| ${p.name} | ${Number.isFinite(p.rate) ? p.rate : '—'} | ${p.sent} | ${(p.ok / p.elapsedS).toFixed(0)} | ${ms(percentile(l, 50))} | ${ms(percentile(l, 90))} | ${ms(percentile(l, 99))} | ${ms(l.at(-1) ?? NaN)} | ${vs} | ` +
+          `${Number.isFinite(p.rate) ? ms(percentile(p.lags, 99)) : '—'} | ${p.ok} | ${p.client} | ${p.server} | ${p.timeouts} | ${p.errors + p.other} | ` +
+          `${ms(p.cpuMs.workerd / p.sent)} / ${ms(p.cpuMs.launcher / p.sent)} / ${ms(p.cpuMs.bench / p.sent)} | ` +
+          `${pct(p.cpuMs.workerd, p.elapsedS)} / ${pct(p.cpuMs.launcher, p.elapsedS)} / ${pct(p.cpuMs.bench, p.elapsedS)} / ${pct(p.cpuMs.others, p.elapsedS)} |`,
+      );
+    };
+    row(single[0]!, null);
+    row(single[1]!, single[0]!);
+    for (const { floor, orders } of pairs) {
+      row(floor, null);
+      row(orders, floor);
+    }
+    row(after, null);
+    for (const p of [single[1]!, ...pairs.map((x) => x.orders), after]) if (p.firstFailure) console.log(`\nfirst failure, ${p.name}: ${p.firstFailure}`);
+    console.log(
+      '\nlatency (p50 … max, of 2xx replies only): from when the request left to the end of the reply; lag: how late requests left against the schedule; ' +
+        'CPU %: of one core over the row (100% = one core busy; others = every other process on the machine); ' +
+        'workerd is one JS thread for the Worker and every Durable Object.',
+    );
+
+    console.log(`\n## One RegionBook (POST /v1/dev/bench/book, ${BOOK_ORDERS} operations each, seed ${SEED})\n`);
+    console.log('| concurrency | orders/s | seconds | p50 ms | p99 ms | max ms | places p50 / p99 ms | cancels p50 / p99 ms | places / cancels | errors | workerd CPU ms/order | CPU workerd / launcher / others |');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const b of book) {
+      console.log(
+        `| ${b.concurrency} | ${b.orders_per_s.toFixed(0)} | ${b.seconds.toFixed(2)} | ${ms(b.p50_ms)} | ${ms(b.p99_ms)} | ${ms(b.max_ms)} | ${ms(b.place.p50_ms)} / ${ms(b.place.p99_ms)} | ` +
+          `${ms(b.cancel.p50_ms)} / ${ms(b.cancel.p99_ms)} | ${b.place.count} / ${b.cancel.count} | ${b.errors} | ${ms(b.cpuMs.workerd / b.orders)} | ` +
+          `${pct(b.cpuMs.workerd, b.seconds)} / ${pct(b.cpuMs.launcher, b.seconds)} / ${pct(b.cpuMs.others, b.seconds)} |`,
+      );
+    }
+    for (const f of bookFailures) console.log(`\nfailed: ${f}`);
+    console.log(
+      '\norders: places + cancels; latencies measured inside the Worker around each RPC, in whole ms (workerd\'s clock); ' +
+        'a cancel waits for its status to reach libSQL through the book\'s outbox; the Worker driving the book shares workerd\'s thread with it.',
+    );
+
+    const { floor, orders } = pairs[0]!;
+    const p50 = percentile(orders.latencies, 50);
+    const p99 = percentile(orders.latencies, 99);
+    // A latency over a few successes among many failures says nothing about the route.
+    const answered = orders.ok === orders.sent;
+    const of2xx = answered ? '' : `, over only ${orders.ok} 2xx of ${orders.sent}`;
+    const verdict = (v: number, goal: number) => (answered && v <= goal ? 'met' : 'NOT met');
+    const best = book.reduce<BookRun | undefined>((b, r) => (b && b.orders_per_s >= r.orders_per_s ? b : r), undefined);
+    const serverErrors = pairs.map((p) => `${p.orders.server} at ${p.orders.rate}/s`).join(', ');
+    const noServerErrors = pairs[0]!.orders.server === 0;
+    console.log('\n## Goals\n');
+    console.log(
+      `- POST /v1/orders p50 ≤ ${GOAL_P50_MS} ms at ${RATE}/s: ${ms(p50)} ms${of2xx} → ${verdict(p50, GOAL_P50_MS)} ` +
+        `(GET /livez at the same rate: p50 ${ms(percentile(floor.latencies, 50))} ms; POST /v1/orders one at a time: p50 ${ms(percentile(single[1]!.latencies, 50))} ms)`,
+    );
+    console.log(
+      `- POST /v1/orders p99 ≤ ${GOAL_P99_MS} ms at ${RATE}/s: ${ms(p99)} ms${of2xx} → ${verdict(p99, GOAL_P99_MS)} ` +
+        `(GET /livez at the same rate: p99 ${ms(percentile(floor.latencies, 99))} ms; POST /v1/orders one at a time: p99 ${ms(percentile(single[1]!.latencies, 99))} ms)`,
+    );
+    console.log(`- zero 5xx at ${RATE}/s: ${orders.server} 5xx, ${orders.timeouts} timeouts → ${noServerErrors ? 'met' : 'NOT met'} (5xx: ${serverErrors})`);
+    console.log(
+      `- one RegionBook ≥ ${GOAL_BOOK_RATE} orders/s: ${best ? `${best.orders_per_s.toFixed(0)} orders/s at concurrency ${best.concurrency}` : 'not run'} → ` +
+        `${best && best.orders_per_s >= GOAL_BOOK_RATE && best.errors === 0 ? 'met' : 'NOT met'}`,
+    );
+  } finally {
+    agent.destroy();
+    if (platform) await platform.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
