@@ -1,7 +1,7 @@
 // npm run bench:orders — placing orders, end to end and inside one book:
-//   POST /v1/orders (API key, Idempotency-Key lookup, escrow hold + order row in one libSQL
-//   transaction, RegionBook.place, the row read back) on the local platform, and one RegionBook
-//   Durable Object driven directly from inside the Worker.
+//   POST /v1/orders (access token, the account's status, escrow hold + order row in one libSQL
+//   transaction with the Idempotency-Key, RegionBook.place) on the local platform, and one
+//   RegionBook Durable Object driven directly from inside the Worker.
 //
 // Starts a fresh platform (temp data folder), signs up a renter and funds it with the dev
 // faucet (enough for every bid to hold its maximum cost), warms up (BENCH_RATE × GET /livez and
@@ -334,7 +334,12 @@ async function main() {
     const account = await json(
       send(agent, url, 'POST', '/v1/accounts', {}, JSON.stringify({ email: `bench.orders.${Date.now()}@example.com`, password: 'Benchmark-Quartz-9042', roles: ['renter'] })),
     );
-    const auth = { authorization: `Bearer ${account.api_key.key as string}` };
+    // Trading clients exchange their API key for an access token: verified without a database
+    // read (the signature check is cached per isolate), where a key is looked up every time.
+    const token = await json(
+      send(agent, url, 'POST', '/v1/auth/token', {}, JSON.stringify({ grant_type: 'api_key', api_key: account.api_key.key as string })),
+    );
+    const auth = { authorization: `Bearer ${token.access_token as string}` };
     const orderCount = WARMUP_ORDERS + SEQUENTIAL + rates.reduce((n, r) => n + Math.round(r * SECONDS), 0);
     const grants = Math.max(1, Math.ceil((orderCount * MAX_HOLD_MICRO) / FAUCET_MICRO));
     for (let i = 0; i < grants; i++) {

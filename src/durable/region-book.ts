@@ -286,7 +286,11 @@ export class RegionBook extends DurableObject<Bindings> {
         this.close(id, 'cancelled', now, row.free_gpus);
       }, now);
     }
-    await this.settle();
+    // A bid's hold is back before the answer; a sell moves no money, so its status reaches
+    // libSQL through the outbox without holding up the caller (the book answers for it meanwhile).
+    const settling = this.settle();
+    if (placed?.side !== 'sell' && row?.side !== 'sell') await settling;
+    else this.ctx.waitUntil(settling);
     return this.stateOf(this.row(id)!);
   }
 
@@ -419,7 +423,9 @@ export class RegionBook extends DurableObject<Bindings> {
       });
       await this.draining;
     }
-    const retry = this.sql.exec<{ t: number | null }>('SELECT min(not_before) AS t FROM effects').one().t;
+    // While a drain runs, the effects it will carry out are its business: an alarm for them now
+    // would only fire into the middle of it. A drain that fails sets the alarm itself.
+    const retry = this.draining ? null : this.sql.exec<{ t: number | null }>('SELECT min(not_before) AS t FROM effects').one().t;
     await this.alarmBy(Math.min(expiry ?? Infinity, retry ?? Infinity));
   }
 
@@ -448,6 +454,7 @@ export class RegionBook extends DurableObject<Bindings> {
           const wait = Math.min(MAX_EFFECT_BACKOFF_MS, 500 * 2 ** e.attempts);
           log('warn', 'book effect failed; retrying', { seq: e.seq, kind: effect.kind, attempts: e.attempts + 1, error: String(err) });
           this.sql.exec('UPDATE effects SET attempts = attempts + 1, not_before = ? WHERE seq = ?', Date.now() + wait, e.seq);
+          await this.alarmBy(Date.now() + wait);
           // Effects apply in order: a later one may depend on this one.
           return;
         }

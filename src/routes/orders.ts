@@ -135,8 +135,12 @@ app.openapi(
     }
     const requestHash = await sha256Hex(canonicalRequest(body));
 
-    const existing = await findByKey(c, accountId, key);
-    if (existing) return replay(c, existing, requestHash);
+    // A buy's retry is caught by its hold's idempotency key below, at no extra round trip; a
+    // sell is looked up first, so a retry is answered even if its node has gone offline since.
+    if (body.side === 'sell') {
+      const existing = await findByKey(c, accountId, key);
+      if (existing) return replay(c, existing, requestHash);
+    }
 
     const id = await derivedId('ord', accountId, key);
     const base = {
@@ -204,15 +208,21 @@ app.openapi(
     try {
       if (order.side === 'buy') {
         // The hold and the order row commit together: no order without money behind it.
-        await postOrThrow(
+        const { replayed } = await postOrThrow(
           client,
           hold({ owner: accountId, asset: order.payWith, amount: holdAmount!, idempotencyKey: `order:${id}:hold`, reference: id, memo: 'bid escrow' }),
           { now, alongside: [insert] },
         );
+        if (replayed) {
+          const first = await findByKey(c, accountId, key);
+          if (!first) throw new Error(`order ${id}: hold replayed but the order row is missing`);
+          return replay(c, first, requestHash);
+        }
       } else {
         await client.execute(insert);
       }
     } catch (err) {
+      if (err instanceof ApiError) throw err;
       // A concurrent request with the same key got there first: answer as a replay of it.
       const raced = await findByKey(c, accountId, key);
       if (raced) return replay(c, raced, requestHash);
@@ -228,8 +238,34 @@ app.openapi(
       }
       throw new ApiError('validation_failed', 'invalid body: the book refused the order');
     }
-    const [row] = await c.get('db').select().from(orders).where(eq(orders.id, id));
-    return c.json({ order: publicOrder(row!, outcome.order), leases: outcome.fills.map(leaseSummary) }, 201);
+    // Answered from what is in hand: the row is exactly what was just inserted.
+    const row: OrderRow = {
+      id,
+      accountId,
+      idempotencyKey: key,
+      requestHash,
+      side: body.side,
+      region: body.region,
+      gpuModel: body.gpu_model,
+      gpus: body.gpus,
+      price: Number(body.price),
+      tif: body.tif,
+      durationS: body.side === 'buy' ? body.duration_s : null,
+      payWith: body.side === 'buy' ? body.pay_with : null,
+      holdAmount: holdAmount === null ? null : Number(holdAmount),
+      minReliabilityPpm: body.side === 'buy' ? Math.round(body.min_reliability * 1_000_000) : null,
+      verifiedOnly: body.side === 'buy' ? body.verified_only : null,
+      workload: body.side === 'buy' ? body.workload : null,
+      nodeId: body.side === 'sell' ? body.node_id : null,
+      minDurationS: body.side === 'sell' ? body.min_duration_s : null,
+      maxDurationS: body.side === 'sell' ? body.max_duration_s : null,
+      book: order as unknown as Record<string, unknown>,
+      status: 'open',
+      expiresAt,
+      createdAt: now,
+      closedAt: outcome.order.status === 'open' ? null : now,
+    };
+    return c.json({ order: publicOrder(row, outcome.order), leases: outcome.fills.map(leaseSummary) }, 201);
   },
 );
 
