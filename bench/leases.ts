@@ -29,8 +29,8 @@
 // stops answering still gets a report, from the last reads that succeeded.
 //
 // Measured: settlement lag = posted_at − due_at (a periodic settlement is due when it was
-// scheduled; a final one at the paid end + grace for a completed lease, at the failure for a
-// failed one); settlements/s = settlements posted ÷ the time from the first start report to the
+// scheduled; a final one when the lease ended: its paid or early end for a completed lease, the
+// failure for a failed one); settlements/s = settlements posted ÷ the time from the first start report to the
 // last posting; time to `failed` = the read that saw it − the kill, and as the lease saw it,
 // failed (history) − the last heartbeat it accepted. Money: each lease's captures in the renter's
 // ledger = its `billed`, and Σ billed = 1,000,000 − the renter's available USD. As a cross-check
@@ -708,7 +708,7 @@ function report(r: Results): void {
   const killed = new Set(r.victims);
 
   // Settlement lags, by kind. A settlement due before the lease ended is periodic.
-  const lags = { periodic: [] as number[], 'final (completed: due at end + grace)': [] as number[], 'final (failed: due at the failure)': [] as number[] };
+  const lags = { periodic: [] as number[], 'final (completed: due at its end)': [] as number[], 'final (failed: due at the failure)': [] as number[] };
   let posted = 0;
   let seen = 0;
   let lastPosted = 0;
@@ -721,7 +721,7 @@ function report(r: Results): void {
       const lag = (s.postedAt - s.dueAt) / 1000;
       if (s.dueAt < end) lags.periodic.push(lag);
       else if (v.state === 'failed') lags['final (failed: due at the failure)'].push(lag);
-      else lags['final (completed: due at end + grace)'].push(lag);
+      else lags['final (completed: due at its end)'].push(lag);
     }
   }
   const lagRows = [...Object.entries(lags), ['all', Object.values(lags).flat()] as const].map(([name, l]) => [name, sorted(l)] as const);

@@ -394,7 +394,9 @@ export class Lease extends DurableObject<Bindings> {
     }
     if (!rec.steps.refunded) {
       if (rec.finalAfter !== null && now < rec.finalAfter && (lastPoint(rec.spans) ?? 0) < rec.endsAt!) return;
-      if (rec.state !== 'cancelled') await this.settle(rec, rec.stoppedAt ?? rec.endsAt ?? now, true, rec.finalAfter ?? rec.history.at(-1)!.at);
+      // The final settlement is due when the lease ended: at its failure, or at its (paid or early) end.
+      const endedAt = rec.state === 'failed' ? rec.history.at(-1)!.at : (rec.stoppedAt ?? rec.endsAt ?? now);
+      if (rec.state !== 'cancelled') await this.settle(rec, rec.stoppedAt ?? rec.endsAt ?? now, true, endedAt);
       const rest = BigInt(t.amount) - BigInt(rec.billed);
       if (rest > 0n) {
         const rule = release({ owner: t.renterId, asset: t.asset, amount: rest, idempotencyKey: `lease:${t.leaseId}:refund`, reference: t.leaseId, memo: `lease ${rec.state}: unused escrow` });
