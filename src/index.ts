@@ -20,6 +20,7 @@ import { mountDocs } from './routes/docs.ts';
 import health from './routes/health.ts';
 import internal from './routes/internal.ts';
 import market from './routes/market.ts';
+import marketStream from './routes/market-stream.ts';
 import nodesRoutes from './routes/nodes.ts';
 import offers from './routes/offers.ts';
 import orders from './routes/orders.ts';
@@ -71,6 +72,8 @@ app.route('/v1/runner', runner);
 app.route('/v1/orders', orders);
 app.route('/v1/leases', leases);
 app.route('/v1/offers', offers);
+// Before the market sub-app, whose edge cache must not see WebSocket upgrades.
+app.route('/v1/market/stream', marketStream);
 app.route('/v1/market', market);
 app.route('/internal', internal);
 // Test money exists only on a development server; elsewhere the route is simply absent (404).
