@@ -18,6 +18,7 @@ import deposits from './routes/deposits.ts';
 import dev from './routes/dev.ts';
 import { mountDocs } from './routes/docs.ts';
 import health from './routes/health.ts';
+import home from './routes/home.ts';
 import internal from './routes/internal.ts';
 import market from './routes/market.ts';
 import marketStream from './routes/market-stream.ts';
@@ -52,6 +53,7 @@ const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
 
 app.use(requestId(), accessLog(), jsonBody(), database);
 
+app.route('/', home);
 app.route('/', health);
 app.route('/.well-known', wellKnown);
 app.route('/v1/accounts', accounts);
