@@ -15,6 +15,7 @@ export default defineConfig({
           LOG_REQUESTS: 'false',
           // Every test request comes from one address; the per-IP limit is tested on its own.
           AUTH_IP_RATE_LIMIT: '100000/60',
+          STREAM_IP_RATE_LIMIT: '5/60',
           CHAIN_WEBHOOK_SECRETS: 'chain-secret-current,chain-secret-previous',
           USDC_DEPOSIT_ADDRESS: '0x1111111111111111111111111111111111111111',
           GRID_DEPOSIT_ADDRESS: '0x2222222222222222222222222222222222222222',

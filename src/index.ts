@@ -18,8 +18,10 @@ import deposits from './routes/deposits.ts';
 import dev from './routes/dev.ts';
 import { mountDocs } from './routes/docs.ts';
 import health from './routes/health.ts';
+import home from './routes/home.ts';
 import internal from './routes/internal.ts';
 import market from './routes/market.ts';
+import marketStream from './routes/market-stream.ts';
 import nodesRoutes from './routes/nodes.ts';
 import offers from './routes/offers.ts';
 import orders from './routes/orders.ts';
@@ -51,6 +53,7 @@ const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
 
 app.use(requestId(), accessLog(), jsonBody(), database);
 
+app.route('/', home);
 app.route('/', health);
 app.route('/.well-known', wellKnown);
 app.route('/v1/accounts', accounts);
@@ -71,6 +74,8 @@ app.route('/v1/runner', runner);
 app.route('/v1/orders', orders);
 app.route('/v1/leases', leases);
 app.route('/v1/offers', offers);
+// Before the market sub-app, whose edge cache must not see WebSocket upgrades.
+app.route('/v1/market/stream', marketStream);
 app.route('/v1/market', market);
 app.route('/internal', internal);
 // Test money exists only on a development server; elsewhere the route is simply absent (404).

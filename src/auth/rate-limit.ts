@@ -6,6 +6,7 @@ import { parseRate } from './sliding-window.ts';
 
 const DEFAULT_PER_IDENTITY = { limit: 10, windowMs: 60_000 };
 const DEFAULT_PER_IP = { limit: 60, windowMs: 60_000 };
+const DEFAULT_STREAM_PER_IP = { limit: 30, windowMs: 60_000 };
 
 /** On Cloudflare the edge sets this header and strips any the client sent. */
 export function clientIp(c: Context<AppEnv>): string {
@@ -20,23 +21,33 @@ export function clientIp(c: Context<AppEnv>): string {
 export async function limitCredentialAttempts(c: Context<AppEnv>, action: string, identity: string | null): Promise<void> {
   const perIdentity = parseRate(c.env.AUTH_RATE_LIMIT, DEFAULT_PER_IDENTITY);
   const perIp = parseRate(c.env.AUTH_IP_RATE_LIMIT, DEFAULT_PER_IP);
-  const buckets: Array<[string, { limit: number; windowMs: number }]> = [[`${action}:ip:${clientIp(c)}`, perIp]];
+  const buckets: Bucket[] = [[`${action}:ip:${clientIp(c)}`, perIp]];
   if (identity) buckets.push([`${action}:id:${identity}`, perIdentity]);
+  await enforce(c, buckets, 'attempts');
+}
 
+/** Market stream connection attempts per client IP (`STREAM_IP_RATE_LIMIT`), counted whether or not they succeed. */
+export async function limitStreamConnections(c: Context<AppEnv>): Promise<void> {
+  await enforce(c, [[`stream:ip:${clientIp(c)}`, parseRate(c.env.STREAM_IP_RATE_LIMIT, DEFAULT_STREAM_PER_IP)]], 'connection attempts');
+}
+
+type Bucket = [name: string, rate: { limit: number; windowMs: number }];
+
+async function enforce(c: Context<AppEnv>, buckets: Bucket[], what: string): Promise<void> {
   let decisions;
   try {
     decisions = await Promise.all(
       buckets.map(([name, rate]) => c.env.RATE_LIMITER.getByName(name).hit(rate.limit, rate.windowMs)),
     );
   } catch (err) {
-    // Failing open keeps sign-in working through a storage incident; the password hash cost still applies.
+    // Failing open keeps sign-in (and the stream) working through a storage incident; the password hash cost still applies.
     log('error', 'rate limiter unavailable', { request_id: c.get('requestId'), error: String(err) });
     return;
   }
   const refused = decisions.filter((d) => !d.allowed);
   if (refused.length > 0) {
     const retryAfter = Math.max(1, Math.ceil(Math.max(...refused.map((d) => d.retryAfterMs)) / 1000));
-    throw new ApiError('rate_limited', `too many attempts; try again in ${retryAfter} s`, {
+    throw new ApiError('rate_limited', `too many ${what}; try again in ${retryAfter} s`, {
       headers: { 'Retry-After': String(retryAfter) },
     });
   }

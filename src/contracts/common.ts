@@ -23,6 +23,7 @@ export function errorResponses(...statuses: number[]) {
     409: 'Conflict',
     413: 'Body too large',
     415: 'Body is not JSON',
+    426: 'Not a WebSocket upgrade',
     429: 'Rate limited',
   };
   return Object.fromEntries(

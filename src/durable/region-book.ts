@@ -11,6 +11,10 @@
 // Storage: `orders` (every order with its status and free GPUs), `trades`, `allocations` (which
 // GPU of which node each lease holds), `nodes_offline`, `effects` (the outbox), `candles`
 // (OHLC and volume per minute, hour and day, kept as trades happen), `dead_effects`.
+//
+// Live market stream: the book accepts subscribers' WebSockets itself (hibernation API, so an
+// idle subscriber costs nothing) and, after each committed change, sends them its trades and
+// any move of the best prices. With nobody subscribed a change costs one getWebSockets() call.
 import { DurableObject } from 'cloudflare:workers';
 import type { Bindings } from '../env.ts';
 import { connection } from '../db/client.ts';
@@ -20,6 +24,7 @@ import { postTransaction } from '../ledger/store.ts';
 import { OrderBook, type Trade } from '../market/engine.ts';
 import { allocateGpus, leaseTerms, type AskOrder, type BidOrder, type BookOrder, type LeaseTerms } from '../market/orders.ts';
 import { newId } from '../ids.ts';
+import { PING, PONG, changeMessages, snapshotMessage, type StreamMessage } from '../market/stream.ts';
 
 export type OrderStatus = 'open' | 'filled' | 'cancelled' | 'expired';
 
@@ -99,10 +104,13 @@ export class RegionBook extends DurableObject<Bindings> {
   private dirty = false;
   /** When the alarm is set for, kept in memory so placing an order reads no storage for it. */
   private alarmAt: number | null = null;
+  /** Trades recorded by the change being committed, collected only while someone subscribes. */
+  private tape: FillView[] | null = null;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
     ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(`CREATE TABLE IF NOT EXISTS orders (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, side TEXT NOT NULL,
         account_id TEXT NOT NULL, node_id TEXT, body TEXT NOT NULL, status TEXT NOT NULL, free_gpus INTEGER NOT NULL, created_at INTEGER NOT NULL)`);
@@ -143,17 +151,73 @@ export class RegionBook extends DurableObject<Bindings> {
    * never disagree.
    */
   private commit<T>(change: () => T, now: number): T {
+    const subscribers = this.ctx.getWebSockets();
+    const before = subscribers.length > 0 ? { bestBid: this.book.bestBid(), bestAsk: this.book.bestAsk() } : null;
+    this.tape = before ? [] : null;
+    let result: T;
     try {
-      return this.ctx.storage.transactionSync(() => {
+      result = this.ctx.storage.transactionSync(() => {
         const result = change();
         for (const id of this.book.takeExpired()) this.close(id, 'expired', now);
         return result;
       });
     } catch (err) {
+      this.tape = null;
       this.reload();
       throw err;
     }
+    if (before) this.publish(subscribers, before, now);
+    return result;
   }
+
+  /** Sends a committed change to the subscribers; a socket that fails is skipped, never the change. */
+  private publish(subscribers: WebSocket[], before: { bestBid: number | null; bestAsk: number | null }, now: number): void {
+    const tape = this.tape ?? [];
+    this.tape = null;
+    const book = (subscribers[0]!.deserializeAttachment() as { book: string } | null)?.book;
+    if (!book) return;
+    const messages = changeMessages(book, before, { bestBid: this.book.bestBid(), bestAsk: this.book.bestAsk() }, tape, now);
+    if (messages.length === 0) return;
+    const frames = messages.map((m) => JSON.stringify(m));
+    for (const ws of subscribers) {
+      for (const frame of frames) {
+        try {
+          ws.send(frame);
+        } catch {
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * A subscriber's WebSocket (the market stream route forwards the upgrade here with the book's
+   * name, which the book does not otherwise know). It gets a snapshot at once, then changes.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const book = new URL(request.url).searchParams.get('book');
+    if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket' || !book) return new Response('expected a WebSocket upgrade', { status: 426 });
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment({ book });
+    const now = Date.now();
+    const snapshot: StreamMessage = snapshotMessage(book, await this.stats(now), now);
+    server.send(JSON.stringify(snapshot));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Subscribers only listen; anything but the auto-answered ping is ignored. */
+  override async webSocketMessage(): Promise<void> {}
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    try {
+      ws.close(code, reason);
+    } catch {
+      // Already closed, or a code (1005, 1006) that may not be sent back.
+    }
+  }
+
+  override async webSocketError(): Promise<void> {}
 
   private row(id: string): OrderRow | null {
     return this.sql.exec<OrderRow>('SELECT * FROM orders WHERE id = ?', id).toArray()[0] ?? null;
@@ -209,6 +273,7 @@ export class RegionBook extends DurableObject<Bindings> {
       }
       fills.push({ tradeId, leaseId: terms.leaseId, bidId: t.bidId, askId: t.askId, price: t.price, gpus: t.gpus, durationS: t.durationS, at: t.at });
     }
+    this.tape?.push(...fills);
     return fills;
   }
 

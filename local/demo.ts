@@ -1,0 +1,310 @@
+// npm run demo — a market you can watch. Against a running local platform (`npm start`;
+// GRIDLEASE_API, default http://127.0.0.1:8787) it signs up a demo provider and renter (faucet
+// money), joins simulated runners over HTTP (fake GPUs of three models in two regions: they
+// heartbeat, acknowledge commands, report `started` for each lease and list it running until its
+// paid end), then trades: asks and bids around a drifting mid price per book, some crossing, so
+// trades happen every few seconds; old orders are cancelled. Leases last 60–300 s, so GPUs come
+// back. Ctrl-C stops every timer and exits 0; orders left resting expire within two minutes.
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const API = (process.env.GRIDLEASE_API ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
+const REGIONS = ['us-east', 'eu-west'] as const;
+const NODES_PER_BOOK = 2;
+const GPUS_PER_NODE = 4;
+const TICK_MS = 600;
+
+interface Model {
+  id: string;
+  smiName: string;
+  memoryMib: number;
+  /** Starting mid price, in cents per GPU-hour. */
+  midCents: number;
+}
+
+const MODELS: readonly Model[] = [
+  { id: 'h100-80gb', smiName: 'NVIDIA H100 80GB HBM3', memoryMib: 81_559, midCents: 245 },
+  { id: 'a100-80gb', smiName: 'NVIDIA A100-SXM4-80GB', memoryMib: 81_920, midCents: 160 },
+  { id: 'rtx-4090-24gb', smiName: 'NVIDIA GeForce RTX 4090', memoryMib: 24_564, midCents: 45 },
+];
+
+interface SimLease {
+  id: string;
+  gpus: number[];
+  endsAt: number;
+}
+
+interface SimNode {
+  id: string;
+  token: string;
+  region: string;
+  model: Model;
+  bootId: string;
+  seq: number;
+  acks: string[];
+  leases: Map<string, SimLease>;
+  timer: NodeJS.Timeout | null;
+  online: boolean;
+}
+
+interface Book {
+  region: string;
+  model: Model;
+  mid: number;
+  nodes: SimNode[];
+  asks: string[];
+  bids: string[];
+}
+
+class ApiFailure extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(`${status} ${code}: ${message}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let stopping = false;
+const timers = new Set<NodeJS.Timeout>();
+
+async function api(path: string, init: { method?: string; body?: unknown; auth?: string; idempotent?: boolean } = {}): Promise<any> {
+  const headers: Record<string, string> = {};
+  if (init.body !== undefined) headers['content-type'] = 'application/json';
+  if (init.auth) headers.authorization = `Bearer ${init.auth}`;
+  if (init.idempotent) headers['idempotency-key'] = crypto.randomUUID();
+  const res = await fetch(API + path, {
+    method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+    headers,
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await res.text();
+  const body = text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text;
+  if (!res.ok) throw new ApiFailure(res.status, body?.error?.code ?? 'unknown', body?.error?.message ?? text);
+  return body;
+}
+
+const cents = (c: number) => `${Math.floor(c / 100)}.${String(c % 100).padStart(2, '0')}`;
+const randInt = (lo: number, hi: number) => lo + Math.floor(Math.random() * (hi - lo + 1));
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+const inSeconds = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+
+async function signUp(role: 'provider' | 'renter'): Promise<string> {
+  const email = `demo.${role}.${crypto.randomUUID().slice(0, 8)}@example.com`;
+  const created = await api('/v1/accounts', { body: { email, password: 'Demo-Market-Lantern-8812', roles: [role] } });
+  return created.api_key.key as string;
+}
+
+async function joinNode(providerKey: string, region: string, model: Model, n: number): Promise<SimNode> {
+  const { join_token } = await api('/v1/nodes/join-tokens', { method: 'POST', auth: providerKey });
+  const machine = {
+    hostname: `demo-${region}-${model.id}-${n}`,
+    os: 'linux',
+    arch: 'x64',
+    cpu_cores: 64,
+    ram_mib: 512_000,
+    disk_free_gib: 2_000,
+    runner_version: 'demo',
+    gpus: Array.from({ length: GPUS_PER_NODE }, (_, i) => ({
+      index: i,
+      uuid: `GPU-${crypto.randomUUID()}`,
+      name: model.smiName,
+      memory_mib: model.memoryMib,
+      driver: '550.54.15',
+      model: model.id,
+    })),
+  };
+  const reg = await api('/v1/runner/register', { body: { join_token, region, machine } });
+  return { id: reg.node_id, token: reg.node_token, region, model, bootId: crypto.randomUUID(), seq: 0, acks: [], leases: new Map(), timer: null, online: false };
+}
+
+/** What a runner does with a command; it is acknowledged in the next heartbeat either way. */
+async function execute(node: SimNode, cmd: any): Promise<void> {
+  if (cmd.type === 'start_lease') {
+    const durationMs = (cmd.duration_s ?? 60) * 1000;
+    node.leases.set(cmd.lease_id, { id: cmd.lease_id, gpus: cmd.gpu_indices, endsAt: Math.min(Date.parse(cmd.ends_at), Date.now() + durationMs) });
+    await leaseEvent(node, cmd.lease_id, { type: 'started', at: new Date().toISOString() });
+  } else if (cmd.type === 'stop_lease') {
+    node.leases.delete(cmd.lease_id);
+  } else if (cmd.type === 'extend_lease') {
+    const lease = node.leases.get(cmd.lease_id);
+    if (lease) lease.endsAt = Date.parse(cmd.ends_at);
+  }
+  node.acks.push(cmd.id);
+}
+
+async function leaseEvent(node: SimNode, leaseId: string, event: object): Promise<void> {
+  try {
+    await api(`/v1/runner/leases/${leaseId}/events`, { body: event, auth: node.token });
+  } catch (err) {
+    console.error(`  node ${node.id}: lease ${leaseId} event failed: ${String(err)}`);
+  }
+}
+
+async function heartbeat(node: SimNode): Promise<number> {
+  const now = Date.now();
+  for (const lease of [...node.leases.values()]) {
+    if (lease.endsAt > now) continue;
+    node.leases.delete(lease.id);
+    await leaseEvent(node, lease.id, { type: 'exited', at: new Date(now).toISOString(), exit_code: 0 });
+  }
+  const busy = new Set([...node.leases.values()].flatMap((l) => l.gpus));
+  const acks = node.acks.splice(0, 100);
+  const reply = await api('/v1/runner/heartbeats', {
+    auth: node.token,
+    body: {
+      node_id: node.id,
+      boot_id: node.bootId,
+      seq: node.seq++,
+      sent_at: new Date().toISOString(),
+      draining: false,
+      gpus: Array.from({ length: GPUS_PER_NODE }, (_, i) => ({
+        index: i,
+        utilization_pct: busy.has(i) ? randInt(85, 100) : randInt(0, 3),
+        memory_used_mib: busy.has(i) ? randInt(20_000, node.model.memoryMib) : 0,
+        temperature_c: busy.has(i) ? randInt(65, 80) : randInt(35, 45),
+        power_w: busy.has(i) ? randInt(250, 650) : randInt(50, 80),
+      })),
+      leases: [...node.leases.values()].map((l) => ({ lease_id: l.id, state: 'running' })),
+      acks,
+    },
+  });
+  for (const cmd of reply.commands) await execute(node, cmd);
+  return reply.next_interval_s;
+}
+
+function runNode(node: SimNode): void {
+  const beat = async () => {
+    let next = 3;
+    try {
+      next = await heartbeat(node);
+    } catch (err) {
+      if (!stopping) console.error(`  node ${node.id}: heartbeat failed: ${String(err)}`);
+    }
+    if (stopping) return;
+    node.timer = setTimeout(beat, next * 1000);
+    timers.add(node.timer);
+  };
+  void beat();
+}
+
+/** One step of the trading loop: the mid drifts, and the provider or renter acts on one book. */
+async function trade(book: Book, providerKey: string, renterKey: string): Promise<void> {
+  const base = book.model.midCents;
+  book.mid = Math.min(Math.round(base * 1.4), Math.max(Math.round(base * 0.6), book.mid + randInt(-2, 2)));
+  const label = `${book.region}:${book.model.id}`;
+  if (book.asks.length > 4) await cancel(book.asks.shift()!, providerKey);
+  if (book.bids.length > 3) await cancel(book.bids.shift()!, renterKey);
+
+  if (Math.random() < 0.5) {
+    const node = pick(book.nodes);
+    try {
+      const placed = await api('/v1/orders', {
+        auth: providerKey,
+        idempotent: true,
+        body: { side: 'sell', region: book.region, gpu_model: book.model.id, gpus: randInt(1, 2), price: cents(book.mid + randInt(1, 6)), node_id: node.id, max_duration_s: 3600, expires_at: inSeconds(120) },
+      });
+      if (placed.order.status === 'open') book.asks.push(placed.order.id);
+      report(label, placed);
+    } catch (err) {
+      // A node whose GPUs are all offered or leased, or not yet seen online: try another time.
+      if (!(err instanceof ApiFailure && err.status === 409)) throw err;
+    }
+  } else {
+    const placed = await api('/v1/orders', {
+      auth: renterKey,
+      idempotent: true,
+      body: {
+        side: 'buy',
+        region: book.region,
+        gpu_model: book.model.id,
+        gpus: 1,
+        price: cents(book.mid + randInt(-6, 5)),
+        duration_s: randInt(1, 5) * 60,
+        pay_with: 'USD',
+        workload: { image: 'ghcr.io/gridlease/demo:latest', command: ['sleep', 'infinity'], env: {}, ports: [] },
+        expires_at: inSeconds(45),
+      },
+    });
+    if (placed.order.status === 'open') book.bids.push(placed.order.id);
+    report(label, placed);
+  }
+}
+
+function report(label: string, placed: any): void {
+  for (const lease of placed.leases ?? []) {
+    console.log(`${new Date().toISOString().slice(11, 19)}  trade  ${label.padEnd(24)} ${lease.gpus} GPU × ${lease.duration_s} s at ${placed.order.price}`);
+  }
+}
+
+async function cancel(orderId: string, key: string): Promise<void> {
+  try {
+    await api(`/v1/orders/${orderId}`, { method: 'DELETE', auth: key });
+  } catch (err) {
+    // Filled or expired meanwhile.
+    if (!(err instanceof ApiFailure && (err.status === 409 || err.status === 404))) throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  try {
+    await api('/livez');
+  } catch (err) {
+    console.error(`No platform at ${API} (${String(err)}). Start one with \`npm start\`, or set GRIDLEASE_API.`);
+    process.exit(1);
+  }
+  const providerKey = await signUp('provider');
+  const renterKey = await signUp('renter');
+  await api('/v1/dev/faucet', { auth: renterKey, idempotent: true, body: { asset: 'USD', amount: '100000.00' } });
+
+  const books: Book[] = [];
+  for (const region of REGIONS) {
+    for (const model of MODELS) {
+      const nodes: SimNode[] = [];
+      for (let n = 0; n < NODES_PER_BOOK; n++) nodes.push(await joinNode(providerKey, region, model, n));
+      books.push({ region, model, mid: model.midCents, nodes, asks: [], bids: [] });
+    }
+  }
+  const nodes = books.flatMap((b) => b.nodes);
+  console.log(`demo: ${nodes.length} simulated nodes (${MODELS.map((m) => m.id).join(', ')}) in ${REGIONS.join(', ')}; trading starts once they are online`);
+  for (const node of nodes) runNode(node);
+
+  console.log(`
+  market page   ${API}/
+  API docs      ${API}/docs
+  summary       ${API}/v1/market/summary
+  live stream   ${API.replace(/^http/, 'ws')}/v1/market/stream?books=${books.map((b) => `${b.region}:${b.model.id}`).join(',')}
+
+Ctrl-C stops the demo.
+`);
+
+  let failures = 0;
+  while (!stopping) {
+    try {
+      await trade(pick(books), providerKey, renterKey);
+      failures = 0;
+    } catch (err) {
+      if (stopping) break;
+      console.error(`  trading step failed: ${String(err)}`);
+      if (++failures >= 10) throw new Error('ten trading steps in a row failed; is the platform still running?');
+    }
+    await sleep(TICK_MS);
+  }
+}
+
+function stop(): void {
+  if (stopping) return;
+  stopping = true;
+  for (const t of timers) clearTimeout(t);
+  console.log('\ndemo: stopped (resting orders expire by themselves within two minutes)');
+  process.exit(0);
+}
+
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+main().catch((err) => {
+  if (stopping) return;
+  console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
