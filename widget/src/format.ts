@@ -44,19 +44,21 @@ export function formatChange(f: Formats, change: string | null, pct: number | nu
 
 /**
  * An SVG path through the closes of the candles inside [from, to), scaled to width × height with
- * the highest close at the top. Empty when fewer than two candles fall inside.
+ * the highest close at the top, held flat to the right edge (the price stands until the next
+ * trade). Empty when no candle falls inside.
  */
 export function sparklinePath(candles: readonly Candle[], from: number, to: number, width: number, height: number): string {
   const points = candles
     .map((k) => ({ t: Date.parse(k.start), v: Number(k.close) }))
     .filter((p) => p.t >= from && p.t < to && Number.isFinite(p.v))
     .sort((a, b) => a.t - b.t);
-  if (points.length < 2) return '';
+  if (points.length === 0) return '';
   const vs = points.map((p) => p.v);
   const lo = Math.min(...vs);
   const span = Math.max(...vs) - lo;
   const pad = 2;
   const x = (t: number) => ((t - from) / (to - from)) * width;
   const y = (v: number) => (span === 0 ? height / 2 : pad + (1 - (v - lo) / span) * (height - 2 * pad));
-  return points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)} ${y(p.v).toFixed(1)}`).join('');
+  const line = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)} ${y(p.v).toFixed(1)}`).join('');
+  return `${line}L${width} ${y(points[points.length - 1]!.v).toFixed(1)}`;
 }

@@ -112,7 +112,7 @@ export function definePriceElement(defaultApi: string): void {
       const dir = direction(change);
       chg.classList.toggle('up', dir === 'up');
       chg.classList.toggle('down', dir === 'down');
-      this.text('.chg', (dir === 'up' ? '▲ ' : dir === 'down' ? '▼ ' : '') + formatChange(f, change, s?.change_24h_pct ?? null));
+      this.text('.chg', formatChange(f, change, s?.change_24h_pct ?? null));
       const to = (Math.floor(Date.now() / HOUR_MS) + 1) * HOUR_MS;
       const d = sparklinePath(view.candles, to - 24 * HOUR_MS, to, SPARK_W, SPARK_H);
       const path = this.root.querySelector('.spark path')!;

@@ -18,13 +18,14 @@ letter-spacing:normal;text-transform:none;font-variant-numeric:tabular-nums}
 .lbl{color:var(--mute);font-size:12px}
 .v{font-size:16px;font-weight:600;white-space:nowrap}
 .up{color:var(--up)}.down{color:var(--down)}
+.up::before{content:"▲ ";content:"▲ "/""}.down::before{content:"▼ ";content:"▼ "/""}
 .spark{display:block;width:100%;height:28px;margin-top:.3rem}
 .spark path{fill:none;stroke:var(--spark);stroke-width:1.5;vector-effect:non-scaling-stroke}
 .off{display:none;margin:.3rem 0 0;color:var(--mute)}
 .w[data-state=unavailable] .off,.w[data-state=unknown] .off{display:block}
 .w[data-state=unavailable] .vals,.w[data-state=unavailable] .spark,.w[data-state=unknown] .vals,.w[data-state=unknown] .spark{display:none}
 :host([compact]) .w{display:flex;align-items:center;gap:.75rem;padding:.35rem .6rem}
-:host([compact]) .top{flex-direction:column;gap:0;margin:0;font-size:12px}
+:host([compact]) .top{flex-direction:column;gap:0;margin:0;font-size:12px;white-space:nowrap}
 :host([compact]) .lbl{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 :host([compact]) .vals{gap:.6rem}
 :host([compact]) .v{font-size:14px}
