@@ -33,6 +33,7 @@ import webhookEndpoints from './routes/webhook-endpoints.ts';
 import webhooks from './routes/webhooks.ts';
 import withdrawals from './routes/withdrawals.ts';
 import wellKnown from './routes/well-known.ts';
+import widget from './routes/widget.ts';
 import type { MiddlewareHandler } from 'hono';
 
 export { Collector } from './durable/collector.ts';
@@ -44,7 +45,7 @@ const app = router();
 
 // Public, read-only routes may be called from any web page; private ones send no CORS headers.
 const publicCors = cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], maxAge: 86_400 });
-for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*', '/v1/quote', '/v1/catalog/*', '/v1/market/*', '/v1/offers']) app.use(path, publicCors);
+for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*', '/v1/quote', '/v1/catalog/*', '/v1/market/*', '/v1/offers', '/widget.js', '/widget/*', '/embed/*']) app.use(path, publicCors);
 
 const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
   c.set('db', connection(c.env).db);
@@ -85,6 +86,7 @@ app.use('/v1/dev/*', async (c, next) => {
 });
 app.route('/v1/dev', dev);
 app.route('/', pages);
+app.route('/', widget);
 mountDocs(app);
 
 app.notFound(notFound);
