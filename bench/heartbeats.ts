@@ -30,10 +30,11 @@
 // BENCH_URL is not supported: the bench needs a fresh database it can count in.
 import autocannon from 'autocannon';
 import { createClient, type Client } from '@libsql/client/web';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findWorkerd, ticks } from './proc.ts';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
 
 const num = (name: string, fallback: number) => {
@@ -96,32 +97,6 @@ interface Phase {
 /** Process CPU times, Linux only (NaN elsewhere); `launcherPid` is set once the platform runs. */
 let launcherPid = 0;
 let workerdPid = 0;
-function ticks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ = 100
-  } catch {
-    return NaN;
-  }
-}
-function findWorkerd(parent: number): number {
-  try {
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (Number(rest[1]) === parent && stat.includes('(workerd')) return Number(d);
-      } catch {
-        // gone
-      }
-    }
-  } catch {
-    // no /proc
-  }
-  return 0;
-}
 function cpu(): { workerd: number; launcher: number } {
   return { workerd: workerdPid ? ticks(workerdPid) : NaN, launcher: launcherPid ? ticks(launcherPid) : NaN };
 }

@@ -40,10 +40,11 @@
 // row. BENCH_PLATFORM_LOG=<file> saves the platform's output.
 // BENCH_URL is not supported: the bench needs a fresh platform with these settings.
 import { createClient } from '@libsql/client/web';
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findWorkerd, ticks } from './proc.ts';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
 
 const num = (name: string, fallback: number) => {
@@ -89,33 +90,6 @@ const usd = (m: bigint) => {
   const abs = m < 0n ? -m : m;
   return `${m < 0n ? '-' : ''}${abs / 1_000_000n}.${(abs % 1_000_000n).toString().padStart(6, '0')}`;
 };
-
-// ── CPU (Linux /proc; NaN elsewhere) ─────────────────────────────────────────────────
-function ticks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, USER_HZ = 100
-  } catch {
-    return NaN;
-  }
-}
-function findWorkerd(parent: number): number {
-  try {
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent && stat.includes('(workerd')) return Number(d);
-      } catch {
-        // gone
-      }
-    }
-  } catch {
-    // no /proc
-  }
-  return 0;
-}
 
 // ── HTTP ─────────────────────────────────────────────────────────────────────────────
 interface Reply {

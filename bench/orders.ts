@@ -32,10 +32,11 @@
 // launcher (local libSQL server, mock Stripe, log forwarding), this load generator, and every
 // other process on the machine, all sharing its cores.
 // Request logging: on unless LOG_REQUESTS=false is in the environment (passed through).
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findWorkerd, ticks } from './proc.ts';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
 
 const num = (name: string, fallback: number) => {
@@ -107,33 +108,6 @@ interface Cpu {
 
 let launcherPid = 0;
 let workerdPid = 0;
-/** utime + stime of a process in ms (Linux; NaN elsewhere). */
-function ticks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ = 100
-  } catch {
-    return NaN;
-  }
-}
-function findWorkerd(parent: number): number {
-  try {
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (Number(rest[1]) === parent && stat.includes('(workerd')) return Number(d);
-      } catch {
-        // gone
-      }
-    }
-  } catch {
-    // no /proc
-  }
-  return 0;
-}
 /** Busy CPU time of the whole machine in ms: all of /proc/stat's first line but idle and iowait. */
 function machineBusy(): number {
   try {
