@@ -12,7 +12,8 @@
 //      cross (bids 1.00–1.99, asks 2.00–2.99) and ~20% cancels of resting asks, keeping that
 //      many RPCs in flight, and times each RPC. workerd's clock inside a request only advances
 //      across I/O, which is fine here: every RPC is I/O. A cancelled ask's status still goes to
-//      libSQL through the book's outbox (an UPDATE matching no row), as a real cancel's does.
+//      libSQL through the book's outbox (an UPDATE matching no row), as a real cancel's does,
+//      after the cancel has answered.
 //      It runs first so that it does not inherit the HTTP phases' backlog or failures;
 //   2. GET /livez and POST /v1/orders BENCH_SEQUENTIAL (200) times each, one at a time: the
 //      latency a lone client sees;
@@ -407,7 +408,7 @@ async function main() {
     for (const f of bookFailures) console.log(`\nfailed: ${f}`);
     console.log(
       '\norders: places + cancels; latencies measured inside the Worker around each RPC, in whole ms (workerd\'s clock); ' +
-        'a cancel waits for its status to reach libSQL through the book\'s outbox; the Worker driving the book shares workerd\'s thread with it.',
+        'an ask\'s cancel answers before its status reaches libSQL through the book\'s outbox (a bid\'s waits for its hold to be released); the Worker driving the book shares workerd\'s thread with it.',
     );
 
     const { floor, orders } = pairs[0]!;
