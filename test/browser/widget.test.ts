@@ -1,7 +1,8 @@
 // The price widget in Chromium against the local platform: a provider's machine (the bundled
 // runner with a fake nvidia-smi) sells, a renter buys, and the widget must show what the REST
-// API says, follow new trades, share one poll between widgets, survive hostile page CSS, work
-// inside the /embed/price iframe, and show "unavailable" while the API is down, then recover.
+// API says, follow new trades over the live stream, share one WebSocket (or, without it, one
+// poll) between widgets, survive hostile page CSS, work inside the /embed/price iframe, and show
+// "unavailable" while the API is down, then recover.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -166,25 +167,50 @@ describe('the price widget in Chromium', () => {
     await page.close();
   });
 
-  it('shows a new trade within 2 s of the API serving it', async () => {
-    const page = await hostPage(widget());
+  it('shows a new trade within 2 s of the trade, over the stream', async () => {
+    const page = await browser!.newPage();
+    let frames = 0;
+    page.on('websocket', (ws) => ws.on('framereceived', () => frames++));
+    await page.goto(serve(`<script src="${platform!.url}/widget.js"></script>${widget()}`));
     await expect.poll(async () => (await shown(page)).last, { timeout: 10_000 }).toBe('$3.20');
+    await expect.poll(() => frames, { timeout: 10_000 }).toBeGreaterThan(0);
     await sell('3.40', 1);
+    const traded = Date.now();
     await buy('3.60');
+    await expect.poll(async () => (await shown(page)).last, { timeout: 2_000, interval: 50 }).toBe('$3.40');
+    expect(Date.now() - traded).toBeLessThanOrEqual(2_000);
+    // The 24h change and sparkline follow from the REST endpoints once their cache has expired.
     await expect.poll(async () => (await summary())?.last_price, { timeout: 10_000, interval: 100 }).toBe('3.40');
-    const served = Date.now();
-    await expect.poll(async () => (await shown(page)).last, { timeout: 2_500, interval: 100 }).toBe('$3.40');
-    expect(Date.now() - served).toBeLessThanOrEqual(2_500);
+    const rest = await summary();
+    await expect.poll(() => shown(page), { timeout: 10_000 }).toMatchObject({ state: 'live', ...expected(rest) });
     await page.close();
   });
 
-  it('makes one summary request per poll for three widgets on one page', async () => {
+  it('opens one WebSocket for three widgets on one page', async () => {
     const page = await browser!.newPage();
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await page.goto(serve(`<script src="${platform!.url}/widget.js"></script>${widget()}${widget('compact')}<gridlease-price region="us-east" gpu-model="h100-80gb"></gridlease-price>`));
+    await expect.poll(() => shown(page, 2), { timeout: 10_000 }).toMatchObject({ state: 'live' });
+    await page.waitForTimeout(3_000);
+    expect(sockets).toHaveLength(1);
+    const url = new URL(sockets[0]!);
+    expect(url.pathname).toBe('/v1/market/stream');
+    expect(url.searchParams.get('books')!.split(',').sort()).toEqual([`${REGION}:${MODEL}`, 'us-east:h100-80gb'].sort());
+    await page.close();
+  });
+
+  it('polls, one summary request per poll for three widgets, when the stream is blocked', async () => {
+    const page = await browser!.newPage();
+    // page.route does not see WebSocket upgrades; routeWebSocket refuses them.
+    await page.routeWebSocket(/\/v1\/market\/stream/, (ws) => ws.close({ code: 1011, reason: 'blocked' }));
     const at: number[] = [];
     page.on('request', (req) => {
       if (new URL(req.url()).pathname === '/v1/market/summary') at.push(Date.now());
     });
     await page.goto(serve(`<script src="${platform!.url}/widget.js"></script>${widget()}${widget('compact')}<gridlease-price region="us-east" gpu-model="h100-80gb"></gridlease-price>`));
+    const rest = await summary();
+    await expect.poll(() => shown(page), { timeout: 10_000 }).toMatchObject({ state: 'live', ...expected(rest) });
     await expect.poll(() => shown(page, 2), { timeout: 10_000 }).toMatchObject({ state: 'live' });
     const first = at.length;
     await page.waitForTimeout(6_500);
