@@ -2,7 +2,8 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { regionBook } from '../../src/durable/region-book.ts';
 import type { Bindings } from '../../src/env.ts';
-import { costUsd, type AskOrder, type BidOrder } from '../../src/market/orders.ts';
+import type { AskOrder, BidOrder } from '../../src/market/orders.ts';
+import { bookAsk, bookBid } from './trading.ts';
 import { call, expectError, json } from './support.ts';
 
 // Every book here is in a region no other test file trades in, and each test has its own GPU model.
@@ -10,51 +11,9 @@ const REGION = 'eu-west';
 const HOUR = 3_600_000;
 const bindings = env as unknown as Bindings;
 const book = (model: string) => regionBook(bindings, REGION, model);
-const later = () => Date.now() + 86_400_000;
 
-function ask(model: string, price: number, gpus: number, o: Partial<AskOrder> = {}): AskOrder {
-  return {
-    side: 'sell',
-    id: `ask_${crypto.randomUUID()}`,
-    accountId: 'acc_market_provider',
-    nodeId: `node_${crypto.randomUUID()}`,
-    region: REGION,
-    gpuModel: model,
-    gpus,
-    price,
-    minDurationS: 60,
-    maxDurationS: 86_400,
-    expiresAt: later(),
-    reliability: 0.99,
-    verified: true,
-    nodeGpuIndices: Array.from({ length: gpus }, (_, i) => i),
-    ...o,
-  };
-}
-
-/** A bid that holds exactly what it costs at its own price, so a fill releases nothing. */
-function bid(model: string, price: number, gpus: number, durationS = 3600, o: Partial<BidOrder> = {}): BidOrder {
-  return {
-    side: 'buy',
-    id: `bid_${crypto.randomUUID()}`,
-    accountId: 'acc_market_renter',
-    region: REGION,
-    gpuModel: model,
-    gpus,
-    price,
-    durationS,
-    minReliability: 0,
-    verifiedOnly: false,
-    tif: 'gtc',
-    expiresAt: later(),
-    payWith: 'USD',
-    holdAmount: costUsd(price, gpus, durationS).toString(),
-    gridUsdRate: '250000',
-    gridDiscountBps: '1000',
-    workload: { image: 'busybox', command: [], env: {}, ports: [] },
-    ...o,
-  };
-}
+const ask = (model: string, price: number, gpus: number, o: Partial<AskOrder> = {}) => bookAsk(REGION, model, price, gpus, o);
+const bid = (model: string, price: number, gpus: number, durationS = 3600, o: Partial<BidOrder> = {}) => bookBid(REGION, model, price, gpus, durationS, o);
 
 /** One trade of `gpus` × `durationS` at `price`, at time `at`: an ask, then a bid taking all of it. */
 async function trade(model: string, price: number, gpus: number, durationS: number, at = Date.now()) {

@@ -3,58 +3,18 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { regionBook } from '../../src/durable/region-book.ts';
 import type { Bindings } from '../../src/env.ts';
-import { costUsd, type AskOrder, type BidOrder } from '../../src/market/orders.ts';
 import { PING, PONG } from '../../src/market/stream.ts';
+import { bookAsk, bookBid } from './trading.ts';
 import { call, expectError } from './support.ts';
 
 // Every book here is in a region no other test file trades in, and each test has its own GPU model.
 const REGION = 'us-west';
 const bindings = env as unknown as Bindings;
 const book = (model: string) => regionBook(bindings, REGION, model);
-const later = () => Date.now() + 86_400_000;
 const uniqueIp = () => `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
 
-function ask(model: string, price: number, gpus: number): AskOrder {
-  return {
-    side: 'sell',
-    id: `ask_${crypto.randomUUID()}`,
-    accountId: 'acc_stream_provider',
-    nodeId: `node_${crypto.randomUUID()}`,
-    region: REGION,
-    gpuModel: model,
-    gpus,
-    price,
-    minDurationS: 60,
-    maxDurationS: 86_400,
-    expiresAt: later(),
-    reliability: 0.99,
-    verified: true,
-    nodeGpuIndices: Array.from({ length: gpus }, (_, i) => i),
-  };
-}
-
-/** A bid that holds exactly what it costs at its own price, so a fill releases nothing. */
-function bid(model: string, price: number, gpus: number, durationS = 3600): BidOrder {
-  return {
-    side: 'buy',
-    id: `bid_${crypto.randomUUID()}`,
-    accountId: 'acc_stream_renter',
-    region: REGION,
-    gpuModel: model,
-    gpus,
-    price,
-    durationS,
-    minReliability: 0,
-    verifiedOnly: false,
-    tif: 'gtc',
-    expiresAt: later(),
-    payWith: 'USD',
-    holdAmount: costUsd(price, gpus, durationS).toString(),
-    gridUsdRate: '250000',
-    gridDiscountBps: '1000',
-    workload: { image: 'busybox', command: [], env: {}, ports: [] },
-  };
-}
+const ask = (model: string, price: number, gpus: number) => bookAsk(REGION, model, price, gpus);
+const bid = (model: string, price: number, gpus: number, durationS = 3600) => bookBid(REGION, model, price, gpus, durationS);
 
 interface Subscriber {
   ws: WebSocket;

@@ -7,6 +7,7 @@ import { eq } from 'drizzle-orm';
 import { leases, orders } from '../../src/db/schema.ts';
 import { lease, type LeaseRecord } from '../../src/durable/lease.ts';
 import type { Bindings } from '../../src/env.ts';
+import { costUsd, type AskOrder, type BidOrder } from '../../src/market/orders.ts';
 import { collectorName, heartbeatConfig, shardOf } from '../../src/heartbeats/config.ts';
 import { balances, call, db, heartbeat, idem, json, machine, registerNode, type TestAccount } from './support.ts';
 
@@ -94,3 +95,48 @@ export async function expectEscrowBalanced(renters: TestAccount[]) {
   }
 }
 
+
+/** An ask put straight into a book (no API, no node of record), on a node of its own. */
+export function bookAsk(region: string, model: string, price: number, gpus: number, o: Partial<AskOrder> = {}): AskOrder {
+  return {
+    side: 'sell',
+    id: `ask_${crypto.randomUUID()}`,
+    accountId: 'acc_book_provider',
+    nodeId: `node_${crypto.randomUUID()}`,
+    region,
+    gpuModel: model,
+    gpus,
+    price,
+    minDurationS: 60,
+    maxDurationS: 86_400,
+    expiresAt: Date.now() + 86_400_000,
+    reliability: 0.99,
+    verified: true,
+    nodeGpuIndices: Array.from({ length: gpus }, (_, i) => i),
+    ...o,
+  };
+}
+
+/** A bid put straight into a book that holds exactly what it costs at its own price, so a fill releases nothing. */
+export function bookBid(region: string, model: string, price: number, gpus: number, durationS = 3600, o: Partial<BidOrder> = {}): BidOrder {
+  return {
+    side: 'buy',
+    id: `bid_${crypto.randomUUID()}`,
+    accountId: 'acc_book_renter',
+    region,
+    gpuModel: model,
+    gpus,
+    price,
+    durationS,
+    minReliability: 0,
+    verifiedOnly: false,
+    tif: 'gtc',
+    expiresAt: Date.now() + 86_400_000,
+    payWith: 'USD',
+    holdAmount: costUsd(price, gpus, durationS).toString(),
+    gridUsdRate: '250000',
+    gridDiscountBps: '1000',
+    workload: { image: 'busybox', command: [], env: {}, ports: [] },
+    ...o,
+  };
+}
