@@ -11,9 +11,10 @@ export interface HeartbeatConfig {
   policy: HeartbeatPolicy;
 }
 
-function positive(text: string | undefined, fallback: number): number {
+/** A positive number from a variable, or `fallback` when it is unset, empty or not positive. */
+export function positive(text: string | undefined, fallback: number): number {
   const n = Number(text);
-  return Number.isFinite(n) && n > 0 ? n : fallback;
+  return text !== undefined && text !== '' && Number.isFinite(n) && n > 0 ? n : fallback;
 }
 
 export function heartbeatConfig(env: {

@@ -1,4 +1,4 @@
-import { heartbeatConfig } from '../heartbeats/config.ts';
+import { heartbeatConfig, positive } from '../heartbeats/config.ts';
 
 export interface LeaseConfig {
   /** A lease the runner has not reported started by then fails, with nothing billed. */
@@ -9,11 +9,6 @@ export interface LeaseConfig {
   settleEveryMs: number;
   /** The platform's fee on every settlement, in basis points. */
   feeBps: bigint;
-}
-
-function positive(value: string | undefined, fallback: number): number {
-  const n = Number(value);
-  return value !== undefined && value !== '' && Number.isFinite(n) && n > 0 ? n : fallback;
 }
 
 export function leaseConfig(env: Parameters<typeof heartbeatConfig>[0] & {

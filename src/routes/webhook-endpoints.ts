@@ -1,6 +1,8 @@
 // Renters' webhook endpoints: where Gridlease POSTs order and lease events (src/webhooks/).
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, desc, eq } from 'drizzle-orm';
+import type { Context } from 'hono';
+import type { AppEnv } from '../app-env.ts';
 import { guard } from '../auth/guard.ts';
 import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
 import { iso } from '../contracts/money.ts';
@@ -78,6 +80,17 @@ function publicDelivery(row: DeliveryRow) {
 }
 
 const IdParam = z.object({ id: z.string().max(64) });
+
+/** The caller's endpoint, or a 404 (another account's endpoint is no different from none). */
+async function ownEndpoint(c: Context<AppEnv>, id: string): Promise<EndpointRow> {
+  const [row] = await c
+    .get('db')
+    .select()
+    .from(webhookEndpoints)
+    .where(and(eq(webhookEndpoints.id, id), eq(webhookEndpoints.accountId, c.get('principal').accountId)));
+  if (!row) throw new ApiError('not_found', 'no such webhook endpoint');
+  return row;
+}
 
 const app = router();
 
@@ -160,11 +173,7 @@ app.openapi(
   }),
   async (c) => {
     const db = c.get('db');
-    const [row] = await db
-      .select()
-      .from(webhookEndpoints)
-      .where(and(eq(webhookEndpoints.id, c.req.valid('param').id), eq(webhookEndpoints.accountId, c.get('principal').accountId)));
-    if (!row) throw new ApiError('not_found', 'no such webhook endpoint');
+    const row = await ownEndpoint(c, c.req.valid('param').id);
     const deliveries = await db
       .select()
       .from(webhookDeliveries)
@@ -188,11 +197,7 @@ app.openapi(
   }),
   async (c) => {
     const db = c.get('db');
-    const [row] = await db
-      .select()
-      .from(webhookEndpoints)
-      .where(and(eq(webhookEndpoints.id, c.req.valid('param').id), eq(webhookEndpoints.accountId, c.get('principal').accountId)));
-    if (!row) throw new ApiError('not_found', 'no such webhook endpoint');
+    const row = await ownEndpoint(c, c.req.valid('param').id);
     await db.batch([db.delete(webhookEndpoints).where(eq(webhookEndpoints.id, row.id)), db.delete(webhookDeliveries).where(eq(webhookDeliveries.endpointId, row.id))]);
     return c.json({ endpoint: publicEndpoint(row) }, 200);
   },
