@@ -1,6 +1,7 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { accountById } from '../db/accounts.ts';
+import type { AccountRow } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { log } from '../http/log.ts';
 import { authenticateApiKey, looksLikeApiKey } from './api-keys.ts';
@@ -68,8 +69,32 @@ export function requireActiveAccount(): MiddlewareHandler<AppEnv> {
   return async function requireActiveAccount(c, next) {
     const account = c.get('account') ?? (await accountById(c.get('db'), c.get('principal').accountId));
     if (!account) throw new ApiError('unauthorized', 'account no longer exists');
-    if (account.status !== 'active') throw new ApiError('forbidden', 'account is suspended');
+    assertActive(account);
     c.set('account', account);
     await next();
   };
+}
+
+function assertActive(account: AccountRow): void {
+  if (account.status !== 'active') throw new ApiError('forbidden', 'account is suspended');
+}
+
+/**
+ * For routes whose write the database itself refuses for an account that is not active (a
+ * trigger on the table): checks the account only when the request already holds it (API-key
+ * requests read it with the key), so an access token costs no read before the write. The
+ * route maps the database's refusal with `inactiveAccountError`.
+ */
+export function refuseKnownInactiveAccount(): MiddlewareHandler<AppEnv> {
+  return async function refuseKnownInactiveAccount(c, next) {
+    const account = c.get('account');
+    if (account) assertActive(account);
+    await next();
+  };
+}
+
+/** The refusal for a write the database turned down because the caller's account is not active. */
+export async function inactiveAccountError(c: Context<AppEnv>): Promise<ApiError> {
+  const account = await accountById(c.get('db'), c.get('principal').accountId);
+  return account ? new ApiError('forbidden', 'account is suspended') : new ApiError('unauthorized', 'account no longer exists');
 }

@@ -9,3 +9,20 @@ export function isUniqueViolation(err: unknown): boolean {
   }
   return false;
 }
+
+/** Every message in an error's cause chain (drizzle and the client wrap libSQL's), joined. */
+export function errorText(err: unknown): string {
+  let text = '';
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    text += ` ${String((e as { message?: unknown }).message ?? '')}`;
+  }
+  return text;
+}
+
+/** Raised by the orders_account_active trigger (migrations/0005): the account is not active. */
+export const ORDER_ACCOUNT_NOT_ACTIVE = 'order_account_not_active';
+
+/** True when a statement failed with `RAISE(ABORT, message)` from one of our triggers. */
+export function isRaised(err: unknown, message: string): boolean {
+  return errorText(err).includes(message);
+}

@@ -10,6 +10,7 @@ import type { Client, InStatement, Row } from '@libsql/client/web';
 import type { Asset } from '../money/assets.ts';
 import { sha256Hex } from '../auth/encoding.ts';
 import { newId } from '../ids.ts';
+import { errorText } from '../db/errors.ts';
 import { accountId, mayGoNegative, type AccountKind } from './accounts.ts';
 import { canonicalSpec, type Posting, type TransactionKind, type TransactionSpec } from './rules.ts';
 
@@ -37,15 +38,12 @@ export type PostResult =
   | { ok: false; reason: 'idempotency_conflict' }
   | { ok: false; reason: 'already_reversed' };
 
-function messageOf(err: unknown): string {
-  let text = '';
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    text += ` ${String((e as { message?: unknown }).message ?? '')}`;
-  }
-  return text;
-}
-
 export interface PostOptions {
+  /**
+   * Statements committed atomically with the transaction, before it: a failure here (a
+   * constraint or trigger) is reported ahead of the transaction's own, e.g. insufficient funds.
+   */
+  first?: InStatement[];
   /** Statements committed atomically with the transaction, after its entries. */
   alongside?: InStatement[];
   now?: number;
@@ -56,6 +54,7 @@ export async function postTransaction(client: Client, spec: TransactionSpec, opt
   const requestHash = await sha256Hex(canonicalSpec(spec));
   const txId = newId('ltx');
   const statements: InStatement[] = [
+    ...(opts.first ?? []),
     {
       sql: `INSERT INTO ledger_transactions (id, idempotency_key, request_hash, kind, reference, reverses, memo, created_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -91,7 +90,7 @@ export async function postTransaction(client: Client, spec: TransactionSpec, opt
   try {
     results = await client.batch(statements, 'write');
   } catch (err) {
-    const message = messageOf(err);
+    const message = errorText(err);
     if (message.includes('ledger_transactions.idempotency_key')) return replay(client, spec.idempotencyKey, requestHash);
     if (message.includes('ledger_transactions.reverses')) return { ok: false, reason: 'already_reversed' };
     if (message.includes('CHECK constraint failed')) return { ok: false, reason: 'insufficient_funds', asset: debitedAsset(spec.postings) };

@@ -7,14 +7,15 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { sha256Hex } from '../auth/encoding.ts';
 import { guard } from '../auth/guard.ts';
-import { requireActiveAccount } from '../auth/middleware.ts';
+import { inactiveAccountError, refuseKnownInactiveAccount } from '../auth/middleware.ts';
 import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
 import { iso, money } from '../contracts/money.ts';
 import { DEFAULT_ORDER_TTL_MS, LeaseSummarySchema, MAX_ORDER_TTL_MS, ORDER_STATUSES, OrderSchema, PlaceOrderBody, type PlaceOrderInput } from '../contracts/orders.ts';
 import type { Workload } from '../contracts/runner.ts';
 import { connection } from '../db/client.ts';
 import { PageQuery, olderThan, toPage } from '../db/pagination.ts';
-import { nodeGpus, nodes, orders } from '../db/schema.ts';
+import { ORDER_ACCOUNT_NOT_ACTIVE, isRaised } from '../db/errors.ts';
+import { accounts, nodeGpus, nodes, orders } from '../db/schema.ts';
 import { regionBook, type FillView, type OrderState } from '../durable/region-book.ts';
 import type { Bindings } from '../env.ts';
 import { ApiError } from '../http/errors.ts';
@@ -72,24 +73,39 @@ function canonicalRequest(b: PlaceOrderInput): string {
   return JSON.stringify(b, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
 }
 
-/** Checks a sell against the caller's node; returns the node's GPU indices of the model. */
-async function sellableNode(c: Context<AppEnv>, body: Extract<PlaceOrderInput, { side: 'sell' }>) {
+/**
+ * A sell's reads in one round trip: an earlier order under this Idempotency-Key, the caller's
+ * account status, the node and its GPUs. A retry is answered even if the node has gone
+ * offline since; otherwise the sell is checked against the node, and the node's GPU indices of
+ * the model are returned.
+ */
+async function sellReads(c: Context<AppEnv>, body: Extract<PlaceOrderInput, { side: 'sell' }>, key: string) {
   const db = c.get('db');
-  const [node] = await db
-    .select({ id: nodes.id, accountId: nodes.accountId, region: nodes.region, status: nodes.status, reliabilityPpm: nodes.reliabilityPpm, verified: nodes.verified })
-    .from(nodes)
-    .where(eq(nodes.id, body.node_id));
-  if (!node || node.accountId !== c.get('principal').accountId) throw new ApiError('not_found', `no node ${body.node_id} of yours`);
+  const accountId = c.get('principal').accountId;
+  const [existing, accountRows, nodeRows, gpus] = await db.batch([
+    db.select().from(orders).where(and(eq(orders.accountId, accountId), eq(orders.idempotencyKey, key))),
+    db.select({ status: accounts.status }).from(accounts).where(eq(accounts.id, accountId)),
+    db
+      .select({ id: nodes.id, accountId: nodes.accountId, region: nodes.region, status: nodes.status, reliabilityPpm: nodes.reliabilityPpm, verified: nodes.verified })
+      .from(nodes)
+      .where(eq(nodes.id, body.node_id)),
+    db.select({ index: nodeGpus.index, model: nodeGpus.model }).from(nodeGpus).where(eq(nodeGpus.nodeId, body.node_id)),
+  ]);
+  const account = accountRows[0];
+  if (!account) throw new ApiError('unauthorized', 'account no longer exists');
+  if (account.status !== 'active') throw new ApiError('forbidden', 'account is suspended');
+  if (existing[0]) return { existing: existing[0] };
+  const node = nodeRows[0];
+  if (!node || node.accountId !== accountId) throw new ApiError('not_found', `no node ${body.node_id} of yours`);
   if (node.region !== body.region) throw new ApiError('validation_failed', `invalid body: region: node ${node.id} is in ${node.region}`);
   if (node.status !== 'online') throw new ApiError('conflict', `node ${node.id} is ${node.status}; only an online node can sell`);
-  const gpus = await db.select({ index: nodeGpus.index, model: nodeGpus.model }).from(nodeGpus).where(eq(nodeGpus.nodeId, node.id));
   const indices = gpus.filter((g) => g.model === body.gpu_model).map((g) => g.index);
   if (indices.length === 0) {
     const models = [...new Set(gpus.map((g) => g.model ?? 'unlisted'))].join(', ');
     throw new ApiError('validation_failed', `invalid body: gpu_model: node ${node.id} has ${models} GPUs, not ${body.gpu_model}`);
   }
   if (body.gpus > indices.length) throw new ApiError('conflict', `node ${node.id} has ${indices.length} ${body.gpu_model} GPUs; cannot offer ${body.gpus}`);
-  return { indices, reliability: node.reliabilityPpm / 1_000_000, verified: node.verified };
+  return { node: { indices, reliability: node.reliabilityPpm / 1_000_000, verified: node.verified } };
 }
 
 async function findByKey(c: Context<AppEnv>, accountId: string, key: string): Promise<OrderRow | undefined> {
@@ -114,7 +130,7 @@ app.openapi(
       '(GRID at the configured rate with its discount) before it reaches the book, and a fill at a better price releases the difference at once. ' +
       'A sell offers GPUs of one of your online nodes. Needs an Idempotency-Key: the same request again returns the first result.',
     security: BEARER,
-    middleware: [...guard('orders:write'), requireIdempotencyKey(), requireActiveAccount()],
+    middleware: [...guard('orders:write'), requireIdempotencyKey(), refuseKnownInactiveAccount()],
     request: { body: jsonBodyOf(PlaceOrderBody) },
     responses: {
       201: jsonContent(z.object({ order: OrderSchema, leases: z.array(LeaseSummarySchema) }), 'Placed (and possibly filled)'),
@@ -135,12 +151,10 @@ app.openapi(
     }
     const requestHash = await sha256Hex(canonicalRequest(body));
 
-    // A buy's retry is caught by its hold's idempotency key below, at no extra round trip; a
-    // sell is looked up first, so a retry is answered even if its node has gone offline since.
-    if (body.side === 'sell') {
-      const existing = await findByKey(c, accountId, key);
-      if (existing) return replay(c, existing, requestHash);
-    }
+    // A buy's retry is caught by the order row's unique Idempotency-Key in its write below, at
+    // no extra round trip; a sell is looked up with its node first (sellReads).
+    const sell = body.side === 'sell' ? await sellReads(c, body, key) : null;
+    if (sell?.existing) return replay(c, sell.existing, requestHash);
 
     const id = await derivedId('ord', accountId, key);
     const base = {
@@ -171,7 +185,7 @@ app.openapi(
         workload: body.workload,
       } satisfies BidOrder;
     } else {
-      const node = await sellableNode(c, body);
+      const node = sell!.node!;
       order = {
         ...base,
         side: 'sell',
@@ -207,11 +221,12 @@ app.openapi(
     const { money: client } = connection(c.env);
     try {
       if (order.side === 'buy') {
-        // The hold and the order row commit together: no order without money behind it.
+        // The hold and the order row commit together: no order without money behind it. The
+        // row goes first, so its trigger refuses an inactive account before funds are looked at.
         const { replayed } = await postOrThrow(
           client,
           hold({ owner: accountId, asset: order.payWith, amount: holdAmount!, idempotencyKey: `order:${id}:hold`, reference: id, memo: 'bid escrow' }),
-          { now, alongside: [insert] },
+          { now, first: [insert] },
         );
         if (replayed) {
           const first = await findByKey(c, accountId, key);
@@ -223,7 +238,8 @@ app.openapi(
       }
     } catch (err) {
       if (err instanceof ApiError) throw err;
-      // A concurrent request with the same key got there first: answer as a replay of it.
+      if (isRaised(err, ORDER_ACCOUNT_NOT_ACTIVE)) throw await inactiveAccountError(c);
+      // An earlier or concurrent request with the same key got there first: answer as a replay of it.
       const raced = await findByKey(c, accountId, key);
       if (raced) return replay(c, raced, requestHash);
       throw err;

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { leases, nodes, orders } from '../../src/db/schema.ts';
 import { lease as leaseStub } from '../../src/durable/lease.ts';
 import { regionBook } from '../../src/durable/region-book.ts';
-import { call, db, expectError, idem, json, machine, registerNode, signUp, fund, balances, type TestAccount } from './support.ts';
+import { accessToken, call, db, expectError, idem, json, machine, makeAdmin, registerNode, signUp, fund, balances, type TestAccount } from './support.ts';
 import { GPU_NAMES, beat, bindings, buy as buyIn, collectorOf as collectorIn, expectEscrowBalanced, onlineNode as onlineNodeIn, pause, place, placed, sell as sellIn, workload } from './trading.ts';
 
 // Each test trades in its own book (region × model), so tests never meet each other's orders.
@@ -281,6 +281,38 @@ describe('bad input changes nothing', () => {
     expect(await balances(renter)).toMatchObject({ USD: { available: '100.00', held: '0.00' } });
     expect((await json(await call('/v1/orders', { auth: renter.apiKey }))).data).toEqual([]);
     expect((await regionBook(bindings, REGION, model).snapshot()).resting).toBe(0);
+  });
+
+  it('refuses every order of a suspended account, even with a token issued before, and holds nothing', async () => {
+    const [admin, renter, provider] = await Promise.all([signUp(), signUp(), signUp(['provider'])]);
+    await makeAdmin(admin);
+    await fund(renter, 'USD', '3.00');
+    const model = 'v100-16gb';
+    const node = await onlineNode(provider, model, 2);
+    const [renterToken, providerToken] = await Promise.all([accessToken(renter), accessToken(provider)]);
+    const setStatus = async (who: TestAccount, status: string) =>
+      expect((await call(`/v1/admin/accounts/${who.id}/status`, { auth: admin.apiKey, body: { status, reason: 'chargeback review' } })).status).toBe(200);
+    await setStatus(renter, 'suspended');
+    await setStatus(provider, 'suspended');
+
+    const asRenter = (body: unknown) => call('/v1/orders', { auth: renterToken, body, headers: idem() });
+    await expectError(await asRenter(buy(model, { gpus: 1, price: '1.00' })), 403, 'forbidden');
+    // Suspension is reported ahead of the funds this bid lacks (402 otherwise).
+    await expectError(await asRenter(buy(model, { gpus: 2, price: '9.00' })), 403, 'forbidden');
+    await expectError(await call('/v1/orders', { auth: providerToken, body: sell(model, node.nodeId, { gpus: 1 }), headers: idem() }), 403, 'forbidden');
+    // An API key of a suspended account is refused before the route.
+    await expectError(await place(renter, buy(model, { gpus: 1, price: '1.00' })), 401, 'unauthorized');
+
+    await setStatus(renter, 'active');
+    await setStatus(provider, 'active');
+    expect(await balances(renter)).toMatchObject({ USD: { available: '3.00', held: '0.00' } });
+    expect((await json(await call('/v1/orders', { auth: renter.apiKey }))).data).toEqual([]);
+    expect((await json(await call('/v1/orders', { auth: provider.apiKey }))).data).toEqual([]);
+    expect((await regionBook(bindings, REGION, model).snapshot()).resting).toBe(0);
+    // Active again: the same tokens trade.
+    expect((await asRenter(buy(model, { gpus: 1, price: '1.00' }))).status).toBe(201);
+    expect((await call('/v1/orders', { auth: providerToken, body: sell(model, node.nodeId, { gpus: 1, price: '1.00' }), headers: idem() })).status).toBe(201);
+    await expectEscrowBalanced([renter]);
   });
 
   it('hides other accounts’ orders: reading or cancelling one is a 404', async () => {
