@@ -1,6 +1,6 @@
 import { cors } from 'hono/cors';
 import type { AppEnv } from './app-env.ts';
-import { connection } from './db/client.ts';
+import { lazyDatabase } from './db/client.ts';
 import { jsonBody } from './http/body.ts';
 import { notFound, onError } from './http/error-handler.ts';
 import { accessLog } from './http/access-log.ts';
@@ -48,7 +48,7 @@ const publicCors = cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'],
 for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*', '/v1/quote', '/v1/catalog/*', '/v1/market/*', '/v1/offers', '/widget.js', '/widget/*', '/embed/*']) app.use(path, publicCors);
 
 const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
-  c.set('db', connection(c.env).db);
+  c.set('db', lazyDatabase(c.env));
   await next();
 };
 

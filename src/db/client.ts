@@ -6,11 +6,23 @@ export interface DatabaseConfig {
   LIBSQL_AUTH_TOKEN?: string;
 }
 
+/** Each client is made when first used: most requests need only one of them, many none. */
 function connect(url: string, authToken: string | undefined): Connection {
-  const client = createClient({ url, authToken, intMode: 'number' });
-  // Money code reads integers as bigint, so balances beyond 2^53 micro-units stay exact.
-  const money = createClient({ url, authToken, intMode: 'bigint' });
-  return { client, money, db: drizzle(client) };
+  let client: Client | undefined;
+  let money: Client | undefined;
+  let db: Database | undefined;
+  return {
+    get client() {
+      return (client ??= createClient({ url, authToken, intMode: 'number' }));
+    },
+    // Money code reads integers as bigint, so balances beyond 2^53 micro-units stay exact.
+    get money() {
+      return (money ??= createClient({ url, authToken, intMode: 'bigint' }));
+    },
+    get db() {
+      return (db ??= drizzle(this.client));
+    },
+  };
 }
 
 export type Database = ReturnType<typeof drizzle<Record<string, never>>>;
@@ -30,4 +42,17 @@ export interface Connection {
  */
 export function connection(env: DatabaseConfig): Connection {
   return connect(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN || undefined);
+}
+
+/**
+ * The request's Database, made on first use: a request that never reads libSQL (health checks,
+ * cached market data, a bid's write through the money client) builds no client for it.
+ */
+export function lazyDatabase(env: DatabaseConfig): Database {
+  let db: Database | undefined;
+  const real = () => (db ??= connection(env).db);
+  return new Proxy({} as Database, {
+    get: (_target, key) => Reflect.get(real(), key),
+    has: (_target, key) => Reflect.has(real(), key),
+  });
 }

@@ -20,7 +20,10 @@ export function jsonBody(): MiddlewareHandler<AppEnv> {
     const declared = c.req.header('content-length');
     if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
 
-    const raw = c.req.raw.body ? await readLimited(c.req.raw.body, limit) : new Uint8Array();
+    // With a Content-Length (within the limit, checked above) the runtime delivers exactly that
+    // many bytes, so the body is read in one go; without one it is counted as it streams.
+    const raw = !c.req.raw.body ? new Uint8Array() : declared !== undefined ? new Uint8Array(await c.req.raw.arrayBuffer()) : await readLimited(c.req.raw.body, limit);
+    if (raw.byteLength > limit) throw tooLarge(limit);
     if (raw.byteLength === 0) return next();
 
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
@@ -28,15 +31,18 @@ export function jsonBody(): MiddlewareHandler<AppEnv> {
       throw new ApiError('unsupported_media_type', 'request body must be JSON with Content-Type: application/json');
     }
     let text: string;
+    let json: unknown;
     try {
       text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(raw);
-      JSON.parse(text);
+      json = JSON.parse(text);
     } catch {
       throw new ApiError('invalid_json', 'request body is not valid JSON');
     }
-    // The stream is consumed; validators and handlers read the body from this cache.
-    // (Hono stores promises there, though its type names the Body methods.)
-    (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
+    // The stream is consumed; validators and handlers read the body from this cache, the
+    // JSON already parsed. (Hono stores promises there, though its type names the Body methods.)
+    const cache = c.req.bodyCache as Record<string, unknown>;
+    cache.text = Promise.resolve(text);
+    cache.json = Promise.resolve(json);
     await next();
   };
 }
