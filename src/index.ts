@@ -20,7 +20,7 @@ import { mountDocs } from './routes/docs.ts';
 import health from './routes/health.ts';
 import home from './routes/home.ts';
 import internal from './routes/internal.ts';
-import market from './routes/market.ts';
+import market, { marketMemoryCache } from './routes/market.ts';
 import marketStream from './routes/market-stream.ts';
 import nodesRoutes from './routes/nodes.ts';
 import offers from './routes/offers.ts';
@@ -52,7 +52,10 @@ const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
   await next();
 };
 
-app.use(requestId(), accessLog(), jsonBody(), database);
+app.use(requestId(), accessLog());
+// A market read this isolate answered less than max-age ago needs neither a body nor a database.
+app.use('/v1/market/*', marketMemoryCache());
+app.use(jsonBody(), database);
 
 app.route('/', home);
 app.route('/', health);

@@ -167,6 +167,32 @@ describe('the price widget in Chromium', () => {
     await page.close();
   });
 
+  it('draws its skeleton as soon as it connects, before any data and without building number formats', async () => {
+    const page = await hostPage('');
+    const drawn = await page.evaluate(([region, model]) => {
+      let formats = 0;
+      const NumberFormat = Intl.NumberFormat;
+      Intl.NumberFormat = function (...args: ConstructorParameters<typeof Intl.NumberFormat>) {
+        formats++;
+        return new NumberFormat(...args);
+      } as unknown as typeof Intl.NumberFormat;
+      const el = document.createElement('gridlease-price');
+      el.setAttribute('region', region);
+      el.setAttribute('gpu-model', model);
+      el.setAttribute('locale', 'en-US');
+      document.body.append(el);
+      // Read in the same task as the append: nothing has been fetched or painted yet.
+      const root = el.shadowRoot!;
+      const text = (selector: string) => root.querySelector(selector)!.textContent;
+      const skeleton = { state: (root.querySelector('.w') as HTMLElement).dataset.state, name: text('.name'), region: text('.region'), last: text('.last'), formats };
+      Intl.NumberFormat = NumberFormat;
+      return skeleton;
+    }, [REGION, MODEL] as const);
+    expect(drawn).toEqual({ state: 'loading', name: MODEL.toUpperCase(), region: REGION, last: '—', formats: 0 });
+    await expect.poll(async () => (await shown(page)).last, { timeout: 10_000 }).toMatch(/^\$\d/);
+    await page.close();
+  });
+
   it('shows a new trade within 2 s of the trade, over the stream', async () => {
     const page = await browser!.newPage();
     let frames = 0;

@@ -7,18 +7,30 @@ export interface Formats {
   percent: Intl.NumberFormat;
 }
 
-/** Number formats for a locale; an invalid locale falls back to the browser's default. */
+const built = new Map<string, Formats>();
+
+/**
+ * Number formats for a locale, built once per page and locale: the first currency format costs
+ * tens of milliseconds (the browser loads its locale data), so widgets ask only when they have a
+ * price to show. An invalid locale falls back to the browser's default.
+ */
 export function formatsFor(locale: string | undefined): Formats {
-  const make = (loc: string | undefined): Formats => ({
-    price: new Intl.NumberFormat(loc, { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 6 }),
-    change: new Intl.NumberFormat(loc, { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 6, signDisplay: 'exceptZero' }),
-    percent: new Intl.NumberFormat(loc, { style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 2, signDisplay: 'exceptZero' }),
-  });
-  try {
-    return make(locale || undefined);
-  } catch {
-    return make(undefined);
+  const key = locale || '';
+  let f = built.get(key);
+  if (!f) {
+    const make = (loc: string | undefined): Formats => ({
+      price: new Intl.NumberFormat(loc, { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 6 }),
+      change: new Intl.NumberFormat(loc, { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 6, signDisplay: 'exceptZero' }),
+      percent: new Intl.NumberFormat(loc, { style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 2, signDisplay: 'exceptZero' }),
+    });
+    try {
+      f = make(key || undefined);
+    } catch {
+      f = make(undefined);
+    }
+    built.set(key, f);
   }
+  return f;
 }
 
 // Intl formats a numeric string exactly (no float rounding) where supported (ES2023).

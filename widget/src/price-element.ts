@@ -1,7 +1,7 @@
 // <gridlease-price region="us-east" gpu-model="h100-80gb" [theme=light|dark|auto] [compact]
 // [locale=de-DE] [api=https://api.gridlease.example]>: best ask, last trade, 24h change and a
 // 24h sparkline of one book, kept current by the page's shared market source.
-import { direction, formatChange, formatPrice, formatsFor, sparklinePath, type Formats } from './format.ts';
+import { direction, formatChange, formatPrice, formatsFor, sparklinePath } from './format.ts';
 import { sourceFor, type BookListener, type MarketSource } from './hub.ts';
 import type { BookView } from './market.ts';
 import { CSS } from './styles.ts';
@@ -44,7 +44,7 @@ export function definePriceElement(defaultApi: string): void {
     private readonly root: ShadowRoot;
     private source: MarketSource | null = null;
     private subscribed: { region: string; gpuModel: string } | null = null;
-    private formats: Formats = formatsFor(undefined);
+    private locale = '';
     private view: BookView | null = null;
     private readonly listener: BookListener = (view) => {
       this.view = view;
@@ -60,6 +60,8 @@ export function definePriceElement(defaultApi: string): void {
       this.root.innerHTML = (adopt ? '' : `<style>${CSS}</style>`) + TEMPLATE;
     }
 
+    // The skeleton is in the shadow root from the constructor; connecting only subscribes, so
+    // nothing here waits for the network or builds number formats before the first paint.
     connectedCallback(): void {
       this.connect();
     }
@@ -75,7 +77,7 @@ export function definePriceElement(defaultApi: string): void {
 
     private connect(): void {
       this.disconnect();
-      this.formats = formatsFor(this.getAttribute('locale') || navigator.language);
+      const locale = (this.locale = this.getAttribute('locale') || navigator.language);
       const region = this.getAttribute('region') ?? '';
       const gpuModel = this.getAttribute('gpu-model') ?? '';
       this.text('.name', gpuModel.toUpperCase());
@@ -87,6 +89,8 @@ export function definePriceElement(defaultApi: string): void {
       this.source = sourceFor((this.getAttribute('api') || defaultApi).replace(/\/+$/, ''));
       this.subscribed = { region, gpuModel };
       this.source.subscribe(region, gpuModel, this.listener);
+      // Builds the number formats after the skeleton is painted, while the first request is out.
+      if (typeof requestAnimationFrame === 'function') requestAnimationFrame(() => setTimeout(() => formatsFor(locale)));
     }
 
     private disconnect(): void {
@@ -104,15 +108,16 @@ export function definePriceElement(defaultApi: string): void {
       else if (view.status === 'unknown') this.text('.off', 'Unknown region or GPU model.');
       else this.text('.off', '');
       const s = view.summary;
-      const f = this.formats;
-      this.text('.ask', formatPrice(f, s?.best_ask ?? null));
-      this.text('.last', formatPrice(f, s?.last_price ?? null));
+      // Without a summary every cell is a dash, and no number format is needed yet.
+      const f = s ? formatsFor(this.locale) : null;
+      this.text('.ask', s && f ? formatPrice(f, s.best_ask) : '—');
+      this.text('.last', s && f ? formatPrice(f, s.last_price) : '—');
       const change = s?.change_24h ?? null;
       const chg = this.root.querySelector('.chg')!;
       const dir = direction(change);
       chg.classList.toggle('up', dir === 'up');
       chg.classList.toggle('down', dir === 'down');
-      this.text('.chg', formatChange(f, change, s?.change_24h_pct ?? null));
+      this.text('.chg', s && f ? formatChange(f, change, s.change_24h_pct) : '—');
       const to = (Math.floor(Date.now() / HOUR_MS) + 1) * HOUR_MS;
       const d = sparklinePath(view.candles, to - 24 * HOUR_MS, to, SPARK_W, SPARK_H);
       const path = this.root.querySelector('.spark path')!;
