@@ -57,6 +57,9 @@ const MAX_CACHED_STATEMENTS = 256;
 const MAX_CLASSIFIED_SQLS = 1024;
 const MAX_CLASSIFIED_SQL_LENGTH = 20_000;
 
+/** Statements that change the schema (or what names resolve to): cached statements expire. */
+const SCHEMA_KEYWORDS = new Set(['CREATE', 'DROP', 'ALTER', 'ATTACH', 'DETACH']);
+
 /** SQL that may change a connection's pragmas (SQLite applies `PRAGMA x = y` when preparing it). */
 const MENTIONS_PRAGMA = /pragma/i;
 
@@ -121,6 +124,10 @@ class Conn {
    * foreign keys off: checked (and cleared) before the connection serves another stream.
    */
   pragmasTouched = false;
+  /** Set when this connection changed the schema in its current transaction. */
+  schemaChanged = false;
+  /** The engine's schema epoch the cached statements were prepared under. */
+  private schemaEpoch = 0;
   private statsStmt: Statement | undefined;
   private foreignKeysStmt: Statement | undefined;
   /**
@@ -140,7 +147,16 @@ class Conn {
     return this.db.inTransaction;
   }
 
-  prepare(sql: string): Prepared {
+  /**
+   * The cached statement for `sql`, prepared again after a schema change anywhere in the
+   * server (`schemaEpoch` moved): SQLite re-prepares an expired statement by itself, but the
+   * driver keeps reporting the result columns it saw the first time.
+   */
+  prepare(sql: string, schemaEpoch: number): Prepared {
+    if (schemaEpoch !== this.schemaEpoch) {
+      this.statements.clear();
+      this.schemaEpoch = schemaEpoch;
+    }
     let prepared = this.statements.get(sql);
     if (prepared === undefined) {
       const pragma = MENTIONS_PRAGMA.test(sql);
@@ -342,6 +358,12 @@ export class Engine {
   private readonly pool: Conn[] = [];
   private readonly gate = new WriteGate();
   private readonly classifier = new SqlClassifier();
+  /**
+   * Moves when any stream changes the schema, and again when that stream's transaction
+   * ends (other connections see the change only then): connections drop their cached
+   * statements when it has moved.
+   */
+  private schemaEpoch = 0;
   private closed = false;
 
   constructor(opts: EngineOptions) {
@@ -425,6 +447,10 @@ export class Engine {
         } catch {
           conn.tainted = true;
         }
+      }
+      if (conn.schemaChanged) {
+        this.schemaEpoch++; // a rolled-back schema change
+        conn.schemaChanged = false;
       }
       if (conn.tainted || conn.inTransaction || this.closed || this.pool.length >= MAX_POOLED_CONNECTIONS) conn.close();
       else this.pool.push(conn);
@@ -547,7 +573,7 @@ export class Engine {
       for (let attempt = 0; ; attempt++) {
         const start = performance.now();
         try {
-          prepared ??= conn.prepare(info.text);
+          prepared ??= conn.prepare(info.text, this.schemaEpoch);
           const { stmt, reader } = prepared;
           // A statement without result columns has none to report: skip the driver call.
           const cols = (prepared.cols ??= reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : []);
@@ -592,7 +618,13 @@ export class Engine {
         }
       }
     } finally {
-      if (this.gate.holder === stream && !safeInTransaction(conn)) this.gate.release(stream);
+      if (SCHEMA_KEYWORDS.has(info.keyword)) conn.schemaChanged = true;
+      const inTransaction = safeInTransaction(conn);
+      if (conn.schemaChanged) {
+        this.schemaEpoch++;
+        if (!inTransaction) conn.schemaChanged = false;
+      }
+      if (this.gate.holder === stream && !inTransaction) this.gate.release(stream);
     }
   }
 }

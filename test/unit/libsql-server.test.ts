@@ -288,6 +288,37 @@ describe('execute', () => {
       expect((await client.execute({ sql: 'SELECT ? AS v; ', args: [round] })).rows[0]?.v).toBe(round);
     }
   });
+  it('reports the columns of the current schema for a statement it has run before', async () => {
+    const { client } = await setup();
+    const star = async (c: Pick<Client, 'execute'> = client) => {
+      const rs = await c.execute('SELECT * FROM t');
+      return { columns: rs.columns, types: rs.columnTypes, rows: rs.rows.map((r) => [...Object.values({ ...r })]) };
+    };
+    await client.execute('CREATE TABLE t (a INTEGER)');
+    await client.execute('INSERT INTO t VALUES (1)');
+    expect(await star()).toEqual({ columns: ['a'], types: ['INTEGER'], rows: [[1]] });
+    await client.execute("ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'");
+    expect(await star()).toEqual({ columns: ['a', 'b'], types: ['INTEGER', 'TEXT'], rows: [[1, 'x']] });
+    await client.executeMultiple("DROP TABLE t; CREATE TABLE t (z TEXT, y REAL); INSERT INTO t VALUES ('1', 2.5);");
+    expect(await star()).toEqual({ columns: ['z', 'y'], types: ['TEXT', 'REAL'], rows: [['1', 2.5]] });
+
+    // A schema change inside a transaction: seen at once by its own stream, by others after COMMIT.
+    const tx = await client.transaction('write');
+    expect((await star(tx)).columns).toEqual(['z', 'y']);
+    await tx.execute('ALTER TABLE t ADD COLUMN w INTEGER DEFAULT 7');
+    expect(await star(tx)).toEqual({ columns: ['z', 'y', 'w'], types: ['TEXT', 'REAL', 'INTEGER'], rows: [['1', 2.5, 7]] });
+    expect((await star()).columns).toEqual(['z', 'y']); // not committed yet
+    await tx.commit();
+    expect(await star()).toEqual({ columns: ['z', 'y', 'w'], types: ['TEXT', 'REAL', 'INTEGER'], rows: [['1', 2.5, 7]] });
+
+    // ... and a schema change rolled back is undone for everyone.
+    const undone = await client.transaction('write');
+    await undone.execute('ALTER TABLE t ADD COLUMN v TEXT');
+    expect((await star(undone)).columns).toEqual(['z', 'y', 'w', 'v']);
+    await undone.rollback();
+    expect((await star()).columns).toEqual(['z', 'y', 'w']);
+  });
+
 });
 
 describe('batch', () => {
