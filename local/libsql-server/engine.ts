@@ -29,7 +29,10 @@
 // and then COMMIT fails. So readers are always run to completion with all(), writers
 // with run(), and a connection that gave up after SQLITE_BUSY is not reused.
 // Known driver limitation: TEXT read back is cut at the first NUL character (sqld
-// returns it whole). Binding such text is exact.
+// returns it whole). Binding such text is exact. The driver also reports a statement's
+// result columns as they were when it was first prepared, so cached statements are
+// dropped after a schema change made through this server (one made by another process
+// on the same file is not noticed: restart the server after such a migration).
 import { randomBytes } from 'node:crypto';
 import Database from 'libsql';
 import { encodeValue, HranaError } from './proto.ts';
@@ -619,12 +622,11 @@ export class Engine {
       }
     } finally {
       if (SCHEMA_KEYWORDS.has(info.keyword)) conn.schemaChanged = true;
-      const inTransaction = safeInTransaction(conn);
       if (conn.schemaChanged) {
         this.schemaEpoch++;
-        if (!inTransaction) conn.schemaChanged = false;
+        if (!safeInTransaction(conn)) conn.schemaChanged = false;
       }
-      if (this.gate.holder === stream && !inTransaction) this.gate.release(stream);
+      if (this.gate.holder === stream && !safeInTransaction(conn)) this.gate.release(stream);
     }
   }
 }
