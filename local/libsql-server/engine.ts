@@ -29,7 +29,10 @@
 // and then COMMIT fails. So readers are always run to completion with all(), writers
 // with run(), and a connection that gave up after SQLITE_BUSY is not reused.
 // Known driver limitation: TEXT read back is cut at the first NUL character (sqld
-// returns it whole). Binding such text is exact.
+// returns it whole). Binding such text is exact. The driver also reports a statement's
+// result columns as they were when it was first prepared, so cached statements are
+// dropped after a schema change made through this server (one made by another process
+// on the same file is not noticed: restart the server after such a migration).
 import { randomBytes } from 'node:crypto';
 import Database from 'libsql';
 import { encodeValue, HranaError } from './proto.ts';
@@ -54,18 +57,87 @@ const EXPIRED_BATON_MEMORY_MS = 5 * 60_000;
 const MAX_POOLED_CONNECTIONS = 8;
 
 const MAX_CACHED_STATEMENTS = 256;
+const MAX_CLASSIFIED_SQLS = 1024;
+const MAX_CLASSIFIED_SQL_LENGTH = 20_000;
+
+/** Statements that change the schema (or what names resolve to): cached statements expire. */
+const SCHEMA_KEYWORDS = new Set(['CREATE', 'DROP', 'ALTER', 'ATTACH', 'DETACH']);
+
+/** SQL that may change a connection's pragmas (SQLite applies `PRAGMA x = y` when preparing it). */
+const MENTIONS_PRAGMA = /pragma/i;
+
+/** What splitSql says about one SQL text; `single` is the statement an `execute` of it runs. */
+interface Classified {
+  statements: readonly SqlStatement[];
+  single: SqlStatement | undefined;
+}
+
+/**
+ * splitSql results by SQL text. Splitting and classifying depends on the text alone (not on
+ * the schema or any connection), and clients send the same statements over and over.
+ * Results are frozen: they are shared by every request with that text.
+ */
+class SqlClassifier {
+  private readonly byText = new Map<string, Classified>();
+
+  classify(sql: string): Classified {
+    let found = this.byText.get(sql);
+    if (found === undefined) {
+      const statements = splitSql(sql).map(freezeStatement);
+      const first = statements[0];
+      // An execute runs the whole text as given (with its trailing `;` or comments).
+      const single = statements.length === 1 && first !== undefined ? freezeStatement({ ...first, text: sql }) : undefined;
+      found = Object.freeze({ statements: Object.freeze(statements), single });
+      if (sql.length <= MAX_CLASSIFIED_SQL_LENGTH) {
+        if (this.byText.size >= MAX_CLASSIFIED_SQLS) this.byText.delete(this.byText.keys().next().value!);
+        this.byText.set(sql, found);
+      }
+    }
+    return found;
+  }
+}
+
+function freezeStatement(info: SqlStatement): SqlStatement {
+  Object.freeze(info.params);
+  return Object.freeze(info);
+}
+
+/** A prepared statement and what the driver fixed about it when it was prepared. */
+interface Prepared {
+  stmt: Statement;
+  /** Returns rows (has result columns): run with all(), in raw mode. Otherwise run with run(). */
+  reader: boolean;
+  pragma: boolean;
+  /** Result columns, read once: the driver reports the ones it saw when preparing. */
+  cols: StmtResultJson['cols'] | undefined;
+}
+
+/** The driver's run() result. `lastInsertRowid` arrives as a JS number (exact only up to 2^53). */
+interface RunInfo {
+  changes: number;
+  lastInsertRowid: number | bigint;
+}
 
 class Conn {
   readonly db: Db;
   /** Set when a statement may have been left paused: close instead of pooling. */
   tainted = false;
+  /**
+   * Set when SQL mentioning a pragma was prepared or run here, so a stream may have turned
+   * foreign keys off: checked (and cleared) before the connection serves another stream.
+   */
+  pragmasTouched = false;
+  /** Set when this connection changed the schema in its current transaction. */
+  schemaChanged = false;
+  /** The engine's schema epoch the cached statements were prepared under. */
+  private schemaEpoch = 0;
   private statsStmt: Statement | undefined;
   private foreignKeysStmt: Statement | undefined;
   /**
    * Prepared statements by SQL text. Preparing costs more than running a small statement,
    * and every statement here is run to completion, so reuse is safe.
    */
-  private readonly statements = new Map<string, Statement>();
+  private readonly statements = new Map<string, Prepared>();
 
   constructor(file: string) {
     this.db = new Database(file, { timeout: 0 });
@@ -78,30 +150,56 @@ class Conn {
     return this.db.inTransaction;
   }
 
-  prepare(sql: string): Statement {
-    let stmt = this.statements.get(sql);
-    if (stmt === undefined) {
-      stmt = this.db.prepare(sql).safeIntegers(true);
-      if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.delete(this.statements.keys().next().value!);
-      this.statements.set(sql, stmt);
+  /**
+   * The cached statement for `sql`, prepared again after a schema change anywhere in the
+   * server (`schemaEpoch` moved): SQLite re-prepares an expired statement by itself, but the
+   * driver keeps reporting the result columns it saw the first time.
+   */
+  prepare(sql: string, schemaEpoch: number): Prepared {
+    if (schemaEpoch !== this.schemaEpoch) {
+      this.statements.clear();
+      this.schemaEpoch = schemaEpoch;
     }
-    return stmt;
+    let prepared = this.statements.get(sql);
+    if (prepared === undefined) {
+      const pragma = MENTIONS_PRAGMA.test(sql);
+      if (pragma) this.pragmasTouched = true;
+      const stmt = this.db.prepare(sql).safeIntegers(true);
+      const reader = stmt.reader;
+      if (reader) stmt.raw(true);
+      prepared = { stmt, reader, pragma, cols: undefined };
+      if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.delete(this.statements.keys().next().value!);
+      this.statements.set(sql, prepared);
+    } else if (prepared.pragma) {
+      this.pragmasTouched = true;
+    }
+    return prepared;
+  }
+
+  /** A statement prepared once, not cached (describe). */
+  prepareOnce(sql: string): Statement {
+    if (MENTIONS_PRAGMA.test(sql)) this.pragmasTouched = true;
+    return this.db.prepare(sql);
   }
 
   /**
    * A pooled connection comes back with foreign keys on. Setting the pragma expires every
-   * prepared statement, so it is only set when a previous stream turned it off.
+   * prepared statement, so it is only set when a previous stream turned it off; and it is
+   * only read when a previous stream ran SQL that mentions a pragma.
    */
   ensureForeignKeys(): void {
+    if (!this.pragmasTouched) return;
     this.foreignKeysStmt ??= this.db.prepare('PRAGMA foreign_keys').raw(true);
-    const on = (this.foreignKeysStmt.all() as unknown[][])[0]?.[0];
+    const on = (this.foreignKeysStmt.get() as unknown[] | undefined)?.[0];
     if (Number(on) !== 1) this.db.exec('PRAGMA foreign_keys = ON');
+    this.pragmasTouched = false;
   }
 
   /** changes() and last_insert_rowid() of the last statement, as exact integers. */
   stats(): { changes: bigint; lastInsertRowid: bigint } {
     this.statsStmt ??= this.db.prepare('SELECT changes(), last_insert_rowid()').safeIntegers(true).raw(true);
-    const row = (this.statsStmt.all() as unknown[][])[0] ?? [];
+    // get() reads the one row and resets the statement, so it is not left paused.
+    const row = (this.statsStmt.get() as unknown[] | undefined) ?? [];
     return { changes: BigInt(row[0] as bigint), lastInsertRowid: BigInt(row[1] as bigint) };
   }
 
@@ -198,6 +296,8 @@ function sqlErrorFrom(e: unknown): SqlError {
 
 const busyError = () => new SqlError('SQLITE_BUSY', 'SQLite error: database is locked');
 
+const NO_NAMED_ARGS: ReadonlyMap<string, SqlValue> = new Map();
+
 /** Binds arguments like sqld (libsql-server/src/query.rs): every parameter needs a value,
  *  named args match with or without their prefix, no mixing of positional and named. */
 function bindArgs(info: SqlStatement, stmt: Pick<Stmt, 'args' | 'namedArgs'>): SqlValue[] | Record<string, SqlValue> {
@@ -213,7 +313,7 @@ function bindArgs(info: SqlStatement, stmt: Pick<Stmt, 'args' | 'namedArgs'>): S
   const missing = (name: string): never => {
     throw new SqlError('ARGS_INVALID', `Arguments do not match SQL parameters: value for parameter ${name} not found`);
   };
-  const named = new Map(namedArgs.map((a) => [a.name, a.value] as const));
+  const named = namedArgs.length === 0 ? NO_NAMED_ARGS : new Map(namedArgs.map((a) => [a.name, a.value] as const));
   const positional: SqlValue[] = [];
   const byName: Record<string, SqlValue> = {};
   for (let index = 1; index <= count; index++) {
@@ -260,6 +360,13 @@ export class Engine {
   private readonly streams = new Set<Stream>();
   private readonly pool: Conn[] = [];
   private readonly gate = new WriteGate();
+  private readonly classifier = new SqlClassifier();
+  /**
+   * Moves when any stream changes the schema, and again when that stream's transaction
+   * ends (other connections see the change only then): connections drop their cached
+   * statements when it has moved.
+   */
+  private schemaEpoch = 0;
   private closed = false;
 
   constructor(opts: EngineOptions) {
@@ -344,6 +451,10 @@ export class Engine {
           conn.tainted = true;
         }
       }
+      if (conn.schemaChanged) {
+        this.schemaEpoch++; // a rolled-back schema change
+        conn.schemaChanged = false;
+      }
       if (conn.tainted || conn.inTransaction || this.closed || this.pool.length >= MAX_POOLED_CONNECTIONS) conn.close();
       else this.pool.push(conn);
     }
@@ -371,7 +482,7 @@ export class Engine {
         case 'batch':
           return ok({ type: 'batch', result: await this.batch(stream, req.steps) });
         case 'sequence': {
-          for (const info of splitSql(this.resolveSql(stream, req.sql, req.sqlId))) {
+          for (const info of this.classifier.classify(this.resolveSql(stream, req.sql, req.sqlId)).statements) {
             await this.run(stream, info, bindArgs(info, { args: [], namedArgs: [] }), false);
           }
           return ok({ type: 'sequence' });
@@ -408,11 +519,10 @@ export class Engine {
 
   private async execute(stream: Stream, stmt: Stmt): Promise<StmtResultJson> {
     const sql = this.resolveSql(stream, stmt.sql, stmt.sqlId);
-    const statements = splitSql(sql);
-    const info = statements[0];
-    if (info === undefined) throw new SqlError('SQL_NO_STATEMENT', 'SQL string does not contain any statement');
-    if (statements.length > 1) throw new SqlError('SQL_MANY_STATEMENTS', 'SQL string contains more than one statement');
-    return this.run(stream, { ...info, text: sql }, bindArgs(info, stmt), stmt.wantRows);
+    const { statements, single } = this.classifier.classify(sql);
+    if (statements.length === 0) throw new SqlError('SQL_NO_STATEMENT', 'SQL string does not contain any statement');
+    if (single === undefined) throw new SqlError('SQL_MANY_STATEMENTS', 'SQL string contains more than one statement');
+    return this.run(stream, single, bindArgs(single, stmt), stmt.wantRows);
   }
 
   private async batch(stream: Stream, steps: BatchStep[]) {
@@ -440,11 +550,11 @@ export class Engine {
   }
 
   private describe(stream: Stream, sql: string) {
-    const info = splitSql(sql)[0];
+    const info = this.classifier.classify(sql).statements[0];
     if (info === undefined) throw new SqlError('SQL_NO_STATEMENT', 'SQL string does not contain any statement');
     let stmt: Statement;
     try {
-      stmt = this.connFor(stream).db.prepare(sql);
+      stmt = this.connFor(stream).prepareOnce(sql);
     } catch (err) {
       throw sqlErrorFrom(err);
     }
@@ -462,24 +572,39 @@ export class Engine {
     const deadline = Date.now() + this.opts.busyTimeoutMs;
     try {
       if (info.writes && !(await this.gate.acquire(stream, this.opts.busyTimeoutMs))) throw busyError();
-      let prepared: Statement | undefined;
+      let prepared: Prepared | undefined;
       for (let attempt = 0; ; attempt++) {
         const start = performance.now();
         try {
-          prepared ??= conn.prepare(info.text);
-          const cols = prepared.columns().map((c) => ({ name: c.name, decltype: c.type }));
-          let rows: unknown[][] = [];
+          prepared ??= conn.prepare(info.text, this.schemaEpoch);
+          const { stmt, reader } = prepared;
+          // A statement without result columns has none to report: skip the driver call.
+          const cols = (prepared.cols ??= reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : []);
+          let rows: unknown[][] = NO_ROWS;
+          let runInfo: RunInfo | undefined;
           // Readers are always run to completion (see the note on paused statements).
-          if (prepared.reader) rows = prepared.raw(true).all(params) as unknown[][];
-          else prepared.run(params);
+          if (reader) rows = stmt.all(params) as unknown[][];
+          else runInfo = stmt.run(params) as RunInfo;
           const queryMs = performance.now() - start;
-          const stats = info.isIud ? conn.stats() : undefined;
-          const affected = stats === undefined ? 0 : Number(stats.changes);
+          let affected = 0;
+          let lastInsertRowid: string | null = null;
+          if (info.isIud) {
+            // run() reports changes() (0 unless the statement changed rows) and
+            // last_insert_rowid(); a rowid beyond 2^53 needs the exact query.
+            if (runInfo !== undefined && (!info.isInsert || isExactInteger(runInfo.lastInsertRowid))) {
+              affected = runInfo.changes;
+              if (info.isInsert) lastInsertRowid = String(runInfo.lastInsertRowid);
+            } else {
+              const stats = conn.stats();
+              affected = Number(stats.changes);
+              if (info.isInsert) lastInsertRowid = stats.lastInsertRowid.toString();
+            }
+          }
           return {
             cols,
-            rows: wantRows ? rows.map((row) => row.map(encodeValue)) : [],
+            rows: wantRows && rows.length > 0 ? rows.map((row) => row.map(encodeValue)) : [],
             affected_row_count: affected,
-            last_insert_rowid: info.isInsert && stats !== undefined ? stats.lastInsertRowid.toString() : null,
+            last_insert_rowid: lastInsertRowid,
             rows_read: rows.length,
             rows_written: affected,
             query_duration_ms: queryMs,
@@ -496,9 +621,20 @@ export class Engine {
         }
       }
     } finally {
+      if (SCHEMA_KEYWORDS.has(info.keyword)) conn.schemaChanged = true;
+      if (conn.schemaChanged) {
+        this.schemaEpoch++;
+        if (!safeInTransaction(conn)) conn.schemaChanged = false;
+      }
       if (this.gate.holder === stream && !safeInTransaction(conn)) this.gate.release(stream);
     }
   }
+}
+
+const NO_ROWS: unknown[][] = [];
+
+function isExactInteger(n: number | bigint): boolean {
+  return typeof n === 'bigint' || Number.isSafeInteger(n);
 }
 
 function safeInTransaction(conn: Conn): boolean {

@@ -185,6 +185,140 @@ describe('execute', () => {
     expect(err.code).toMatch(/^SQLITE_CONSTRAINT/);
     expect(err.message).toContain('FOREIGN KEY');
   });
+  it('reports rowsAffected and lastInsertRowid exactly as changes() and last_insert_rowid() read right after', async () => {
+    const server = await startServer();
+    const setupSql = `
+      CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INTEGER DEFAULT 0);
+      CREATE TABLE audit (item_id INTEGER, note TEXT);
+      CREATE TRIGGER items_audit AFTER INSERT ON items BEGIN
+        INSERT INTO audit VALUES (new.id, 'a'); INSERT INTO audit VALUES (new.id, 'b');
+      END;
+      CREATE VIEW named AS SELECT name FROM items;
+      CREATE TRIGGER named_insert INSTEAD OF INSERT ON named BEGIN INSERT INTO items (name) VALUES (new.name); END;`;
+    const statements = [
+      "INSERT INTO items (name) VALUES ('a')",
+      "INSERT INTO items (name) VALUES ('b'), ('c')",
+      "INSERT INTO items (name) VALUES ('a') ON CONFLICT (name) DO NOTHING",
+      "INSERT INTO items (name) VALUES ('a') ON CONFLICT (name) DO UPDATE SET n = n + 1",
+      "REPLACE INTO items (id, name) VALUES (1, 'a2')",
+      "UPDATE items SET n = n + 1 WHERE name = 'nobody'",
+      'UPDATE items SET n = n + 1',
+      "INSERT INTO named VALUES ('through the view')",
+      "INSERT INTO items (id, name) VALUES (4611686018427387904, 'huge')", // 2^62: past 2^53
+      "INSERT INTO items (id, name) VALUES (9007199254740993, 'just past 2^53')",
+      "INSERT INTO items (name) VALUES ('d') RETURNING id",
+      "UPDATE items SET n = 0 WHERE name IN ('b', 'c') RETURNING id",
+      "DELETE FROM items WHERE name = 'd'",
+      'DELETE FROM audit',
+      "WITH x AS (SELECT 'e' AS name) INSERT INTO items (name) SELECT name FROM x",
+      "SELECT count(*) FROM items",
+    ];
+    const requests: unknown[] = [{ type: 'sequence', sql: setupSql }];
+    for (const sql of statements) {
+      requests.push({ type: 'execute', stmt: { sql } }, { type: 'execute', stmt: { sql: 'SELECT changes(), last_insert_rowid()' } });
+    }
+    requests.push({ type: 'close' });
+    const { status, body } = await pipeline(server, { baton: null, requests });
+    expect(status).toBe(200);
+    for (const [i, sql] of statements.entries()) {
+      const result = body.results[1 + 2 * i];
+      const stats = body.results[2 + 2 * i];
+      expect(result.type, sql).toBe('ok');
+      const [changes, rowid] = stats.response.result.rows[0].map((v: { value: string }) => v.value);
+      const r = result.response.result;
+      const dml = /^(INSERT|REPLACE|UPDATE|DELETE|WITH)/.test(sql);
+      expect(r.affected_row_count, sql).toBe(dml ? Number(changes) : 0);
+      expect(r.rows_written, sql).toBe(dml ? Number(changes) : 0);
+      expect(r.last_insert_rowid, sql).toBe(/^(INSERT|REPLACE|WITH)/.test(sql) ? rowid : null);
+    }
+    // The exact rowids past 2^53 came back as inserted.
+    expect(body.results[1 + 2 * 8].response.result.last_insert_rowid).toBe('4611686018427387904');
+    expect(body.results[1 + 2 * 9].response.result.last_insert_rowid).toBe('9007199254740993');
+  });
+
+  it('does not let a stream that turned foreign keys off pass that on with its pooled connection', async () => {
+    const { server, client } = await setup();
+    await client.executeMultiple(`
+      CREATE TABLE parent (id INTEGER PRIMARY KEY);
+      CREATE TABLE child (parent_id INTEGER NOT NULL REFERENCES parent (id));
+    `);
+    let parentId = 100;
+    const fkViolation = async () => {
+      // New SQL text each time: a statement prepared while foreign keys are off never checks them.
+      const err = await libsqlError(client.execute(`INSERT INTO child VALUES (${parentId++})`));
+      expect(err.message).toContain('FOREIGN KEY');
+    };
+    // Each execute is its own stream; the connection goes back to the pool after it.
+    for (const off of ['PRAGMA foreign_keys = OFF', 'pragma FOREIGN_KEYS=0', '/* x */ PRAGMA main.foreign_keys = false']) {
+      await client.execute(off);
+      await fkViolation();
+      await client.execute(off); // the same text again: a cached prepared statement
+      await fkViolation();
+    }
+    // A stream that only describes (prepares) the pragma: SQLite applies it when preparing.
+    const described = await pipeline(server, { baton: null, requests: [{ type: 'describe', sql: 'PRAGMA foreign_keys = OFF' }, { type: 'close' }] });
+    expect(described.body.results[0].type).toBe('ok');
+    await fkViolation();
+    // Within one stream the pragma holds, as on sqld.
+    const tx = await client.transaction('write');
+    await tx.execute('PRAGMA foreign_keys = OFF'); // a no-op inside a transaction, as in SQLite
+    await tx.rollback();
+    const own = await pipeline(server, {
+      baton: null,
+      requests: [
+        { type: 'execute', stmt: { sql: 'PRAGMA foreign_keys = OFF' } },
+        { type: 'execute', stmt: { sql: 'INSERT INTO child VALUES (8)' } },
+        { type: 'execute', stmt: { sql: 'DELETE FROM child' } },
+        { type: 'close' },
+      ],
+    });
+    expect(own.body.results.map((r: any) => r.type)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    await fkViolation();
+  });
+
+  it('answers the same SQL text the same way every time it is sent', async () => {
+    const { client } = await setup();
+    for (let round = 0; round < 3; round++) {
+      expect((await libsqlError(client.execute('SELEC 1'))).code).toBe('SQL_PARSE_ERROR');
+      expect((await libsqlError(client.execute('SELECT 1; SELECT 2'))).code).toBe('SQL_MANY_STATEMENTS');
+      expect((await libsqlError(client.execute('-- nothing'))).code).toBe('SQL_NO_STATEMENT');
+      expect((await libsqlError(client.execute('SELECT ?, ?', [1]))).code).toBe('ARGS_INVALID');
+      const row = (await client.execute({ sql: 'SELECT :a AS a, ? AS b;  -- trailing', args: { a: round, '?2': 'x' } }).catch((e) => e)) as unknown;
+      expect(row).toBeInstanceOf(LibsqlError); // mixing named and positional, as sqld
+      expect((await client.execute({ sql: 'SELECT ? AS v; ', args: [round] })).rows[0]?.v).toBe(round);
+    }
+  });
+  it('reports the columns of the current schema for a statement it has run before', async () => {
+    const { client } = await setup();
+    const star = async (c: Pick<Client, 'execute'> = client) => {
+      const rs = await c.execute('SELECT * FROM t');
+      return { columns: rs.columns, types: rs.columnTypes, rows: rs.rows.map((r) => [...Object.values({ ...r })]) };
+    };
+    await client.execute('CREATE TABLE t (a INTEGER)');
+    await client.execute('INSERT INTO t VALUES (1)');
+    expect(await star()).toEqual({ columns: ['a'], types: ['INTEGER'], rows: [[1]] });
+    await client.execute("ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'");
+    expect(await star()).toEqual({ columns: ['a', 'b'], types: ['INTEGER', 'TEXT'], rows: [[1, 'x']] });
+    await client.executeMultiple("DROP TABLE t; CREATE TABLE t (z TEXT, y REAL); INSERT INTO t VALUES ('1', 2.5);");
+    expect(await star()).toEqual({ columns: ['z', 'y'], types: ['TEXT', 'REAL'], rows: [['1', 2.5]] });
+
+    // A schema change inside a transaction: seen at once by its own stream, by others after COMMIT.
+    const tx = await client.transaction('write');
+    expect((await star(tx)).columns).toEqual(['z', 'y']);
+    await tx.execute('ALTER TABLE t ADD COLUMN w INTEGER DEFAULT 7');
+    expect(await star(tx)).toEqual({ columns: ['z', 'y', 'w'], types: ['TEXT', 'REAL', 'INTEGER'], rows: [['1', 2.5, 7]] });
+    expect((await star()).columns).toEqual(['z', 'y']); // not committed yet
+    await tx.commit();
+    expect(await star()).toEqual({ columns: ['z', 'y', 'w'], types: ['TEXT', 'REAL', 'INTEGER'], rows: [['1', 2.5, 7]] });
+
+    // ... and a schema change rolled back is undone for everyone.
+    const undone = await client.transaction('write');
+    await undone.execute('ALTER TABLE t ADD COLUMN v TEXT');
+    expect((await star(undone)).columns).toEqual(['z', 'y', 'w', 'v']);
+    await undone.rollback();
+    expect((await star()).columns).toEqual(['z', 'y', 'w']);
+  });
+
 });
 
 describe('batch', () => {
