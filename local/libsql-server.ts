@@ -8,7 +8,8 @@
 // Routes: POST /v2/pipeline and /v3/pipeline; GET /v2, /v3 and /health (200, empty).
 // Errors are JSON {message, code} with content-type exactly application/json, which is
 // what the client requires to surface them as LibsqlError with that code.
-// Streams, batons, execution and the write-serialisation design: libsql-server/engine.ts.
+// Streams, batons, execution and the write-serialisation design: libsql-server/engine.ts;
+// WAL checkpoints on a background thread: libsql-server/checkpointer.ts.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -29,6 +30,8 @@ export interface LibsqlServerOptions {
   streamIdleTimeoutMs?: number;
   /** How long a statement waits for the write lock before SQLITE_BUSY; default idle timeout + 5 s. */
   busyTimeoutMs?: number;
+  /** WAL checkpoints on a background thread this often; 0 leaves them to SQLite's commits. Default 200 ms. */
+  checkpointIntervalMs?: number;
   /** Receives one JSON-able record per error (SQL errors, rejected requests). Default: nothing. */
   log?: (line: Record<string, unknown>) => void;
 }
@@ -110,7 +113,7 @@ export async function startLibsqlServer(opts: LibsqlServerOptions): Promise<Libs
   let engine: Engine;
   try {
     mkdirSync(dirname(file), { recursive: true });
-    engine = new Engine({ file, streamIdleTimeoutMs, busyTimeoutMs: opts.busyTimeoutMs ?? streamIdleTimeoutMs + 5_000, logError });
+    engine = new Engine({ file, streamIdleTimeoutMs, busyTimeoutMs: opts.busyTimeoutMs ?? streamIdleTimeoutMs + 5_000, logError, checkpointIntervalMs: opts.checkpointIntervalMs });
   } catch (err) {
     throw new Error(`cannot open database ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }

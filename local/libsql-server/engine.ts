@@ -35,6 +35,7 @@
 // on the same file is not noticed: restart the server after such a migration).
 import { randomBytes } from 'node:crypto';
 import Database from 'libsql';
+import { startCheckpointer, type Checkpointer } from './checkpointer.ts';
 import { encodeValue, HranaError } from './proto.ts';
 import type { BatchCond, BatchStep, ErrorJson, PipelineRequest, SqlValue, Stmt, StmtResultJson, StreamRequest } from './proto.ts';
 import { splitSql, type SqlStatement } from './sql-text.ts';
@@ -45,6 +46,11 @@ export interface EngineOptions {
   /** How long a statement may wait for the write lock before failing with SQLITE_BUSY. */
   busyTimeoutMs: number;
   logError: (fields: Record<string, unknown>) => void;
+  /**
+   * WAL checkpoints run on a background thread this often (checkpointer.ts); 0 leaves them to
+   * SQLite inside commits. Default 200 ms.
+   */
+  checkpointIntervalMs?: number;
 }
 
 type Db = Database.Database;
@@ -139,11 +145,21 @@ class Conn {
    */
   private readonly statements = new Map<string, Prepared>();
 
-  constructor(file: string) {
+  /** Whether commits on this connection checkpoint the WAL themselves (SQLite's default). */
+  autoCheckpoint = true;
+
+  constructor(file: string, autoCheckpoint: boolean) {
     this.db = new Database(file, { timeout: 0 });
     this.db.exec('PRAGMA busy_timeout = 0');
     this.db.exec('PRAGMA foreign_keys = ON');
     this.db.exec('PRAGMA synchronous = NORMAL');
+    this.setAutoCheckpoint(autoCheckpoint);
+  }
+
+  setAutoCheckpoint(on: boolean): void {
+    if (on === this.autoCheckpoint) return;
+    this.db.exec(`PRAGMA wal_autocheckpoint = ${on ? 1000 : 0}`);
+    this.autoCheckpoint = on;
   }
 
   get inTransaction(): boolean {
@@ -368,16 +384,35 @@ export class Engine {
    */
   private schemaEpoch = 0;
   private closed = false;
+  /** Set while the checkpoint thread runs: connections then leave checkpoints to it. */
+  private checkpointer: Checkpointer | null = null;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
-    const conn = new Conn(opts.file); // fails early on a bad path / not a database
+    const conn = new Conn(opts.file, true); // fails early on a bad path / not a database
     const mode = (conn.db.prepare('PRAGMA journal_mode = WAL').raw(true).all() as unknown[][])[0]?.[0];
     if (mode !== 'wal') {
       conn.close();
       throw new Error(`could not enable WAL mode on ${opts.file} (journal_mode is ${String(mode)})`);
     }
+    const interval = opts.checkpointIntervalMs ?? 200;
+    if (interval > 0) {
+      try {
+        this.checkpointer = startCheckpointer(opts.file, interval, (reason) => this.checkpointerStopped(reason));
+        conn.setAutoCheckpoint(false);
+      } catch (err) {
+        this.checkpointerStopped(`checkpoint thread did not start: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     this.pool.push(conn);
+  }
+
+  /** Back to SQLite's own checkpoints, so the WAL cannot grow without bound. */
+  private checkpointerStopped(reason: string): void {
+    this.checkpointer = null;
+    if (this.closed) return;
+    this.opts.logError({ msg: 'WAL checkpoints back in commits', reason });
+    for (const conn of this.pool) conn.setAutoCheckpoint(true);
   }
 
   /** Runs one pipeline request. Throws HranaError for an unknown or expired baton. */
@@ -416,6 +451,8 @@ export class Engine {
 
   close(): void {
     this.closed = true;
+    this.checkpointer?.stop();
+    this.checkpointer = null;
     this.gate.failAll();
     for (const stream of [...this.streams]) this.closeStream(stream);
     for (const conn of this.pool.splice(0)) conn.close();
@@ -465,7 +502,8 @@ export class Engine {
     if (stream.conn === null) {
       const pooled = this.pool.pop();
       pooled?.ensureForeignKeys();
-      stream.conn = pooled ?? new Conn(this.opts.file);
+      pooled?.setAutoCheckpoint(this.checkpointer === null);
+      stream.conn = pooled ?? new Conn(this.opts.file, this.checkpointer === null);
     }
     return stream.conn;
   }

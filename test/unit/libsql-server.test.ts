@@ -4,7 +4,7 @@
 import { createClient, LibsqlError, type Client, type Config } from '@libsql/client';
 import { createClient as createWebClient } from '@libsql/client/web';
 import Database from 'libsql';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -519,6 +519,37 @@ describe('sequence (executeMultiple) and persistence', () => {
       [1, -5],
       [2, 0],
     ]);
+  });
+});
+
+describe('WAL checkpoints', () => {
+  /** Writes ≈ 1.6 MB in one batch: under SQLite's own checkpoint threshold (1,000 pages ≈ 4 MB). */
+  async function writeRows(client: Client) {
+    await client.execute('CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL)');
+    await client.batch(Array.from({ length: 400 }, (_, i) => ({ sql: 'INSERT INTO blobs VALUES (?, randomblob(4000))', args: [i] })), 'write');
+  }
+
+  it('copies the WAL into the database file on the background thread, without waiting for a commit to cross the threshold', async () => {
+    const file = tempDbFile();
+    const { client } = await setup({ file, checkpointIntervalMs: 50 });
+    await writeRows(client);
+    let size = 0;
+    for (let waited = 0; waited < 5_000 && size < 1_600_000; waited += 50) {
+      await sleep(50);
+      size = statSync(file).size;
+    }
+    expect(size).toBeGreaterThanOrEqual(1_600_000);
+    // Nothing was lost on the way, and the server goes on.
+    expect((await client.execute('SELECT count(*) AS n, sum(length(data)) AS bytes FROM blobs')).rows[0]).toMatchObject({ n: 400, bytes: 1_600_000 });
+  });
+
+  it('leaves them to SQLite when turned off: the same writes stay in the WAL', async () => {
+    const file = tempDbFile();
+    const { client } = await setup({ file, checkpointIntervalMs: 0 });
+    await writeRows(client);
+    await sleep(300);
+    expect(statSync(file).size).toBeLessThan(100_000);
+    expect(statSync(`${file}-wal`).size).toBeGreaterThanOrEqual(1_600_000);
   });
 });
 
