@@ -80,6 +80,7 @@ async function main(): Promise<void> {
     port,
     persistDir: dataDir,
     verbose: process.env.GRIDLEASE_VERBOSE === '1',
+    libsqlAddress: new URL(libsql.url).host,
     bindings: {
       ENVIRONMENT: 'development',
       LIBSQL_URL: libsql.url,

@@ -27,6 +27,8 @@ export interface WorkerOptions {
   port: number;
   persistDir: string;
   bindings: Record<string, string>;
+  /** host:port of the local libSQL server, bound as LIBSQL_HTTP (see LocalBindings in src/env.ts). */
+  libsqlAddress?: string;
   verbose?: boolean;
 }
 
@@ -43,6 +45,7 @@ export async function startWorker(opts: WorkerOptions): Promise<{ mf: Miniflare;
       modules: true,
       scriptPath: opts.script,
       bindings: { ...(workerOptions.bindings as Record<string, unknown>), ...opts.bindings },
+      ...(opts.libsqlAddress ? { serviceBindings: { ...(workerOptions.serviceBindings as Record<string, unknown> | undefined), LIBSQL_HTTP: { external: { address: opts.libsqlAddress, http: {} } } } } : {}),
       host: opts.host,
       port: opts.port,
       resourcePersistencePath: join(opts.persistDir, 'workerd'),

@@ -19,4 +19,14 @@ export interface Secrets {
   QSTASH_NEXT_SIGNING_KEY?: string;
 }
 
-export type Bindings = Env & Secrets;
+/** Bindings only the local platform sets (local/worker.ts); never in wrangler.toml. */
+export interface LocalBindings {
+  /**
+   * The local libSQL server as a workerd external service: its HTTP calls go straight to the
+   * socket, as a deployed Worker's fetch does, instead of through the local runtime's outbound
+   * JS hop. Unset when deployed: libSQL is then reached with the global fetch.
+   */
+  LIBSQL_HTTP?: Fetcher;
+}
+
+export type Bindings = Env & Secrets & LocalBindings;

@@ -4,20 +4,23 @@ import { drizzle } from 'drizzle-orm/libsql/web';
 export interface DatabaseConfig {
   LIBSQL_URL: string;
   LIBSQL_AUTH_TOKEN?: string;
+  /** See LocalBindings in env.ts. */
+  LIBSQL_HTTP?: Fetcher;
 }
 
 /** Each client is made when first used: most requests need only one of them, many none. */
-function connect(url: string, authToken: string | undefined): Connection {
+function connect(url: string, authToken: string | undefined, service: Fetcher | undefined): Connection {
+  const viaService = service ? (request: Request) => service.fetch(request) : undefined;
   let client: Client | undefined;
   let money: Client | undefined;
   let db: Database | undefined;
   return {
     get client() {
-      return (client ??= createClient({ url, authToken, intMode: 'number' }));
+      return (client ??= createClient({ url, authToken, intMode: 'number', fetch: viaService }));
     },
     // Money code reads integers as bigint, so balances beyond 2^53 micro-units stay exact.
     get money() {
-      return (money ??= createClient({ url, authToken, intMode: 'bigint' }));
+      return (money ??= createClient({ url, authToken, intMode: 'bigint', fetch: viaService }));
     },
     get db() {
       return (db ??= drizzle(this.client));
@@ -41,7 +44,7 @@ export interface Connection {
  * given back, so the whole isolate would stall.
  */
 export function connection(env: DatabaseConfig): Connection {
-  return connect(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN || undefined);
+  return connect(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN || undefined, env.LIBSQL_HTTP);
 }
 
 /**
