@@ -407,12 +407,13 @@ export class Engine {
     this.pool.push(conn);
   }
 
-  /** Back to SQLite's own checkpoints, so the WAL cannot grow without bound. */
+  /**
+   * Back to SQLite's own checkpoints, so the WAL cannot grow without bound: each connection
+   * turns them on again when it next serves a stream (connFor).
+   */
   private checkpointerStopped(reason: string): void {
     this.checkpointer = null;
-    if (this.closed) return;
-    this.opts.logError({ msg: 'WAL checkpoints back in commits', reason });
-    for (const conn of this.pool) conn.setAutoCheckpoint(true);
+    if (!this.closed) this.opts.logError({ msg: 'WAL checkpoints back in commits', reason });
   }
 
   /** Runs one pipeline request. Throws HranaError for an unknown or expired baton. */

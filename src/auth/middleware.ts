@@ -68,14 +68,15 @@ export function requireRole(role: Role): MiddlewareHandler<AppEnv> {
 export function requireActiveAccount(): MiddlewareHandler<AppEnv> {
   return async function requireActiveAccount(c, next) {
     const account = c.get('account') ?? (await accountById(c.get('db'), c.get('principal').accountId));
-    if (!account) throw new ApiError('unauthorized', 'account no longer exists');
     assertActive(account);
     c.set('account', account);
     await next();
   };
 }
 
-function assertActive(account: AccountRow): void {
+/** The caller's account, read by whatever query had it at hand: 401 if gone, 403 if suspended. */
+export function assertActive<A extends Pick<AccountRow, 'status'>>(account: A | undefined): asserts account is A {
+  if (!account) throw new ApiError('unauthorized', 'account no longer exists');
   if (account.status !== 'active') throw new ApiError('forbidden', 'account is suspended');
 }
 
@@ -83,7 +84,7 @@ function assertActive(account: AccountRow): void {
  * For routes whose write the database itself refuses for an account that is not active (a
  * trigger on the table): checks the account only when the request already holds it (API-key
  * requests read it with the key), so an access token costs no read before the write. The
- * route maps the database's refusal with `inactiveAccountError`.
+ * route maps the database's refusal with `refuseInactiveAccount`.
  */
 export function refuseKnownInactiveAccount(): MiddlewareHandler<AppEnv> {
   return async function refuseKnownInactiveAccount(c, next) {
@@ -93,8 +94,11 @@ export function refuseKnownInactiveAccount(): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** The refusal for a write the database turned down because the caller's account is not active. */
-export async function inactiveAccountError(c: Context<AppEnv>): Promise<ApiError> {
-  const account = await accountById(c.get('db'), c.get('principal').accountId);
-  return account ? new ApiError('forbidden', 'account is suspended') : new ApiError('unauthorized', 'account no longer exists');
+/**
+ * Throws the refusal for a write the database turned down because the caller's account is not
+ * active: 401 if it is gone, 403 if suspended (still 403 if it was reactivated since).
+ */
+export async function refuseInactiveAccount(c: Context<AppEnv>): Promise<never> {
+  assertActive(await accountById(c.get('db'), c.get('principal').accountId));
+  throw new ApiError('forbidden', 'account is suspended');
 }

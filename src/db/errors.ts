@@ -1,22 +1,23 @@
-/** True when a libSQL error (possibly wrapped by drizzle) is a UNIQUE constraint violation. */
-export function isUniqueViolation(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, message } = e as { code?: unknown; message?: unknown };
-    if (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT') && typeof message === 'string' && message.includes('UNIQUE')) {
-      return true;
-    }
-    if (typeof message === 'string' && message.includes('UNIQUE constraint failed')) return true;
-  }
-  return false;
+/** An error and its causes, outermost first (drizzle and the client wrap libSQL's errors). */
+function* causes(err: unknown): Generator<{ code?: unknown; message?: unknown }> {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) yield e as { code?: unknown; message?: unknown };
 }
 
-/** Every message in an error's cause chain (drizzle and the client wrap libSQL's), joined. */
+/** Every message in an error's cause chain, joined. */
 export function errorText(err: unknown): string {
   let text = '';
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    text += ` ${String((e as { message?: unknown }).message ?? '')}`;
-  }
+  for (const e of causes(err)) text += ` ${String(e.message ?? '')}`;
   return text;
+}
+
+/** True when a libSQL error (possibly wrapped by drizzle) is a UNIQUE constraint violation. */
+export function isUniqueViolation(err: unknown): boolean {
+  for (const { code, message } of causes(err)) {
+    if (typeof message !== 'string') continue;
+    if (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT') && message.includes('UNIQUE')) return true;
+    if (message.includes('UNIQUE constraint failed')) return true;
+  }
+  return false;
 }
 
 /** Raised by the orders_account_active trigger (migrations/0005): the account is not active. */

@@ -7,7 +7,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { sha256Hex } from '../auth/encoding.ts';
 import { guard } from '../auth/guard.ts';
-import { inactiveAccountError, refuseKnownInactiveAccount } from '../auth/middleware.ts';
+import { assertActive, refuseInactiveAccount, refuseKnownInactiveAccount } from '../auth/middleware.ts';
 import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
 import { iso, money } from '../contracts/money.ts';
 import { DEFAULT_ORDER_TTL_MS, LeaseSummarySchema, MAX_ORDER_TTL_MS, ORDER_STATUSES, OrderSchema, PlaceOrderBody, type PlaceOrderInput } from '../contracts/orders.ts';
@@ -91,9 +91,7 @@ async function sellReads(c: Context<AppEnv>, body: Extract<PlaceOrderInput, { si
       .where(eq(nodes.id, body.node_id)),
     db.select({ index: nodeGpus.index, model: nodeGpus.model }).from(nodeGpus).where(eq(nodeGpus.nodeId, body.node_id)),
   ]);
-  const account = accountRows[0];
-  if (!account) throw new ApiError('unauthorized', 'account no longer exists');
-  if (account.status !== 'active') throw new ApiError('forbidden', 'account is suspended');
+  assertActive(accountRows[0]);
   if (existing[0]) return { existing: existing[0] };
   const node = nodeRows[0];
   if (!node || node.accountId !== accountId) throw new ApiError('not_found', `no node ${body.node_id} of yours`);
@@ -238,7 +236,7 @@ app.openapi(
       }
     } catch (err) {
       if (err instanceof ApiError) throw err;
-      if (isRaised(err, ORDER_ACCOUNT_NOT_ACTIVE)) throw await inactiveAccountError(c);
+      if (isRaised(err, ORDER_ACCOUNT_NOT_ACTIVE)) await refuseInactiveAccount(c);
       // An earlier or concurrent request with the same key got there first: answer as a replay of it.
       const raced = await findByKey(c, accountId, key);
       if (raced) return replay(c, raced, requestHash);
