@@ -36,11 +36,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findWorkerd, ticks } from './proc.ts';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
+import { h100Machine, num, percentile } from './support.ts';
 
-const num = (name: string, fallback: number) => {
-  const v = process.env[name];
-  return v === undefined || v === '' ? fallback : Number(v);
-};
 const NODES = num('BENCH_NODES', 2000);
 const RATE = num('BENCH_RATE', 1200);
 const RATE2 = num('BENCH_RATE2', 2 * RATE);
@@ -101,11 +98,6 @@ function cpu(): { workerd: number; launcher: number } {
   return { workerd: workerdPid ? ticks(workerdPid) : NaN, launcher: launcherPid ? ticks(launcherPid) : NaN };
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function json(res: Response): Promise<any> {
@@ -113,25 +105,7 @@ async function json(res: Response): Promise<any> {
   return res.json();
 }
 
-function machine(index: number) {
-  return {
-    hostname: `bench-${index}-${crypto.randomUUID().slice(0, 6)}`,
-    os: 'linux',
-    arch: 'x64',
-    cpu_cores: 64,
-    ram_mib: 512_000,
-    disk_free_gib: 2_000,
-    runner_version: '0.1.0',
-    gpus: Array.from({ length: GPUS_PER_NODE }, (_, i) => ({
-      index: i,
-      uuid: `GPU-${crypto.randomUUID()}`,
-      name: 'NVIDIA H100 80GB HBM3',
-      memory_mib: 81_559,
-      driver: '550.54.15',
-      model: null,
-    })),
-  };
-}
+const machine = (index: number) => h100Machine(`bench-${index}-${crypto.randomUUID().slice(0, 6)}`, GPUS_PER_NODE, { cpu_cores: 64, ram_mib: 512_000, disk_free_gib: 2_000 });
 
 async function register(base: string, count: number): Promise<SimNode[]> {
   const password = 'Benchmark-Quartz-9042';

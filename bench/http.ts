@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
+import { percentile } from './support.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
@@ -26,10 +27,6 @@ interface Row {
   /** One request at a time. */
   seqP50: number;
   seqP99: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 async function oneAtATime(url: string, headers: Record<string, string>): Promise<{ p50: number; p99: number; errors: number }> {

@@ -46,11 +46,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findWorkerd, ticks } from './proc.ts';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
+import { h100Machine, num, percentile } from './support.ts';
 
-const num = (name: string, fallback: number) => {
-  const v = process.env[name];
-  return v === undefined || v === '' ? fallback : Number(v);
-};
 const LEASES = num('BENCH_LEASES', 200);
 const DURATION_S = num('BENCH_DURATION_S', 120);
 const KILL = Math.min(LEASES, num('BENCH_KILL', Math.round(0.2 * LEASES)));
@@ -73,11 +70,6 @@ const GOAL_LAG_P99_S = 5;
 
 const TERMINAL = ['completed', 'failed', 'cancelled'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 /** Decimal money string → micro-units, exactly. */
 function micro(s: string): bigint {
@@ -413,16 +405,7 @@ async function setup(api: Api, run: Run, nodes: SimNode[], progress: (what: stri
   const registering = performance.now();
   await each(Array.from({ length: LEASES }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {
     const { join_token } = await ok(api('setup', 'POST', '/v1/nodes/join-tokens', { auth: providerKey }), 201, 'join token');
-    const machine = {
-      hostname: `bench-lease-${i}`,
-      os: 'linux',
-      arch: 'x64',
-      cpu_cores: 32,
-      ram_mib: 256_000,
-      disk_free_gib: 900,
-      runner_version: '0.1.0',
-      gpus: [{ index: 0, uuid: `GPU-${crypto.randomUUID()}`, name: 'NVIDIA H100 80GB HBM3', memory_mib: 81_559, driver: '550.54.15', model: null }],
-    };
+    const machine = h100Machine(`bench-lease-${i}`, 1);
     const reg = await ok(api('setup', 'POST', '/v1/runner/register', { body: { join_token, region: 'us-east', machine } }), 201, 'register');
     nodes[i] = { index: i, nodeId: reg.node_id, token: reg.node_token, bootId: crypto.randomUUID(), seq: 0, leases: new Map(), acks: new Set(), handled: new Set(), busy: false, killed: false, lastAcceptedSentAt: null };
   });

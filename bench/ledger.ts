@@ -26,6 +26,7 @@ import { postTransaction } from '../src/ledger/store.ts';
 import { newId } from '../src/ids.ts';
 import { applyMigrations } from '../local/migrate.ts';
 import { startTestDatabase } from '../test/support/libsql.ts';
+import { percentile } from './support.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const warmup = Number(process.env.BENCH_WARMUP ?? 1);
@@ -81,11 +82,6 @@ async function startChildDatabase(): Promise<Database> {
 function spec(r: RuleResult): TransactionSpec {
   if (!r.ok) throw new Error(`rule refused: ${r.problem}`);
   return r.spec;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 interface Level {

@@ -29,6 +29,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { startLibsqlServer } from '../local/libsql-server.ts';
 import { Engine } from '../local/libsql-server/engine.ts';
 import { applyMigrations } from '../local/migrate.ts';
+import { percentile } from './support.ts';
 
 const N = Number(process.env.BENCH_N ?? 2000);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 300);
@@ -193,11 +194,6 @@ function instrumentEngine(): void {
       engineMs.push(performance.now() - t0);
     }
   };
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 function cpuMs(): number {

@@ -44,11 +44,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findWorkerd, ticks } from './proc.ts';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
+import { num, percentile } from './support.ts';
 
-const num = (name: string, fallback: number) => {
-  const v = process.env[name];
-  return v === undefined || v === '' ? fallback : Number(v);
-};
 const RATES = (process.env.BENCH_RATES ?? '50,100,200,400').split(',').filter(Boolean).map(Number).sort((a, b) => a - b);
 const WARMUP_LIVEZ = 200;
 const SECONDS = num('BENCH_SECONDS', 10);
@@ -134,11 +131,6 @@ const cpuSince = (before: Cpu): Cpu => {
   const now = cpu();
   return { workerd: now.workerd - before.workerd, launcher: now.launcher - before.launcher, bench: now.bench - before.bench, others: now.others - before.others };
 };
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 interface Reply {
   status: number;

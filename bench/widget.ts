@@ -39,11 +39,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium, type Browser } from 'playwright-core';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
+import { h100Machine, num, percentile } from './support.ts';
 
-const num = (name: string, fallback: number) => {
-  const v = process.env[name];
-  return v === undefined || v === '' ? fallback : Number(v);
-};
 const PAGES = num('BENCH_PAGES', 20);
 const WARMUP_PAGES = num('BENCH_WARMUP_PAGES', 2);
 const SAMPLES = num('BENCH_SAMPLES', 200);
@@ -59,10 +56,6 @@ const GOAL_CACHED_P50_MS = 2;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
 
 interface Reply {
@@ -159,16 +152,7 @@ async function setup(agent: Agent): Promise<Node> {
   const renter = await account('renter');
   await api(agent, 'POST', '/v1/dev/faucet', { auth: renter, body: { asset: 'USD', amount: '100' } });
   const { join_token } = await api(agent, 'POST', '/v1/nodes/join-tokens', { auth: provider, body: {} });
-  const machine = {
-    hostname: 'bench-widget-0',
-    os: 'linux',
-    arch: 'x64',
-    cpu_cores: 32,
-    ram_mib: 256_000,
-    disk_free_gib: 900,
-    runner_version: '0.1.0',
-    gpus: [0, 1, 2, 3].map((index) => ({ index, uuid: `GPU-${crypto.randomUUID()}`, name: 'NVIDIA H100 80GB HBM3', memory_mib: 81_559, driver: '550.54.15', model: null })),
-  };
+  const machine = h100Machine('bench-widget-0', 4);
   const reg = await api(agent, 'POST', '/v1/runner/register', { body: { join_token, region: REGION, machine } });
   const node: Node = { id: reg.node_id, token: reg.node_token, bootId: crypto.randomUUID(), seq: 0, leases: new Map(), acks: new Set(), handled: new Set(), stopped: false };
   keepOnline(agent, node);
