@@ -80,6 +80,7 @@ async function main(): Promise<void> {
     port,
     persistDir: dataDir,
     verbose: process.env.GRIDLEASE_VERBOSE === '1',
+    ...(process.env.GRIDLEASE_INSPECTOR_PORT ? { inspectorPort: Number(process.env.GRIDLEASE_INSPECTOR_PORT) } : {}),
     libsqlAddress: new URL(libsql.url).host,
     bindings: {
       ENVIRONMENT: 'development',

@@ -1,5 +1,7 @@
 // Runs the Worker and its Durable Objects in workerd through Miniflare's API (no
 // dev proxy in front, so local latency is workerd's own), configured from wrangler.toml.
+// The API port is a socket of the Worker itself: no request.cf and no CF-Connecting-IP
+// locally (per-IP limits see every local client as one).
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions, type V4MiniflareOptions } from 'miniflare';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -30,6 +32,8 @@ export interface WorkerOptions {
   /** host:port of the local libSQL server, bound as LIBSQL_HTTP (see LocalBindings in src/env.ts). */
   libsqlAddress?: string;
   verbose?: boolean;
+  /** Opens workerd's V8 inspector (DevTools protocol) on this port: CPU profiles, heap snapshots. */
+  inspectorPort?: number;
 }
 
 export async function startWorker(opts: WorkerOptions): Promise<{ mf: Miniflare; url: URL }> {
@@ -47,7 +51,11 @@ export async function startWorker(opts: WorkerOptions): Promise<{ mf: Miniflare;
       bindings: { ...(workerOptions.bindings as Record<string, unknown>), ...opts.bindings },
       ...(opts.libsqlAddress ? { serviceBindings: { ...(workerOptions.serviceBindings as Record<string, unknown> | undefined), LIBSQL_HTTP: { external: { address: opts.libsqlAddress, http: {} } } } } : {}),
       host: opts.host,
-      port: opts.port,
+      // Requests reach the Worker on its own socket, as they do deployed. Miniflare's entry
+      // socket (a dev router that copies each request into another isolate and back) is kept
+      // on a spare port; nothing here calls it.
+      port: 0,
+      unsafeDirectSockets: [{ host: opts.host, port: opts.port }],
       resourcePersistencePath: join(opts.persistDir, 'workerd'),
       logRequests: false,
       // A fixed request.cf: Miniflare would otherwise try to download one.
@@ -57,9 +65,11 @@ export async function startWorker(opts: WorkerOptions): Promise<{ mf: Miniflare;
         (level === 'error' || level === 'warn' ? process.stderr : process.stdout).write(`${message}\n`);
       },
       telemetry: { enabled: false },
+      ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
       log: new Log(opts.verbose ? LogLevel.DEBUG : LogLevel.WARN),
     } as V4MiniflareOptions),
   );
-  const url = await mf.ready;
+  await mf.ready;
+  const url = await mf.unsafeGetDirectURL('gridlease');
   return { mf, url };
 }
