@@ -430,12 +430,19 @@ export class RegionBook extends DurableObject<Bindings> {
     return this.book.openAsks(now);
   }
 
-  /** Trades newest first; `before` (ms) pages back. */
-  async trades(limit = 100, before?: number): Promise<Array<{ id: string; price: number; gpus: number; durationS: number; at: number }>> {
+  /**
+   * Trades newest first, in (at, id) order. `before` (ms) starts at trades older than that
+   * time; `after` (the last trade of the previous page) continues exactly behind it, even
+   * among trades of the same millisecond.
+   */
+  async trades(limit = 100, before?: number, after?: { at: number; id: string }): Promise<Array<{ id: string; price: number; gpus: number; durationS: number; at: number }>> {
+    const at = after?.at ?? before ?? Number.MAX_SAFE_INTEGER;
     return this.sql
       .exec<{ id: string; price: number; gpus: number; duration_s: number; at: number }>(
-        'SELECT id, price, gpus, duration_s, at FROM trades WHERE at < ? ORDER BY at DESC, id DESC LIMIT ?',
-        before ?? Number.MAX_SAFE_INTEGER,
+        'SELECT id, price, gpus, duration_s, at FROM trades WHERE at < ? OR (at = ? AND id < ?) ORDER BY at DESC, id DESC LIMIT ?',
+        at,
+        at,
+        after?.id ?? '',
         Math.min(Math.max(limit, 1), 1000),
       )
       .toArray()

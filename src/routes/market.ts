@@ -200,6 +200,14 @@ app.openapi(
   },
 );
 
+/** A trades page's `next_cursor`: the `at` (ms) and id of its last trade. */
+const TRADE_CURSOR = /^(\d{1,16})_(trd_[0-9a-z]{1,40})$/;
+
+function tradeCursorOf(cursor: string): { at: number; id: string } {
+  const [, at, id] = TRADE_CURSOR.exec(cursor)!;
+  return { at: Number(at), id: id! };
+}
+
 const TradeSchema = z
   .object({
     id: z.string(),
@@ -215,18 +223,40 @@ app.openapi(
     method: 'get',
     path: '/{region}/{gpu_model}/trades',
     tags: ['market'],
-    summary: 'Trades newest first; `before` (the `at` of the last one seen) pages back',
+    summary: 'Trades newest first; `cursor` (a page\'s `next_cursor`) pages back, `before` starts at a time',
+    description:
+      'Newest first. `next_cursor` continues exactly after the last trade of a page, even among trades of the same millisecond; ' +
+      '`before` (a time) lists the trades older than it. The two do not go together.',
     request: {
       params: BookParams,
-      query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(50), before: Timestamp.optional() }).strict(),
+      query: z
+        .object({
+          limit: z.coerce.number().int().min(1).max(500).default(50),
+          before: Timestamp.optional(),
+          cursor: z.string().regex(TRADE_CURSOR, 'expected a next_cursor from an earlier page').optional(),
+        })
+        .strict()
+        .refine((q) => q.before === undefined || q.cursor === undefined, { message: 'use before or cursor, not both', path: ['cursor'] }),
     },
-    responses: { 200: jsonContent(z.object({ data: z.array(TradeSchema) }).openapi('MarketTrades'), 'Trades'), ...errorResponses(400, 404) },
+    responses: {
+      200: jsonContent(z.object({ data: z.array(TradeSchema), next_cursor: z.string().nullable() }).openapi('MarketTrades'), 'Trades'),
+      ...errorResponses(400, 404),
+    },
   }),
   async (c) => {
     const { region, gpu_model } = c.req.valid('param');
-    const { limit, before } = c.req.valid('query');
-    const trades = await bookOf(c, region, gpu_model).trades(limit, before);
-    return c.json({ data: trades.map((t) => ({ id: t.id, price: wirePrice(t.price), gpus: t.gpus, duration_s: t.durationS, at: iso(t.at)! })) }, 200);
+    const { limit, before, cursor } = c.req.valid('query');
+    const after = cursor ? tradeCursorOf(cursor) : undefined;
+    const trades = await bookOf(c, region, gpu_model).trades(limit + 1, before, after);
+    const page = trades.slice(0, limit);
+    const last = page.at(-1);
+    return c.json(
+      {
+        data: page.map((t) => ({ id: t.id, price: wirePrice(t.price), gpus: t.gpus, duration_s: t.durationS, at: iso(t.at)! })),
+        next_cursor: trades.length > limit && last ? `${last.at}_${last.id}` : null,
+      },
+      200,
+    );
   },
 );
 

@@ -137,8 +137,37 @@ describe('market trades', () => {
 
     const first = await json(await call(`/v1/market/${REGION}/${model}/trades?limit=2`));
     expect(first.data.map((t: { price: string }) => t.price)).toEqual(['2.30', '2.20']);
+    expect(first.next_cursor).toEqual(expect.any(String));
     const next = await json(await call(`/v1/market/${REGION}/${model}/trades?limit=2&before=${encodeURIComponent(first.data[1].at)}`));
     expect(next.data.map((t: { price: string }) => t.price)).toEqual(['2.10']);
+    expect(next.next_cursor).toBeNull();
+    expect((await json(await call(`/v1/market/${REGION}/${model}/trades?limit=3`))).next_cursor).toBeNull();
+  });
+
+  it('pages with next_cursor through trades of the same millisecond, each exactly once', async () => {
+    const model = 'rtx-3090-24gb';
+    const at = Date.now() - 5 * 60_000;
+    const ids = new Set<string>();
+    for (let i = 0; i < 5; i++) ids.add((await trade(model, 2_000_000 + i * 10_000, 1, 3600, at)).tradeId);
+    ids.add((await trade(model, 1_900_000, 1, 3600, at - 1000)).tradeId);
+
+    const seen: string[] = [];
+    const ats: string[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const query: string = cursor ? `limit=2&cursor=${encodeURIComponent(cursor)}` : 'limit=2';
+      const body = await json(await call(`/v1/market/${REGION}/${model}/trades?${query}`));
+      seen.push(...body.data.map((t: { id: string }) => t.id));
+      ats.push(...body.data.map((t: { at: string }) => t.at));
+      cursor = body.next_cursor;
+      if (!cursor) break;
+    }
+    expect(seen).toHaveLength(6);
+    expect(new Set(seen)).toEqual(ids);
+    expect(ats).toEqual([...Array(5).fill(new Date(at).toISOString()), new Date(at - 1000).toISOString()]);
+    // `before` with the shared time cannot do this: it skips the rest of that millisecond.
+    const byTime = await json(await call(`/v1/market/${REGION}/${model}/trades?limit=2&before=${encodeURIComponent(ats[1]!)}`));
+    expect(byTime.data).toHaveLength(1);
   });
 
   it('shows a new trade within a few seconds of it, through the edge cache', async () => {
@@ -211,6 +240,9 @@ describe('market data input', () => {
     ['trades?limit=0'],
     ['trades?limit=501'],
     ['trades?before=yesterday'],
+    ['trades?cursor=yesterday'],
+    ['trades?cursor=123_ord_abc'],
+    [`trades?before=2025-01-01T00:00:00Z&cursor=${Date.now()}_trd_abc`],
     ['candles?interval=5m'],
     ['candles?limit=1001'],
     ['candles?from=2025-01-02'],
