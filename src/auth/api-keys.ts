@@ -1,6 +1,5 @@
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, eq, isNull } from 'drizzle-orm';
 import type { Database } from '../db/client.ts';
-import { prepared } from '../db/prepared.ts';
 import { accounts, apiKeys, type AccountRow, type ApiKeyRow } from '../db/schema.ts';
 import { newId } from '../ids.ts';
 import { sha256Hex, toHex } from './encoding.ts';
@@ -64,15 +63,12 @@ export async function authenticateApiKey(
 ): Promise<{ ok: true; principal: Principal; account: AccountRow; touch: (() => Promise<unknown>) | null } | { ok: false; reason: ApiKeyFailure }> {
   if (!KEY_FORMAT.test(secret)) return { ok: false, reason: 'unknown' };
   const hash = await sha256Hex(secret);
-  const [row] = await prepared(db, 'apiKeyByHash', (db) =>
-    db
-      .select({ key: apiKeys, account: accounts })
-      .from(apiKeys)
-      .innerJoin(accounts, eq(accounts.id, apiKeys.accountId))
-      .where(eq(apiKeys.hash, sql.placeholder('hash')))
-      .limit(1)
-      .prepare(),
-  ).execute({ hash });
+  const [row] = await db
+    .select({ key: apiKeys, account: accounts })
+    .from(apiKeys)
+    .innerJoin(accounts, eq(accounts.id, apiKeys.accountId))
+    .where(eq(apiKeys.hash, hash))
+    .limit(1);
   if (!row) return { ok: false, reason: 'unknown' };
   if (row.key.revokedAt !== null) return { ok: false, reason: 'revoked' };
   if (row.key.expiresAt !== null && row.key.expiresAt <= now) return { ok: false, reason: 'expired' };

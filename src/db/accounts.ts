@@ -1,11 +1,8 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { Database } from './client.ts';
-import { prepared } from './prepared.ts';
 import { accounts, type AccountRow } from './schema.ts';
 
 export async function accountById(db: Database, id: string): Promise<AccountRow | undefined> {
-  const [row] = await prepared(db, 'accountById', (db) =>
-    db.select().from(accounts).where(eq(accounts.id, sql.placeholder('id'))).limit(1).prepare(),
-  ).execute({ id });
+  const [row] = await db.select().from(accounts).where(eq(accounts.id, id)).limit(1);
   return row;
 }
