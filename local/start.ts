@@ -104,7 +104,18 @@ async function main(): Promise<void> {
       ...passThrough(['LOG_REQUESTS', 'COLLECTOR_SHARDS', 'HEARTBEAT_INTERVAL_S', 'HEARTBEAT_MIN_INTERVAL_S', 'HEARTBEAT_FLUSH_S', 'NODE_GRACE_S', 'AUTH_RATE_LIMIT', 'AUTH_IP_RATE_LIMIT', 'LEASE_PROVISION_TIMEOUT_S', 'LEASE_SETTLE_S', 'PLATFORM_FEE_BPS', 'STREAM_IP_RATE_LIMIT']),
     },
   });
-  stopWorker = () => mf.dispose();
+  // Cron triggers (wrangler.toml) are the platform's to fire; locally the launcher fires them.
+  const worker = await mf.getWorker('gridlease');
+  const cron = setInterval(() => {
+    worker.scheduled({ scheduledTime: new Date(), cron: '* * * * *' }).catch((err: unknown) => {
+      if (!stopping) console.error(JSON.stringify({ component: 'launcher', level: 'error', msg: 'scheduled run failed', error: String(err) }));
+    });
+  }, 60_000);
+  cron.unref();
+  stopWorker = () => {
+    clearInterval(cron);
+    return mf.dispose();
+  };
   // Miniflare installs signal handlers that kill workerd and exit at once (status 143);
   // ours stop workerd and the libSQL server in order and exit 0. Its exit hook stays as a
   // last resort that still kills workerd if this process dies some other way.

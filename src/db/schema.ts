@@ -334,8 +334,17 @@ export const orders = sqliteTable(
     index('orders_account_status_idx').on(t.accountId, t.status, t.createdAt),
     index('orders_book_idx').on(t.region, t.gpuModel),
     index('orders_node_idx').on(t.nodeId, t.status),
+    // The sweep of orders whose placement stopped half-way walks open orders by age.
+    index('orders_open_created_idx').on(t.createdAt, t.id).where(sql`status = 'open'`),
   ],
 );
+
+/** Where a periodic job has got to: the last row it handled, in its own order. */
+export const jobCursors = sqliteTable('job_cursors', {
+  name: text('name').primaryKey(),
+  at: integer('at').notNull(),
+  id: text('id').notNull(),
+});
 
 /** A lease, as created from one fill; the Lease object holds its live state. */
 export const leases = sqliteTable(

@@ -359,6 +359,18 @@ export class RegionBook extends DurableObject<Bindings> {
     return this.stateOf(this.row(id)!);
   }
 
+  /**
+   * Records as cancelled an order that never reached this book (its request stopped between
+   * the escrow hold and the book) and releases its hold, as `cancel` does. An order the book
+   * knows is left alone: the check and the record happen in one turn, so a retry placing it at
+   * the same moment either comes first and stands, or comes after and finds it cancelled.
+   */
+  async abandonUnplaced(placed: BookOrder, now = Date.now()): Promise<boolean> {
+    if (this.row(placed.id)) return false;
+    await this.cancel(placed.id, placed.accountId, placed, now);
+    return true;
+  }
+
   /** Node status from heartbeat batches: offline nodes' asks stop matching; returning ones match again. */
   async setNodes(update: { online: string[]; offline: string[] }, now = Date.now()): Promise<number> {
     const trades = this.commit(() => {

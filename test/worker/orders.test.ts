@@ -1,10 +1,16 @@
 import { env } from 'cloudflare:workers';
-import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { createExecutionContext, createScheduledController, evictDurableObject, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { eq, inArray } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { leases, nodes, orders } from '../../src/db/schema.ts';
 import { lease as leaseStub } from '../../src/durable/lease.ts';
 import { regionBook } from '../../src/durable/region-book.ts';
+import worker from '../../src/index.ts';
+import { connection } from '../../src/db/client.ts';
+import { postOrThrow } from '../../src/ledger/api.ts';
+import { hold } from '../../src/ledger/rules.ts';
+import type { BidOrder } from '../../src/market/orders.ts';
+import { UNPLACED_AFTER_MS } from '../../src/market/sweep.ts';
 import { accessToken, call, db, expectError, idem, json, machine, makeAdmin, registerNode, signUp, fund, balances, type TestAccount } from './support.ts';
 import { GPU_NAMES, beat, bindings, buy as buyIn, collectorOf as collectorIn, expectEscrowBalanced, onlineNode as onlineNodeIn, pause, place, placed, sell as sellIn, workload } from './trading.ts';
 
@@ -325,6 +331,53 @@ describe('bad input changes nothing', () => {
     expect((await json(await call(`/v1/orders/${order.id}`, { auth: owner.apiKey }))).order.status).toBe('open');
     await expectError(await call('/v1/orders?status=lost', { auth: owner.apiKey }), 400, 'validation_failed');
     await expectError(await call('/v1/orders'), 401, 'unauthorized');
+  });
+});
+
+describe('orders stranded between the hold and the book', () => {
+  it('are cancelled by the minute sweep with their holds released; placed orders are left alone', async () => {
+    const model = 'rtx-6000-ada-48gb';
+    const renter = await signUp();
+    await fund(renter, 'USD', '20.00');
+    const { order: resting } = await placed(renter, buy(model));
+    // What a request leaves behind when it dies after its escrow batch: the row and the hold, no book.
+    const now = Date.now();
+    const stranded: BidOrder = {
+      id: `ord_stranded${now}`, accountId: renter.id, side: 'buy', region: REGION, gpuModel: model, gpus: 2, price: 2_500_000,
+      durationS: 3600, minReliability: 0, verifiedOnly: false, tif: 'gtc', expiresAt: now + 3_600_000, payWith: 'USD',
+      holdAmount: '5000000', gridUsdRate: '250000', gridDiscountBps: '1000', workload,
+    };
+    await db().insert(orders).values({
+      id: stranded.id, accountId: renter.id, idempotencyKey: `key-${stranded.id}`, requestHash: 'x', side: 'buy', region: REGION,
+      gpuModel: model, gpus: 2, price: 2_500_000, tif: 'gtc', durationS: 3600, payWith: 'USD', holdAmount: 5_000_000,
+      minReliabilityPpm: 0, verifiedOnly: false, workload, book: stranded as unknown as Record<string, unknown>, expiresAt: stranded.expiresAt, createdAt: now,
+    });
+    await postOrThrow(connection(bindings).money, hold({ owner: renter.id, asset: 'USD', amount: 5_000_000n, idempotencyKey: `order:${stranded.id}:hold`, reference: stranded.id, memo: 'bid escrow' }));
+    expect(await balances(renter)).toMatchObject({ USD: { available: '10.00', held: '10.00' } });
+
+    const sweep = async (at: number) => {
+      const ctx = createExecutionContext();
+      await worker.scheduled(createScheduledController({ scheduledTime: at, cron: '* * * * *' }), bindings);
+      await waitOnExecutionContext(ctx);
+    };
+    // Younger than a minute: its request could still be running.
+    await sweep(now + UNPLACED_AFTER_MS - 1_000);
+    expect((await db().select().from(orders).where(eq(orders.id, stranded.id)))[0]!.status).toBe('open');
+
+    await sweep(now + UNPLACED_AFTER_MS + 1_000);
+    expect((await db().select().from(orders).where(eq(orders.id, stranded.id)))[0]!.status).toBe('cancelled');
+    expect(await balances(renter)).toMatchObject({ USD: { available: '15.00', held: '5.00' } });
+    // The order placed through the API is untouched, in libSQL and in the book.
+    expect((await json(await call(`/v1/orders/${resting.id}`, { auth: renter.apiKey }))).order).toMatchObject({ status: 'open', remaining_gpus: 2 });
+    expect((await regionBook(bindings, REGION, model).snapshot()).resting).toBe(1);
+    // The book now knows it as cancelled: reading it, or placing it again, cannot revive it.
+    expect((await json(await call(`/v1/orders/${stranded.id}`, { auth: renter.apiKey }))).order.status).toBe('cancelled');
+    const again = await regionBook(bindings, REGION, model).place(stranded);
+    expect(again).toMatchObject({ ok: true, replayed: true, order: { status: 'cancelled' } });
+    // A later sweep changes nothing more.
+    await sweep(now + 3 * UNPLACED_AFTER_MS);
+    expect(await balances(renter)).toMatchObject({ USD: { available: '15.00', held: '5.00' } });
+    await expectEscrowBalanced([renter]);
   });
 });
 
