@@ -36,7 +36,6 @@ import wellKnown from './routes/well-known.ts';
 import widget from './routes/widget.ts';
 import type { MiddlewareHandler } from 'hono';
 import type { Bindings } from './env.ts';
-import { log } from './http/log.ts';
 import { sweepUnplacedOrders } from './market/sweep.ts';
 
 export { Collector } from './durable/collector.ts';
@@ -100,8 +99,7 @@ app.onError(onError);
 
 /** Each minute (wrangler.toml `[triggers]`; `npm start` runs it itself): orders stranded half-way. */
 async function scheduled(controller: ScheduledController, env: Bindings): Promise<void> {
-  const { checked, cancelled } = await sweepUnplacedOrders(env, controller.scheduledTime);
-  if (cancelled.length > 0) log('warn', 'unplaced orders cancelled', { checked, cancelled: cancelled.length });
+  await sweepUnplacedOrders(env, controller.scheduledTime);
 }
 
 export default { fetch: app.fetch, scheduled } satisfies ExportedHandler<Bindings>;

@@ -340,11 +340,7 @@ export class RegionBook extends DurableObject<Bindings> {
     if (row && row.account_id !== accountId) return null;
     if (!row) {
       if (!placed || placed.id !== id || placed.accountId !== accountId) return null;
-      this.commit(() => {
-        this.sql.exec('INSERT INTO orders (id, side, account_id, node_id, body, status, free_gpus, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-          id, placed.side, accountId, placed.side === 'sell' ? placed.nodeId : null, JSON.stringify(placed), 'open', 0, now);
-        this.close(id, 'cancelled', now);
-      }, now);
+      this.commit(() => this.recordUnplaced(placed, now), now);
     } else if (row.status === 'open') {
       this.commit(() => {
         this.book.cancel(id);
@@ -359,16 +355,25 @@ export class RegionBook extends DurableObject<Bindings> {
     return this.stateOf(this.row(id)!);
   }
 
+  /** Records an order this book never received as cancelled (closing it queues its status and a bid's release). */
+  private recordUnplaced(placed: BookOrder, now: number): void {
+    this.sql.exec('INSERT INTO orders (id, side, account_id, node_id, body, status, free_gpus, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      placed.id, placed.side, placed.accountId, placed.side === 'sell' ? placed.nodeId : null, JSON.stringify(placed), 'open', 0, now);
+    this.close(placed.id, 'cancelled', now);
+  }
+
   /**
-   * Records as cancelled an order that never reached this book (its request stopped between
-   * the escrow hold and the book) and releases its hold, as `cancel` does. An order the book
-   * knows is left alone: the check and the record happen in one turn, so a retry placing it at
-   * the same moment either comes first and stands, or comes after and finds it cancelled.
+   * Of `orders` recorded elsewhere as open, records those this book never received (their
+   * request stopped between the escrow hold and the book) as cancelled, and releases their
+   * holds before answering, as `cancel` does; returns their ids. Orders the book knows are left
+   * alone. Check and record happen in one turn, so a retry placing one at the same moment
+   * either comes first and stands, or comes after and finds it cancelled.
    */
-  async abandonUnplaced(placed: BookOrder, now = Date.now()): Promise<boolean> {
-    if (this.row(placed.id)) return false;
-    await this.cancel(placed.id, placed.accountId, placed, now);
-    return true;
+  async abandonUnplaced(orders: BookOrder[], now = Date.now()): Promise<string[]> {
+    const unplaced = orders.slice(0, 200).filter((o) => !this.row(o.id));
+    if (unplaced.length > 0) this.commit(() => unplaced.forEach((o) => this.recordUnplaced(o, now)), now);
+    await this.settle();
+    return unplaced.map((o) => o.id);
   }
 
   /** Node status from heartbeat batches: offline nodes' asks stop matching; returning ones match again. */

@@ -3,9 +3,9 @@
 // never retries), the row stays `open` and holds money, while the book, which does not know
 // it, will neither match it nor expire it. A retry with the same Idempotency-Key, or reading
 // the order, places it; otherwise this sweep, run each minute by the scheduled handler, walks
-// open orders older than UNPLACED_AFTER_MS once each (a cursor in `job_cursors`), asks each
-// book which it knows, and has the book record the rest as cancelled, which releases a buy's
-// hold through the book's outbox like any cancel.
+// open orders older than UNPLACED_AFTER_MS once each (a cursor in `job_cursors`) and hands
+// them to their books, 200 per call; each book records those it never received as cancelled,
+// which releases a buy's hold through the book's outbox like any cancel.
 import { connection } from '../db/client.ts';
 import { regionBook } from '../durable/region-book.ts';
 import type { Bindings } from '../env.ts';
@@ -50,14 +50,9 @@ export async function sweepUnplacedOrders(env: Bindings, now = Date.now()): Prom
     for (const { region, gpuModel, orders } of byBook.values()) {
       const book = regionBook(env, region, gpuModel);
       for (let i = 0; i < orders.length; i += IDS_PER_CALL) {
-        const chunk = orders.slice(i, i + IDS_PER_CALL);
-        const known = new Set((await book.orders(chunk.map((o) => o.id))).map((s) => s.id));
-        for (const order of chunk) {
-          if (known.has(order.id)) continue;
-          if (await book.abandonUnplaced(order)) {
-            result.cancelled.push(order.id);
-            log('warn', 'order never reached its book; cancelled and its hold released', { order_id: order.id, account_id: order.accountId });
-          }
+        for (const orderId of await book.abandonUnplaced(orders.slice(i, i + IDS_PER_CALL))) {
+          result.cancelled.push(orderId);
+          log('warn', 'order never reached its book; cancelled and its hold released', { order_id: orderId });
         }
       }
     }
