@@ -13,8 +13,10 @@ export function newId(prefix: string, length = 20): string {
  * An id derived from its parts, for records created under an idempotency key: a retry
  * computes the same id, so everything that references it is the same request again.
  */
+const utf8 = new TextEncoder();
+
 export async function derivedId(prefix: string, ...parts: string[]): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(parts.join('\n'))));
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', utf8.encode(parts.join('\n'))));
   let out = `${prefix}_`;
   for (let i = 0; i < 20; i++) out += ALPHABET[digest[i]! & 31];
   return out;

@@ -1,3 +1,5 @@
+// First: the libraries below take queueMicrotask when they load.
+import './microtasks.ts';
 import { cors } from 'hono/cors';
 import type { AppEnv } from './app-env.ts';
 import { lazyDatabase } from './db/client.ts';

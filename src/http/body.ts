@@ -6,6 +6,8 @@ const DEFAULT_LIMIT = 64 * 1024;
 /** Queue callbacks carry batches (up to 1,000 nodes each). */
 const INTERNAL_LIMIT = 4 * 1024 * 1024;
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Shared: a non-streaming decode keeps no state between calls. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /**
  * Every body the API accepts is JSON and small. This middleware enforces the size
@@ -33,7 +35,7 @@ export function jsonBody(): MiddlewareHandler<AppEnv> {
     let text: string;
     let json: unknown;
     try {
-      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(raw);
+      text = strictUtf8.decode(raw);
       json = JSON.parse(text);
     } catch {
       throw new ApiError('invalid_json', 'request body is not valid JSON');

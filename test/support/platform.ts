@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { appendFileSync } from 'node:fs';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -50,9 +51,11 @@ export async function launch(opts: LaunchOptions, timeoutMs = 90_000): Promise<P
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // Keeps the start of the output (URLs, errors) and the latest lines, not every access-log line.
+  // PLATFORM_LOG=<file> also appends all of it to that file (e.g. workerd's GC trace in a bench).
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
+    if (process.env.PLATFORM_LOG) appendFileSync(process.env.PLATFORM_LOG, d);
     if (out.length > 64_000) out = `${out.slice(0, 16_000)}\n…\n${out.slice(-16_000)}`;
   };
   child.stdout!.on('data', keep);

@@ -1,7 +1,7 @@
 import { env, exports } from 'cloudflare:workers';
 import { describe, expect, it, vi } from 'vitest';
 import app from '../../src/index.ts';
-import { call, expectError, json, signUp, uniqueEmail, PASSWORD } from './support.ts';
+import { call, expectError, json, signUp, uniqueEmail, ORIGIN, PASSWORD } from './support.ts';
 
 describe('request ids', () => {
   it('puts an x-request-id on every response, errors included', async () => {
@@ -27,6 +27,18 @@ describe('bad requests get a 4xx in the error shape and change nothing', () => {
     const email = uniqueEmail();
     const res = await call('/v1/accounts', { body: `{"email":"${email}", "password":` });
     await expectError(res, 400, 'invalid_json');
+  });
+
+  it('answers a body that is not UTF-8 with 400 invalid_json, and the next body still parses', async () => {
+    const email = uniqueEmail();
+    const bytes = new TextEncoder().encode(JSON.stringify({ email, password: PASSWORD, roles: ['renter'] }));
+    const broken = new Uint8Array([...bytes.slice(0, 10), 0xff, 0xfe, ...bytes.slice(10)]);
+    const res = await exports.default.fetch(
+      new Request(`${ORIGIN}/v1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: broken }),
+    );
+    await expectError(res, 400, 'invalid_json');
+    const created = await call('/v1/accounts', { body: { email, password: PASSWORD, roles: ['renter'] } });
+    expect(created.status).toBe(201);
   });
 
   it('answers a non-JSON content type with 415', async () => {
@@ -61,7 +73,7 @@ describe('bad requests get a 4xx in the error shape and change nothing', () => {
       },
     });
     const res = await exports.default.fetch(
-      new Request('https://api.gridlease.test/v1/accounts', {
+      new Request(`${ORIGIN}/v1/accounts`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: stream,
