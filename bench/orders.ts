@@ -38,7 +38,11 @@
 // launcher (local libSQL server, mock Stripe, log forwarding), this load generator, and every
 // other process on the machine, all sharing its cores.
 // Request logging: on unless LOG_REQUESTS=false is in the environment (passed through).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// BENCH_GC=1 runs workerd with V8's --trace-gc (major collections only, its stdout line-buffered
+// through stdbuf) and adds a column: the stop-the-world major GCs that ended during each row and
+// their pauses. The trace costs a little; leave it off for the reported figures.
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +60,7 @@ const SEED = num('BENCH_SEED', 1);
 const SEQUENTIAL = num('BENCH_SEQUENTIAL', 200);
 const LOG_REQUESTS = process.env.LOG_REQUESTS === 'false' ? 'false' : 'true';
 const REQUEST_TIMEOUT_MS = 10_000;
+const TRACE_GC = process.env.BENCH_GC === '1';
 const WARMUP_ORDERS = 100;
 
 const GOAL_P50_MS = 5;
@@ -85,6 +90,8 @@ interface Phase {
   lags: number[];
   firstFailure: string | null;
   cpuMs: Cpu;
+  startedAt: number;
+  endedAt: number;
 }
 
 interface BookRun {
@@ -199,8 +206,36 @@ function newPhase(name: string, rate: number): Phase {
     lags: [],
     firstFailure: null,
     cpuMs: { workerd: NaN, launcher: NaN, bench: NaN, others: NaN },
+    startedAt: performance.now(),
+    endedAt: NaN,
   };
 }
+
+/** Major GCs in workerd (BENCH_GC=1): when each one's trace line arrived, and its pause. */
+const majorGcs: Array<{ at: number; pauseMs: number }> = [];
+let traceTail = '';
+function readGcTrace(chunk: string): void {
+  const lines = (traceTail + chunk).split('\n');
+  traceTail = lines.pop()!;
+  for (const line of lines) {
+    // "[pid:0x…:0]  41234 ms: Mark-Compact 33.7 (45.3) -> 11.9 (45.3) MB, pooled: 0.0 MB, 85.00 / 0.00 ms (…) allocation limit; …"
+    const m = /Mark-Compact .*? MB, .*?([\d.]+) \/ [\d.]+ ms/.exec(line);
+    if (m) majorGcs.push({ at: performance.now(), pauseMs: Number(m[1]) });
+  }
+}
+
+/** A wrapper that runs workerd with its stdout line-buffered, so trace lines arrive as they happen. */
+function lineBufferedWorkerd(dir: string): string {
+  // The binary Miniflare itself would run.
+  const fromMiniflare = createRequire(createRequire(import.meta.url).resolve('miniflare'));
+  const workerdBinary = (fromMiniflare('workerd') as { default: string }).default;
+  const path = join(dir, 'workerd-line-buffered.sh');
+  writeFileSync(path, `#!/bin/sh\nexec stdbuf -oL -eL '${workerdBinary}' "$@"\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+const gcsDuring = (p: Phase) => majorGcs.filter((g) => g.at >= p.startedAt && g.at <= p.endedAt);
 
 function recordReply(phase: Phase, { status, text }: Reply, latencyMs: number): void {
   if (status >= 200 && status < 300) {
@@ -234,6 +269,7 @@ async function sequential(name: string, total: number, next: () => Promise<Reply
     );
   }
   phase.elapsedS = (performance.now() - t0) / 1000;
+  phase.endedAt = performance.now();
   phase.cpuMs = cpuSince(before);
   phase.latencies.sort((a, b) => a - b);
   return phase;
@@ -281,6 +317,7 @@ async function drive(name: string, rate: number, total: number, next: () => Prom
   setTimeout(tick, 20);
   await finished;
   phase.elapsedS = (lastDone - t0) / 1000;
+  phase.endedAt = performance.now();
   phase.cpuMs = cpuSince(before);
   phase.latencies.sort((a, b) => a - b);
   phase.lags.sort((a, b) => a - b);
@@ -297,7 +334,16 @@ async function main() {
   let platform: Platform | undefined;
   const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS, maxFreeSockets: CONNECTIONS });
   try {
-    platform = await launch({ dataDir, port: await freePort(), libsqlPort: await freePort(), env: { LOG_REQUESTS } });
+    const gcEnv: Record<string, string> = TRACE_GC
+      ? { MINIFLARE_WORKERD_PATH: lineBufferedWorkerd(dataDir), MINIFLARE_WORKERD_V8_FLAGS: '--trace-gc --trace-gc-ignore-scavenger' }
+      : {};
+    platform = await launch({
+      dataDir,
+      port: await freePort(),
+      libsqlPort: await freePort(),
+      env: { LOG_REQUESTS, ...gcEnv },
+      ...(TRACE_GC ? { onOutput: readGcTrace } : {}),
+    });
     const url = new URL(platform.url);
     launcherPid = platform.child.pid ?? 0;
     workerdPid = findWorkerd(launcherPid);
@@ -366,8 +412,9 @@ async function main() {
         `open loop, ≤ ${CONNECTIONS} connections, ${SECONDS} s per row; warm-up (not reported): ${WARMUP_LIVEZ} × GET /livez, then ${WARMUP_ORDERS} orders one at a time\n`,
     );
     console.log('## HTTP\n');
-    console.log('| row | offered/s | sent | 2xx/s | p50 ms | p90 ms | p99 ms | max ms | p50 / p99 vs floor | lag p99 ms | 2xx | 4xx | 5xx | timeouts | other errors | CPU ms/req workerd / launcher / bench | CPU workerd / launcher / bench / others |');
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const gcHead = TRACE_GC ? ' major GCs: pause ms |' : '';
+    console.log(`| row | offered/s | sent | 2xx/s | p50 ms | p90 ms | p99 ms | max ms | p50 / p99 vs floor | lag p99 ms | 2xx | 4xx | 5xx | timeouts | other errors | CPU ms/req workerd / launcher / bench | CPU workerd / launcher / bench / others |${gcHead}`);
+    console.log(`|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|${TRACE_GC ? '---|' : ''}`);
     const row = (p: Phase, floor: Phase | null) => {
       const l = p.latencies;
       const vs = floor ? `${times(percentile(l, 50), percentile(floor.latencies, 50))} / ${times(percentile(l, 99), percentile(floor.latencies, 99))}` : '—';
@@ -375,7 +422,8 @@ async function main() {
         `| ${p.name} | ${Number.isFinite(p.rate) ? p.rate : '—'} | ${p.sent} | ${(p.ok / p.elapsedS).toFixed(0)} | ${ms(percentile(l, 50))} | ${ms(percentile(l, 90))} | ${ms(percentile(l, 99))} | ${ms(l.at(-1) ?? NaN)} | ${vs} | ` +
           `${Number.isFinite(p.rate) ? ms(percentile(p.lags, 99)) : '—'} | ${p.ok} | ${p.client} | ${p.server} | ${p.timeouts} | ${p.errors + p.other} | ` +
           `${ms(p.cpuMs.workerd / p.sent)} / ${ms(p.cpuMs.launcher / p.sent)} / ${ms(p.cpuMs.bench / p.sent)} | ` +
-          `${pct(p.cpuMs.workerd, p.elapsedS)} / ${pct(p.cpuMs.launcher, p.elapsedS)} / ${pct(p.cpuMs.bench, p.elapsedS)} / ${pct(p.cpuMs.others, p.elapsedS)} |`,
+          `${pct(p.cpuMs.workerd, p.elapsedS)} / ${pct(p.cpuMs.launcher, p.elapsedS)} / ${pct(p.cpuMs.bench, p.elapsedS)} / ${pct(p.cpuMs.others, p.elapsedS)} |` +
+          (TRACE_GC ? ` ${gcsDuring(p).map((g) => g.pauseMs.toFixed(0)).join(', ') || 'none'} |` : ''),
       );
     };
     row(single[0]!, null);

@@ -3,7 +3,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { appendFileSync } from 'node:fs';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -33,6 +32,8 @@ export interface LaunchOptions {
   /** Defaults to a free port. */
   stripePort?: number;
   env?: Record<string, string>;
+  /** Sees every chunk the launcher writes (stdout and stderr), as it arrives. */
+  onOutput?: (chunk: string) => void;
 }
 
 /** Spawns the launcher; resolves once it prints that it is running, rejects if it exits first. */
@@ -51,11 +52,10 @@ export async function launch(opts: LaunchOptions, timeoutMs = 90_000): Promise<P
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // Keeps the start of the output (URLs, errors) and the latest lines, not every access-log line.
-  // PLATFORM_LOG=<file> also appends all of it to that file (e.g. workerd's GC trace in a bench).
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
-    if (process.env.PLATFORM_LOG) appendFileSync(process.env.PLATFORM_LOG, d);
+    opts.onOutput?.(d.toString());
     if (out.length > 64_000) out = `${out.slice(0, 16_000)}\n…\n${out.slice(-16_000)}`;
   };
   child.stdout!.on('data', keep);
