@@ -53,6 +53,11 @@ app.openapi(
       query: z
         .object({
           asset: AssetSchema.optional(),
+          reference: z
+            .string()
+            .regex(/^[A-Za-z0-9_:.-]{1,200}$/, 'reference must be an order, lease, deposit or withdrawal id, or a chain transfer')
+            .optional()
+            .openapi({ description: 'Only the entries of transactions about this order, lease, deposit or withdrawal (or a chain transfer, `<chain>:<tx hash>:<log index>`)' }),
           limit: z.coerce.number().int().min(1).max(200).default(50),
           cursor: z.string().regex(/^[0-9]{1,19}$/, 'cursor must be a next_cursor value').optional(),
         })
@@ -64,12 +69,16 @@ app.openapi(
     },
   }),
   async (c) => {
-    const { asset, limit, cursor } = c.req.valid('query');
+    const { asset, reference, limit, cursor } = c.req.valid('query');
     const args: (string | bigint | number)[] = [c.get('principal').accountId];
     let where = 'e.owner_id = ?';
     if (asset) {
       where += ' AND e.asset = ?';
       args.push(asset);
+    }
+    if (reference) {
+      where += ' AND t.reference = ?';
+      args.push(reference);
     }
     if (cursor) {
       where += ' AND e.id < ?';

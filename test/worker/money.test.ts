@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { balances, call, entryCount, expectError, fund, idem, json, makeAdmin, signUp } from './support.ts';
+import { buy, placed } from './trading.ts';
 
 describe('GET /v1/balances', () => {
   it('lists every asset, zero until money arrives', async () => {
@@ -32,6 +33,33 @@ describe('GET /v1/ledger/entries', () => {
     const usd = await json(await call('/v1/ledger/entries?asset=USD', { auth: account.apiKey }));
     expect(usd.data.map((e: { balance_after: string }) => e.balance_after)).toEqual(['6.00', '3.00', '1.00']);
     await expectError(await call('/v1/ledger/entries?cursor=abc', { auth: account.apiKey }), 400, 'validation_failed');
+  });
+
+  it('narrows to the transactions about one order, lease, deposit or withdrawal with ?reference, the caller’s only', async () => {
+    const renter = await signUp();
+    const other = await signUp();
+    await fund(renter, 'USD', '10.00');
+    await fund(other, 'USD', '10.00');
+    // Far below any ask, so both rest and only their escrow holds move money.
+    const bid = (price: string) => buy('us-east', 't4-16gb', { gpus: 1, price, duration_s: 3600 });
+    const { order: first } = await placed(renter, bid('0.05'));
+    await placed(renter, bid('0.07'));
+    const { order: theirs } = await placed(other, bid('0.05'));
+
+    const mine = await json(await call(`/v1/ledger/entries?reference=${first.id}`, { auth: renter.apiKey }));
+    const shape = (e: { kind: string; account: string; amount: string; reference: string }) => `${e.kind} ${e.account} ${e.amount} ${e.reference}`;
+    expect(mine.data.map(shape).sort()).toEqual([`hold available -0.05 ${first.id}`, `hold held 0.05 ${first.id}`]);
+    expect(mine.next_cursor).toBeNull();
+    const paged = await json(await call(`/v1/ledger/entries?reference=${first.id}&limit=1`, { auth: renter.apiKey }));
+    const rest = await json(await call(`/v1/ledger/entries?reference=${first.id}&limit=1&cursor=${paged.next_cursor}`, { auth: renter.apiKey }));
+    expect([...paged.data, ...rest.data].map(shape)).toEqual(mine.data.map(shape));
+    expect(rest.next_cursor).toBeNull();
+
+    // Another account's order: nothing, as if it did not exist.
+    expect((await json(await call(`/v1/ledger/entries?reference=${theirs.id}`, { auth: renter.apiKey }))).data).toEqual([]);
+    for (const bad of ['', 'ord%20x', 'x'.repeat(201), "ord_1'--"]) {
+      await expectError(await call(`/v1/ledger/entries?reference=${bad}`, { auth: renter.apiKey }), 400, 'validation_failed');
+    }
   });
 });
 
