@@ -400,4 +400,36 @@ describe('the book survives eviction', () => {
     expect(leaseRows.map((l) => l.askId)).toEqual([early.order.id]);
     await expectEscrowBalanced([renter]);
   });
+
+  it('replaces the node index of a book made before it covered asks only, and still counts a node’s offered GPUs through it', async () => {
+    const model = 'h200-141gb';
+    const [renter, provider] = await Promise.all([signUp(), signUp(['provider'])]);
+    await fund(renter, 'USD', '100.00');
+    const node = await onlineNode(provider, model, 4);
+    await placed(provider, sell(model, node.nodeId, { gpus: 3, price: '9.00' }));
+    await placed(renter, buy(model, { gpus: 1, price: '1.00' }));
+    const book = regionBook(bindings, REGION, model);
+    const nodeIndexes = () =>
+      runInDurableObject(book, (_instance: unknown, state: DurableObjectState) =>
+        state.storage.sql
+          .exec<{ name: string; sql: string }>("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'orders_node%'")
+          .toArray()
+          .map((r) => `${r.name}: ${r.sql}`),
+      );
+    const asksOnly = 'orders_node_asks: CREATE INDEX orders_node_asks ON orders (node_id, status) WHERE node_id IS NOT NULL';
+    expect(await nodeIndexes()).toEqual([asksOnly]);
+
+    // The book as it was stored before: the index over every order, bids included.
+    await runInDurableObject(book, (_instance: unknown, state: DurableObjectState) => {
+      state.storage.sql.exec('DROP INDEX orders_node_asks');
+      state.storage.sql.exec('CREATE INDEX orders_node ON orders (node_id, status)');
+    });
+    await evictDurableObject(book);
+    expect(await nodeIndexes()).toEqual([asksOnly]);
+
+    // 3 of the node's 4 GPUs are offered: one more is free, two are not.
+    await expectError(await place(provider, sell(model, node.nodeId, { gpus: 2, price: '9.00' })), 409, 'conflict');
+    expect((await placed(provider, sell(model, node.nodeId, { gpus: 1, price: '9.00' }))).order.status).toBe('open');
+    expect((await book.snapshot()).bestBid).toBe(1_000_000);
+  });
 });
