@@ -9,12 +9,12 @@ export function newId(prefix: string, length = 20): string {
   return out;
 }
 
+const utf8 = new TextEncoder();
+
 /**
  * An id derived from its parts, for records created under an idempotency key: a retry
  * computes the same id, so everything that references it is the same request again.
  */
-const utf8 = new TextEncoder();
-
 export async function derivedId(prefix: string, ...parts: string[]): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', utf8.encode(parts.join('\n'))));
   let out = `${prefix}_`;

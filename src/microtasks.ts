@@ -8,8 +8,8 @@
 // (docs/capacity.md, "Orders").
 //
 // Same contract: callbacks run in the order queued, after the current task and before any
-// timer; a non-function is a TypeError; a callback that throws is reported (as the runtime
-// would report it) and does not stop the ones after it.
+// timer; a non-function is a TypeError; a callback that throws is logged as an error and
+// does not stop the ones after it.
 import { log } from './http/log.ts';
 
 // The Workers types declare both `() => void` and `Function`.

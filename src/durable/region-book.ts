@@ -116,8 +116,8 @@ export class RegionBook extends DurableObject<Bindings> {
         account_id TEXT NOT NULL, node_id TEXT, body TEXT NOT NULL, status TEXT NOT NULL, free_gpus INTEGER NOT NULL, created_at INTEGER NOT NULL)`);
       this.sql.exec('CREATE INDEX IF NOT EXISTS orders_open ON orders (status, seq)');
       // Only asks have a node: a bid, inserted or closed, writes no entry here (one index row
-      // fewer per bid write, which Durable Object storage bills and fsyncs). Books made before
-      // this index covered bids too.
+      // fewer per bid write, which Durable Object storage bills and fsyncs). Books stored before
+      // have `orders_node`, which covered bids too: it goes.
       this.sql.exec('DROP INDEX IF EXISTS orders_node');
       this.sql.exec('CREATE INDEX IF NOT EXISTS orders_node_asks ON orders (node_id, status) WHERE node_id IS NOT NULL');
       this.sql.exec(`CREATE TABLE IF NOT EXISTS trades (id TEXT PRIMARY KEY, bid_id TEXT NOT NULL, ask_id TEXT NOT NULL, lease_id TEXT NOT NULL,

@@ -84,11 +84,15 @@ app.openapi(
       where += ' AND e.id < ?';
       args.push(BigInt(cursor));
     }
+    // With a reference, its few transactions lead (their index), rather than every entry the
+    // caller has: CROSS JOIN keeps SQLite from choosing the other order.
+    const from = reference
+      ? 'ledger_transactions t CROSS JOIN ledger_entries e ON e.transaction_id = t.id'
+      : 'ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id';
     args.push(limit + 1);
     const rs = await connection(c.env).money.execute({
       sql: `SELECT e.id, e.transaction_id, t.kind, t.reference, e.asset, e.account_kind, e.amount, e.balance_after, e.created_at
-            FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-            WHERE ${where} ORDER BY e.id DESC LIMIT ?`,
+            FROM ${from} WHERE ${where} ORDER BY e.id DESC LIMIT ?`,
       args,
     });
     const rows = rs.rows.slice(0, limit);
