@@ -1,3 +1,4 @@
+import { sha256 } from './auth/encoding.ts';
 // Crockford base32: no I, L, O, U, so ids survive being read aloud or retyped.
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
@@ -9,14 +10,12 @@ export function newId(prefix: string, length = 20): string {
   return out;
 }
 
-const utf8 = new TextEncoder();
-
 /**
  * An id derived from its parts, for records created under an idempotency key: a retry
  * computes the same id, so everything that references it is the same request again.
  */
 export async function derivedId(prefix: string, ...parts: string[]): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', utf8.encode(parts.join('\n'))));
+  const digest = await sha256(parts.join('\n'));
   let out = `${prefix}_`;
   for (let i = 0; i < 20; i++) out += ALPHABET[digest[i]! & 31];
   return out;

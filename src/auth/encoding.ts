@@ -24,7 +24,11 @@ export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 const utf8 = new TextEncoder();
 
+/** SHA-256 of the text's UTF-8 bytes. */
+export async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', utf8.encode(text)));
+}
+
 export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', utf8.encode(text));
-  return toHex(new Uint8Array(digest));
+  return toHex(await sha256(text));
 }

@@ -97,6 +97,9 @@ export function regionBook(env: Bindings, region: string, gpuModel: string) {
   return env.REGION_BOOK.getByName(`${region}:${gpuModel}`);
 }
 
+/** The most orders one `abandonUnplaced` call takes; callers split larger sets. */
+export const UNPLACED_PER_CALL = 200;
+
 export class RegionBook extends DurableObject<Bindings> {
   private book = new OrderBook();
   private readonly sql;
@@ -374,7 +377,7 @@ export class RegionBook extends DurableObject<Bindings> {
    * either comes first and stands, or comes after and finds it cancelled.
    */
   async abandonUnplaced(orders: BookOrder[], now = Date.now()): Promise<string[]> {
-    const unplaced = orders.slice(0, 200).filter((o) => !this.row(o.id));
+    const unplaced = orders.slice(0, UNPLACED_PER_CALL).filter((o) => !this.row(o.id));
     if (unplaced.length > 0) this.commit(() => unplaced.forEach((o) => this.recordUnplaced(o, now)), now);
     await this.settle();
     return unplaced.map((o) => o.id);

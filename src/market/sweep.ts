@@ -7,7 +7,7 @@
 // them to their books, 200 per call; each book records those it never received as cancelled,
 // which releases a buy's hold through the book's outbox like any cancel.
 import { connection } from '../db/client.ts';
-import { regionBook } from '../durable/region-book.ts';
+import { regionBook, UNPLACED_PER_CALL } from '../durable/region-book.ts';
 import type { Bindings } from '../env.ts';
 import { log } from '../http/log.ts';
 import type { BookOrder } from './orders.ts';
@@ -17,7 +17,6 @@ export const UNPLACED_AFTER_MS = 60_000;
 const JOB = 'orders:unplaced';
 const PAGE = 500;
 const PAGES_PER_RUN = 20;
-const IDS_PER_CALL = 200;
 
 export interface SweepResult {
   checked: number;
@@ -49,8 +48,8 @@ export async function sweepUnplacedOrders(env: Bindings, now = Date.now()): Prom
     }
     for (const { region, gpuModel, orders } of byBook.values()) {
       const book = regionBook(env, region, gpuModel);
-      for (let i = 0; i < orders.length; i += IDS_PER_CALL) {
-        for (const orderId of await book.abandonUnplaced(orders.slice(i, i + IDS_PER_CALL))) {
+      for (let i = 0; i < orders.length; i += UNPLACED_PER_CALL) {
+        for (const orderId of await book.abandonUnplaced(orders.slice(i, i + UNPLACED_PER_CALL))) {
           result.cancelled.push(orderId);
           log('warn', 'order never reached its book; cancelled and its hold released', { order_id: orderId });
         }

@@ -3,10 +3,10 @@
 // base64url SHA-256). Written here for the local transport; verified with the official
 // @upstash/qstash Receiver in every environment.
 import { SignJWT } from 'jose';
-import { toBase64Url } from '../auth/encoding.ts';
+import { sha256, toBase64Url } from '../auth/encoding.ts';
 
 export async function signLikeQStash(signingKey: string, url: string, body: string, nowS: number): Promise<string> {
-  const bodyHash = toBase64Url(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(body))));
+  const bodyHash = toBase64Url(await sha256(body));
   return new SignJWT({ body: bodyHash })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuer('Upstash')

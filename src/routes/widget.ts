@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
+import { sha256 } from '../auth/encoding.ts';
 import { gpuModel } from '../catalog/gpus.ts';
 import { isRegion } from '../catalog/regions.ts';
 import { errorResponses } from '../contracts/common.ts';
@@ -84,8 +85,7 @@ const EmbedQuery = z
 const PAGE_CSS = 'html,body{margin:0;height:100%;background:transparent}gridlease-price{display:block;width:100%;height:100%;min-width:0}';
 let pageCssHash: Promise<string> | undefined;
 async function sha256Base64(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+  return btoa(String.fromCharCode(...(await sha256(text))));
 }
 
 const escapeAttr = (value: string) => value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
