@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers';
-import { createExecutionContext, createScheduledController, evictDurableObject, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
+import { createScheduledController, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { eq, inArray } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { leases, nodes, orders } from '../../src/db/schema.ts';
@@ -355,11 +355,8 @@ describe('orders stranded between the hold and the book', () => {
     await postOrThrow(connection(bindings).money, hold({ owner: renter.id, asset: 'USD', amount: 5_000_000n, idempotencyKey: `order:${stranded.id}:hold`, reference: stranded.id, memo: 'bid escrow' }));
     expect(await balances(renter)).toMatchObject({ USD: { available: '10.00', held: '10.00' } });
 
-    const sweep = async (at: number) => {
-      const ctx = createExecutionContext();
-      await worker.scheduled(createScheduledController({ scheduledTime: at, cron: '* * * * *' }), bindings);
-      await waitOnExecutionContext(ctx);
-    };
+    // The handler awaits all its work itself (it hands nothing to waitUntil).
+    const sweep = (at: number) => worker.scheduled(createScheduledController({ scheduledTime: at, cron: '* * * * *' }), bindings);
     // Younger than a minute: its request could still be running.
     await sweep(now + UNPLACED_AFTER_MS - 1_000);
     expect((await db().select().from(orders).where(eq(orders.id, stranded.id)))[0]!.status).toBe('open');
