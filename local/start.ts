@@ -1,12 +1,13 @@
 // `npm start`: the whole platform on this machine, with no account anywhere.
 //   1. migrations applied to an embedded libSQL file under the data folder;
-//   2. a local libSQL server speaking Hrana over HTTP, as Turso/sqld do;
+//   2. a local libSQL server speaking Hrana over HTTP, as Turso/sqld do, on its own thread;
 //   3. a local MOCK of the Stripe API (card deposits; Stripe itself is not reachable here);
 //   4. the Worker and its Durable Objects in workerd, state persisted under the data folder.
 // Ctrl-C (SIGINT) or SIGTERM stops everything; starting again keeps the data.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startLibsqlServer, type LibsqlServer } from './libsql-server.ts';
+import type { LibsqlServer } from './libsql-server.ts';
+import { startLibsqlServerThread } from './libsql-server/thread.ts';
 import { startMockStripe, type MockStripe } from './mock-stripe.ts';
 import { applyMigrations } from './migrate.ts';
 import { assertPortFree, portFromEnv } from './ports.ts';
@@ -55,7 +56,8 @@ async function main(): Promise<void> {
   const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const signal of SIGNALS) process.on(signal, onSignal);
 
-  libsql = await startLibsqlServer({
+  // On its own thread: see libsql-server/thread.ts.
+  libsql = await startLibsqlServerThread({
     file: dbFile,
     host: HOST,
     port: libsqlPort,

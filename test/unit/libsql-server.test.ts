@@ -7,8 +7,9 @@ import Database from 'libsql';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startLibsqlServer, type LibsqlServer, type LibsqlServerOptions } from '../../local/libsql-server.ts';
+import { startLibsqlServerThread } from '../../local/libsql-server/thread.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -81,6 +82,36 @@ describe('listening', () => {
   it('rejects with a clear message naming the port when the port is taken', async () => {
     const first = await startServer();
     await expect(startLibsqlServer({ file: tempDbFile(), port: first.port })).rejects.toThrow(
+      `port ${first.port} is already in use (set LIBSQL_PORT to another port)`,
+    );
+    await expectServerAlive(first);
+  });
+});
+
+describe('on its own thread (as npm start runs it)', () => {
+  it('serves the client, hands its log records to the caller, keeps data across restarts and stops on close', async () => {
+    const file = tempDbFile();
+    const lines: Record<string, unknown>[] = [];
+    const server = await startLibsqlServerThread({ file, port: 0, log: (line) => lines.push(line) });
+    cleanups.push(() => server.close());
+    const client = clientFor(server);
+    await client.execute('CREATE TABLE t (v TEXT NOT NULL)');
+    await client.execute({ sql: 'INSERT INTO t VALUES (?)', args: ['kept'] });
+    // A failing statement is logged by the server thread; the record reaches this thread.
+    expect((await libsqlError(client.execute('SELECT * FROM missing_table'))).message).toContain('no such table');
+    await vi.waitFor(() => expect(lines.some((l) => l.level === 'error' && JSON.stringify(l).includes('missing_table'))).toBe(true));
+    client.close();
+    await server.close();
+    await expect(fetch(`${server.url}/health`)).rejects.toThrow();
+
+    const again = await startLibsqlServerThread({ file, port: 0 });
+    cleanups.push(() => again.close());
+    expect((await clientFor(again).execute('SELECT v FROM t')).rows.map((r) => r.v)).toEqual(['kept']);
+  });
+
+  it('rejects with the same clear message when its port is taken, leaving the first server serving', async () => {
+    const first = await startServer();
+    await expect(startLibsqlServerThread({ file: tempDbFile(), port: first.port })).rejects.toThrow(
       `port ${first.port} is already in use (set LIBSQL_PORT to another port)`,
     );
     await expectServerAlive(first);

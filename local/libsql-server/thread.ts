@@ -1,0 +1,59 @@
+// The local libSQL server on its own thread, as `npm start` runs it.
+//
+// The launcher's main thread also forwards every log line workerd writes, and serves the mock
+// Stripe API; the garbage that leaves behind is collected in pauses of 10–20 ms, and a server
+// on the same event loop would stop answering for each of them. On its own thread the server has
+// its own event loop and its own heap (a worker thread is a separate V8 isolate), as sqld is its
+// own process. Log records come back to the caller's `log` as messages.
+import { Worker } from 'node:worker_threads';
+import type { LibsqlServer, LibsqlServerOptions } from '../libsql-server.ts';
+
+/** What the thread posts back: where it listens, a failure to start, or one log record. */
+export type ThreadMessage =
+  | { type: 'listening'; url: string; port: number }
+  | { type: 'failed'; message: string }
+  | { type: 'log'; line: Record<string, unknown> }
+  | { type: 'closed' };
+
+export type ThreadOptions = Omit<LibsqlServerOptions, 'log'>;
+
+export function startLibsqlServerThread(opts: LibsqlServerOptions): Promise<LibsqlServer> {
+  const { log, ...options } = opts;
+  const worker = new Worker(new URL('./thread-entry.ts', import.meta.url), { workerData: options satisfies ThreadOptions });
+  let closed: (() => void) | undefined;
+  const whenClosed = new Promise<void>((resolve) => {
+    closed = resolve;
+  });
+  return new Promise<LibsqlServer>((resolve, reject) => {
+    let started = false;
+    worker.on('message', (m: ThreadMessage) => {
+      if (m.type === 'log') log?.(m.line);
+      else if (m.type === 'failed') reject(new Error(m.message));
+      else if (m.type === 'closed') closed!();
+      else if (m.type === 'listening') {
+        started = true;
+        let closing: Promise<void> | undefined;
+        resolve({
+          url: m.url,
+          port: m.port,
+          close() {
+            closing ??= (async () => {
+              worker.postMessage('close');
+              await whenClosed;
+              await worker.terminate();
+            })();
+            return closing;
+          },
+        });
+      }
+    });
+    worker.on('error', (err) => {
+      if (!started) reject(err);
+      else log?.({ time: new Date().toISOString(), level: 'error', event: 'thread_failed', message: err.message });
+    });
+    worker.on('exit', (code) => {
+      closed!();
+      if (!started) reject(new Error(`the libSQL server thread exited with code ${code} before listening`));
+    });
+  });
+}
