@@ -64,7 +64,9 @@ async function machine(providerKey: string, name: string, gpus: string, metrics:
   return { nodeId, child, log: () => log };
 }
 
-const workload = { image: 'local/process', command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'], env: {}, ports: [] };
+// Runs until stopped, or until its runner is gone: the SIGKILLed runner below cannot stop it, and
+// a dead machine's workloads do not outlive it either.
+const workload = { image: 'local/process', command: [process.execPath, '-e', 'const p = process.ppid; setInterval(() => { if (process.ppid !== p) process.exit(0); }, 250)'], env: {}, ports: [] };
 const micro = (s: string) => BigInt(Math.round(Number(s) * 1e6));
 
 describe('leases on real runners', () => {

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SMI_DIR = path.join(ROOT, 'test/fixtures/nvidia-smi');
@@ -14,8 +15,16 @@ export const CLI = path.join(ROOT, 'runner/src/cli.ts');
 
 export const fixture = (name: string) => fs.readFileSync(path.join(SMI_DIR, name), 'utf8');
 
+const made: string[] = [];
+// Each test file gets its own copy of this module: its folders go when the file is done.
+afterAll(() => {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDir(prefix = 'gridlease-runner-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 export const mode = (file: string) => fs.statSync(file).mode & 0o777;
