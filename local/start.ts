@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   let stripe: MockStripe | undefined;
   let stopWorker: (() => Promise<void>) | undefined;
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: stopping…`);
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     await stripe?.close().catch((err: unknown) => console.error(`mock stripe: ${String(err)}`));
     await libsql?.close().catch((err: unknown) => console.error(`libsql: ${String(err)}`));
     console.log('stopped');
-    process.exit(0);
+    process.exit(exitCode);
   };
   const onSignal = (signal: NodeJS.Signals) => void stop(signal);
   const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -63,6 +63,11 @@ async function main(): Promise<void> {
     port: libsqlPort,
     authToken: libsqlToken,
     log: (line) => console.error(JSON.stringify({ component: 'libsql', ...line })),
+    // Without its database the platform cannot serve: stop everything and say why.
+    onStopped: (reason) => {
+      console.error(JSON.stringify({ component: 'launcher', level: 'error', msg: reason }));
+      void stop('the libSQL server stopped', 1);
+    },
   });
 
   const origin = `http://${HOST}:${port}`;

@@ -17,29 +17,47 @@ export type ThreadMessage =
 
 export type ThreadOptions = Omit<LibsqlServerOptions, 'log'>;
 
-export function startLibsqlServerThread(opts: LibsqlServerOptions): Promise<LibsqlServer> {
-  const { log, ...options } = opts;
+export interface LibsqlServerThreadOptions extends LibsqlServerOptions {
+  /** Called once if the thread stops after it started listening and before close() was asked. */
+  onStopped?: (reason: string) => void;
+}
+
+export interface LibsqlServerThread extends LibsqlServer {
+  /** The thread itself (diagnostics and tests). */
+  thread: Worker;
+}
+
+export function startLibsqlServerThread(opts: LibsqlServerThreadOptions): Promise<LibsqlServerThread> {
+  const { log, onStopped, ...options } = opts;
   const worker = new Worker(new URL('./thread-entry.ts', import.meta.url), { workerData: options satisfies ThreadOptions });
-  let closed: (() => void) | undefined;
-  const whenClosed = new Promise<void>((resolve) => {
-    closed = resolve;
+  let closing: Promise<void> | undefined;
+  let ended: (() => void) | undefined;
+  const whenEnded = new Promise<void>((resolve) => {
+    ended = resolve;
   });
-  return new Promise<LibsqlServer>((resolve, reject) => {
+  return new Promise<LibsqlServerThread>((resolve, reject) => {
     let started = false;
+    let stopped = false;
+    const stop = (reason: string) => {
+      ended!();
+      if (!started || closing || stopped) return;
+      stopped = true;
+      onStopped?.(reason);
+    };
     worker.on('message', (m: ThreadMessage) => {
       if (m.type === 'log') log?.(m.line);
       else if (m.type === 'failed') reject(new Error(m.message));
-      else if (m.type === 'closed') closed!();
+      else if (m.type === 'closed') ended!();
       else if (m.type === 'listening') {
         started = true;
-        let closing: Promise<void> | undefined;
         resolve({
           url: m.url,
           port: m.port,
+          thread: worker,
           close() {
             closing ??= (async () => {
-              worker.postMessage('close');
-              await whenClosed;
+              if (!stopped) worker.postMessage('close');
+              await whenEnded;
               await worker.terminate();
             })();
             return closing;
@@ -49,11 +67,11 @@ export function startLibsqlServerThread(opts: LibsqlServerOptions): Promise<Libs
     });
     worker.on('error', (err) => {
       if (!started) reject(err);
-      else log?.({ time: new Date().toISOString(), level: 'error', event: 'thread_failed', message: err.message });
+      else stop(`the libSQL server thread failed: ${err.message}`);
     });
     worker.on('exit', (code) => {
-      closed!();
       if (!started) reject(new Error(`the libSQL server thread exited with code ${code} before listening`));
+      stop(`the libSQL server thread exited with code ${code}`);
     });
   });
 }

@@ -109,6 +109,24 @@ describe('on its own thread (as npm start runs it)', () => {
     expect((await clientFor(again).execute('SELECT v FROM t')).rows.map((r) => r.v)).toEqual(['kept']);
   });
 
+  it('tells its owner once if the thread stops on its own, and still closes cleanly', async () => {
+    const reasons: string[] = [];
+    const server = await startLibsqlServerThread({ file: tempDbFile(), port: 0, onStopped: (reason) => reasons.push(reason) });
+    cleanups.push(() => server.close());
+    await expectServerAlive(server);
+    await server.thread.terminate();
+    await vi.waitFor(() => expect(reasons).toEqual([expect.stringMatching(/^the libSQL server thread exited with code \d+$/)]));
+    await expect(fetch(`${server.url}/health`)).rejects.toThrow();
+    await server.close();
+    expect(reasons).toHaveLength(1);
+
+    // An asked-for close is not a stop to report.
+    const quiet: string[] = [];
+    const other = await startLibsqlServerThread({ file: tempDbFile(), port: 0, onStopped: (reason) => quiet.push(reason) });
+    await other.close();
+    expect(quiet).toEqual([]);
+  });
+
   it('rejects with the same clear message when its port is taken, leaving the first server serving', async () => {
     const first = await startServer();
     await expect(startLibsqlServerThread({ file: tempDbFile(), port: first.port })).rejects.toThrow(
