@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { LibsqlServer, LibsqlServerOptions } from '../libsql-server.ts';
 
-/** What the thread posts back: where it listens, a failure to start, or one log record. */
+/** What the thread posts back: where it listens, a failure to start, one log record, or that it has closed. */
 export type ThreadMessage =
   | { type: 'listening'; url: string; port: number }
   | { type: 'failed'; message: string }
@@ -16,6 +16,8 @@ export type ThreadMessage =
   | { type: 'closed' };
 
 export type ThreadOptions = Omit<LibsqlServerOptions, 'log'>;
+
+const CLOSE_GRACE_MS = 5_000;
 
 export interface LibsqlServerThreadOptions extends LibsqlServerOptions {
   /** Called once if the thread stops after it started listening and before close() was asked. */
@@ -57,7 +59,9 @@ export function startLibsqlServerThread(opts: LibsqlServerThreadOptions): Promis
           close() {
             closing ??= (async () => {
               if (!stopped) worker.postMessage('close');
-              await whenEnded;
+              // The server gives open connections a second (libsql-server.ts); a thread that has not
+              // finished well after that is ended anyway.
+              await Promise.race([whenEnded, new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref())]);
               await worker.terminate();
             })();
             return closing;
