@@ -54,8 +54,9 @@ export async function launch(opts: LaunchOptions, timeoutMs = 90_000): Promise<P
   // Keeps the start of the output (URLs, errors) and the latest lines, not every access-log line.
   let out = '';
   const keep = (d: Buffer) => {
-    out += d.toString();
-    opts.onOutput?.(d.toString());
+    const text = d.toString();
+    out += text;
+    opts.onOutput?.(text);
     if (out.length > 64_000) out = `${out.slice(0, 16_000)}\n…\n${out.slice(-16_000)}`;
   };
   child.stdout!.on('data', keep);
