@@ -96,7 +96,8 @@ export const ledgerTransactions = sqliteTable(
   },
   (t) => [
     uniqueIndex('ledger_transactions_key_uq').on(t.idempotencyKey),
-    uniqueIndex('ledger_transactions_reverses_uq').on(t.reverses),
+    // Only reversals have one: no other transaction writes an entry here.
+    uniqueIndex('ledger_transactions_reverses_uq').on(t.reverses).where(sql`reverses IS NOT NULL`),
     index('ledger_transactions_reference_idx').on(t.reference),
   ],
 );
@@ -332,8 +333,8 @@ export const orders = sqliteTable(
     uniqueIndex('orders_key_uq').on(t.accountId, t.idempotencyKey),
     index('orders_account_idx').on(t.accountId, t.createdAt),
     index('orders_account_status_idx').on(t.accountId, t.status, t.createdAt),
-    index('orders_book_idx').on(t.region, t.gpuModel),
-    index('orders_node_idx').on(t.nodeId, t.status),
+    // Only sells have a node (tellBooks looks up open asks by node): a buy writes no entry here.
+    index('orders_node_idx').on(t.nodeId, t.status).where(sql`side = 'sell'`),
     // The sweep of orders whose placement stopped half-way walks open orders by age.
     index('orders_open_created_idx').on(t.createdAt, t.id).where(sql`status = 'open'`),
   ],
