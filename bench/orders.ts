@@ -5,13 +5,19 @@
 //
 // Starts a fresh platform (temp data folder), signs up a renter and funds it with the dev
 // faucet (enough for every bid to hold its maximum cost), warms up (200 × GET /livez and
-// 100 orders one at a time, not reported), then:
-//   1. GET /livez and POST /v1/orders BENCH_SEQUENTIAL (200) times each, one at a time: the
-//      latency a lone client sees;
+// 100 orders and 100 floor requests one at a time, not reported), then:
+//   1. GET /livez, POST /v1/dev/bench/floor and POST /v1/orders BENCH_SEQUENTIAL (200) times
+//      each, one at a time: the latency a lone client sees;
 //   2. for each fixed rate in BENCH_RATES (50,100,200,400 per second), lowest first:
 //      a. the floor: GET /livez at that rate for BENCH_SECONDS (10) s, driven exactly like the
 //         orders that follow (the latency any route gets at that rate on this machine);
-//      b. POST /v1/orders at that rate for BENCH_SECONDS s: buys of 1 h100-80gb in us-east for
+//      b. the floor under a buy: POST /v1/dev/bench/floor (development only) at that rate for
+//         BENCH_SECONDS s: the same access token, one libSQL write transaction in one round trip
+//         (BEGIN IMMEDIATE, SELECT 1, COMMIT) and one bid stored by a RegionBook of its own,
+//         and nothing else. It is the I/O no buy can skip (the escrow hold commits in libSQL,
+//         then the book stores the bid durably), so no buy can be faster than it on this
+//         machine: what a buy takes beyond it is the buy's own work;
+//      c. POST /v1/orders at that rate for BENCH_SECONDS s: buys of 1 h100-80gb in us-east for
 //         60 s at a random price 1.00–1.99, paid in USD, each with its own Idempotency-Key.
 //         Nothing sells, so every bid rests holding a few cents (thousands rest by the end).
 //      The goals are judged at every rate; the summary names the rates meeting both latency
@@ -365,25 +371,30 @@ async function main() {
     }
     const placeOrder = () => send(agent, url, 'POST', '/v1/orders', { ...auth, 'idempotency-key': crypto.randomUUID() }, orderBody());
     const livez = () => send(agent, url, 'GET', '/livez', {});
+    const ioFloor = () => send(agent, url, 'POST', '/v1/dev/bench/floor', auth);
 
     // Warm-up, not reported: isolate start, JIT, the book's first load, the first pooled connections.
     await drive('warm-up /livez', WARMUP_LIVEZ, WARMUP_LIVEZ, livez);
     for (let i = 0; i < WARMUP_ORDERS; i++) {
       const { status, text } = await placeOrder();
       if (status !== 201) throw new Error(`warm-up order failed: ${status} ${text}`);
+      const floor = await ioFloor();
+      if (floor.status !== 201) throw new Error(`warm-up of the I/O floor failed: ${floor.status} ${floor.text}`);
     }
     console.error('warm-up done');
 
     const single = [
       await sequential(`GET /livez (floor), ${SEQUENTIAL} one at a time`, SEQUENTIAL, livez),
+      await sequential(`POST /v1/dev/bench/floor (I/O under a buy), ${SEQUENTIAL} one at a time`, SEQUENTIAL, ioFloor),
       await sequential(`POST /v1/orders, ${SEQUENTIAL} one at a time`, SEQUENTIAL, placeOrder),
     ];
-    const pairs: Array<{ floor: Phase; orders: Phase }> = [];
+    const pairs: Array<{ floor: Phase; io: Phase; orders: Phase }> = [];
     for (const rate of rates) {
       const total = Math.round(rate * SECONDS);
       const floor = await drive(`GET /livez (floor) at ${rate}/s`, rate, total, livez);
+      const io = await drive(`POST /v1/dev/bench/floor (I/O under a buy) at ${rate}/s`, rate, total, ioFloor);
       const orders = await drive(`POST /v1/orders at ${rate}/s`, rate, total, placeOrder);
-      pairs.push({ floor, orders });
+      pairs.push({ floor, io, orders });
       console.error(`${rate}/s done`);
     }
     // Whether the platform still answers a database-backed request once the load is over.
@@ -409,7 +420,7 @@ async function main() {
     console.log(
       `\n${cpus().length} CPUs (${cpus()[0]?.model.trim() ?? 'unknown'}) shared by this load generator, the launcher (libSQL server) and workerd; ` +
         `1-min load average ${loadAtStart.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after; Node ${process.version}; request logging ${logging}; ` +
-        `open loop, ≤ ${CONNECTIONS} connections, ${SECONDS} s per row; warm-up (not reported): ${WARMUP_LIVEZ} × GET /livez, then ${WARMUP_ORDERS} orders one at a time\n`,
+        `open loop, ≤ ${CONNECTIONS} connections, ${SECONDS} s per row; warm-up (not reported): ${WARMUP_LIVEZ} × GET /livez, then ${WARMUP_ORDERS} orders and ${WARMUP_ORDERS} floor requests one at a time\n`,
     );
     console.log('## HTTP\n');
     const gcHead = TRACE_GC ? ' major GCs: pause ms |' : '';
@@ -428,12 +439,14 @@ async function main() {
     };
     row(single[0]!, null);
     row(single[1]!, single[0]!);
-    for (const { floor, orders } of pairs) {
+    row(single[2]!, single[0]!);
+    for (const { floor, io, orders } of pairs) {
       row(floor, null);
+      row(io, floor);
       row(orders, floor);
     }
     row(after, null);
-    for (const p of [single[1]!, ...pairs.map((x) => x.orders), after]) if (p.firstFailure) console.log(`\nfirst failure, ${p.name}: ${p.firstFailure}`);
+    for (const p of [single[1]!, single[2]!, ...pairs.flatMap((x) => [x.io, x.orders]), after]) if (p.firstFailure) console.log(`\nfirst failure, ${p.name}: ${p.firstFailure}`);
     console.log(
       '\nlatency (p50 … max, of 2xx replies only): from when the request left to the end of the reply; lag: how late requests left against the schedule; ' +
         'CPU %: of one core over the row (100% = one core busy; others = every other process on the machine); ' +
@@ -457,11 +470,11 @@ async function main() {
     );
 
     // A latency over a few successes among many failures says nothing about the route.
-    const judge = ({ floor, orders }: { floor: Phase; orders: Phase }) => {
+    const judge = ({ floor, io, orders }: { floor: Phase; io: Phase; orders: Phase }) => {
       const p50 = percentile(orders.latencies, 50);
       const p99 = percentile(orders.latencies, 99);
       const answered = orders.ok === orders.sent;
-      return { rate: orders.rate, floor, orders, p50, p99, answered, p50ok: answered && p50 <= GOAL_P50_MS, p99ok: answered && p99 <= GOAL_P99_MS, no5xx: orders.server === 0 };
+      return { rate: orders.rate, floor, io, orders, p50, p99, answered, p50ok: answered && p50 <= GOAL_P50_MS, p99ok: answered && p99 <= GOAL_P99_MS, no5xx: orders.server === 0 };
     };
     const judged = pairs.map(judge);
     const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
@@ -471,10 +484,12 @@ async function main() {
       const of2xx = j.answered ? '' : `, over only ${j.orders.ok} 2xx of ${j.orders.sent}`;
       console.log(
         `- at ${j.rate}/s: p50 ${ms(j.p50)} ms (≤ ${GOAL_P50_MS}: ${verdict(j.p50ok)}), p99 ${ms(j.p99)} ms (≤ ${GOAL_P99_MS}: ${verdict(j.p99ok)})${of2xx}, ` +
-          `${j.orders.server} 5xx and ${j.orders.timeouts} timeouts (zero 5xx: ${verdict(j.no5xx)}); GET /livez at the same rate: p50 ${ms(percentile(j.floor.latencies, 50))} / p99 ${ms(percentile(j.floor.latencies, 99))} ms`,
+          `${j.orders.server} 5xx and ${j.orders.timeouts} timeouts (zero 5xx: ${verdict(j.no5xx)}); GET /livez at the same rate: p50 ${ms(percentile(j.floor.latencies, 50))} / p99 ${ms(percentile(j.floor.latencies, 99))} ms; ` +
+          `the I/O under a buy (POST /v1/dev/bench/floor) at the same rate: p50 ${ms(percentile(j.io.latencies, 50))} / p99 ${ms(percentile(j.io.latencies, 99))} ms` +
+          `${j.io.ok === j.io.sent ? '' : ` (only ${j.io.ok} 2xx of ${j.io.sent})`}, so the buy's own work is ${ms(j.p50 - percentile(j.io.latencies, 50))} ms at p50`,
       );
     }
-    console.log(`- one at a time: POST /v1/orders p50 ${ms(percentile(single[1]!.latencies, 50))} / p99 ${ms(percentile(single[1]!.latencies, 99))} ms; GET /livez p50 ${ms(percentile(single[0]!.latencies, 50))} / p99 ${ms(percentile(single[0]!.latencies, 99))} ms`);
+    console.log(`- one at a time: POST /v1/orders p50 ${ms(percentile(single[2]!.latencies, 50))} / p99 ${ms(percentile(single[2]!.latencies, 99))} ms; the I/O under a buy p50 ${ms(percentile(single[1]!.latencies, 50))} / p99 ${ms(percentile(single[1]!.latencies, 99))} ms; GET /livez p50 ${ms(percentile(single[0]!.latencies, 50))} / p99 ${ms(percentile(single[0]!.latencies, 99))} ms`);
     const meeting = judged.filter((j) => j.p50ok && j.p99ok && j.no5xx);
     const failing = judged.filter((j) => !(j.p50ok && j.p99ok && j.no5xx)).map((j) => j.rate);
     console.log(

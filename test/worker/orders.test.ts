@@ -1,11 +1,12 @@
 import { env } from 'cloudflare:workers';
-import { createScheduledController, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { createExecutionContext, createScheduledController, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { eq, inArray } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { leases, nodes, orders } from '../../src/db/schema.ts';
 import { lease as leaseStub } from '../../src/durable/lease.ts';
 import { regionBook } from '../../src/durable/region-book.ts';
 import worker from '../../src/index.ts';
+import { floorBookName } from '../../src/routes/dev.ts';
 import { connection } from '../../src/db/client.ts';
 import { postOrThrow } from '../../src/ledger/api.ts';
 import { hold } from '../../src/ledger/rules.ts';
@@ -428,5 +429,38 @@ describe('the book survives eviction', () => {
     await expectError(await place(provider, sell(model, node.nodeId, { gpus: 2, price: '9.00' })), 409, 'conflict');
     expect((await placed(provider, sell(model, node.nodeId, { gpus: 1, price: '9.00' }))).order.status).toBe('open');
     expect((await book.snapshot()).bestBid).toBe(1_000_000);
+  });
+});
+
+describe('the floor under a buy (POST /v1/dev/bench/floor)', () => {
+  const inDevelopment = (path: string, auth?: string) =>
+    worker.fetch(
+      new Request(`https://api.gridlease.test${path}`, { method: 'POST', headers: auth ? { authorization: `Bearer ${auth}` } : {} }),
+      { ...bindings, ENVIRONMENT: 'development' },
+      createExecutionContext(),
+    );
+
+  it('does not exist outside development', async () => {
+    const renter = await signUp();
+    await expectError(await call('/v1/dev/bench/floor', { method: 'POST', auth: renter.apiKey }), 404, 'not_found');
+    expect((await bindings.REGION_BOOK.getByName(floorBookName(renter.id)).snapshot()).resting).toBe(0);
+  });
+
+  it('places one durable bid in the caller’s own bench book and moves no money', async () => {
+    const renter = await signUp();
+    const money = await balances(renter);
+    await expectError(await inDevelopment('/v1/dev/bench/floor'), 401, 'unauthorized');
+    const token = await accessToken(renter);
+    const first = await inDevelopment('/v1/dev/bench/floor', token);
+    expect(first.status).toBe(201);
+    expect(await json(first)).toMatchObject({ id: expect.stringMatching(/^ord_floor_/), status: 'open' });
+    expect((await inDevelopment('/v1/dev/bench/floor', token)).status).toBe(201);
+
+    const book = bindings.REGION_BOOK.getByName(floorBookName(renter.id));
+    expect((await book.snapshot()).resting).toBe(2);
+    await evictDurableObject(book);
+    expect((await book.snapshot()).resting).toBe(2);
+    expect(await balances(renter)).toEqual(money);
+    expect(await db().select().from(orders).where(eq(orders.accountId, renter.id))).toEqual([]);
   });
 });
