@@ -4,7 +4,9 @@
 // ------------------
 // Each Hrana stream gets its own SQLite connection to the same file, in WAL mode, with
 // busy_timeout = 0. WAL gives every connection a snapshot of *committed* data, so
-// reads never wait and never see another stream's open transaction.
+// reads never wait and never see another stream's open transaction. Connections go back to
+// a small pool when their stream ends, except one that ran SQL that can leave state behind
+// (a pragma, a TEMP object, an attached database: MENTIONS_CONNECTION_STATE), which is closed.
 //
 // SQLite allows one writer. The `libsql` driver is synchronous, so we must never let
 // SQLite spin on a lock (it would stall the whole event loop, and with it the lock
@@ -69,8 +71,14 @@ const MAX_CLASSIFIED_SQL_LENGTH = 20_000;
 /** Statements that change the schema (or what names resolve to): cached statements expire. */
 const SCHEMA_KEYWORDS = new Set(['CREATE', 'DROP', 'ALTER', 'ATTACH', 'DETACH']);
 
-/** SQL that may change a connection's pragmas (SQLite applies `PRAGMA x = y` when preparing it). */
-const MENTIONS_PRAGMA = /pragma/i;
+/**
+ * SQL that may leave state on its connection for the next stream: a pragma (SQLite applies
+ * `PRAGMA x = y` when preparing it), a TEMP table, view or trigger, an attached database. A
+ * connection that prepared such SQL is closed when its stream ends, never pooled, so every
+ * stream starts as on a fresh connection, as on sqld. A false match (a column named `temp`)
+ * costs only the pooling.
+ */
+const MENTIONS_CONNECTION_STATE = /pragma|\btemp(?:orary)?\b|\battach\b/i;
 
 /** What splitSql says about one SQL text; `single` is the statement an `execute` of it runs. */
 interface Classified {
@@ -113,7 +121,6 @@ interface Prepared {
   stmt: Statement;
   /** Returns rows (has result columns): run with all(), in raw mode. Otherwise run with run(). */
   reader: boolean;
-  pragma: boolean;
   /** Result columns, read once: the driver reports the ones it saw when preparing. */
   cols: StmtResultJson['cols'] | undefined;
 }
@@ -128,17 +135,13 @@ class Conn {
   readonly db: Db;
   /** Set when a statement may have been left paused: close instead of pooling. */
   tainted = false;
-  /**
-   * Set when SQL mentioning a pragma was prepared or run here, so a stream may have turned
-   * foreign keys off: checked (and cleared) before the connection serves another stream.
-   */
-  pragmasTouched = false;
+  /** Set when SQL that may leave connection state was prepared here: close instead of pooling. */
+  stateful = false;
   /** Set when this connection changed the schema in its current transaction. */
   schemaChanged = false;
   /** The engine's schema epoch the cached statements were prepared under. */
   private schemaEpoch = 0;
   private statsStmt: Statement | undefined;
-  private foreignKeysStmt: Statement | undefined;
   /**
    * Prepared statements by SQL text. Preparing costs more than running a small statement,
    * and every statement here is run to completion, so reuse is safe.
@@ -178,37 +181,23 @@ class Conn {
     }
     let prepared = this.statements.get(sql);
     if (prepared === undefined) {
-      const pragma = MENTIONS_PRAGMA.test(sql);
-      if (pragma) this.pragmasTouched = true;
+      // Cached statements live and die with their connection, and this one is not pooled once
+      // it is stateful: checking the text when it is first prepared here is enough.
+      if (MENTIONS_CONNECTION_STATE.test(sql)) this.stateful = true;
       const stmt = this.db.prepare(sql).safeIntegers(true);
       const reader = stmt.reader;
       if (reader) stmt.raw(true);
-      prepared = { stmt, reader, pragma, cols: undefined };
+      prepared = { stmt, reader, cols: undefined };
       if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.delete(this.statements.keys().next().value!);
       this.statements.set(sql, prepared);
-    } else if (prepared.pragma) {
-      this.pragmasTouched = true;
     }
     return prepared;
   }
 
   /** A statement prepared once, not cached (describe). */
   prepareOnce(sql: string): Statement {
-    if (MENTIONS_PRAGMA.test(sql)) this.pragmasTouched = true;
+    if (MENTIONS_CONNECTION_STATE.test(sql)) this.stateful = true;
     return this.db.prepare(sql);
-  }
-
-  /**
-   * A pooled connection comes back with foreign keys on. Setting the pragma expires every
-   * prepared statement, so it is only set when a previous stream turned it off; and it is
-   * only read when a previous stream ran SQL that mentions a pragma.
-   */
-  ensureForeignKeys(): void {
-    if (!this.pragmasTouched) return;
-    this.foreignKeysStmt ??= this.db.prepare('PRAGMA foreign_keys').raw(true);
-    const on = (this.foreignKeysStmt.get() as unknown[] | undefined)?.[0];
-    if (Number(on) !== 1) this.db.exec('PRAGMA foreign_keys = ON');
-    this.pragmasTouched = false;
   }
 
   /** changes() and last_insert_rowid() of the last statement, as exact integers. */
@@ -493,7 +482,7 @@ export class Engine {
         this.schemaEpoch++; // a rolled-back schema change
         conn.schemaChanged = false;
       }
-      if (conn.tainted || conn.inTransaction || this.closed || this.pool.length >= MAX_POOLED_CONNECTIONS) conn.close();
+      if (conn.tainted || conn.stateful || conn.inTransaction || this.closed || this.pool.length >= MAX_POOLED_CONNECTIONS) conn.close();
       else this.pool.push(conn);
     }
     this.gate.release(stream);
@@ -502,7 +491,6 @@ export class Engine {
   private connFor(stream: Stream): Conn {
     if (stream.conn === null) {
       const pooled = this.pool.pop();
-      pooled?.ensureForeignKeys();
       pooled?.setAutoCheckpoint(this.checkpointer === null);
       stream.conn = pooled ?? new Conn(this.opts.file, this.checkpointer === null);
     }

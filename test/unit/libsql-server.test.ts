@@ -325,6 +325,58 @@ describe('execute', () => {
     await fkViolation();
   });
 
+  it('gives no stream the TEMP objects, attached databases or pragmas of an earlier one', async () => {
+    const { server, client } = await setup();
+    await client.execute('CREATE TABLE kept (v TEXT)');
+    let inserted = 0;
+    const fresh = async (after: string) => {
+      // One stream, so one connection: the pool hands out the one returned last, which is the
+      // one that ran `after` if it went back to the pool. Nothing here may name the state it
+      // looks for (that alone keeps a connection out of the pool).
+      const stmt = (sql: string) => ({ type: 'execute', stmt: { sql, want_rows: true } });
+      const { body } = await pipeline(server, {
+        baton: null,
+        requests: [
+          stmt("SELECT count(*) FROM sqlite_temp_master WHERE name LIKE 'scratch%'"),
+          stmt('SELECT count(*) FROM side.sqlite_master'),
+          stmt(`INSERT INTO kept VALUES ('${inserted}')`),
+          stmt("SELECT 'A' LIKE 'a'"),
+          { type: 'close' },
+        ],
+      });
+      const [temp, attached, insert, like] = body.results;
+      expect(temp.response.result.rows, after).toEqual([[{ type: 'integer', value: '0' }]]);
+      expect(attached.type, after).toBe('error'); // no database `side` here
+      expect(insert.type, after).toBe('ok'); // refused if query_only were on
+      inserted++;
+      expect(like.response.result.rows, after).toEqual([[{ type: 'integer', value: '1' }]]); // SQLite's default
+    };
+    // Each execute is its own stream.
+    for (const sql of [
+      'CREATE TEMP TABLE scratch (v TEXT)',
+      'create temporary view scratch_view AS SELECT 1 AS one',
+      `ATTACH DATABASE ':memory:' AS side`,
+      'PRAGMA query_only = ON',
+      'PRAGMA case_sensitive_like = ON',
+    ]) {
+      await client.execute(sql);
+      await fresh(sql);
+    }
+    // Within one stream, its own TEMP table is there to use, as on sqld.
+    const own = await pipeline(server, {
+      baton: null,
+      requests: [
+        { type: 'execute', stmt: { sql: 'CREATE TEMP TABLE mine (v TEXT)' } },
+        { type: 'execute', stmt: { sql: "INSERT INTO mine VALUES ('x')" } },
+        { type: 'execute', stmt: { sql: 'SELECT v FROM mine' } },
+        { type: 'close' },
+      ],
+    });
+    expect(own.body.results.map((r: any) => r.type)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    expect(own.body.results[2].response.result.rows).toEqual([[{ type: 'text', value: 'x' }]]);
+    expect(Number((await client.execute('SELECT count(*) AS n FROM kept')).rows[0]!.n)).toBe(inserted);
+  });
+
   it('answers the same SQL text the same way every time it is sent', async () => {
     const { client } = await setup();
     for (let round = 0; round < 3; round++) {
