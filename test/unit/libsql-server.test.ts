@@ -51,6 +51,11 @@ async function pipeline(server: LibsqlServer, body: unknown, path = '/v2/pipelin
   return { status: res.status, contentType: res.headers.get('content-type'), body: (await res.json()) as any };
 }
 
+/** Executes each statement in turn in one stream (so on one connection), then closes it. */
+function inOneStream(server: LibsqlServer, sqls: string[]) {
+  return pipeline(server, { baton: null, requests: [...sqls.map((sql) => ({ type: 'execute', stmt: { sql, want_rows: true } })), { type: 'close' }] });
+}
+
 /** The rejection of a promise, asserted to be a LibsqlError. */
 async function libsqlError(promise: Promise<unknown>): Promise<LibsqlError> {
   const err = await promise.then(
@@ -312,15 +317,7 @@ describe('execute', () => {
     const tx = await client.transaction('write');
     await tx.execute('PRAGMA foreign_keys = OFF'); // a no-op inside a transaction, as in SQLite
     await tx.rollback();
-    const own = await pipeline(server, {
-      baton: null,
-      requests: [
-        { type: 'execute', stmt: { sql: 'PRAGMA foreign_keys = OFF' } },
-        { type: 'execute', stmt: { sql: 'INSERT INTO child VALUES (8)' } },
-        { type: 'execute', stmt: { sql: 'DELETE FROM child' } },
-        { type: 'close' },
-      ],
-    });
+    const own = await inOneStream(server, ['PRAGMA foreign_keys = OFF', 'INSERT INTO child VALUES (8)', 'DELETE FROM child']);
     expect(own.body.results.map((r: any) => r.type)).toEqual(['ok', 'ok', 'ok', 'ok']);
     await fkViolation();
   });
@@ -333,17 +330,12 @@ describe('execute', () => {
       // One stream, so one connection: the pool hands out the one returned last, which is the
       // one that ran `after` if it went back to the pool. Nothing here may name the state it
       // looks for (that alone keeps a connection out of the pool).
-      const stmt = (sql: string) => ({ type: 'execute', stmt: { sql, want_rows: true } });
-      const { body } = await pipeline(server, {
-        baton: null,
-        requests: [
-          stmt("SELECT count(*) FROM sqlite_temp_master WHERE name LIKE 'scratch%'"),
-          stmt('SELECT count(*) FROM side.sqlite_master'),
-          stmt(`INSERT INTO kept VALUES ('${inserted}')`),
-          stmt("SELECT 'A' LIKE 'a'"),
-          { type: 'close' },
-        ],
-      });
+      const { body } = await inOneStream(server, [
+        "SELECT count(*) FROM sqlite_temp_master WHERE name LIKE 'scratch%'",
+        'SELECT count(*) FROM side.sqlite_master',
+        `INSERT INTO kept VALUES ('${inserted}')`,
+        "SELECT 'A' LIKE 'a'",
+      ]);
       const [temp, attached, insert, like] = body.results;
       expect(temp.response.result.rows, after).toEqual([[{ type: 'integer', value: '0' }]]);
       expect(attached.type, after).toBe('error'); // no database `side` here
@@ -363,15 +355,7 @@ describe('execute', () => {
       await fresh(sql);
     }
     // Within one stream, its own TEMP table is there to use, as on sqld.
-    const own = await pipeline(server, {
-      baton: null,
-      requests: [
-        { type: 'execute', stmt: { sql: 'CREATE TEMP TABLE mine (v TEXT)' } },
-        { type: 'execute', stmt: { sql: "INSERT INTO mine VALUES ('x')" } },
-        { type: 'execute', stmt: { sql: 'SELECT v FROM mine' } },
-        { type: 'close' },
-      ],
-    });
+    const own = await inOneStream(server, ['CREATE TEMP TABLE mine (v TEXT)', "INSERT INTO mine VALUES ('x')", 'SELECT v FROM mine']);
     expect(own.body.results.map((r: any) => r.type)).toEqual(['ok', 'ok', 'ok', 'ok']);
     expect(own.body.results[2].response.result.rows).toEqual([[{ type: 'text', value: 'x' }]]);
     expect(Number((await client.execute('SELECT count(*) AS n FROM kept')).rows[0]!.n)).toBe(inserted);
