@@ -12,7 +12,7 @@ import { postOrThrow } from '../../src/ledger/api.ts';
 import { hold } from '../../src/ledger/rules.ts';
 import type { BidOrder } from '../../src/market/orders.ts';
 import { UNPLACED_AFTER_MS } from '../../src/market/sweep.ts';
-import { accessToken, call, db, expectError, idem, json, machine, makeAdmin, registerNode, signUp, fund, balances, type TestAccount } from './support.ts';
+import { ORIGIN, accessToken, call, db, expectError, idem, json, machine, makeAdmin, registerNode, signUp, fund, balances, type TestAccount } from './support.ts';
 import { GPU_NAMES, beat, bindings, buy as buyIn, collectorOf as collectorIn, expectEscrowBalanced, onlineNode as onlineNodeIn, pause, place, placed, sell as sellIn, workload } from './trading.ts';
 
 // Each test trades in its own book (region × model), so tests never meet each other's orders.
@@ -435,7 +435,7 @@ describe('the book survives eviction', () => {
 describe('the floor under a buy (POST /v1/dev/bench/floor)', () => {
   const inDevelopment = (path: string, auth?: string) =>
     worker.fetch(
-      new Request(`https://api.gridlease.test${path}`, { method: 'POST', headers: auth ? { authorization: `Bearer ${auth}` } : {} }),
+      new Request(`${ORIGIN}${path}`, { method: 'POST', headers: auth ? { authorization: `Bearer ${auth}` } : {} }),
       { ...bindings, ENVIRONMENT: 'development' },
       createExecutionContext(),
     );
