@@ -167,7 +167,7 @@ export async function startLibsqlServer(opts: LibsqlServerOptions): Promise<Libs
       });
     });
   } catch (err) {
-    engine.close();
+    await engine.close();
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new Error(`port ${port} is already in use (set LIBSQL_PORT to another port)`);
     throw new Error(`cannot listen on ${host}:${port}: ${e.message}`);
@@ -182,12 +182,14 @@ export async function startLibsqlServer(opts: LibsqlServerOptions): Promise<Libs
     url,
     port: boundPort,
     close() {
-      closing ??= new Promise<void>((resolveClose) => {
-        server.close(() => resolveClose());
-        server.closeIdleConnections();
-        engine.close(); // rolls back open transactions, closes connections
-        setTimeout(() => server.closeAllConnections(), 1_000).unref();
-      });
+      closing ??= Promise.all([
+        new Promise<void>((resolveClose) => {
+          server.close(() => resolveClose());
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), 1_000).unref();
+        }),
+        engine.close(), // rolls back open transactions, closes connections and the checkpoint thread
+      ]).then(() => undefined);
       return closing;
     },
   };

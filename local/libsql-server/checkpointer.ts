@@ -16,9 +16,16 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 export interface Checkpointer {
-  /** Stops the thread; the connections' own close checkpoints what is left. */
-  stop(): void;
+  /**
+   * Stops the thread; resolves once it has exited, so nothing touches the file after the
+   * server is closed (a thread still opening or closing its connection would recreate files
+   * next to the database). The connections' own close checkpoints what is left.
+   */
+  stop(): Promise<void>;
 }
+
+/** A thread that has not closed its connection by then is ended. */
+const STOP_GRACE_MS = 2_000;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -49,6 +56,7 @@ export function startCheckpointer(file: string, intervalMs: number, onStopped: (
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, intervalMs, driver } });
   worker.unref();
   let stopping = false;
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   worker.on('error', (err) => {
     if (!stopping) onStopped(`checkpoint thread failed: ${err instanceof Error ? err.message : String(err)}`);
     stopping = true;
@@ -59,9 +67,15 @@ export function startCheckpointer(file: string, intervalMs: number, onStopped: (
   });
   return {
     stop() {
-      if (stopping) return;
-      stopping = true;
-      worker.postMessage('stop');
+      if (!stopping) {
+        stopping = true;
+        worker.postMessage('stop');
+      }
+      // Waiting for an unref'd thread would not keep this event loop alive (the server's own
+      // thread, when it is closing, has nothing else left).
+      worker.ref();
+      const timer = setTimeout(() => void worker.terminate(), STOP_GRACE_MS).unref();
+      return exited.finally(() => clearTimeout(timer));
     },
   };
 }

@@ -439,15 +439,17 @@ export class Engine {
     return { baton, base_url: null, results };
   }
 
-  close(): void {
+  /** Closes every connection; resolves once the checkpoint thread has exited too. */
+  async close(): Promise<void> {
     this.closed = true;
-    this.checkpointer?.stop();
+    const checkpointer = this.checkpointer;
     this.checkpointer = null;
     this.gate.failAll();
     for (const stream of [...this.streams]) this.closeStream(stream);
     for (const conn of this.pool.splice(0)) conn.close();
     this.batons.clear();
     this.expiredBatons.clear();
+    await checkpointer?.stop();
   }
 
   private expire(stream: Stream, baton: string): void {

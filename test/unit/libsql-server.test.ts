@@ -4,7 +4,7 @@
 import { createClient, LibsqlError, type Client, type Config } from '@libsql/client';
 import { createClient as createWebClient } from '@libsql/client/web';
 import Database from 'libsql';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -90,6 +90,27 @@ describe('listening', () => {
       `port ${first.port} is already in use (set LIBSQL_PORT to another port)`,
     );
     await expectServerAlive(first);
+  });
+
+  // Node names its worker threads "WorkerThread"; the only ones this file starts are the servers'.
+  const workerThreads = () =>
+    readdirSync('/proc/self/task').filter((task) => {
+      try {
+        return readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'WorkerThread';
+      } catch {
+        return false; // ended while listed
+      }
+    }).length;
+
+  it.skipIf(process.platform !== 'linux')('has ended its checkpoint thread once close() resolves or starting fails', async () => {
+    // A thread still running after that would touch the database's folder, which the caller may be removing.
+    const before = workerThreads();
+    const server = await startServer();
+    await vi.waitFor(() => expect(workerThreads()).toBe(before + 1));
+    await expect(startLibsqlServer({ file: tempDbFile(), port: server.port })).rejects.toThrow('already in use');
+    expect(workerThreads()).toBe(before + 1);
+    await server.close();
+    expect(workerThreads()).toBe(before);
   });
 });
 
