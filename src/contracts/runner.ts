@@ -1,6 +1,7 @@
 // Wire contracts between the Worker and gridlease-runner. Both import this file; the runner
 // bundles it, so it may import only zod (plain `zod`, not the OpenAPI flavour) and pure modules.
 import { z } from 'zod';
+import { IMAGE_REFERENCE_RULE, MAX_IMAGE_REFERENCE, isImageReference } from './image-reference.ts';
 
 export const RUNNER_AUDIENCE = 'gridlease-runner';
 /** Default heartbeat period; the server may ask for another in each reply. */
@@ -76,12 +77,28 @@ export const HeartbeatRequestSchema = z
   .strict();
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequestSchema>;
 
+/** Env keys the runner sets for the lease; the NVIDIA ones are read on the host by the GPU runtime. */
+export const RESERVED_ENV_KEY = /^(?:NVIDIA_|GRIDLEASE_|CUDA_VISIBLE_DEVICES$)/i;
+// NUL cannot cross execve; other C0 controls and DEL/C1 serve no workload and can forge output.
+// Tabs and line breaks stay: multi-line secrets (PEM keys) are common, and -e passes them verbatim.
+const ENV_VALUE = /^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$/;
+
 export const WorkloadSchema = z
   .object({
-    image: z.string().min(1).max(256),
-    command: z.array(z.string().max(4096)).max(64),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/), z.string().max(8192)),
-    ports: z.array(z.number().int().min(1).max(65_535)).max(16),
+    image: z.string().max(MAX_IMAGE_REFERENCE).refine(isImageReference, IMAGE_REFERENCE_RULE),
+    // Elements follow the image (and `--`), so docker passes them to the container as they are.
+    command: z.array(z.string().max(4096).refine((s) => !s.includes('\u0000'), 'must not contain NUL')).max(64),
+    env: z.record(
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'env names are letters, digits and _, not starting with a digit')
+        .refine((k) => !RESERVED_ENV_KEY.test(k), 'NVIDIA_*, GRIDLEASE_* and CUDA_VISIBLE_DEVICES are set by the runner'),
+      z.string().max(8192).regex(ENV_VALUE, 'must not contain NUL or control characters other than tab and line breaks'),
+    ),
+    ports: z
+      .array(z.number().int().min(1).max(65_535))
+      .max(16)
+      .refine((ports) => new Set(ports).size === ports.length, 'each port once'),
   })
   .strict();
 export type Workload = z.infer<typeof WorkloadSchema>;
