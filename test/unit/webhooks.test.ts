@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { newEndpointSecret, signatureHeader } from '../../src/webhooks/signature.ts';
-import { checkEndpointUrl, describeUrlProblem, MAX_URL_LENGTH, type UrlProblem } from '../../src/webhooks/url.ts';
+import { checkEndpointUrl, describeUrlProblem, hostProblem, MAX_URL_LENGTH, type UrlProblem } from '../../src/webhooks/url.ts';
 
 /** The verification snippet from docs/api.md ("Webhooks we send"), with types and the clock passed in. */
 function verifyGridleaseSignature(header: string, rawBody: string, secret: string, nowS: number, toleranceS = 300): boolean {
@@ -51,8 +51,8 @@ describe('endpoint URLs', () => {
     for (const env of ['production', 'staging', 'development', 'test']) {
       expect(checkEndpointUrl('https://Hooks.Example.com/gridlease?x=1', env)).toEqual({ ok: true, url: 'https://hooks.example.com/gridlease?x=1' });
     }
-    expect(refused('https://203.0.113.7:8443/h', 'production')).toBeNull();
-    expect(refused('https://[2001:db8::1]/h', 'production')).toBeNull();
+    expect(refused('https://8.8.8.8:8443/h', 'production')).toBeNull();
+    expect(refused('https://[2606:4700:4700::1111]/h', 'production')).toBeNull();
     expect(refused('https://172.32.0.1/h', 'production')).toBeNull();
     expect(refused('https://example.localhost.com/h', 'production')).toBeNull();
   });
@@ -113,8 +113,102 @@ describe('endpoint URLs', () => {
     expect(refused(url, 'development')).toBeNull();
   });
 
+  // The IANA special-purpose registries, written out here independently of the module.
+  it.each([
+    // IPv4: shared (carrier-grade NAT), "this network", benchmarking, reserved, multicast, protocol assignments, documentation
+    ['https://100.64.0.1/h', 'private_address'],
+    ['https://100.127.255.255/h', 'private_address'],
+    ['https://0.1.2.3/h', 'private_address'],
+    ['https://198.18.0.1/h', 'reserved_address'],
+    ['https://198.19.255.255/h', 'reserved_address'],
+    ['https://240.0.0.1/h', 'reserved_address'],
+    ['https://255.255.255.255/h', 'reserved_address'],
+    ['https://224.0.0.1/h', 'reserved_address'],
+    ['https://239.255.255.250/h', 'reserved_address'],
+    ['https://192.0.0.8/h', 'reserved_address'],
+    ['https://192.0.2.1/h', 'reserved_address'],
+    ['https://198.51.100.20/h', 'reserved_address'],
+    ['https://203.0.113.7/h', 'reserved_address'],
+    ['https://192.88.99.1/h', 'reserved_address'],
+    // Other spellings of IPv4 addresses: decimal, octal, hex, short forms
+    ['https://0177.0.0.1/h', 'loopback'],
+    ['https://0x7f000001/h', 'loopback'],
+    ['https://017700000001/h', 'loopback'],
+    ['https://127.1/h', 'loopback'],
+    ['https://0xa.0.0.1/h', 'private_address'],
+    ['https://167772161/h', 'private_address'],
+    ['https://0300.0250.1.1/h', 'private_address'],
+    ['https://0x64.0x40.0.1/h', 'private_address'],
+    ['https://0xA9FEA9FE/latest/meta-data', 'private_address'],
+    // IPv6 forms carrying an IPv4 address: IPv4-compatible, -mapped, -translated, NAT64, 6to4
+    ['https://[::127.0.0.1]/h', 'loopback'],
+    ['https://[::10.0.0.1]/h', 'private_address'],
+    ['https://[::8.8.8.8]/h', 'reserved_address'],
+    ['https://[::ffff:8.8.8.8]/h', 'reserved_address'],
+    ['https://[::ffff:0:127.0.0.1]/h', 'loopback'],
+    ['https://[::ffff:0:100.64.0.1]/h', 'private_address'],
+    ['https://[::ffff:100.64.0.1]/h', 'private_address'],
+    ['https://[64:ff9b::8.8.8.8]/h', 'reserved_address'],
+    ['https://[64:ff9b::7f00:1]/h', 'loopback'],
+    ['https://[64:ff9b:1::1]/h', 'reserved_address'],
+    ['https://[2002:c0a8:101::1]/h', 'private_address'],
+    ['https://[2002:7f00:1::]/h', 'loopback'],
+    ['https://[2002:808:808::1]/h', 'reserved_address'],
+    // IPv6: Teredo and the rest of 2001::/23, documentation, multicast, discard, site-local, unassigned space
+    ['https://[2001::1]/h', 'reserved_address'],
+    ['https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/h', 'reserved_address'],
+    ['https://[2001:2::1]/h', 'reserved_address'],
+    ['https://[2001:db8::1]/h', 'reserved_address'],
+    ['https://[3fff::1]/h', 'reserved_address'],
+    ['https://[ff02::1]/h', 'reserved_address'],
+    ['https://[ff0e::101]/h', 'reserved_address'],
+    ['https://[100::1]/h', 'reserved_address'],
+    ['https://[fec0::1]/h', 'private_address'],
+    ['https://[5f00::1]/h', 'reserved_address'],
+    ['https://[4000::1]/h', 'reserved_address'],
+    ['https://[::2]/h', 'private_address'],
+  ] as const)('refuse the special-purpose address %s outside development and test (%s)', (url, problem) => {
+    expect(refused(url, 'production')).toBe(problem);
+    expect(refused(url, 'test')).toBeNull();
+  });
+
+  it('accept the public addresses just outside each special range', () => {
+    for (const url of [
+      'https://100.63.255.255/h',
+      'https://100.128.0.0/h',
+      'https://1.0.0.1/h',
+      'https://198.17.255.255/h',
+      'https://198.20.0.0/h',
+      'https://223.255.255.255/h',
+      'https://192.0.1.255/h',
+      'https://192.0.3.0/h',
+      'https://172.15.255.255/h',
+      'https://11.0.0.0/h',
+      'https://[2001:200::1]/h',
+      'https://[2001:db9::1]/h',
+      'https://[2003::1]/h',
+      'https://[2a00:1450:4001::200e]/h',
+      'https://[3ffe:ffff::1]/h',
+    ]) {
+      expect([url, refused(url, 'production')]).toEqual([url, null]);
+    }
+  });
+
+  it('read any spelling of an IPv4 host the way the URL standard does', () => {
+    expect(hostProblem('0x7f.1')).toBe('loopback');
+    expect(hostProblem('2130706433')).toBe('loopback');
+    expect(hostProblem('0177.0.0.1.')).toBe('loopback');
+    expect(hostProblem('0XA.0.0.1')).toBe('private_address');
+    expect(hostProblem('1.2.3.4.5')).toBe('malformed');
+    expect(hostProblem('4294967296')).toBe('malformed');
+    expect(hostProblem('1.2.3.08')).toBe('malformed');
+    expect(hostProblem('8.8.8.8')).toBeNull();
+    expect(hostProblem('hooks.example.com')).toBeNull();
+    expect(hostProblem('1.2.3.example')).toBeNull();
+  });
+
   it('explain every refusal in words', () => {
-    const problems: UrlProblem[] = ['too_long', 'malformed', 'scheme', 'https_required', 'credentials', 'loopback', 'private_address', 'local_name'];
+    const problems: UrlProblem[] = ['too_long', 'malformed', 'scheme', 'https_required', 'credentials', 'loopback', 'private_address', 'reserved_address', 'local_name'];
     for (const p of problems) expect(describeUrlProblem(p)).toMatch(/^must /);
   });
 });
