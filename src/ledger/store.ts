@@ -14,6 +14,9 @@ import { errorText } from '../db/errors.ts';
 import { accountId, mayGoNegative, type AccountKind } from './accounts.ts';
 import { canonicalSpec, type Posting, type TransactionKind, type TransactionSpec } from './rules.ts';
 
+/** The CHECK on ledger_accounts that refuses an overdraft (migrations/0001_money.sql). */
+const BALANCE_CHECK = 'ledger_balance_non_negative';
+
 export interface LedgerEntry {
   accountId: string;
   ownerId: string;
@@ -93,7 +96,9 @@ export async function postTransaction(client: Client, spec: TransactionSpec, opt
     const message = errorText(err);
     if (message.includes('ledger_transactions.idempotency_key')) return replay(client, spec.idempotencyKey, requestHash);
     if (message.includes('ledger_transactions.reverses')) return { ok: false, reason: 'already_reversed' };
-    if (message.includes('CHECK constraint failed')) return { ok: false, reason: 'insufficient_funds', asset: debitedAsset(spec.postings) };
+    // Only the balance CHECK means a lack of money; any other constraint (in the caller's own
+    // statements, say) is a defect to surface, not a 402.
+    if (message.includes(`CHECK constraint failed: ${BALANCE_CHECK}`)) return { ok: false, reason: 'insufficient_funds', asset: debitedAsset(spec.postings) };
     throw err;
   }
   return {

@@ -52,6 +52,22 @@ describe('ledger store', () => {
     expect(smaller.ok).toBe(true);
   });
 
+  it('reports only the balance CHECK as insufficient funds; any other constraint failure is an error, writing nothing', async () => {
+    await db.money.execute('CREATE TABLE IF NOT EXISTS test_payouts (id TEXT PRIMARY KEY, amount INTEGER NOT NULL CONSTRAINT test_payout_positive CHECK (amount > 0))');
+    const owner = await funded(10n * M);
+    const k = key();
+    const bad = { sql: 'INSERT INTO test_payouts (id, amount) VALUES (?, ?)', args: [newId('pay'), -1] };
+    const post = (opts: { first?: typeof bad[]; alongside?: typeof bad[] }) =>
+      postTransaction(db.money, spec(hold({ owner, asset: 'USD', amount: 4n * M, idempotencyKey: k, reference: null })), opts);
+    await expect(post({ alongside: [bad] })).rejects.toThrow(/test_payout_positive/);
+    await expect(post({ first: [bad] })).rejects.toThrow(/test_payout_positive/);
+    expect(await balance(owner)).toEqual({ asset: 'USD', available: 10n * M, held: 0n });
+    // With both an overdraft and another failure, the other failure is not hidden as a lack of funds.
+    const over = postTransaction(db.money, spec(hold({ owner, asset: 'USD', amount: 11n * M, idempotencyKey: key(), reference: null })), { first: [bad] });
+    await expect(over).rejects.toThrow(/test_payout_positive/);
+    expect(await post({})).toMatchObject({ ok: true, replayed: false });
+  });
+
   it('returns the first result for a retried key and refuses the key for another request', async () => {
     const owner = await funded(10n * M);
     const k = key();
