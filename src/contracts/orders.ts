@@ -52,6 +52,9 @@ export const SellOrderBody = z
   .object({
     side: z.literal('sell'),
     ...common,
+    // A sell rests until it expires: an ask's GPUs are offered for its whole life, and leases
+    // that end give their GPUs back to it, which an immediate-or-cancel ask could not take.
+    tif: z.literal('gtc', { error: 'must be gtc: a sell rests until expires_at (ioc is for buy orders only)' }).default('gtc'),
     node_id: z.string().min(1).max(64),
     min_duration_s: Duration.default(MIN_DURATION_S),
     max_duration_s: Duration.default(MAX_DURATION_S),
