@@ -6,15 +6,18 @@ import { describeError } from './errors.ts';
 import type { LeaseManager } from './leases.ts';
 import type { Logger } from './log.ts';
 import type { CommandState } from './state.ts';
+import { refusal } from './workload.ts';
+
+type Leases = Pick<LeaseManager, 'start' | 'stop' | 'extend' | 'refuse'>;
 
 const KNOWN_TYPES: ReadonlySet<string> = new Set(CommandSchema.options.map((o) => o.shape.type.value));
 
 export class CommandProcessor {
   private readonly state: CommandState;
-  private readonly leases: Pick<LeaseManager, 'start' | 'stop' | 'extend'>;
+  private readonly leases: Leases;
   private readonly log: Logger;
 
-  constructor(state: CommandState, leases: Pick<LeaseManager, 'start' | 'stop' | 'extend'>, log: Logger) {
+  constructor(state: CommandState, leases: Leases, log: Logger) {
     this.state = state;
     this.leases = leases;
     this.log = log;
@@ -45,6 +48,12 @@ export class CommandProcessor {
           ? `type "${type}" is not understood by this runner (update it?)`
           : `malformed${issue ? ` (${issue.path.map(String).join('.') || 'command'}: ${issue.message})` : ''}`;
         this.log.warn(`command ${id}: ignored, ${why}`);
+        // A start the runner refuses is a failed lease, said at once, not one left to time out.
+        const leaseId = (raw as { lease_id?: unknown }).lease_id;
+        if (type === 'start_lease' && typeof leaseId === 'string' && leaseId.length > 0 && leaseId.length <= 64 && issue) {
+          const reason = issue.path[0] === 'workload' && issue.path.length > 1 ? refusal(issue.path, issue.message) : `malformed start_lease (${issue.path.map(String).join('.')}: ${issue.message})`;
+          work.push(this.leases.refuse(leaseId, reason));
+        }
         continue;
       }
       work.push(this.run(parsed.data));

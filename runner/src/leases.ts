@@ -6,6 +6,7 @@ import type { EventSink } from './events.ts';
 import type { Executor, ExitInfo, RunHandle } from './executors/types.ts';
 import type { Logger } from './log.ts';
 import { setTimer } from './time.ts';
+import { workloadProblem } from './workload.ts';
 
 export type LeaseState = (typeof LEASE_STATES)[number];
 export type StartLease = Extract<Command, { type: 'start_lease' }>;
@@ -82,6 +83,8 @@ export class LeaseManager {
       events.report(lease.id, { type: 'failed', at: new Date(this.now()).toISOString(), reason: reason.slice(0, 1000) });
     };
 
+    const refused = workloadProblem(cmd.workload);
+    if (refused) return fail(refused);
     const endsAt = new Date(cmd.ends_at);
     if (endsAt.getTime() <= this.now()) return fail(`the lease already ended at ${cmd.ends_at}`);
     const problem = this.gpuProblem(lease);
@@ -103,6 +106,15 @@ export class LeaseManager {
     events.report(lease.id, { type: 'started', at: new Date(this.now()).toISOString(), ...(ports ? { ports } : {}) });
     this.watch(lease, handle, paidEnd);
     if (lease.stopWhenStarted) await this.stop(lease.id, lease.stopping ?? 'stop_lease');
+  }
+
+  /** A start_lease that could not even be read: the lease failed (a live lease is left alone). */
+  async refuse(leaseId: string, reason: string): Promise<void> {
+    const existing = this.leases.get(leaseId);
+    if (existing && !TERMINAL.includes(existing.state)) return;
+    this.leases.set(leaseId, { id: leaseId, state: 'failed', handle: null, gpus: [], timer: null, stopping: null, stopWhenStarted: false, done: null });
+    this.options.log.warn(`lease ${leaseId}: failed to start: ${reason}`);
+    this.options.events.report(leaseId, { type: 'failed', at: new Date(this.now()).toISOString(), reason: reason.slice(0, 1000) });
   }
 
   /** Workloads an earlier runner left running (docker): watch them again, enforce their end. */

@@ -4,6 +4,7 @@ import { REGION_IDS } from '../../src/catalog/regions.ts';
 import { defaultConfigPath } from './config.ts';
 import { EXIT, RunnerError } from './errors.ts';
 import { EXECUTORS, type ExecutorName } from './executors/index.ts';
+import { DEFAULT_PORT_RANGE, type PortRange, parsePortRange } from './executors/ports.ts';
 
 export const COMMANDS = ['detect', 'join', 'start', 'status', 'help', 'version'] as const;
 export type CommandName = (typeof COMMANDS)[number];
@@ -21,6 +22,7 @@ export interface Options {
   backoffMaxMs: number;
   memory: string | undefined;
   cpus: string | undefined;
+  portRange: PortRange;
 }
 
 const usage = (message: string) => new RunnerError(`${message} (see gridlease-runner --help)`, EXIT.usage);
@@ -47,6 +49,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
         grace: { type: 'string' },
         memory: { type: 'string' },
         cpus: { type: 'string' },
+        'port-range': { type: 'string' },
       },
     });
   } catch (err) {
@@ -71,6 +74,16 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     return Math.round(n * 1000);
   };
 
+  const portRangeText = values['port-range'] ?? (env.GRIDLEASE_PORT_RANGE || undefined);
+  let portRange = DEFAULT_PORT_RANGE;
+  if (portRangeText !== undefined) {
+    try {
+      portRange = parsePortRange(portRangeText);
+    } catch (err) {
+      throw usage(`--port-range: ${(err as Error).message}`);
+    }
+  }
+
   return {
     command,
     api: values.api ?? (env.GRIDLEASE_API || undefined),
@@ -84,6 +97,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     backoffMaxMs: seconds('GRIDLEASE_BACKOFF_MAX_S', env.GRIDLEASE_BACKOFF_MAX_S, 60, 1),
     memory: values.memory,
     cpus: values.cpus,
+    portRange,
   };
 }
 
@@ -104,15 +118,17 @@ Options:
   --token JOIN_TOKEN        one-time join token (env GRIDLEASE_JOIN_TOKEN keeps it out of ps and shell history)
   --region REGION           ${REGION_IDS.join(', ')} (env GRIDLEASE_REGION)
   --executor docker|process how leases run (env GRIDLEASE_EXECUTOR; default docker)
-                              docker:  one detached container per lease, only the leased GPUs
-                                       (--gpus "device=…"), each port published on the same host port
-                              process: workload.command as a host process with CUDA_VISIBLE_DEVICES set
-                                       (no isolation: for trusted workloads and testing)
+                              docker:  one confined container per lease (no privileges, no host
+                                       namespaces or mounts), only the leased GPUs (--gpus "device=…"),
+                                       each port published on a free host port of --port-range
+                              process: workload.command as a host process of this user, with CUDA_VISIBLE_DEVICES
+                                       set (NO isolation: for trusted workloads and development only)
   --nvidia-smi PATH         nvidia-smi to use (env GRIDLEASE_NVIDIA_SMI; default: found on PATH)
   --stop-workloads-on-exit  stop containers when the runner exits; by default they keep running and the
                             next start watches them again (process workloads are always stopped)
   --grace SECONDS           SIGTERM → SIGKILL grace when stopping a workload (default 10)
   --memory SIZE, --cpus N   docker --memory / --cpus limits for every container
+  --port-range FIRST-LAST   host ports for workload ports (env GRIDLEASE_PORT_RANGE; default 40000-40999)
 
 Environment: GRIDLEASE_BACKOFF_MAX_S caps the retry back-off when the API is down (default 60).
 Exit codes: 0 ok, 1 error, 2 usage, 3 node token refused (node revoked or joined again elsewhere).

@@ -33,7 +33,7 @@ export async function start(options: Options, log: Logger): Promise<number> {
   log.info(`gridlease-runner ${RUNNER_VERSION} starting: node ${config.node_id}, ${options.executor} executor, boot ${bootId}`);
 
   const executor = createExecutor(options.executor, {
-    docker: { memory: options.memory, cpus: options.cpus },
+    docker: { memory: options.memory, cpus: options.cpus, portRange: options.portRange },
     process: { logDir: path.join(path.dirname(options.configPath), 'logs') },
   });
   if (executor instanceof DockerExecutor) {

@@ -79,6 +79,7 @@ export type HeartbeatRequest = z.infer<typeof HeartbeatRequestSchema>;
 
 /** Env keys the runner sets for the lease; the NVIDIA ones are read on the host by the GPU runtime. */
 export const RESERVED_ENV_KEY = /^(?:NVIDIA_|GRIDLEASE_|CUDA_VISIBLE_DEVICES$)/i;
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 // NUL cannot cross execve; other C0 controls and DEL/C1 serve no workload and can forge output.
 // Tabs and line breaks stay: multi-line secrets (PEM keys) are common, and -e passes them verbatim.
 const ENV_VALUE = /^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$/;
@@ -88,13 +89,19 @@ export const WorkloadSchema = z
     image: z.string().max(MAX_IMAGE_REFERENCE).refine(isImageReference, IMAGE_REFERENCE_RULE),
     // Elements follow the image (and `--`), so docker passes them to the container as they are.
     command: z.array(z.string().max(4096).refine((s) => !s.includes('\u0000'), 'must not contain NUL')).max(64),
-    env: z.record(
-      z
-        .string()
-        .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'env names are letters, digits and _, not starting with a digit')
-        .refine((k) => !RESERVED_ENV_KEY.test(k), 'NVIDIA_*, GRIDLEASE_* and CUDA_VISIBLE_DEVICES are set by the runner'),
-      z.string().max(8192).regex(ENV_VALUE, 'must not contain NUL or control characters other than tab and line breaks'),
-    ),
+    // Keys are checked here rather than by a key schema, so the 400 says which rule they break.
+    env: z
+      .record(z.string(), z.string().max(8192).regex(ENV_VALUE, 'must not contain NUL or control characters other than tab and line breaks'))
+      .superRefine((env, ctx) => {
+        for (const key of Object.keys(env)) {
+          const message = !ENV_KEY.test(key)
+            ? 'env names are letters, digits and _, not starting with a digit'
+            : RESERVED_ENV_KEY.test(key)
+              ? 'NVIDIA_*, GRIDLEASE_* and CUDA_VISIBLE_DEVICES are set by the runner'
+              : null;
+          if (message) ctx.addIssue({ code: 'custom', path: [key], message });
+        }
+      }),
     ports: z
       .array(z.number().int().min(1).max(65_535))
       .max(16)

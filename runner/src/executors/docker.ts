@@ -1,16 +1,18 @@
-// Runs each lease as a detached container:
+// Runs each lease as a detached, confined container:
 //   docker run -d --name gridlease-<lease_id> --label gridlease.lease=<lease_id>
-//     --label gridlease.ends_at=<iso> --gpus '"device=1,3"' --restart no [--memory M] [--cpus C]
-//     [-p PORT:PORT …] [-e KEY=VALUE …] <image> <command…>
+//     --label gridlease.ends_at=<iso> --label gridlease.ports=<json> --gpus '"device=1,3"'
+//     --restart no <confinement…> [--memory M] [--cpus C] [-p HOST:PORT …] [-e KEY=VALUE …]
+//     -- <image> <command…>
 // then `docker wait` for its exit code and `docker rm -f` once it is over. Containers outlive
 // the runner: after a restart `adopt()` finds them by label and watches them again, the lease's
-// end time coming from the ends_at label. Each workload port is published on the same host
-// port (8080 in the container → 8080 on the host); two leases asking for one port conflict and
-// the second fails to start with docker's message.
+// end time and host ports coming from the labels. Each workload port is published on a free
+// host port of the runner's range (see ports.ts), reported in the `started` event.
 import { spawn } from 'node:child_process';
 import { oneLine, RunnerError } from '../errors.ts';
 import { sleep } from '../time.ts';
-import { type ExitInfo, type Executor, type RunHandle, type StartSpec, gpuList, portsMap } from './types.ts';
+import { workloadProblem } from '../workload.ts';
+import { HostPorts, type PortRange, portIsFree } from './ports.ts';
+import { type ExitInfo, type Executor, type RunHandle, type StartSpec, gpuList } from './types.ts';
 
 export interface DockerExecutorOptions {
   /** The docker CLI (default `docker`, looked up on PATH). */
@@ -23,6 +25,12 @@ export interface DockerExecutorOptions {
   cpus?: string;
   /** Leave exited containers (and their logs) instead of removing them. */
   keepExited?: boolean;
+  /** Host ports for workload ports (default 40000-40999). */
+  portRange?: PortRange;
+  /** Whether nothing on the machine listens on a host port (default: try to bind it). */
+  portIsFree?: (port: number) => Promise<boolean>;
+  /** `--pids-limit` for every container (default 16384: room for data loaders' threads, not a fork bomb). */
+  pidsLimit?: number;
 }
 
 interface DockerResult {
@@ -33,19 +41,45 @@ interface DockerResult {
 
 export const LEASE_LABEL = 'gridlease.lease';
 export const ENDS_AT_LABEL = 'gridlease.ends_at';
+export const PORTS_LABEL = 'gridlease.ports';
+const DEFAULT_PIDS_LIMIT = 16_384;
+
+// What every workload container runs with, whatever the renter sends. Its own network, IPC and PID
+// namespaces (never the host's), no privilege gain through setuid binaries, no host mounts, a PID
+// limit, and of the capabilities only those that act on the container's own files and processes
+// and that package managers and entrypoints stepping down to a user (apt-get, gosu) need.
+export const CONFINEMENT: readonly string[] = [
+  '--network', 'bridge',
+  '--ipc', 'private',
+  '--security-opt', 'no-new-privileges',
+  '--cap-drop', 'ALL',
+  ...['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID'].flatMap((cap) => ['--cap-add', cap]),
+];
 
 export const containerName = (leaseId: string) => `gridlease-${leaseId.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
 
-/** The `docker run` argv (without `docker`) for a lease. */
-export function dockerRunArgs(spec: StartSpec, options: Pick<DockerExecutorOptions, 'memory' | 'cpus'> = {}): string[] {
+/**
+ * The `docker run` argv (without `docker`) for a lease, its workload ports published on
+ * `hostPorts` (container port → host port). Throws when the workload breaks a rule.
+ */
+export function dockerRunArgs(
+  spec: StartSpec,
+  hostPorts: Record<string, number>,
+  options: Pick<DockerExecutorOptions, 'memory' | 'cpus' | 'pidsLimit'> = {},
+): string[] {
+  const refused = workloadProblem(spec.workload);
+  if (refused) throw new RunnerError(refused);
   const args = ['run', '-d', '--name', containerName(spec.leaseId)];
   args.push('--label', `${LEASE_LABEL}=${spec.leaseId}`, '--label', `${ENDS_AT_LABEL}=${spec.endsAt.toISOString()}`);
+  // Always set, so a label baked into the image cannot claim ports at the next adopt().
+  args.push('--label', `${PORTS_LABEL}=${JSON.stringify(hostPorts)}`);
   // The value is CSV to docker: without the inner quotes `device=1,3` would mean `device=1` and `3`.
   args.push('--gpus', `"device=${gpuList(spec.gpuIndices)}"`);
   args.push('--restart', 'no');
+  args.push(...CONFINEMENT, '--pids-limit', String(options.pidsLimit ?? DEFAULT_PIDS_LIMIT));
   if (options.memory) args.push('--memory', options.memory);
   if (options.cpus) args.push('--cpus', options.cpus);
-  for (const port of spec.workload.ports) args.push('-p', `${port}:${port}`);
+  for (const port of spec.workload.ports) args.push('-p', `${hostPorts[String(port)]}:${port}`);
   const env = {
     ...spec.workload.env,
     // Read on the host by the NVIDIA container runtime (host indices): pinned to the lease's GPUs so
@@ -57,7 +91,8 @@ export function dockerRunArgs(spec: StartSpec, options: Pick<DockerExecutorOptio
   // Values go in argv, not in the docker CLI's environment: the workload's env must never steer
   // the CLI (DOCKER_HOST, LD_PRELOAD…).
   for (const [key, value] of Object.entries(env)) args.push('-e', `${key}=${value}`);
-  args.push(spec.workload.image, ...spec.workload.command);
+  // `--` ends docker's options: whatever the image string is, it cannot be read as one.
+  args.push('--', spec.workload.image, ...spec.workload.command);
   return args;
 }
 
@@ -66,10 +101,12 @@ export class DockerExecutor implements Executor {
   readonly outlivesRunner = true;
   private readonly bin: string;
   private readonly options: DockerExecutorOptions;
+  private readonly hostPorts: HostPorts;
 
   constructor(options: DockerExecutorOptions = {}) {
     this.options = options;
     this.bin = options.bin || 'docker';
+    this.hostPorts = new HostPorts(options.portRange, options.portIsFree ?? portIsFree);
   }
 
   /** Runs the docker CLI; `signal` kills it (used to stop a `docker wait`). */
@@ -101,24 +138,35 @@ export class DockerExecutor implements Executor {
 
   async start(spec: StartSpec): Promise<RunHandle> {
     if (!spec.workload.image) throw new RunnerError('workload.image is required by the docker executor');
-    const r = await this.docker(dockerRunArgs(spec, this.options));
+    const refused = workloadProblem(spec.workload);
+    if (refused) throw new RunnerError(refused);
+    const taken = await this.hostPorts.take(spec.workload.ports.length);
+    const ports = Object.fromEntries(spec.workload.ports.map((port, i) => [String(port), taken[i]!]));
+    const r = await this.docker(dockerRunArgs(spec, ports, this.options)).catch((err: unknown) => {
+      this.hostPorts.release(taken);
+      throw err;
+    });
     if (r.code !== 0) {
+      this.hostPorts.release(taken);
       // A half-created container (e.g. the GPU request failed) must not block a retry under the same name.
       await this.docker(['rm', '-f', containerName(spec.leaseId)]).catch(() => undefined);
       throw new RunnerError(`docker run failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
     }
-    return this.watch(spec.leaseId, containerName(spec.leaseId), portsMap(spec.workload.ports), spec.endsAt);
+    return this.watch(spec.leaseId, containerName(spec.leaseId), ports, spec.endsAt);
   }
 
   async adopt(): Promise<RunHandle[]> {
-    const r = await this.docker(['ps', '-a', '--filter', `label=${LEASE_LABEL}`, '--format', `{{.Names}}\t{{.Label "${LEASE_LABEL}"}}\t{{.Label "${ENDS_AT_LABEL}"}}`]);
+    const labels = [LEASE_LABEL, ENDS_AT_LABEL, PORTS_LABEL].map((l) => `{{.Label "${l}"}}`).join('\t');
+    const r = await this.docker(['ps', '-a', '--filter', `label=${LEASE_LABEL}`, '--format', `{{.Names}}\t${labels}`]);
     if (r.code !== 0) throw new RunnerError(`docker ps failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
     const handles: RunHandle[] = [];
     for (const line of r.stdout.split(/\r?\n/)) {
-      const [name, leaseId, endsAt] = line.trim().split('\t');
+      const [name, leaseId, endsAt, portsLabel] = line.trim().split('\t');
       if (!name || !leaseId) continue;
       const at = endsAt ? new Date(endsAt) : null;
-      handles.push(this.watch(leaseId, name, {}, at && !Number.isNaN(at.getTime()) ? at : null));
+      const ports = parsePortsLabel(portsLabel);
+      this.hostPorts.claim(Object.values(ports));
+      handles.push(this.watch(leaseId, name, ports, at && !Number.isNaN(at.getTime()) ? at : null));
     }
     return handles;
   }
@@ -127,6 +175,7 @@ export class DockerExecutor implements Executor {
     const detach = new AbortController();
     const exited = this.waitFor(name, detach.signal).then(async (info) => {
       if (!this.options.keepExited) await this.docker(['rm', '-f', name]).catch(() => undefined);
+      this.hostPorts.release(Object.values(ports));
       return info;
     });
     return {
@@ -164,6 +213,19 @@ export class DockerExecutor implements Executor {
       await sleep(Math.min(30_000, 1_000 * 2 ** Math.min(attempt, 5)), detached);
     }
   }
+}
+
+/** `{"8888":40001}` from the ports label; anything else (older containers: none) → {}. */
+function parsePortsLabel(text: string | undefined): Record<string, number> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text || '{}');
+  } catch {
+    return {};
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+  const valid = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65_535;
+  return Object.fromEntries(Object.entries(value).filter(([k, v]) => /^\d{1,5}$/.test(k) && valid(Number(k)) && valid(v)));
 }
 
 const lastLine = (text: string) => oneLine(text.trim().split(/\r?\n/).pop() ?? '');

@@ -242,7 +242,11 @@ describe.concurrent('gridlease-runner CLI', () => {
     expect(verbs.filter((v) => v === 'run')).toHaveLength(2);
     expect(verbs).not.toContain('stop');
     expect(verbs).not.toContain('rm');
-    expect(docker().find((a) => a[0] === 'run' && a.includes('gridlease-lse_1'))).toEqual(expect.arrayContaining(['"device=1"', '8001:8001']));
+    const published = (lease: string) => docker().find((a) => a[0] === 'run' && a.includes(lease))!.filter((_, i, a) => a[i - 1] === '-p' || a[i - 1] === '--gpus');
+    expect([published('gridlease-lse_0'), published('gridlease-lse_1')]).toEqual([
+      ['"device=0"', expect.stringMatching(/^4\d\d\d\d:8000$/)],
+      ['"device=1"', expect.stringMatching(/^4\d\d\d\d:8001$/)],
+    ]);
     const last = api.heartbeats().at(-1)!.body as HeartbeatRequest;
     expect(last.draining).toBe(true);
     expect(last.leases).toEqual([

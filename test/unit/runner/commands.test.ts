@@ -24,6 +24,7 @@ function setup(file: string | null = null) {
     start: async (c: StartLease) => void calls.push(`start ${c.lease_id}`),
     stop: async (id: string, reason: string) => void calls.push(`stop ${id} ${reason}`),
     extend: async (id: string, endsAt: Date) => void calls.push(`extend ${id} ${endsAt.toISOString()}`),
+    refuse: async (id: string, reason: string) => void calls.push(`refuse ${id} ${reason}`),
   };
   return { calls, log, state, processor: new CommandProcessor(state, leases, log) };
 }
@@ -57,7 +58,7 @@ describe('commands', () => {
     expect(after.state.pendingAcks()).toEqual(['c1', 'c3']);
   });
 
-  it('ack challenges and commands this runner does not understand, without running them', async () => {
+  it('ack challenges and commands this runner does not understand, without running them; a malformed start fails its lease', async () => {
     const { calls, log, state, processor } = setup();
     await processor.handle([
       { id: 'c1', type: 'challenge', challenge_id: 'ch_1', nonce: 'n0nce' },
@@ -65,7 +66,7 @@ describe('commands', () => {
       { id: 'c3', type: 'start_lease', lease_id: 'lse_x' }, // malformed
       { type: 'stop_lease' }, // no id: cannot be acked
     ]);
-    expect(calls).toEqual([]);
+    expect(calls).toEqual(['refuse lse_x malformed start_lease (workload: Invalid input: expected object, received undefined)']);
     expect(state.pendingAcks()).toEqual(['c1', 'c2', 'c3']);
     expect(log.lines).toEqual([
       'info challenge ch_1 received (nonce n0nce); acked',

@@ -86,8 +86,14 @@ describe('options', () => {
     expect(parseOptions(['start'], {}).executor).toBe('docker');
   });
 
+  it('take the host port range for workload ports from --port-range or GRIDLEASE_PORT_RANGE, 40000-40999 by default', () => {
+    expect(parseOptions(['start'], {}).portRange).toEqual({ first: 40_000, last: 40_999 });
+    expect(parseOptions(['start'], { GRIDLEASE_PORT_RANGE: '20000-20099' }).portRange).toEqual({ first: 20_000, last: 20_099 });
+    expect(parseOptions(['start', '--port-range', '31000-31000'], { GRIDLEASE_PORT_RANGE: '20000-20099' }).portRange).toEqual({ first: 31_000, last: 31_000 });
+  });
+
   it('refuse unknown commands, options and executors with the usage exit code', () => {
-    for (const argv of [['frobnicate'], ['start', '--nope'], ['start', '--executor', 'podman'], ['start', '--grace', 'soon']]) {
+    for (const argv of [['frobnicate'], ['start', '--nope'], ['start', '--executor', 'podman'], ['start', '--grace', 'soon'], ['start', '--port-range', '9-1'], ['start', '--port-range', '0-10'], ['start', '--port-range', '40000-70000'], ['start', '--port-range', '40000']]) {
       const err = (() => {
         try {
           parseOptions(argv, {});

@@ -1,37 +1,10 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { LeaseEvent } from '../../../src/contracts/runner.ts';
 import { DockerExecutor } from '../../../runner/src/executors/docker.ts';
-import { LeaseManager, type StartLease } from '../../../runner/src/leases.ts';
-import { memoryLogger } from '../../../runner/src/log.ts';
-import { DOCKER_DIR, tempDir, waitFor } from './helpers.ts';
+import { ENDS_AT, dockerRunner, startLease } from './docker-fixture.ts';
+import { waitFor } from './helpers.ts';
 
-const ENDS_AT = '2099-01-01T00:00:00.000Z';
-
-function setup(extra: Record<string, string> = {}, options: { memory?: string; cpus?: string } = {}) {
-  const dir = tempDir();
-  const logFile = path.join(dir, 'docker.log');
-  const env = { ...process.env, PATH: `${DOCKER_DIR}${path.delimiter}${process.env.PATH}`, FAKE_DOCKER_LOG: logFile, FAKE_DOCKER_STATE: dir, FAKE_DOCKER_NODE: process.execPath, ...extra };
-  const executor = new DockerExecutor({ env, ...options });
-  const events: { leaseId: string; event: LeaseEvent }[] = [];
-  const log = memoryLogger();
-  const leases = new LeaseManager({ executor, events: { report: (leaseId, event) => events.push({ leaseId, event }) }, log, graceMs: 5_000 });
-  const calls = (): string[][] => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).argv) : []);
-  const exitContainer = (name: string, code: number) => fs.writeFileSync(path.join(dir, `${name}.exit`), String(code));
-  return { dir, executor, events, leases, calls, exitContainer, log };
-}
-
-const startLease = (over: Partial<StartLease> = {}): StartLease => ({
-  id: 'cmd_1',
-  type: 'start_lease',
-  lease_id: 'lse_42',
-  workload: { image: 'ghcr.io/acme/train:1.2', command: ['python', 'train.py', '--epochs', '3'], env: { HF_TOKEN: 'hf_x', MODE: 'a b', NVIDIA_VISIBLE_DEVICES: 'all' }, ports: [8080, 22] },
-  gpu_indices: [1, 3],
-  ends_at: ENDS_AT,
-  lease_token: 'lt_1',
-  ...over,
-});
+const PORTS = { portRange: { first: 40_000, last: 40_099 }, portIsFree: async () => true };
+const setup = (extra: Record<string, string> = {}, options: { memory?: string; cpus?: string } = {}) => dockerRunner(extra, { ...PORTS, ...options });
 
 describe('docker executor', () => {
   it('runs a detached, labelled container on exactly the leased GPUs, then waits, reports and removes it', async () => {
@@ -42,20 +15,24 @@ describe('docker executor', () => {
       '--name', 'gridlease-lse_42',
       '--label', 'gridlease.lease=lse_42',
       '--label', `gridlease.ends_at=${ENDS_AT}`,
+      '--label', 'gridlease.ports={"22":40001,"8080":40000}',
       '--gpus', '"device=1,3"',
       '--restart', 'no',
+      '--network', 'bridge', '--ipc', 'private', '--security-opt', 'no-new-privileges', '--cap-drop', 'ALL',
+      '--cap-add', 'CHOWN', '--cap-add', 'DAC_OVERRIDE', '--cap-add', 'FOWNER', '--cap-add', 'SETGID', '--cap-add', 'SETUID',
+      '--pids-limit', '16384',
       '--memory', '64g',
       '--cpus', '16',
-      '-p', '8080:8080',
-      '-p', '22:22',
+      '-p', '40000:8080',
+      '-p', '40001:22',
       '-e', 'HF_TOKEN=hf_x',
       '-e', 'MODE=a b',
-      '-e', 'NVIDIA_VISIBLE_DEVICES=1,3', // the workload asked for "all": it does not get it
+      '-e', 'NVIDIA_VISIBLE_DEVICES=1,3',
       '-e', 'GRIDLEASE_LEASE_ID=lse_42',
       '-e', `GRIDLEASE_LEASE_ENDS_AT=${ENDS_AT}`,
-      'ghcr.io/acme/train:1.2', 'python', 'train.py', '--epochs', '3',
+      '--', 'ghcr.io/acme/train:1.2', 'python', 'train.py', '--epochs', '3',
     ]);
-    expect(events[0]).toEqual({ leaseId: 'lse_42', event: { type: 'started', at: expect.any(String), ports: { '8080': 8080, '22': 22 } } });
+    expect(events[0]).toEqual({ leaseId: 'lse_42', event: { type: 'started', at: expect.any(String), ports: { '8080': 40_000, '22': 40_001 } } });
     await waitFor(() => calls().some((c) => c[0] === 'wait'), 5_000, 'docker wait');
     expect(calls().find((c) => c[0] === 'wait')).toEqual(['wait', 'gridlease-lse_42']);
 
@@ -98,7 +75,7 @@ describe('docker executor', () => {
     const past = new Date(Date.now() - 1000).toISOString();
     const second = setup({ FAKE_DOCKER_PS: `gridlease-lse_42\tlse_42\t${past}` });
     await second.leases.adopt();
-    expect(second.calls()[0]).toEqual(['ps', '-a', '--filter', 'label=gridlease.lease', '--format', '{{.Names}}\t{{.Label "gridlease.lease"}}\t{{.Label "gridlease.ends_at"}}']);
+    expect(second.calls()[0]).toEqual(['ps', '-a', '--filter', 'label=gridlease.lease', '--format', '{{.Names}}\t{{.Label "gridlease.lease"}}\t{{.Label "gridlease.ends_at"}}\t{{.Label "gridlease.ports"}}']);
     await waitFor(() => second.events.find((e) => e.event.type === 'exited'), 5_000, 'the adopted lease to be stopped');
     expect(second.calls()).toContainEqual(['stop', '-t', '5', 'gridlease-lse_42']);
     expect(second.leases.snapshot()).toEqual([{ lease_id: 'lse_42', state: 'stopped' }]);
