@@ -32,6 +32,9 @@ export async function start(options: Options, log: Logger): Promise<number> {
   const bootId = randomUUID();
   log.info(`gridlease-runner ${RUNNER_VERSION} starting: node ${config.node_id}, ${options.executor} executor, boot ${bootId}`);
 
+  if (options.executor === 'process') {
+    log.warn('the process executor runs workloads as this user with no isolation (they can read the node token): for trusted workloads and development only');
+  }
   const executor = createExecutor(options.executor, {
     docker: { memory: options.memory, cpus: options.cpus, portRange: options.portRange },
     process: { logDir: path.join(path.dirname(options.configPath), 'logs') },

@@ -1,7 +1,11 @@
-// Runs `workload.command` (an argv array, no shell) as a child process on the host. For bare-metal
-// providers and tests; the image is not used. Children die with the runner: the runner stops them
-// cleanly on shutdown (they have their own process group, so a terminal's Ctrl-C reaches the
-// runner only, and a stop reaches the workload's own children too).
+// Runs `workload.command` (an argv array, no shell) as a child process on the host, as the
+// runner's own user: NO isolation, so for trusted workloads and development only (the runner warns
+// when it is chosen). The child gets a minimal environment of its own, never the runner's, and a
+// private home folder (0700, removed when it exits) as HOME, TMPDIR and working folder; it can
+// still read whatever the runner's user can, the node token file included. The image is not used.
+// Children die with the runner: the runner stops them cleanly on shutdown (they have their own
+// process group, so a terminal's Ctrl-C reaches the runner only, and a stop reaches the
+// workload's own children too).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,9 +13,9 @@ import path from 'node:path';
 import { RunnerError } from '../errors.ts';
 import { type ExitInfo, type Executor, type RunHandle, type StartSpec, gpuList, portsMap, signalExitCode } from './types.ts';
 
+export const WORKLOAD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 export interface ProcessExecutorOptions {
-  /** Environment the workload env is merged over (default: the runner's). */
-  baseEnv?: NodeJS.ProcessEnv;
   /** Folder for `<lease_id>.log` (stdout and stderr of the workload); none → discarded. */
   logDir?: string | null;
 }
@@ -46,9 +50,21 @@ export class ProcessExecutor implements Executor {
   async start(spec: StartSpec): Promise<RunHandle> {
     const [cmd, ...args] = spec.workload.command;
     if (!cmd) throw new RunnerError('the process executor needs workload.command (an argv array)');
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), `gridlease-lease-${safeName(spec.leaseId)}-`));
+    const removeHome = () => {
+      try {
+        fs.rmSync(home, { recursive: true, force: true });
+      } catch {
+        // best effort: it is in the temp folder
+      }
+    };
     const devices = gpuList(spec.gpuIndices);
+    // Built from nothing: the runner's environment may hold the node token or other secrets.
     const env: NodeJS.ProcessEnv = {
-      ...(this.options.baseEnv ?? process.env),
+      PATH: WORKLOAD_PATH,
+      HOME: home,
+      TMPDIR: home,
+      LANG: 'C.UTF-8',
       ...spec.workload.env,
       CUDA_VISIBLE_DEVICES: devices,
       NVIDIA_VISIBLE_DEVICES: devices,
@@ -60,13 +76,21 @@ export class ProcessExecutor implements Executor {
       fs.mkdirSync(this.options.logDir, { recursive: true, mode: 0o700 });
       out = fs.openSync(path.join(this.options.logDir, `${safeName(spec.leaseId)}.log`), 'a', 0o600);
     }
-    const child = spawn(cmd, args, { env, stdio: ['ignore', out, out], detached: true, windowsHide: true });
-    if (typeof out === 'number') fs.closeSync(out);
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(cmd, args, { env, cwd: home, stdio: ['ignore', out, out], detached: true, windowsHide: true });
+    } catch (err) {
+      removeHome();
+      throw new RunnerError(`cannot start ${cmd}: ${(err as Error).message}`);
+    } finally {
+      if (typeof out === 'number') fs.closeSync(out);
+    }
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
-      child.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new RunnerError(err.code === 'ENOENT' ? `command not found: ${cmd}` : `cannot start ${cmd}: ${err.message}`)),
-      );
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        removeHome();
+        reject(new RunnerError(err.code === 'ENOENT' ? `command not found: ${cmd}` : `cannot start ${cmd}: ${err.message}`));
+      });
     });
     const pid = child.pid!;
     live.add(pid);
@@ -78,6 +102,7 @@ export class ProcessExecutor implements Executor {
     const exited = new Promise<ExitInfo>((resolve) => {
       child.once('exit', (code, signal) => {
         live.delete(pid);
+        removeHome();
         resolve({ exitCode: code ?? signalExitCode(signal, os.constants.signals) });
       });
     });

@@ -256,6 +256,19 @@ describe.concurrent('gridlease-runner CLI', () => {
     // This fake API knows no leases: each started event is dropped with a word why.
     expect(run.stderr().match(/the API does not know this lease on this node \(404\); started event dropped/g)).toHaveLength(2);
     expect(run.stderr()).toContain('lease lse_0: left running (the next runner start picks it up)');
+    expect(run.stderr()).not.toContain('process executor');
+  });
+
+  it('start warns that the process executor is for trusted workloads and development only', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    api.handler = (req) => (req.url === '/v1/runner/heartbeats' ? { status: 202, body: { accepted: true, commands: [], next_interval_s: 1 } } : undefined);
+    const dir = tempDir();
+    joinedConfig(dir, api.url);
+    const run = spawnCli(['start'], baseEnv(dir), onTestFinished);
+    await waitFor(() => api.heartbeats().length > 0, 8_000, 'a heartbeat');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    expect(run.stderr()).toMatch(/ warn the process executor runs workloads as this user with no isolation \(they can read the node token\): for trusted workloads and development only\n/);
   });
 
   it('start rides out an API outage with back-off and logs it once', async ({ onTestFinished }) => {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { LeaseEvent, Workload } from '../../../src/contracts/runner.ts';
 import { ProcessExecutor } from '../../../runner/src/executors/process.ts';
 import { LeaseManager, type StartLease } from '../../../runner/src/leases.ts';
@@ -35,7 +36,7 @@ function setup(graceMs = 2_000) {
 }
 
 describe('process executor', () => {
-  it('runs argv without a shell, with the env merged and only the leased GPUs visible; reports the exit code', async () => {
+  it('runs argv without a shell, with the workload env and only the leased GPUs visible; reports the exit code', async () => {
     const { leases, start, events, logDir, types } = setup();
     const out = path.join(tempDir(), 'env.json');
     const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify({ argv: process.argv.slice(1), cuda: process.env.CUDA_VISIBLE_DEVICES, nvidia: process.env.NVIDIA_VISIBLE_DEVICES, mine: process.env.MY_VAR, lease: process.env.GRIDLEASE_LEASE_ID, path: !!process.env.PATH })); console.log('hello from the workload'); process.exit(7)`;
@@ -50,6 +51,42 @@ describe('process executor', () => {
     // Once a heartbeat carried the final state, the lease is forgotten.
     leases.delivered(leases.snapshot());
     expect(leases.snapshot()).toEqual([]);
+  });
+
+  it('gives the workload a minimal environment of its own and a private home, never the runner’s environment', async () => {
+    vi.stubEnv('GRIDLEASE_NODE_TOKEN', 'nt_secret_7');
+    vi.stubEnv('PROVIDER_API_TOKEN', 'tok_provider');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'aws_secret');
+    try {
+      const { leases, start } = setup();
+      const out = path.join(tempDir(), 'env.json');
+      const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify({ env: process.env, cwd: process.cwd(), home: require('fs').statSync(process.env.HOME).mode & 0o777 }))`;
+      await leases.start(start('lse_secret', node(script, { MY_VAR: 'mine' }), [2]));
+      await leases.exited('lse_secret');
+      const seen = JSON.parse(fs.readFileSync(out, 'utf8'));
+      expect(seen.env).toEqual({
+        PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        HOME: expect.stringMatching(new RegExp(`^${os.tmpdir()}/gridlease-lease-lse_secret-`)),
+        TMPDIR: seen.env.HOME,
+        LANG: 'C.UTF-8',
+        MY_VAR: 'mine',
+        CUDA_VISIBLE_DEVICES: '2',
+        NVIDIA_VISIBLE_DEVICES: '2',
+        GRIDLEASE_LEASE_ID: 'lse_secret',
+        GRIDLEASE_LEASE_ENDS_AT: expect.any(String),
+      });
+      expect(seen.cwd).toBe(seen.env.HOME);
+      expect(seen.home).toBe(0o700);
+      expect(fs.existsSync(seen.env.HOME)).toBe(false); // removed once the workload exited
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('refuses a workload env that would override the pinned GPU or lease variables', async () => {
+    const { leases, start, events } = setup();
+    await leases.start(start('lse_widen', node('', { CUDA_VISIBLE_DEVICES: '0,1,2,3' })));
+    expect(events).toEqual([{ leaseId: 'lse_widen', event: { type: 'failed', at: expect.any(String), reason: expect.stringMatching(/^the workload was refused: workload\.env\.CUDA_VISIBLE_DEVICES: /) } }]);
   });
 
   it('reports ports with started, and failed when the command cannot start', async () => {
