@@ -259,6 +259,53 @@ describe.concurrent('gridlease-runner CLI', () => {
     expect(run.stderr()).not.toContain('process executor');
   });
 
+  it('start --executor docker publishes two leases’ port 8888 on different host ports of GRIDLEASE_PORT_RANGE and posts each mapping in started', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    const dir = tempDir();
+    const first = await freePort();
+    const command = (n: number) => ({
+      id: `cmd_${n}`,
+      type: 'start_lease',
+      lease_id: `lse_${n}`,
+      workload: { image: 'jupyter/base-notebook:2024-05-01', command: [], env: {}, ports: [8888] },
+      gpu_indices: [n],
+      ends_at: new Date(Date.now() + 3_600_000).toISOString(),
+      lease_token: 'lt',
+    });
+    const started: Record<string, unknown> = {};
+    api.handler = (req) => {
+      const lease = /^\/v1\/runner\/leases\/(lse_\d)\/events$/.exec(req.url)?.[1];
+      if (lease) {
+        const event = LeaseEventSchema.parse(req.body);
+        if (event.type === 'started') started[lease] = event.ports;
+        return { status: 202, body: {} };
+      }
+      if (req.url !== '/v1/runner/heartbeats') return undefined;
+      const firstBeat = api.heartbeats().length === 1;
+      return { status: 202, body: { accepted: true, commands: firstBeat ? [command(0), command(1)] : [], next_interval_s: 1 } };
+    };
+    joinedConfig(dir, api.url);
+    const env = baseEnv(dir, {
+      GRIDLEASE_EXECUTOR: 'docker',
+      GRIDLEASE_PORT_RANGE: `${first}-${first + 50}`,
+      FAKE_SMI_METRICS: path.join(SMI_DIR, 'metrics-mixed-crlf.csv'),
+      PATH: `${DOCKER_DIR}${path.delimiter}${process.env.PATH}`,
+      FAKE_DOCKER_LOG: path.join(dir, 'docker.log'),
+      FAKE_DOCKER_STATE: dir,
+      FAKE_DOCKER_NODE: process.execPath,
+    });
+    const run = spawnCli(['start', '--stop-workloads-on-exit'], env, onTestFinished);
+    await waitFor(() => Object.keys(started).length === 2, 8_000, 'two started events');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    const [a, b] = [(started.lse_0 as Record<string, number>)['8888']!, (started.lse_1 as Record<string, number>)['8888']!];
+    expect(started).toEqual({ lse_0: { '8888': a }, lse_1: { '8888': b } });
+    expect(a).not.toBe(b);
+    expect([a, b].every((p) => p >= first && p <= first + 50)).toBe(true);
+    const runs = fs.readFileSync(env.FAKE_DOCKER_LOG!, 'utf8').trim().split('\n').map((l) => JSON.parse(l).argv as string[]).filter((argv) => argv[0] === 'run');
+    expect(runs.map((argv) => argv.slice(argv.indexOf('-p'), argv.indexOf('-p') + 2)).sort()).toEqual([['-p', `${a}:8888`], ['-p', `${b}:8888`]].sort());
+  });
+
   it('start warns that the process executor is for trusted workloads and development only', async ({ onTestFinished }) => {
     const api = await fakeApi(onTestFinished);
     api.handler = (req) => (req.url === '/v1/runner/heartbeats' ? { status: 202, body: { accepted: true, commands: [], next_interval_s: 1 } } : undefined);
