@@ -31,13 +31,25 @@ const NODE_BEARER = [{ nodeToken: [] }];
 
 type RunnerEnv = AppEnv & { Variables: AppEnv['Variables'] & { node: NodeClaims } };
 
-function nodeAuth(): MiddlewareHandler<RunnerEnv> {
+const CHALLENGE = { headers: { 'WWW-Authenticate': 'Bearer realm="gridlease-runner"' } };
+const REVOKED_MESSAGE = 'node token was revoked (the node was revoked or registered again); run `gridlease-runner join` again';
+
+/**
+ * Verifies the node token's signature and then that its version is still the node's current
+ * one, where that is known: `database` reads libSQL (lease events: rare, and they move money);
+ * `collector` leaves it to the node's Collector, which holds the version in memory and is
+ * told of every re-registration and revocation (heartbeats: too many for a read each).
+ */
+function nodeAuth(current: 'database' | 'collector'): MiddlewareHandler<RunnerEnv> {
   return async function nodeAuth(c, next) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
-    const challenge = { headers: { 'WWW-Authenticate': 'Bearer realm="gridlease-runner"' } };
-    if (!match) throw new ApiError('unauthorized', 'missing node token', challenge);
+    if (!match) throw new ApiError('unauthorized', 'missing node token', CHALLENGE);
     const result = await verifyNodeToken(await keyRing(c.env.JWT_PRIVATE_KEYS), match[1]!, { issuer: c.env.JWT_ISSUER, now: Date.now() });
-    if (!result.ok) throw new ApiError('unauthorized', `node token is ${result.reason}`, challenge);
+    if (!result.ok) throw new ApiError('unauthorized', `node token is ${result.reason}`, CHALLENGE);
+    if (current === 'database') {
+      const [row] = await c.get('db').select({ version: nodes.tokenVersion, status: nodes.status }).from(nodes).where(eq(nodes.id, result.claims.nodeId));
+      if (!row || row.status === 'revoked' || row.version !== result.claims.version) throw new ApiError('unauthorized', REVOKED_MESSAGE, CHALLENGE);
+    }
     c.set('node', result.claims);
     await next();
   };
@@ -78,7 +90,7 @@ app.openapi(
     // keeps the node and its history, and invalidates the old token.
     const uuids = gpus.map((g) => g.uuid);
     const claimed = await db
-      .select({ nodeId: nodeGpus.nodeId, accountId: nodes.accountId })
+      .select({ nodeId: nodeGpus.nodeId, accountId: nodes.accountId, region: nodes.region, tokenVersion: nodes.tokenVersion })
       .from(nodeGpus)
       .innerJoin(nodes, eq(nodes.id, nodeGpus.nodeId))
       .where(and(inArray(nodeGpus.uuid, uuids), ne(nodes.status, 'revoked')));
@@ -93,6 +105,14 @@ app.openapi(
       .where(and(eq(joinTokens.id, token.id), isNull(joinTokens.usedAt)))
       .returning();
     if (!used) throw new ApiError('unauthorized', 'join token was already used; create a new one');
+
+    // A node moving to another region leaves its old region's Collector trusting the version it
+    // last saw: that Collector is told first, so no failure after this point leaves the old
+    // token working there (the version is the one the update below gives the node).
+    const previous = claimed.find((r) => r.nodeId === nodeId);
+    if (previous && previous.region !== body.region) {
+      await collectorFor(c.env, nodeId, previous.region).stub.revoke(nodeId, previous.tokenVersion + 1);
+    }
 
     const { gpus: _gpus, ...machine } = body.machine;
     const [node] = existing[0]
@@ -125,7 +145,7 @@ app.openapi(
     tags: ['runner'],
     summary: "A node's heartbeat; the reply carries its pending commands",
     security: NODE_BEARER,
-    middleware: [nodeAuth()] as const,
+    middleware: [nodeAuth('collector')] as const,
     request: { body: jsonBodyOf(HeartbeatRequestSchema) },
     responses: { 202: jsonContent(HeartbeatResponseSchema, 'Taken'), ...errorResponses(400, 401, 403, 413, 429) },
   }),
@@ -137,9 +157,7 @@ app.openapi(
     const outcome = await stub.heartbeat({ region: node.region, shard, tokenVersion: node.version, hb });
     switch (outcome.status) {
       case 'revoked':
-        throw new ApiError('unauthorized', 'node token was revoked (the node was revoked or registered again); run `gridlease-runner join` again', {
-          headers: { 'WWW-Authenticate': 'Bearer realm="gridlease-runner"' },
-        });
+        throw new ApiError('unauthorized', REVOKED_MESSAGE, CHALLENGE);
       case 'too_fast': {
         const retryAfter = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000));
         throw new ApiError('rate_limited', `heartbeats too frequent; next in ${retryAfter} s`, { headers: { 'Retry-After': String(retryAfter) } });
@@ -157,7 +175,7 @@ app.openapi(
     tags: ['runner'],
     summary: 'Lease events from the runner (started, failed, exited)',
     security: NODE_BEARER,
-    middleware: [nodeAuth()] as const,
+    middleware: [nodeAuth('database')] as const,
     request: { params: z.object({ id: z.string().max(64) }), body: jsonBodyOf(LeaseEventSchema) },
     responses: { 202: jsonContent(z.object({ received: z.literal(true) }), 'Recorded'), ...errorResponses(400, 401, 404) },
   }),

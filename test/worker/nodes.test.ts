@@ -126,6 +126,39 @@ describe('heartbeats', () => {
     await expectError(await sendHeartbeat(again.token, heartbeat(again.nodeId, 5, {}, crypto.randomUUID())), 401, 'unauthorized');
   });
 
+  it('refuse an old token for lease events, and for heartbeats in the region the node left, once it registers again', async () => {
+    const provider = await signUp(['provider']);
+    const event = { type: 'exited', at: new Date().toISOString(), exit_code: 0 };
+    const sendEvent = (token: string) => call('/v1/runner/leases/lse_unknown/events', { auth: token, body: event });
+    const first = await registerNode(provider, machine(), 'us-east');
+    expect((await sendHeartbeat(first.token, heartbeat(first.nodeId, 1))).status).toBe(202);
+    // A current token is let in: the lease is simply not this node's.
+    await expectError(await sendEvent(first.token), 404, 'not_found');
+
+    // Rotated in place: the old token is refused for events at once.
+    const rotated = await registerNode(provider, first.machine, 'us-east');
+    expect(rotated.nodeId).toBe(first.nodeId);
+    await expectError(await sendEvent(first.token), 401, 'unauthorized');
+    await expectError(await sendEvent(rotated.token), 404, 'not_found');
+
+    // Moved to another region: the old region's Collector, which had accepted this node, refuses its old token.
+    const moved = await registerNode(provider, first.machine, 'eu-west');
+    expect(moved.nodeId).toBe(first.nodeId);
+    await pause(60);
+    for (const old of [first.token, rotated.token]) {
+      const res = await sendHeartbeat(old, heartbeat(first.nodeId, 2, {}, crypto.randomUUID()));
+      await expectError(res, 401, 'unauthorized');
+      expect(res.headers.get('www-authenticate')).toContain('Bearer');
+      await expectError(await sendEvent(old), 401, 'unauthorized');
+    }
+    expect((await sendHeartbeat(moved.token, heartbeat(moved.nodeId, 1, {}, crypto.randomUUID()))).status).toBe(202);
+    await expectError(await sendEvent(moved.token), 404, 'not_found');
+
+    // Revoked: no token of the node works for events any more.
+    expect((await call(`/v1/nodes/${moved.nodeId}/revoke`, { method: 'POST', auth: provider.apiKey })).status).toBe(200);
+    await expectError(await sendEvent(moved.token), 401, 'unauthorized');
+  });
+
   it('ignore a replayed or out-of-order sequence number and refuse a flood with 429', async () => {
     const provider = await signUp(['provider']);
     const { nodeId, token } = await registerNode(provider);
