@@ -1,5 +1,7 @@
-export const SIGNUP_ROLES = ['renter', 'provider', 'inspector'] as const;
-export const ROLES = [...SIGNUP_ROLES, 'admin'] as const;
+export const SIGNUP_ROLES = ['renter', 'provider'] as const;
+/** Roles that will need a bond posted first: never granted at sign-up. */
+export const BONDED_ROLES = ['inspector'] as const;
+export const ROLES = [...SIGNUP_ROLES, ...BONDED_ROLES, 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 /**

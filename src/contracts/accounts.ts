@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { ROLES, SCOPES, SIGNUP_ROLES } from '../auth/principal.ts';
+import { BONDED_ROLES, ROLES, SCOPES, SIGNUP_ROLES } from '../auth/principal.ts';
 import { PASSWORD_MAX } from '../auth/password.ts';
 
 export const Email = z
@@ -14,11 +14,15 @@ export const CreateAccountBody = z
   .object({
     email: Email,
     password: z.string().max(PASSWORD_MAX * 4).openapi({ example: 'correct horse battery staple' }),
+    // A bonded role is named in the enum so that asking for it gets its own reason.
     roles: z
-      .array(z.enum(SIGNUP_ROLES))
+      .array(z.enum([...SIGNUP_ROLES, ...BONDED_ROLES]))
       .min(1)
       .max(SIGNUP_ROLES.length)
-      .openapi({ example: ['renter'] }),
+      .refine((roles) => !roles.some((r) => (BONDED_ROLES as readonly string[]).includes(r)), {
+        message: `${BONDED_ROLES.join(', ')} cannot be taken at sign-up: it needs a bond; choose from ${SIGNUP_ROLES.join(', ')}`,
+      })
+      .openapi({ example: ['renter'], description: `Any of ${SIGNUP_ROLES.join(', ')}` }),
   })
   .strict()
   .openapi('CreateAccount');

@@ -33,10 +33,20 @@ describe('POST /v1/accounts', () => {
     }
   });
 
-  it('refuses roles outside renter, provider and inspector, admin included', async () => {
+  it('refuses roles outside renter and provider, admin included', async () => {
     for (const roles of [['admin'], ['owner'], []]) {
       const res = await call('/v1/accounts', { body: { email: uniqueEmail(), password: PASSWORD, roles } });
       await expectError(res, 400, 'validation_failed');
+    }
+  });
+
+  it('refuses the inspector role, which needs a bond, naming the field', async () => {
+    for (const roles of [['inspector'], ['renter', 'inspector']]) {
+      const email = uniqueEmail();
+      const error = await expectError(await call('/v1/accounts', { body: { email, password: PASSWORD, roles } }), 400, 'validation_failed');
+      expect(error.message).toMatch(/^invalid body: roles.*inspector/);
+      // Nothing was created: the email is still free.
+      expect((await call('/v1/accounts', { body: { email, password: PASSWORD, roles: ['renter'] } })).status).toBe(201);
     }
   });
 
@@ -48,11 +58,11 @@ describe('POST /v1/accounts', () => {
 
 describe('GET /v1/accounts/me', () => {
   it('returns the caller with an API key and with an access token', async () => {
-    const account = await signUp(['inspector']);
+    const account = await signUp(['provider']);
     for (const auth of [account.apiKey, await accessToken(account)]) {
       const res = await call('/v1/accounts/me', { auth });
       expect(res.status).toBe(200);
-      expect((await json(res)).account).toMatchObject({ id: account.id, email: account.email, roles: ['inspector'] });
+      expect((await json(res)).account).toMatchObject({ id: account.id, email: account.email, roles: ['provider'] });
     }
   });
 });

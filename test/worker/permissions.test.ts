@@ -52,7 +52,7 @@ describe.each(PRIVATE_ROUTES)('$method $path', (route) => {
 
   if ('role' in route) {
     it(`answers 403 to an account without the ${route.role} role`, async () => {
-      const account = await signUp(['renter', 'provider', 'inspector']);
+      const account = await signUp(['renter', 'provider']);
       await expectError(await send(account.apiKey), 403, 'forbidden');
       await expectError(await send(await accessToken(account)), 403, 'forbidden');
     });
