@@ -17,6 +17,11 @@ import { WithdrawalSchema, publicWithdrawal } from './withdrawals.ts';
 
 const app = router();
 
+/** Money an operator moves for an account is checked by a second person: never their own. */
+function refuseOwnAccount(actor: string, owner: string, action: string): void {
+  if (actor === owner) throw new ApiError('forbidden', `operators may not ${action}; ask another operator`);
+}
+
 app.openapi(
   createRoute({
     method: 'get',
@@ -68,10 +73,11 @@ app.openapi(
   }),
   async (c) => {
     const body = c.req.valid('json');
+    const actor = c.get('principal').accountId;
+    refuseOwnAccount(actor, body.account_id, 'adjust their own balance');
     const db = c.get('db');
     const [target] = await db.select({ id: accounts.id }).from(accounts).where(eq(accounts.id, body.account_id));
     if (!target) throw new ApiError('not_found', 'no such account');
-    const actor = c.get('principal').accountId;
     const now = Date.now();
     const key = `adjustment:${actor}:${c.get('idempotencyKey')}`;
     const { transaction, replayed } = await postOrThrow(
@@ -144,6 +150,7 @@ app.openapi(
     const db = c.get('db');
     const [row] = await db.select().from(withdrawals).where(eq(withdrawals.id, id));
     if (!row) throw new ApiError('not_found', 'no such withdrawal');
+    refuseOwnAccount(c.get('principal').accountId, row.accountId, 'settle their own withdrawal');
     const now = Date.now();
     const asset = row.asset as Asset;
     const amount = BigInt(row.amount);
