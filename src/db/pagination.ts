@@ -4,11 +4,42 @@ import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core';
 import { ApiError } from '../http/errors.ts';
 import type { Database } from './client.ts';
 
+/**
+ * A page size in the query string: plain decimal digits only, so `1e1`, `0x10`, `+5` or `05`
+ * are refused rather than read as some number.
+ */
+export function limitQuery(max: number, fallback: number) {
+  const problem = `must be a whole number from 1 to ${max}`;
+  return z
+    .string()
+    .regex(/^[1-9][0-9]{0,5}$/, problem)
+    .transform(Number)
+    .refine((n) => n <= max, problem)
+    .optional()
+    .transform((n) => n ?? fallback)
+    .openapi({ type: 'integer', minimum: 1, maximum: max, default: fallback });
+}
+
+/** The largest integer libSQL can bind; a larger cursor would fail in the driver as a 5xx. */
+export const INT64_MAX = 9_223_372_036_854_775_807n;
+
+/** A cursor that is a positive int64 row id, in canonical decimal. */
+export const RowIdCursor = z
+  .string()
+  .regex(/^[1-9][0-9]{0,18}$/, 'cursor must be a next_cursor value')
+  // Checks run on after a failed one: the digits are tested again before BigInt sees them.
+  .refine((s) => /^[0-9]+$/.test(s) && BigInt(s) <= INT64_MAX, 'cursor must be a next_cursor value')
+  .openapi({ description: 'next_cursor from the previous page' });
+
 /** `?limit&cursor` for lists ordered newest first; the cursor is the last id of a page. */
 export const PageQuery = z
   .object({
-    limit: z.coerce.number().int().min(1).max(200).default(50),
-    cursor: z.string().max(64).optional().openapi({ description: 'next_cursor from the previous page' }),
+    limit: limitQuery(200, 50),
+    cursor: z
+      .string()
+      .regex(/^[A-Za-z0-9_]{1,64}$/, 'cursor must be a next_cursor value')
+      .optional()
+      .openapi({ description: 'next_cursor from the previous page' }),
   })
   .strict();
 

@@ -4,6 +4,7 @@ import { guard } from '../auth/guard.ts';
 import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
 import { AssetSchema, MoneyString, amountSchema, money } from '../contracts/money.ts';
 import { connection } from '../db/client.ts';
+import { limitQuery } from '../db/pagination.ts';
 import { accounts, withdrawals } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { requireIdempotencyKey } from '../http/idempotency.ts';
@@ -105,7 +106,7 @@ app.openapi(
     summary: 'Withdrawals waiting for a payout, oldest first',
     security: BEARER,
     middleware: guard('funds:read', 'admin'),
-    request: { query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(100) }).strict() },
+    request: { query: z.object({ limit: limitQuery(200, 100) }).strict() },
     responses: { 200: jsonContent(z.object({ data: z.array(WithdrawalSchema.extend({ account_id: z.string() })) }), 'Pending withdrawals'), ...errorResponses(400, 401, 403) },
   }),
   async (c) => {

@@ -3,6 +3,7 @@ import { guard } from '../auth/guard.ts';
 import { AssetSchema, MoneyString, iso, money } from '../contracts/money.ts';
 import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
 import { connection } from '../db/client.ts';
+import { limitQuery, RowIdCursor } from '../db/pagination.ts';
 import { router } from '../http/router.ts';
 import { balancesOf } from '../ledger/store.ts';
 import { ASSETS } from '../money/assets.ts';
@@ -58,8 +59,8 @@ app.openapi(
             .regex(/^[A-Za-z0-9_:.-]{1,200}$/, 'reference must be an order, lease, deposit or withdrawal id, or a chain transfer')
             .optional()
             .openapi({ description: 'Only the entries of transactions about this order, lease, deposit or withdrawal (or a chain transfer, `<chain>:<tx hash>:<log index>`)' }),
-          limit: z.coerce.number().int().min(1).max(200).default(50),
-          cursor: z.string().regex(/^[0-9]{1,19}$/, 'cursor must be a next_cursor value').optional(),
+          limit: limitQuery(200, 50),
+          cursor: RowIdCursor.optional(),
         })
         .strict(),
     },

@@ -7,6 +7,7 @@ import { REGION_IDS } from '../catalog/regions.ts';
 import { errorResponses, jsonContent } from '../contracts/common.ts';
 import { iso, MoneyString } from '../contracts/money.ts';
 import { connection } from '../db/client.ts';
+import { limitQuery } from '../db/pagination.ts';
 import type { Bindings } from '../env.ts';
 import { regionBook } from '../durable/region-book.ts';
 import { ApiError } from '../http/errors.ts';
@@ -45,7 +46,7 @@ const OfferSearchQuery = z
       example: 'gpu_model=h100-80gb gpus>=2 reliability>0.98 region in [us-east,eu-central]',
     }),
     order: z.string().optional().openapi({ description: 'A sortable field, `-` prefixed for descending; default price', example: '-reliability' }),
-    limit: z.coerce.number().int().min(1).max(200).default(50),
+    limit: limitQuery(200, 50),
   })
   .strict();
 
