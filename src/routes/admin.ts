@@ -1,16 +1,44 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { guard } from '../auth/guard.ts';
 import { AccountSchema } from '../contracts/accounts.ts';
 import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
 import { PageQuery, newestFirst } from '../db/pagination.ts';
-import { accounts } from '../db/schema.ts';
+import type { Database } from '../db/client.ts';
+import { accounts, orders } from '../db/schema.ts';
+import { regionBook } from '../durable/region-book.ts';
+import type { Bindings } from '../env.ts';
+import { log } from '../http/log.ts';
+import type { BookOrder } from '../market/orders.ts';
 import { newId } from '../ids.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
 import { publicAccount } from './accounts.ts';
 
 const app = router();
+
+/**
+ * Cancels every order of a suspended account that libSQL lists as open, in its book: a resting
+ * order stops matching and a bid's escrow is released. The status update committed first, so
+ * no new order row can appear (the orders trigger refuses it); an order whose request is still
+ * on its way to the book is recorded there as cancelled, and its late placement finds it so.
+ */
+async function cancelOpenOrders(env: Bindings, db: Database, accountId: string): Promise<void> {
+  const open = await db
+    .select({ id: orders.id, region: orders.region, gpuModel: orders.gpuModel, book: orders.book })
+    .from(orders)
+    .where(and(eq(orders.accountId, accountId), eq(orders.status, 'open')));
+  const byBook = new Map<string, typeof open>();
+  for (const o of open) byBook.set(`${o.region}:${o.gpuModel}`, [...(byBook.get(`${o.region}:${o.gpuModel}`) ?? []), o]);
+  // Books in parallel; one book's orders one at a time, as that book would take them anyway.
+  await Promise.all(
+    [...byBook.values()].map(async (rows) => {
+      const book = regionBook(env, rows[0]!.region, rows[0]!.gpuModel);
+      for (const o of rows) await book.cancel(o.id, accountId, o.book as unknown as BookOrder);
+    }),
+  );
+  if (open.length > 0) log('info', 'suspended account: open orders cancelled', { account_id: accountId, orders: open.length });
+}
 
 app.openapi(
   createRoute({
@@ -65,6 +93,8 @@ app.openapi(
         SELECT ${newId('aud')}, ${actor}, ${`account.${status}`}, id, ${reason}, ${Date.now()} FROM accounts WHERE id = ${id}`),
     ]);
     if (!row) throw new ApiError('not_found', 'no such account');
+    // Suspending again re-runs this, so an operator's retry finishes a cancellation cut short.
+    if (status === 'suspended') await cancelOpenOrders(c.env, db, id);
     return c.json({ account: publicAccount(row) }, 200);
   },
 );
