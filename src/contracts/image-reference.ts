@@ -2,7 +2,9 @@
 // machine. The grammar is the OCI distribution one (github.com/distribution/reference), narrowed:
 //   [domain[:port]/]path-component[/path-component…][:tag][@sha256:<64 hex>]
 // ASCII only, lowercase except in the tag, never starting with `-`; a bare 64-hex string (a local
-// image id) and IPv6 hosts are refused. Pure: the runner bundles it.
+// image id) is refused, and so is a registry that could only be on the provider's own machine or
+// network (localhost, an IP address, a name without a dot): the provider's docker would pull from
+// it. Pure: the runner bundles it.
 
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const DOMAIN_COMPONENT = /^(?:[a-z0-9]|[a-z0-9][a-z0-9-]{0,61}[a-z0-9])$/;
@@ -14,7 +16,7 @@ const MAX_NAME = 255;
 export const MAX_IMAGE_REFERENCE = 256;
 
 export const IMAGE_REFERENCE_RULE =
-  'must be an image reference, [registry[:port]/]name[:tag][@sha256:<64 hex>], with a lowercase name';
+  'must be an image reference, [registry[:port]/]name[:tag][@sha256:<64 hex>], with a lowercase name and a public registry';
 
 function isDomain(part: string): boolean {
   const colon = part.indexOf(':');
@@ -23,7 +25,9 @@ function isDomain(part: string): boolean {
     const port = part.slice(colon + 1);
     if (!PORT.test(port) || Number(port) < 1 || Number(port) > 65_535) return false;
   }
-  return host.split('.').every((c) => DOMAIN_COMPONENT.test(c));
+  const labels = host.split('.');
+  if (labels.length < 2 || labels.every((c) => /^[0-9]+$/.test(c))) return false; // one label, or an IPv4 address
+  return labels.every((c) => DOMAIN_COMPONENT.test(c));
 }
 
 /** True when `ref` is a reference `docker run` can only read as an image, never as an option. */

@@ -11,7 +11,7 @@ describe('workload safety at the API', () => {
   it('refuses images that docker would read as options, or that only look like names, naming workload.image', async () => {
     const renter = await signUp();
     await fund(renter, 'USD', '1.00');
-    const images = ['--privileged', '--volume=/:/host', '-v', ' alpine', 'alpine --privileged', '\u2010\u2010privileged', '\uff0d\uff0dprivileged', 'Alpine', 'ghcr.io//x', `alpine@sha256:${'0'.repeat(63)}`];
+    const images = ['--privileged', '--volume=/:/host', '-v', ' alpine', 'alpine --privileged', '\u2010\u2010privileged', '\uff0d\uff0dprivileged', 'Alpine', 'ghcr.io//x', `alpine@sha256:${'0'.repeat(63)}`, 'localhost:5000/x', '169.254.169.254/latest'];
     for (const image of images) {
       const error = await expectError(await place(renter, bid({ image })), 400, 'validation_failed');
       expect([image, error.message]).toEqual([image, expect.stringContaining('workload.image:')]);

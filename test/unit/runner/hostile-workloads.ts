@@ -26,6 +26,9 @@ export const HOSTILE_IMAGES: readonly string[] = [
   'alpine::1', 'alpine:1:2', 'a..b', 'a-', '_a', 'a_', 'a___b', '.', '..', '../etc/passwd', 'a/../../b',
   'localhost:/x', 'localhost:99999/x', 'localhost:0x50/x', 'registry.example.com:/x', '-registry.example.com/x',
   'registry-.example.com/x', 'registry..example.com/x', '[::1]:5000/x',
+  // registries on the provider's own machine or network
+  'localhost/model', 'localhost:5000/team/model', '127.0.0.1:5000/x', '10.0.0.7/x', '169.254.169.254/latest',
+  'registry:5000/x', 'LOCALHOST/x',
   // overlong tags and names
   `alpine:${'a'.repeat(129)}`, `alpine:.${'a'.repeat(5)}`, `alpine:-tag`, `${'a'.repeat(256)}`,
   `${'a/'.repeat(127)}ab`,
@@ -40,9 +43,11 @@ export const HOSTILE_IMAGES: readonly string[] = [
 
 export const GOOD_IMAGES: readonly string[] = [
   'alpine', 'busybox', 'x', 'img', 'unused', 'local/process', 'ubuntu:22.04', 'docker.io/library/alpine',
-  'ghcr.io/acme/train:1.2', 'nvcr.io/nvidia/pytorch:24.05-py3', 'localhost/model', 'localhost:5000/team/model',
-  'registry.example.com:443/a/b/c:Tag_1', 'my-org/my__image', 'team/a.b_c--d', `alpine@sha256:${HEX64}`,
-  `ghcr.io/acme/train:1.2@sha256:${HEX64}`, `alpine:${'a'.repeat(128)}`, '127.0.0.1:5000/x',
+  'ghcr.io/acme/train:1.2', 'nvcr.io/nvidia/pytorch:24.05-py3', 'registry.example.com:443/a/b/c:Tag_1',
+  'my-org/my__image', 'team/a.b_c--d', `alpine@sha256:${HEX64}`,
+  // Docker Hub images named localhost (tag 5000): no registry part, nothing pulled from the host
+  'localhost', 'localhost:5000',
+  `ghcr.io/acme/train:1.2@sha256:${HEX64}`, `alpine:${'a'.repeat(128)}`, 'gcr.io/x', 'my.registry.example:5000/x',
 ];
 
 /** 1,000 random strings: printable ASCII, option-shaped and any Unicode, from a fixed seed. */
