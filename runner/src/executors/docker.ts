@@ -3,10 +3,11 @@
 //     --label gridlease.ends_at=<iso> --label gridlease.ports=<json> --gpus '"device=1,3"'
 //     --restart no <confinement…> [--memory M] [--cpus C] [-p HOST:PORT …] [-e KEY=VALUE …]
 //     -- <image> <command…>
-// then `docker wait` for its exit code and `docker rm -f` once it is over. Containers outlive
-// the runner: after a restart `adopt()` finds them by label and watches them again, the lease's
-// end time and host ports coming from the labels. Each workload port is published on a free
-// host port of the runner's range (see ports.ts), reported in the `started` event.
+// then `docker wait` for its exit code and `docker rm -f -v` once it is over (-v: the anonymous
+// volumes of an image's VOLUME lines would otherwise pile up on the provider's disk). Containers
+// outlive the runner: after a restart `adopt()` finds them by label and watches them again, the
+// lease's end time and host ports coming from the labels. Each workload port is published on a
+// free host port of the runner's range (see ports.ts), reported in the `started` event.
 import { spawn } from 'node:child_process';
 import { oneLine, RunnerError } from '../errors.ts';
 import { sleep } from '../time.ts';
@@ -149,7 +150,7 @@ export class DockerExecutor implements Executor {
     if (r.code !== 0) {
       this.hostPorts.release(taken);
       // A half-created container (e.g. the GPU request failed) must not block a retry under the same name.
-      await this.docker(['rm', '-f', containerName(spec.leaseId)]).catch(() => undefined);
+      await this.docker(['rm', '-f', '-v', containerName(spec.leaseId)]).catch(() => undefined);
       throw new RunnerError(`docker run failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
     }
     return this.watch(spec.leaseId, containerName(spec.leaseId), ports, spec.endsAt);
@@ -174,7 +175,7 @@ export class DockerExecutor implements Executor {
   private watch(leaseId: string, name: string, ports: Record<string, number>, endsAt: Date | null): RunHandle {
     const detach = new AbortController();
     const exited = this.waitFor(name, detach.signal).then(async (info) => {
-      if (!this.options.keepExited) await this.docker(['rm', '-f', name]).catch(() => undefined);
+      if (!this.options.keepExited) await this.docker(['rm', '-f', '-v', name]).catch(() => undefined);
       this.hostPorts.release(Object.values(ports));
       return info;
     });

@@ -40,7 +40,7 @@ describe('docker executor', () => {
     await leases.exited('lse_42');
     expect(events[1]!.event).toMatchObject({ type: 'exited', exit_code: 3 });
     await waitFor(() => calls().some((c) => c[0] === 'rm'), 5_000, 'docker rm');
-    expect(calls().find((c) => c[0] === 'rm')).toEqual(['rm', '-f', 'gridlease-lse_42']);
+    expect(calls().find((c) => c[0] === 'rm')).toEqual(['rm', '-f', '-v', 'gridlease-lse_42']);
   });
 
   it('stops with docker stop and the grace in seconds', async () => {
@@ -60,7 +60,7 @@ describe('docker executor', () => {
     expect(events).toEqual([
       { leaseId: 'lse_42', event: { type: 'failed', at: expect.any(String), reason: 'docker run failed: docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].' } },
     ]);
-    expect(calls()[1]).toEqual(['rm', '-f', 'gridlease-lse_42']);
+    expect(calls()[1]).toEqual(['rm', '-f', '-v', 'gridlease-lse_42']);
   });
 
   it('leaves containers running on shutdown, and a later runner adopts them by label and enforces their end', async () => {
