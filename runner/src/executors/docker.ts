@@ -44,6 +44,7 @@ export const LEASE_LABEL = 'gridlease.lease';
 export const ENDS_AT_LABEL = 'gridlease.ends_at';
 export const PORTS_LABEL = 'gridlease.ports';
 const DEFAULT_PIDS_LIMIT = 16_384;
+const PORT_ATTEMPTS = 3;
 
 // What every workload container runs with, whatever the renter sends. Its own network, IPC and PID
 // namespaces (never the host's), no privilege gain through setuid binaries, no host mounts, a PID
@@ -141,19 +142,34 @@ export class DockerExecutor implements Executor {
     if (!spec.workload.image) throw new RunnerError('workload.image is required by the docker executor');
     const refused = workloadProblem(spec.workload);
     if (refused) throw new RunnerError(refused);
-    const taken = await this.hostPorts.take(spec.workload.ports.length);
-    const ports = Object.fromEntries(spec.workload.ports.map((port, i) => [String(port), taken[i]!]));
-    const r = await this.docker(dockerRunArgs(spec, ports, this.options)).catch((err: unknown) => {
-      this.hostPorts.release(taken);
-      throw err;
-    });
-    if (r.code !== 0) {
-      this.hostPorts.release(taken);
-      // A half-created container (e.g. the GPU request failed) must not block a retry under the same name.
-      await this.docker(['rm', '-f', '-v', containerName(spec.leaseId)]).catch(() => undefined);
-      throw new RunnerError(`docker run failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
+    const name = containerName(spec.leaseId);
+    // The bind check cannot see a port docker publishes without a listener (userland proxy off):
+    // docker then refuses it, and the lease tries other ports, the refused ones held meanwhile.
+    const refusedPorts: number[] = [];
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const taken = await this.hostPorts.take(spec.workload.ports.length);
+        const ports = Object.fromEntries(spec.workload.ports.map((port, i) => [String(port), taken[i]!]));
+        let r: DockerResult;
+        try {
+          r = await this.docker(dockerRunArgs(spec, ports, this.options));
+        } catch (err) {
+          this.hostPorts.release(taken);
+          throw err;
+        }
+        if (r.code === 0) return this.watch(spec.leaseId, name, ports, spec.endsAt);
+        // A half-created container (e.g. the GPU request failed) must not block a retry under the same name.
+        await this.docker(['rm', '-f', '-v', name]).catch(() => undefined);
+        if (attempt < PORT_ATTEMPTS && taken.length > 0 && /port is already allocated|address already in use/i.test(r.stderr)) {
+          refusedPorts.push(...taken);
+          continue;
+        }
+        this.hostPorts.release(taken);
+        throw new RunnerError(`docker run failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
+      }
+    } finally {
+      this.hostPorts.release(refusedPorts);
     }
-    return this.watch(spec.leaseId, containerName(spec.leaseId), ports, spec.endsAt);
   }
 
   async adopt(): Promise<RunHandle[]> {

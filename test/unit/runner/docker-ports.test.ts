@@ -48,6 +48,15 @@ describe('docker executor host ports', () => {
     }
   });
 
+  it('tries other host ports when docker finds one taken that the bind check could not see', async () => {
+    const { leases, calls, events } = dockerRunner({ FAKE_DOCKER_BUSY_PORTS: '40300,40301' }, { portRange: { first: 40_300, last: 40_309 }, portIsFree: always });
+    await leases.start(lease(0, [8888]));
+    expect(startedPorts(events, 'lse_0')).toEqual({ '8888': 40_302 });
+    const verbs = calls().filter((c) => c[0] !== 'wait').map((c) => (c[0] === 'run' ? `run ${published(c).join(' ')}` : c.join(' ')));
+    expect(verbs).toEqual(['run 40300:8888', 'rm -f -v gridlease-lse_0', 'run 40301:8888', 'rm -f -v gridlease-lse_0', 'run 40302:8888']);
+    await leases.shutdown(true);
+  });
+
   it('fails the lease when the range has no free port left, and hands a port out again once its lease is over', async () => {
     const { leases, events, exitContainer } = dockerRunner({}, { portRange: { first: 40_500, last: 40_500 }, portIsFree: always });
     await leases.start(lease(0, [8888]));
