@@ -8,25 +8,28 @@
 // it is carried out at once, and retried by alarm until it succeeds. Every step is idempotent
 // (lease ids come from trade ids, ledger keys from order ids), so a retry never doubles one.
 //
-// Storage: `orders` (every order with its status and free GPUs), `trades`, `allocations` (which
-// GPU of which node each lease holds), `nodes_offline`, `effects` (the outbox), `candles`
-// (OHLC and volume per minute, hour and day, kept as trades happen), `dead_effects`.
+// Storage: see book-storage.ts. The outbox: book-outbox.ts. A resting bid's workload is kept
+// apart from what the book rebuilds on start, and read only when a trade creates its lease.
+//
+// What the book knows of each node it holds asks or leases for (online or not, its current
+// reliability and verification) is pushed to it: `setNodes` from heartbeat batches, and
+// `setNodeTrust` from src/nodes/trust.ts whenever a node's trust changes.
 //
 // Live market stream: the book accepts subscribers' WebSockets itself (hibernation API, so an
 // idle subscriber costs nothing) and, after each committed change, sends them its trades and
 // any move of the best prices. With nobody subscribed a change costs one getWebSockets() call.
 import { DurableObject } from 'cloudflare:workers';
+import { z } from 'zod';
 import type { Bindings } from '../env.ts';
-import { connection } from '../db/client.ts';
-import { log } from '../http/log.ts';
-import { release as releaseRule } from '../ledger/rules.ts';
-import { postTransaction } from '../ledger/store.ts';
 import { OrderBook, type Trade } from '../market/engine.ts';
-import { allocateGpus, leaseTerms, type AskOrder, type BidOrder, type BookOrder, type LeaseTerms } from '../market/orders.ts';
+import { allocateGpus, leaseTerms, type AskOrder, type BidOrder, type BookOrder } from '../market/orders.ts';
+import type { Workload } from '../contracts/runner.ts';
 import { newId } from '../ids.ts';
 import { PING, PONG, changeMessages, snapshotMessage, type StreamMessage } from '../market/stream.ts';
+import { BookOutbox, applyBookEffect, type BookEffect, type OrderStatus } from './book-outbox.ts';
+import { prepareBookStorage } from './book-storage.ts';
 
-export type OrderStatus = 'open' | 'filled' | 'cancelled' | 'expired';
+export type { OrderStatus } from './book-outbox.ts';
 
 export interface OrderState {
   id: string;
@@ -76,9 +79,9 @@ export interface MarketStats {
   trades24h: number;
 }
 
-type Effect =
-  | { kind: 'lease'; terms: LeaseTerms }
-  | { kind: 'status'; orderId: string; status: OrderStatus; at: number; release: { owner: string; asset: string; amount: string } | null };
+/** A node's trust as libSQL has it now (src/nodes/trust.ts publishes it). */
+export const NodeTrustSchema = z.object({ reliabilityPpm: z.number().int().min(0).max(1_000_000), verified: z.boolean() }).strict();
+export type NodeTrustUpdate = z.infer<typeof NodeTrustSchema>;
 
 interface OrderRow extends Record<string, SqlStorageValue> {
   id: string;
@@ -90,7 +93,6 @@ interface OrderRow extends Record<string, SqlStorageValue> {
 }
 
 const DAY_MS = 86_400_000;
-const MAX_EFFECT_BACKOFF_MS = 60_000;
 
 /** The RegionBook for a region and GPU model (one Durable Object each). */
 export function regionBook(env: Bindings, region: string, gpuModel: string) {
@@ -103,10 +105,7 @@ export const UNPLACED_PER_CALL = 200;
 export class RegionBook extends DurableObject<Bindings> {
   private book = new OrderBook();
   private readonly sql;
-  private draining: Promise<void> | null = null;
-  private dirty = false;
-  /** When the alarm is set for, kept in memory so placing an order reads no storage for it. */
-  private alarmAt: number | null = null;
+  private readonly outbox: BookOutbox;
   /** Trades recorded by the change being committed, collected only while someone subscribes. */
   private tape: FillView[] | null = null;
 
@@ -114,30 +113,12 @@ export class RegionBook extends DurableObject<Bindings> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
+    // Through `this.apply`, looked up at each call, so a test can stand in for the I/O.
+    this.outbox = new BookOutbox(ctx.storage, (effect) => this.apply(effect));
     ctx.blockConcurrencyWhile(async () => {
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS orders (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, side TEXT NOT NULL,
-        account_id TEXT NOT NULL, node_id TEXT, body TEXT NOT NULL, status TEXT NOT NULL, free_gpus INTEGER NOT NULL, created_at INTEGER NOT NULL)`);
-      this.sql.exec('CREATE INDEX IF NOT EXISTS orders_open ON orders (status, seq)');
-      // Only asks have a node: a bid, inserted or closed, writes no entry here (one index row
-      // fewer per bid write, which Durable Object storage bills and fsyncs). Books stored before
-      // have `orders_node`, which covered bids too: it goes.
-      this.sql.exec('DROP INDEX IF EXISTS orders_node');
-      this.sql.exec('CREATE INDEX IF NOT EXISTS orders_node_asks ON orders (node_id, status) WHERE node_id IS NOT NULL');
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS trades (id TEXT PRIMARY KEY, bid_id TEXT NOT NULL, ask_id TEXT NOT NULL, lease_id TEXT NOT NULL,
-        price INTEGER NOT NULL, gpus INTEGER NOT NULL, duration_s INTEGER NOT NULL, at INTEGER NOT NULL)`);
-      this.sql.exec('CREATE INDEX IF NOT EXISTS trades_at ON trades (at)');
-      this.sql.exec('CREATE INDEX IF NOT EXISTS trades_bid ON trades (bid_id)');
-      this.sql.exec('CREATE INDEX IF NOT EXISTS trades_ask ON trades (ask_id)');
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS allocations (node_id TEXT NOT NULL, gpu_index INTEGER NOT NULL, lease_id TEXT NOT NULL,
-        ask_id TEXT NOT NULL, PRIMARY KEY (node_id, gpu_index))`);
-      this.sql.exec('CREATE TABLE IF NOT EXISTS nodes_offline (node_id TEXT PRIMARY KEY)');
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL)`);
-      this.sql.exec('CREATE TABLE IF NOT EXISTS dead_effects (seq INTEGER PRIMARY KEY, body TEXT NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL)');
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS candles (interval TEXT NOT NULL, start INTEGER NOT NULL, open INTEGER NOT NULL, high INTEGER NOT NULL,
-        low INTEGER NOT NULL, close INTEGER NOT NULL, volume_gpu_s INTEGER NOT NULL, trades INTEGER NOT NULL, PRIMARY KEY (interval, start))`);
+      prepareBookStorage(ctx.storage);
       this.reload();
-      this.alarmAt = await ctx.storage.getAlarm();
+      await this.outbox.load();
     });
   }
 
@@ -145,7 +126,11 @@ export class RegionBook extends DurableObject<Bindings> {
   private reload(): void {
     this.book = new OrderBook();
     for (const row of this.sql.exec<{ node_id: string }>('SELECT node_id FROM nodes_offline')) this.book.setNodeOnline(row.node_id, false, 0);
-    for (const row of this.sql.exec<OrderRow>("SELECT * FROM orders WHERE status = 'open' ORDER BY seq")) {
+    for (const row of this.sql.exec<{ node_id: string; reliability_ppm: number; verified: number }>('SELECT * FROM node_trust')) {
+      this.book.setNodeTrust(row.node_id, { reliability: row.reliability_ppm / 1_000_000, verified: row.verified === 1 }, 0);
+    }
+    // Bodies only (a bid's workload is not among them): this runs for every open order on every start.
+    for (const row of this.sql.exec<{ body: string; free_gpus: number }>("SELECT body, free_gpus FROM orders WHERE status = 'open' ORDER BY seq")) {
       const order = JSON.parse(row.body) as BookOrder;
       if (order.side === 'sell') this.book.restore({ side: 'sell', input: order, freeGpus: row.free_gpus });
       else this.book.restore({ side: 'buy', input: order });
@@ -234,9 +219,30 @@ export class RegionBook extends DurableObject<Bindings> {
     return { id: row.id, status: row.status as OrderStatus, freeGpus: row.free_gpus };
   }
 
-  private enqueue(effect: Effect, now: number): void {
-    this.sql.exec('INSERT INTO effects (body, not_before) VALUES (?, ?)', JSON.stringify(effect), now);
-    this.dirty = true;
+  private enqueue(effect: BookEffect, now: number): void {
+    this.outbox.enqueue(effect, now);
+  }
+
+  private settle(expiry: number | null = null): Promise<void> {
+    return this.outbox.settle(expiry);
+  }
+
+  private apply(effect: BookEffect): Promise<string | null> {
+    return applyBookEffect(this.env, effect);
+  }
+
+  /** What the book stores of an order: a bid without its workload, which is kept apart. */
+  private static body(order: BookOrder): string {
+    if (order.side === 'sell') return JSON.stringify(order);
+    const { workload: _, ...rest } = order;
+    return JSON.stringify(rest);
+  }
+
+  /** A resting bid, whole again: its workload is read only now, when a trade creates its lease. */
+  private bidOf(row: OrderRow): BidOrder {
+    const bid = JSON.parse(row.body) as BidOrder;
+    const kept = this.sql.exec<{ workload: string }>('SELECT workload FROM bid_workloads WHERE order_id = ?', row.id).toArray()[0];
+    return kept ? { ...bid, workload: JSON.parse(kept.workload) as Workload } : bid;
   }
 
   /** Marks an order closed, and queues its status for libSQL (with the release of a bid's hold). */
@@ -244,6 +250,7 @@ export class RegionBook extends DurableObject<Bindings> {
     const row = this.row(id);
     if (!row || row.status !== 'open') return;
     this.sql.exec('UPDATE orders SET status = ?, free_gpus = ? WHERE id = ?', status, free, id);
+    this.sql.exec('DELETE FROM bid_workloads WHERE order_id = ?', id);
     const order = JSON.parse(row.body) as BookOrder;
     const release = order.side === 'buy' && status !== 'filled' ? { owner: order.accountId, asset: order.payWith, amount: order.holdAmount } : null;
     this.enqueue({ kind: 'status', orderId: id, status, at: now, release }, now);
@@ -253,7 +260,7 @@ export class RegionBook extends DurableObject<Bindings> {
   private record(trades: Trade[], incoming: BookOrder | null, now: number): FillView[] {
     const fills: FillView[] = [];
     for (const t of trades) {
-      const bid = (incoming?.id === t.bidId ? incoming : JSON.parse(this.row(t.bidId)!.body)) as BidOrder;
+      const bid = (incoming?.id === t.bidId ? incoming : this.bidOf(this.row(t.bidId)!)) as BidOrder;
       const ask = (incoming?.id === t.askId ? incoming : JSON.parse(this.row(t.askId)!.body)) as AskOrder;
       const busy = new Set(this.sql.exec<{ gpu_index: number }>('SELECT gpu_index FROM allocations WHERE node_id = ?', t.nodeId).toArray().map((r) => r.gpu_index));
       const indices = allocateGpus(ask.nodeGpuIndices, busy, t.gpus);
@@ -267,6 +274,7 @@ export class RegionBook extends DurableObject<Bindings> {
       this.enqueue({ kind: 'lease', terms }, now);
       // The bid is filled whole; the lease effect records that in libSQL with the release.
       this.sql.exec("UPDATE orders SET status = 'filled', free_gpus = 0 WHERE id = ?", t.bidId);
+      this.sql.exec('DELETE FROM bid_workloads WHERE order_id = ?', t.bidId);
       const left = this.book.resting(t.askId);
       if (left) this.sql.exec('UPDATE orders SET free_gpus = ? WHERE id = ?', left.freeGpus, t.askId);
       else if (incoming?.id !== t.askId) this.close(t.askId, 'filled', now);
@@ -302,7 +310,8 @@ export class RegionBook extends DurableObject<Bindings> {
       if (!result.ok) return null;
       const status: OrderStatus = result.resting ? 'open' : result.remainingGpus === 0 ? 'filled' : order.expiresAt <= now ? 'expired' : 'cancelled';
       this.sql.exec('INSERT INTO orders (id, side, account_id, node_id, body, status, free_gpus, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        order.id, order.side, order.accountId, order.side === 'sell' ? order.nodeId : null, JSON.stringify(order), 'open', result.remainingGpus, now);
+        order.id, order.side, order.accountId, order.side === 'sell' ? order.nodeId : null, RegionBook.body(order), 'open', result.remainingGpus, now);
+      if (order.side === 'buy' && result.resting) this.sql.exec('INSERT INTO bid_workloads (order_id, workload) VALUES (?, ?)', order.id, JSON.stringify(order.workload));
       const fills = this.record(result.trades, order, now);
       this.record(revived, null, now);
       if (status !== 'open') this.close(order.id, status, now, status === 'filled' ? 0 : result.remainingGpus);
@@ -318,6 +327,12 @@ export class RegionBook extends DurableObject<Bindings> {
     const offered = this.sql.exec<{ n: number | null }>("SELECT sum(free_gpus) AS n FROM orders WHERE node_id = ? AND status = 'open'", nodeId).one().n ?? 0;
     const leased = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM allocations WHERE node_id = ?', nodeId).one().n;
     return Math.max(0, total - offered - leased);
+  }
+
+  private nodeGone(nodeId: string, now: number): void {
+    if (!this.book.isNodeOnline(nodeId)) return;
+    this.book.setNodeOnline(nodeId, false, now);
+    this.sql.exec('INSERT INTO nodes_offline (node_id) VALUES (?) ON CONFLICT DO NOTHING', nodeId);
   }
 
   private nodeBack(nodeId: string, now: number): Trade[] {
@@ -365,7 +380,7 @@ export class RegionBook extends DurableObject<Bindings> {
   /** Records an order this book never received as cancelled (closing it queues its status and a bid's release). */
   private recordUnplaced(placed: BookOrder, now: number): void {
     this.sql.exec('INSERT INTO orders (id, side, account_id, node_id, body, status, free_gpus, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      placed.id, placed.side, placed.accountId, placed.side === 'sell' ? placed.nodeId : null, JSON.stringify(placed), 'open', 0, now);
+      placed.id, placed.side, placed.accountId, placed.side === 'sell' ? placed.nodeId : null, RegionBook.body(placed), 'open', 0, now);
     this.close(placed.id, 'cancelled', now);
   }
 
@@ -387,11 +402,7 @@ export class RegionBook extends DurableObject<Bindings> {
   async setNodes(update: { online: string[]; offline: string[] }, now = Date.now()): Promise<number> {
     const trades = this.commit(() => {
       const all: Trade[] = [];
-      for (const id of update.offline) {
-        if (!this.book.isNodeOnline(id)) continue;
-        this.book.setNodeOnline(id, false, now);
-        this.sql.exec('INSERT INTO nodes_offline (node_id) VALUES (?) ON CONFLICT DO NOTHING', id);
-      }
+      for (const id of update.offline) this.nodeGone(id, now);
       for (const id of update.online) {
         const trades = this.nodeBack(id, now);
         this.record(trades, null, now);
@@ -404,14 +415,41 @@ export class RegionBook extends DurableObject<Bindings> {
   }
 
   /**
+   * A node's current reliability (ppm) and verification, published on change: its asks match
+   * on these from now on (a bid's `min_reliability` and `verified_only`), and where the node
+   * gained trust they match the bids that waited for it. Kept across restarts. Returns the
+   * number of trades.
+   */
+  async setNodeTrust(nodeId: string, trust: NodeTrustUpdate, now = Date.now()): Promise<number> {
+    const t = NodeTrustSchema.parse(trust);
+    const trades = this.commit(() => {
+      this.sql.exec(
+        'INSERT INTO node_trust (node_id, reliability_ppm, verified) VALUES (?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET reliability_ppm = excluded.reliability_ppm, verified = excluded.verified',
+        nodeId,
+        t.reliabilityPpm,
+        t.verified ? 1 : 0,
+      );
+      const trades = this.book.setNodeTrust(nodeId, { reliability: t.reliabilityPpm / 1_000_000, verified: t.verified }, now);
+      this.record(trades, null, now);
+      return trades;
+    }, now);
+    await this.settle();
+    return trades.length;
+  }
+
+  /**
    * A lease from this book ended: its GPUs are free again and go back to the ask they came
    * from, if it has not expired or been cancelled, and that ask matches the waiting bids.
+   * `nodeSilent`: the lease failed because its node stopped heartbeating. The node is taken as
+   * offline until a heartbeat batch says otherwise, so its GPUs do not go straight to the next
+   * bid (which would fail the same way after the provisioning timeout).
    */
-  async leaseEnded(leaseId: string, now = Date.now()): Promise<number> {
-    const rows = this.sql.exec<{ gpu_index: number; ask_id: string }>('SELECT gpu_index, ask_id FROM allocations WHERE lease_id = ?', leaseId).toArray();
+  async leaseEnded(leaseId: string, now = Date.now(), opts: { nodeSilent?: boolean } = {}): Promise<number> {
+    const rows = this.sql.exec<{ gpu_index: number; ask_id: string; node_id: string }>('SELECT gpu_index, ask_id, node_id FROM allocations WHERE lease_id = ?', leaseId).toArray();
     if (rows.length === 0) return 0;
     const askId = rows[0]!.ask_id;
     const trades = this.commit(() => {
+      if (opts.nodeSilent === true) this.nodeGone(rows[0]!.node_id, now);
       this.sql.exec('DELETE FROM allocations WHERE lease_id = ?', leaseId);
       const row = this.row(askId);
       if (!row || row.status === 'cancelled' || row.status === 'expired') return [];
@@ -506,95 +544,13 @@ export class RegionBook extends DurableObject<Bindings> {
     };
   }
 
-  // ── Outbox ───────────────────────────────────────────────────────────────────────────
-
-  /**
-   * Carries out pending effects now; whatever fails is left for the alarm, which is moved
-   * earlier when an effect or `expiry` (a new resting order's) needs it sooner.
-   */
-  private async settle(expiry: number | null = null): Promise<void> {
-    if (this.dirty) {
-      this.draining ??= this.drain().finally(() => {
-        this.draining = null;
-      });
-      await this.draining;
-    }
-    // While a drain runs, the effects it will carry out are its business: an alarm for them now
-    // would only fire into the middle of it. A drain that fails sets the alarm itself.
-    const retry = this.draining ? null : this.sql.exec<{ t: number | null }>('SELECT min(not_before) AS t FROM effects').one().t;
-    await this.alarmBy(Math.min(expiry ?? Infinity, retry ?? Infinity));
-  }
-
-  private async alarmBy(at: number): Promise<void> {
-    if (at === Infinity || (this.alarmAt !== null && this.alarmAt <= at)) return;
-    await this.ctx.storage.setAlarm(at);
-    this.alarmAt = at;
-  }
-
-  private async drain(): Promise<void> {
-    while (this.dirty) {
-      this.dirty = false;
-      const now = Date.now();
-      const due = this.sql.exec<{ seq: number; body: string; attempts: number }>('SELECT seq, body, attempts FROM effects WHERE not_before <= ? ORDER BY seq LIMIT 50', now).toArray();
-      for (const e of due) {
-        const effect = JSON.parse(e.body) as Effect;
-        try {
-          const problem = await this.apply(effect);
-          if (problem) {
-            // Not transient: retrying cannot help. Kept for an operator, and logged loudly.
-            log('error', 'book effect refused', { seq: e.seq, kind: effect.kind, problem });
-            this.sql.exec('INSERT INTO dead_effects (seq, body, error, at) VALUES (?, ?, ?, ?)', e.seq, e.body, problem, now);
-          }
-          this.sql.exec('DELETE FROM effects WHERE seq = ?', e.seq);
-        } catch (err) {
-          const wait = Math.min(MAX_EFFECT_BACKOFF_MS, 500 * 2 ** e.attempts);
-          log('warn', 'book effect failed; retrying', { seq: e.seq, kind: effect.kind, attempts: e.attempts + 1, error: String(err) });
-          this.sql.exec('UPDATE effects SET attempts = attempts + 1, not_before = ? WHERE seq = ?', Date.now() + wait, e.seq);
-          await this.alarmBy(Date.now() + wait);
-          // Effects apply in order: a later one may depend on this one.
-          return;
-        }
-      }
-      if (due.length === 50) this.dirty = true;
-    }
-  }
-
-  /** Applies one effect; a string names a permanent refusal, a throw a transient failure. */
-  private async apply(effect: Effect): Promise<string | null> {
-    if (effect.kind === 'lease') {
-      await this.env.LEASE.getByName(effect.terms.leaseId).create(effect.terms);
-      return null;
-    }
-    const { money } = connection(this.env);
-    const update = {
-      sql: "UPDATE orders SET status = ?, closed_at = CASE WHEN ? = 'open' THEN NULL ELSE ? END WHERE id = ?",
-      args: [effect.status, effect.status, effect.at, effect.orderId],
-    };
-    if (!effect.release || BigInt(effect.release.amount) === 0n) {
-      await money.execute(update);
-      return null;
-    }
-    const rule = releaseRule({
-      owner: effect.release.owner,
-      asset: effect.release.asset as BidOrder['payWith'],
-      amount: BigInt(effect.release.amount),
-      idempotencyKey: `order:${effect.orderId}:release`,
-      reference: effect.orderId,
-      memo: `order ${effect.status}`,
-    });
-    if (!rule.ok) return rule.problem;
-    const posted = await postTransaction(money, rule.spec, { alongside: [update] });
-    return posted.ok ? null : posted.reason;
-  }
-
   /** Orders expire by alarm, not by a request noticing; the outbox is retried here too. */
   override async alarm(): Promise<void> {
-    this.alarmAt = null;
+    this.outbox.alarmFired();
     const now = Date.now();
     this.commit(() => {
       for (const id of this.book.expire(now)) this.close(id, 'expired', now);
     }, now);
-    this.dirty = true;
     await this.settle(this.book.nextExpiry());
   }
 }

@@ -41,6 +41,12 @@ export interface BidInput {
   expiresAt: number;
 }
 
+/** What a node is trusted with now: bids' `min_reliability` and `verified_only` match on it. */
+export interface NodeTrust {
+  reliability: number;
+  verified: boolean;
+}
+
 export interface Trade {
   bidId: string;
   askId: string;
@@ -262,6 +268,11 @@ export class OrderBook {
   private readonly bidById = new Map<string, RestingBid>();
   /** Nodes that are offline: their asks rest but do not match. */
   private readonly offlineNodes = new Set<string>();
+  /**
+   * Nodes' current trust, as last told: it overrides what an ask carried when placed, so a node
+   * whose reliability fell no longer matches bids that ask for more.
+   */
+  private readonly nodeTrust = new Map<string, NodeTrust>();
   private lazilyExpired: string[] = [];
 
   private static askFits(ask: RestingAsk, bid: BidInput, now: number, offline: Set<string>): boolean {
@@ -292,7 +303,7 @@ export class OrderBook {
   submitAsk(input: AskInput, now: number): SubmitResult {
     if (this.bidById.has(input.id) || this.askById.has(input.id)) return { ok: false, reason: 'duplicate_id' };
     if (!(input.gpus > 0) || !(input.price > 0) || input.minDurationS > input.maxDurationS) return { ok: false, reason: 'invalid' };
-    const ask = restingAsk(input, ++this.seq, input.gpus);
+    const ask = this.trusted(restingAsk(input, ++this.seq, input.gpus));
     const trades: Trade[] = [];
     if (input.expiresAt > now && !this.offlineNodes.has(input.nodeId)) this.matchAsk(ask, now, trades);
     const rests = ask.free > 0 && input.expiresAt > now;
@@ -423,7 +434,7 @@ export class OrderBook {
   restore(order: { side: 'sell'; input: AskInput; freeGpus: number } | { side: 'buy'; input: BidInput }): void {
     if (this.askById.has(order.input.id) || this.bidById.has(order.input.id)) return;
     if (order.side === 'sell') {
-      const ask = restingAsk(order.input, ++this.seq, order.freeGpus);
+      const ask = this.trusted(restingAsk(order.input, ++this.seq, order.freeGpus));
       this.asks.add(ask, ask.free);
       this.askById.set(ask.id, ask);
     } else {
@@ -442,7 +453,7 @@ export class OrderBook {
       return;
     }
     if (original.expiresAt <= now) return;
-    const ask = restingAsk(original, ++this.seq, Math.min(original.gpus, gpus));
+    const ask = this.trusted(restingAsk(original, ++this.seq, Math.min(original.gpus, gpus)));
     this.asks.add(ask, ask.free);
     this.askById.set(ask.id, ask);
   }
@@ -468,6 +479,35 @@ export class OrderBook {
     if (!this.offlineNodes.delete(nodeId)) return [];
     const trades: Trade[] = [];
     for (const ask of [...this.askById.values()]) if (ask.nodeId === nodeId) this.requeue(ask, now, trades);
+    return trades;
+  }
+
+  /** A new resting ask with its node's current trust, where the book has been told it. */
+  private trusted(ask: RestingAsk): RestingAsk {
+    const trust = this.nodeTrust.get(ask.nodeId);
+    if (trust) {
+      ask.reliability = trust.reliability;
+      ask.verified = trust.verified;
+    }
+    return ask;
+  }
+
+  /**
+   * A node's current reliability and verification: its asks match on these from now on. Where
+   * the node became more trusted, its asks re-queue (like a returning node's) and match the
+   * bids that now accept them; returns those trades.
+   */
+  setNodeTrust(nodeId: string, trust: NodeTrust, now: number): Trade[] {
+    const before = this.nodeTrust.get(nodeId);
+    this.nodeTrust.set(nodeId, { reliability: trust.reliability, verified: trust.verified });
+    const trades: Trade[] = [];
+    for (const ask of [...this.askById.values()]) {
+      if (ask.nodeId !== nodeId) continue;
+      const gained = trust.reliability > (before?.reliability ?? ask.reliability) || (trust.verified && !(before?.verified ?? ask.verified));
+      ask.reliability = trust.reliability;
+      ask.verified = trust.verified;
+      if (gained) this.requeue(ask, now, trades);
+    }
     return trades;
   }
 

@@ -7,6 +7,7 @@ import { connection } from '../db/client.ts';
 import { parseRawJson, router } from '../http/router.ts';
 import { HeartbeatBatchSchema, type HeartbeatBatch } from '../heartbeats/batch.ts';
 import { regionBook } from '../durable/region-book.ts';
+import { booksHoldingNodes } from '../nodes/books.ts';
 import { lease } from '../durable/lease.ts';
 import { queueRetried, verifiedQueueBody } from '../queue/receiver.ts';
 import { queueRetries } from '../queue/transport.ts';
@@ -113,26 +114,20 @@ export async function applyBatch(client: Client, b: HeartbeatBatch): Promise<boo
 }
 
 /**
- * Tells the RegionBooks holding open asks on these nodes whether each node is online, so an
- * offline node's asks stop matching and a returning node's match again. One call per book.
+ * Tells the RegionBooks holding asks (open, or fully leased and so reopened when a lease ends)
+ * or live leases of these nodes whether each node is online, so an offline node's asks stop
+ * matching and a returning node's match again. One call per book.
  */
 export async function tellBooks(env: Bindings, client: Client, nodeIds: string[]): Promise<void> {
-  const byBook = new Map<string, { region: string; gpuModel: string; online: string[]; offline: string[] }>();
-  for (let i = 0; i < nodeIds.length; i += 500) {
-    const chunk = nodeIds.slice(i, i + 500);
-    const rs = await client.execute({
-      sql: `SELECT DISTINCT o.node_id, o.region, o.gpu_model, n.status FROM orders o JOIN nodes n ON n.id = o.node_id
-            WHERE o.side = 'sell' AND o.status = 'open' AND o.node_id IN (${chunk.map(() => '?').join(',')})`,
-      args: chunk,
-    });
-    for (const r of rs.rows) {
-      const key = `${r.region}:${r.gpu_model}`;
-      const entry = byBook.get(key) ?? { region: String(r.region), gpuModel: String(r.gpu_model), online: [], offline: [] };
-      (r.status === 'online' ? entry.online : entry.offline).push(String(r.node_id));
-      byBook.set(key, entry);
-    }
-  }
-  await Promise.all([...byBook.values()].map((b) => regionBook(env, b.region, b.gpuModel).setNodes({ online: b.online, offline: b.offline })));
+  const books = await booksHoldingNodes(client, nodeIds);
+  await Promise.all(
+    books.map((b) =>
+      regionBook(env, b.region, b.gpuModel).setNodes({
+        online: b.nodes.filter((n) => n.status === 'online').map((n) => n.id),
+        offline: b.nodes.filter((n) => n.status !== 'online').map((n) => n.id),
+      }),
+    ),
+  );
 }
 
 /** Hands each lease the heartbeats that confirmed it; a redelivered batch confirms nothing new. */

@@ -120,6 +120,45 @@ describe('matching', () => {
     expect(book.submitBid(bid(), NOW)).toMatchObject({ trades: [{ askId: 'a' }] });
   });
 
+  it('does not reopen GPUs returned to an offline node’s ask onto waiting bids until the node is back', () => {
+    const book = new OrderBook();
+    const a = ask({ id: 'a', nodeId: 'n1', gpus: 2 });
+    book.submitAsk(a, NOW);
+    expect(book.submitBid(bid({ id: 'b1', gpus: 2 }), NOW)).toMatchObject({ trades: [{ askId: 'a' }] });
+    book.setNodeOnline('n1', false, NOW);
+    book.submitBid(bid({ id: 'b2', gpus: 2 }), NOW);
+    expect(book.returnGpus('a', 2, a, NOW + 1)).toEqual([]);
+    expect(book.resting('b2')).toEqual({ side: 'buy', freeGpus: 2 });
+    expect(book.setNodeOnline('n1', true, NOW + 2).map((t) => t.bidId)).toEqual(['b2']);
+  });
+
+  it('matches on a node’s current trust once told, not on what its asks carried when placed', () => {
+    const book = new OrderBook();
+    book.submitAsk(ask({ id: 'a', nodeId: 'n1', reliability: 0.99, verified: true }), NOW);
+    expect(book.setNodeTrust('n1', { reliability: 0.5, verified: false }, NOW)).toEqual([]);
+    expect(book.submitBid(bid({ id: 'picky', minReliability: 0.9 }), NOW)).toMatchObject({ trades: [], resting: true });
+    expect(book.submitBid(bid({ id: 'verified', verifiedOnly: true }), NOW)).toMatchObject({ trades: [], resting: true });
+    expect(book.openAsks(NOW)).toMatchObject([{ id: 'a', reliability: 0.5, verified: false }]);
+    // A new ask of the node (placed with what the node had then) matches on what the book was told.
+    book.submitAsk(ask({ id: 'a2', nodeId: 'n1', reliability: 0.99, verified: true }), NOW);
+    expect(book.resting('a2')).toEqual({ side: 'sell', freeGpus: 8 });
+    expect(book.submitBid(bid({ id: 'easy' }), NOW)).toMatchObject({ trades: [{ askId: 'a' }] });
+  });
+
+  it('matches the bids that waited for more trust once a node gains it, best first', () => {
+    const book = new OrderBook();
+    book.submitAsk(ask({ id: 'a', nodeId: 'n1', gpus: 3, reliability: 0.7, verified: false }), NOW);
+    book.submitBid(bid({ id: 'reliable', gpus: 2, price: 2_500_000, minReliability: 0.9 }), NOW);
+    book.submitBid(bid({ id: 'verified', gpus: 1, price: 3_000_000, verifiedOnly: true }), NOW);
+    // Less trust matches nothing new and leaves the ask's place in the queue.
+    expect(book.setNodeTrust('n1', { reliability: 0.6, verified: false }, NOW)).toEqual([]);
+    expect(book.setNodeTrust('n1', { reliability: 0.95, verified: true }, NOW + 1).map((t) => [t.bidId, t.price])).toEqual([
+      ['verified', 3_000_000],
+      ['reliable', 2_500_000],
+    ]);
+    expect(book.resting('a')).toBeNull();
+  });
+
   it('matches an ask against the bids that waited while its node was offline, once it is back', () => {
     const book = new OrderBook();
     book.submitAsk(ask({ id: 'a', nodeId: 'n1', gpus: 4, price: 2_000_000 }), NOW);
