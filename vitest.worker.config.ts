@@ -16,6 +16,11 @@ export default defineConfig({
           // Every test request comes from one address; the per-IP limit is tested on its own.
           AUTH_IP_RATE_LIMIT: '100000/60',
           STREAM_IP_RATE_LIMIT: '5/60',
+          // Many tests trade from one account, and every search comes from one address; the
+          // limits are tested against these values (test/worker/order-limits.test.ts).
+          ORDER_MAX_OPEN: '1000',
+          ORDER_RATE_LIMIT: '1000/60',
+          OFFERS_IP_RATE_LIMIT: '1000/60',
           CHAIN_WEBHOOK_SECRETS: 'chain-secret-current,chain-secret-previous',
           USDC_DEPOSIT_ADDRESS: '0x1111111111111111111111111111111111111111',
           GRID_DEPOSIT_ADDRESS: '0x2222222222222222222222222222222222222222',

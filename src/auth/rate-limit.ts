@@ -7,6 +7,8 @@ import { parseRate } from './sliding-window.ts';
 const DEFAULT_PER_IDENTITY = { limit: 10, windowMs: 60_000 };
 const DEFAULT_PER_IP = { limit: 60, windowMs: 60_000 };
 const DEFAULT_STREAM_PER_IP = { limit: 30, windowMs: 60_000 };
+const DEFAULT_ORDERS_PER_ACCOUNT = { limit: 300, windowMs: 60_000 };
+const DEFAULT_OFFER_SEARCHES_PER_IP = { limit: 120, windowMs: 60_000 };
 
 /** On Cloudflare the edge sets this header and strips any the client sent. */
 export function clientIp(c: Context<AppEnv>): string {
@@ -31,6 +33,22 @@ export async function limitStreamConnections(c: Context<AppEnv>): Promise<void> 
   await enforce(c, [[`stream:ip:${clientIp(c)}`, parseRate(c.env.STREAM_IP_RATE_LIMIT, DEFAULT_STREAM_PER_IP)]], 'connection attempts');
 }
 
+/** The bucket counting one account's order placements. */
+export const orderPlacementBucket = (accountId: string) => `orders:account:${accountId}`;
+
+/** Order placements per account (`ORDER_RATE_LIMIT`), counted whether or not they succeed. */
+export async function limitOrderPlacement(c: Context<AppEnv>, accountId: string): Promise<void> {
+  await enforce(c, [[orderPlacementBucket(accountId), parseRate(c.env.ORDER_RATE_LIMIT, DEFAULT_ORDERS_PER_ACCOUNT)]], 'orders placed');
+}
+
+/** The bucket counting one client IP's offer searches. */
+export const offerSearchBucket = (ip: string) => `offers:ip:${ip}`;
+
+/** Offer searches per client IP (`OFFERS_IP_RATE_LIMIT`): each one asks every book it may match. */
+export async function limitOfferSearches(c: Context<AppEnv>): Promise<void> {
+  await enforce(c, [[offerSearchBucket(clientIp(c)), parseRate(c.env.OFFERS_IP_RATE_LIMIT, DEFAULT_OFFER_SEARCHES_PER_IP)]], 'offer searches');
+}
+
 type Bucket = [name: string, rate: { limit: number; windowMs: number }];
 
 async function enforce(c: Context<AppEnv>, buckets: Bucket[], what: string): Promise<void> {
@@ -40,7 +58,7 @@ async function enforce(c: Context<AppEnv>, buckets: Bucket[], what: string): Pro
       buckets.map(([name, rate]) => c.env.RATE_LIMITER.getByName(name).hit(rate.limit, rate.windowMs)),
     );
   } catch (err) {
-    // Failing open keeps sign-in (and the stream) working through a storage incident; the password hash cost still applies.
+    // Failing open keeps sign-in (and the stream, orders, search) working through a storage incident; the password hash cost still applies.
     log('error', 'rate limiter unavailable', { request_id: c.get('requestId'), error: String(err) });
     return;
   }

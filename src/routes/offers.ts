@@ -2,6 +2,7 @@
 // libSQL knows about each node, then filtered and sorted by the offer query grammar
 // (src/market/offer-query.ts). Public and briefly cacheable; no account or node ids leave here.
 import { createRoute, z } from '@hono/zod-openapi';
+import { limitOfferSearches } from '../auth/rate-limit.ts';
 import { GPU_MODEL_IDS, gpuModel } from '../catalog/gpus.ts';
 import { REGION_IDS } from '../catalog/regions.ts';
 import { errorResponses, jsonContent } from '../contracts/common.ts';
@@ -67,7 +68,7 @@ app.openapi(
           .openapi('OfferList'),
         'Offers, cheapest first unless ordered otherwise',
       ),
-      ...errorResponses(400),
+      ...errorResponses(400, 429),
     },
   }),
   async (c) => {
@@ -82,6 +83,8 @@ app.openapi(
     }
     const query = parsed.query;
 
+    // Only a valid search is counted: it is the one that asks every book.
+    await limitOfferSearches(c);
     const candidates = await restingOffers(c.env, booksFor(query.filters));
     const compare = compareOffers(query);
     const matching = candidates.filter((o) => matchesOffer(query, o.offer)).sort((a, b) => compare(a.offer, b.offer));

@@ -7,6 +7,8 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { sha256Hex } from '../auth/encoding.ts';
 import { guard } from '../auth/guard.ts';
+import { orderLimits, orderValueProblem } from '../auth/order-limits.ts';
+import { limitOrderPlacement } from '../auth/rate-limit.ts';
 import { assertActive, refuseInactiveAccount, refuseKnownInactiveAccount } from '../auth/middleware.ts';
 import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
 import { iso, money } from '../contracts/money.ts';
@@ -106,6 +108,23 @@ async function sellReads(c: Context<AppEnv>, body: Extract<PlaceOrderInput, { si
   return { node: { indices, reliability: node.reliabilityPpm / 1_000_000, verified: node.verified } };
 }
 
+/**
+ * Refuses a new order from an account that already has the most open orders allowed. A retry
+ * of an order already recorded is let through to be answered as before. Soft by the requests
+ * in flight at once, which the placement rate bounds.
+ */
+async function refuseOverOpenCap(c: Context<AppEnv>, accountId: string, key: string): Promise<void> {
+  const { maxOpen } = orderLimits(c.env);
+  const rs = await connection(c.env).client.execute({
+    sql: `SELECT (SELECT count(*) FROM (SELECT 1 FROM orders WHERE account_id = ? AND status = 'open' LIMIT ?)) AS open,
+                 EXISTS (SELECT 1 FROM orders WHERE account_id = ? AND idempotency_key = ?) AS known`,
+    args: [accountId, maxOpen, accountId, key],
+  });
+  const row = rs.rows[0]!;
+  if (Number(row.known) === 1 || Number(row.open) < maxOpen) return;
+  throw new ApiError('conflict', `you have ${maxOpen} open orders, the most allowed; cancel one or wait for one to fill or expire`);
+}
+
 async function findByKey(c: Context<AppEnv>, accountId: string, key: string): Promise<OrderRow | undefined> {
   const [row] = await c.get('db').select().from(orders).where(and(eq(orders.accountId, accountId), eq(orders.idempotencyKey, key)));
   return row;
@@ -126,14 +145,15 @@ app.openapi(
     description:
       'A buy wants `gpus` GPUs of `gpu_model` on one node for `duration_s` at most at `price` per GPU-hour; price × gpus × duration is held in `pay_with` ' +
       '(GRID at the configured rate with its discount) before it reaches the book, and a fill at a better price releases the difference at once. ' +
-      'A sell offers GPUs of one of your online nodes. Needs an Idempotency-Key: the same request again returns the first result.',
+      'A sell offers GPUs of one of your online nodes. Needs an Idempotency-Key: the same request again returns the first result. ' +
+      'An order worth less than the configured minimum is a 400, one over the open-order cap a 409, and placements above the rate a 429 with Retry-After (docs/api.md, "Limits").',
     security: BEARER,
     middleware: [...guard('orders:write'), requireIdempotencyKey(), refuseKnownInactiveAccount()],
     request: { body: jsonBodyOf(PlaceOrderBody) },
     responses: {
       201: jsonContent(z.object({ order: OrderSchema, leases: z.array(LeaseSummarySchema) }), 'Placed (and possibly filled)'),
       200: jsonContent(z.object({ order: OrderSchema, leases: z.array(LeaseSummarySchema) }), 'The same request again: the first order, as it is now'),
-      ...errorResponses(400, 401, 402, 403, 404, 409),
+      ...errorResponses(400, 401, 402, 403, 404, 409, 429),
     },
   }),
   async (c) => {
@@ -147,6 +167,15 @@ app.openapi(
     if (body.side === 'sell' && body.min_duration_s > body.max_duration_s) {
       throw new ApiError('validation_failed', 'invalid body: min_duration_s: must not exceed max_duration_s');
     }
+    const valueProblem = orderValueProblem(
+      body.side === 'buy'
+        ? { side: 'buy', price: body.price, gpus: body.gpus, durationS: body.duration_s }
+        : { side: 'sell', price: body.price, gpus: body.gpus },
+      orderLimits(c.env),
+    );
+    if (valueProblem) throw new ApiError('validation_failed', `invalid body: price: ${valueProblem}`);
+    // Both before anything is written: a refused order holds nothing and leaves no row.
+    await Promise.all([limitOrderPlacement(c, accountId), refuseOverOpenCap(c, accountId, key)]);
     const requestHash = await sha256Hex(canonicalRequest(body));
 
     // A buy's retry is caught by the order row's unique Idempotency-Key in its write below, at
