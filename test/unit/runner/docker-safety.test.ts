@@ -38,6 +38,14 @@ describe('docker executor against hostile workloads', () => {
     expect(calls()).toEqual([]);
   });
 
+  it('fails leases whose ports are not ports, or repeat one', async () => {
+    const { leases, calls, events } = dockerRunner();
+    const portLists = [[0], [65_536], [8888.5], [-22], [8888, 8888]];
+    for (const [i, ports] of portLists.entries()) await leases.start(startLease({ lease_id: `lse_${i}`, workload: { ...startLease().workload, ports } }));
+    expect(failures(events)).toEqual(portLists.map(() => expect.stringMatching(/^the workload was refused: workload\.ports/)));
+    expect(calls()).toEqual([]);
+  });
+
   it('builds a docker argv only for images the schema accepts, always with `--` right before the image (1,000 random strings)', () => {
     fc.assert(
       fc.property(randomImage, (image) => {
