@@ -398,10 +398,15 @@ export class RegionBook extends DurableObject<Bindings> {
     return unplaced.map((o) => o.id);
   }
 
-  /** Node status from heartbeat batches: offline nodes' asks stop matching; returning ones match again. */
-  async setNodes(update: { online: string[]; offline: string[] }, now = Date.now()): Promise<number> {
+  /**
+   * Node status from heartbeat batches: offline nodes' asks stop matching; returning ones match
+   * again. `trust` (nodes' trust as libSQL has it) is applied where it differs from what the book
+   * knows, so a trust change whose publication was missed still arrives with the next batch.
+   */
+  async setNodes(update: { online: string[]; offline: string[]; trust?: Record<string, NodeTrustUpdate> }, now = Date.now()): Promise<number> {
     const trades = this.commit(() => {
       const all: Trade[] = [];
+      for (const [id, trust] of Object.entries(update.trust ?? {})) all.push(...this.trustChanged(id, NodeTrustSchema.parse(trust), now));
       for (const id of update.offline) this.nodeGone(id, now);
       for (const id of update.online) {
         const trades = this.nodeBack(id, now);
@@ -422,19 +427,25 @@ export class RegionBook extends DurableObject<Bindings> {
    */
   async setNodeTrust(nodeId: string, trust: NodeTrustUpdate, now = Date.now()): Promise<number> {
     const t = NodeTrustSchema.parse(trust);
-    const trades = this.commit(() => {
-      this.sql.exec(
-        'INSERT INTO node_trust (node_id, reliability_ppm, verified) VALUES (?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET reliability_ppm = excluded.reliability_ppm, verified = excluded.verified',
-        nodeId,
-        t.reliabilityPpm,
-        t.verified ? 1 : 0,
-      );
-      const trades = this.book.setNodeTrust(nodeId, { reliability: t.reliabilityPpm / 1_000_000, verified: t.verified }, now);
-      this.record(trades, null, now);
-      return trades;
-    }, now);
+    const trades = this.commit(() => this.trustChanged(nodeId, t, now), now);
     await this.settle();
     return trades.length;
+  }
+
+  /** Stores and applies a node's trust, unless the book already has exactly that; records the trades. */
+  private trustChanged(nodeId: string, t: NodeTrustUpdate, now: number): Trade[] {
+    const trust = { reliability: t.reliabilityPpm / 1_000_000, verified: t.verified };
+    const known = this.book.trustOf(nodeId);
+    if (known && known.reliability === trust.reliability && known.verified === trust.verified) return [];
+    this.sql.exec(
+      'INSERT INTO node_trust (node_id, reliability_ppm, verified) VALUES (?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET reliability_ppm = excluded.reliability_ppm, verified = excluded.verified',
+      nodeId,
+      t.reliabilityPpm,
+      t.verified ? 1 : 0,
+    );
+    const trades = this.book.setNodeTrust(nodeId, trust, now);
+    this.record(trades, null, now);
+    return trades;
   }
 
   /**

@@ -538,6 +538,11 @@ export class OrderBook {
     return trades;
   }
 
+  /** The node's trust as last told, if the book was told any. */
+  trustOf(nodeId: string): NodeTrust | undefined {
+    return this.nodeTrust.get(nodeId);
+  }
+
   isNodeOnline(nodeId: string): boolean {
     return !this.offlineNodes.has(nodeId);
   }

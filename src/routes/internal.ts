@@ -116,7 +116,9 @@ export async function applyBatch(client: Client, b: HeartbeatBatch): Promise<boo
 /**
  * Tells the RegionBooks holding asks (open, or fully leased and so reopened when a lease ends)
  * or live leases of these nodes whether each node is online, so an offline node's asks stop
- * matching and a returning node's match again. One call per book.
+ * matching and a returning node's match again, and how far each is trusted now (books also
+ * hear that from publishNodeTrust at once; this repairs a publication that was missed). One
+ * call per book.
  */
 export async function tellBooks(env: Bindings, client: Client, nodeIds: string[]): Promise<void> {
   const books = await booksHoldingNodes(client, nodeIds);
@@ -125,6 +127,7 @@ export async function tellBooks(env: Bindings, client: Client, nodeIds: string[]
       regionBook(env, b.region, b.gpuModel).setNodes({
         online: b.nodes.filter((n) => n.status === 'online').map((n) => n.id),
         offline: b.nodes.filter((n) => n.status !== 'online').map((n) => n.id),
+        trust: Object.fromEntries(b.nodes.map((n) => [n.id, { reliabilityPpm: n.reliabilityPpm, verified: n.verified }])),
       }),
     ),
   );

@@ -208,6 +208,19 @@ describe('live trust signals', () => {
     expect((await orderOf(renter, picky.order.id)).status).toBe('filled');
   });
 
+  it('hears a trust change with the node’s next heartbeat batch when its publication was missed', async () => {
+    const model = 'rtx-4090-24gb';
+    const [renter, provider] = await Promise.all([signUp(), signUp(['provider'])]);
+    await fund(renter, 'USD', '50.00');
+    const node = await onlineNode(provider, model, 1);
+    await placed(provider, sell(model, node.nodeId, { gpus: 1 }));
+    await db().update(nodes).set({ reliabilityPpm: 300_000 }).where(eq(nodes.id, node.nodeId));
+    await pause(60);
+    await beat(node, 2);
+    const picky = await placed(renter, buy(model, { gpus: 1, min_reliability: 0.5 }));
+    expect(picky.leases).toEqual([]);
+  });
+
   it('keeps what was published across a restart of the book', async () => {
     const book = regionBook(bindings, 'test-trust', crypto.randomUUID());
     const ask = bookAsk('test-trust', 'm', 2_000_000, 1, { reliability: 0.99, verified: true });
