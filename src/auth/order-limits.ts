@@ -6,8 +6,8 @@ import { costUsd } from '../market/orders.ts';
 export interface OrderLimits {
   /** Micro-USD: the least a buy may hold at most (its maximum cost) and a sell may be worth per hour. */
   minValue: bigint;
-  /** Open orders one account may have at once, both sides together. */
-  maxOpen: number;
+  /** Open orders one account may have at once, both sides together; null when turned off. */
+  maxOpen: number | null;
 }
 
 /** About the cheapest real order: one inexpensive GPU for the shortest duration. */
@@ -19,7 +19,12 @@ export function orderLimits(env: { ORDER_MIN_VALUE?: string; ORDER_MAX_OPEN?: st
   const maxOpen = Number(env.ORDER_MAX_OPEN);
   return {
     minValue: min?.ok ? min.value : DEFAULT_ORDER_MIN_VALUE,
-    maxOpen: env.ORDER_MAX_OPEN && Number.isSafeInteger(maxOpen) && maxOpen > 0 ? maxOpen : DEFAULT_ORDER_MAX_OPEN,
+    maxOpen:
+      env.ORDER_MAX_OPEN?.trim().toLowerCase() === 'off'
+        ? null
+        : env.ORDER_MAX_OPEN && Number.isSafeInteger(maxOpen) && maxOpen > 0
+          ? maxOpen
+          : DEFAULT_ORDER_MAX_OPEN,
   };
 }
 

@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { ApiError } from '../http/errors.ts';
 import { log } from '../http/log.ts';
-import { parseRate } from './sliding-window.ts';
+import { parseLimit } from './sliding-window.ts';
 
 const DEFAULT_PER_IDENTITY = { limit: 10, windowMs: 60_000 };
 const DEFAULT_PER_IP = { limit: 60, windowMs: 60_000 };
@@ -21,8 +21,8 @@ export function clientIp(c: Context<AppEnv>): string {
  * aimed at one account gets more than a few guesses a minute.
  */
 export async function limitCredentialAttempts(c: Context<AppEnv>, action: string, identity: string | null): Promise<void> {
-  const perIdentity = parseRate(c.env.AUTH_RATE_LIMIT, DEFAULT_PER_IDENTITY);
-  const perIp = parseRate(c.env.AUTH_IP_RATE_LIMIT, DEFAULT_PER_IP);
+  const perIdentity = parseLimit(c.env.AUTH_RATE_LIMIT, DEFAULT_PER_IDENTITY);
+  const perIp = parseLimit(c.env.AUTH_IP_RATE_LIMIT, DEFAULT_PER_IP);
   const buckets: Bucket[] = [[`${action}:ip:${clientIp(c)}`, perIp]];
   if (identity) buckets.push([`${action}:id:${identity}`, perIdentity]);
   await enforce(c, buckets, 'attempts');
@@ -30,7 +30,7 @@ export async function limitCredentialAttempts(c: Context<AppEnv>, action: string
 
 /** Market stream connection attempts per client IP (`STREAM_IP_RATE_LIMIT`), counted whether or not they succeed. */
 export async function limitStreamConnections(c: Context<AppEnv>): Promise<void> {
-  await enforce(c, [[`stream:ip:${clientIp(c)}`, parseRate(c.env.STREAM_IP_RATE_LIMIT, DEFAULT_STREAM_PER_IP)]], 'connection attempts');
+  await enforce(c, [[`stream:ip:${clientIp(c)}`, parseLimit(c.env.STREAM_IP_RATE_LIMIT, DEFAULT_STREAM_PER_IP)]], 'connection attempts');
 }
 
 /** The bucket counting one account's order placements. */
@@ -38,7 +38,7 @@ export const orderPlacementBucket = (accountId: string) => `orders:account:${acc
 
 /** Order placements per account (`ORDER_RATE_LIMIT`), counted whether or not they succeed. */
 export async function limitOrderPlacement(c: Context<AppEnv>, accountId: string): Promise<void> {
-  await enforce(c, [[orderPlacementBucket(accountId), parseRate(c.env.ORDER_RATE_LIMIT, DEFAULT_ORDERS_PER_ACCOUNT)]], 'orders placed');
+  await enforce(c, [[orderPlacementBucket(accountId), parseLimit(c.env.ORDER_RATE_LIMIT, DEFAULT_ORDERS_PER_ACCOUNT)]], 'orders placed');
 }
 
 /** The bucket counting one client IP's offer searches. */
@@ -46,12 +46,15 @@ export const offerSearchBucket = (ip: string) => `offers:ip:${ip}`;
 
 /** Offer searches per client IP (`OFFERS_IP_RATE_LIMIT`): each one asks every book it may match. */
 export async function limitOfferSearches(c: Context<AppEnv>): Promise<void> {
-  await enforce(c, [[offerSearchBucket(clientIp(c)), parseRate(c.env.OFFERS_IP_RATE_LIMIT, DEFAULT_OFFER_SEARCHES_PER_IP)]], 'offer searches');
+  await enforce(c, [[offerSearchBucket(clientIp(c)), parseLimit(c.env.OFFERS_IP_RATE_LIMIT, DEFAULT_OFFER_SEARCHES_PER_IP)]], 'offer searches');
 }
 
-type Bucket = [name: string, rate: { limit: number; windowMs: number }];
+type Bucket = [name: string, rate: { limit: number; windowMs: number } | null];
 
-async function enforce(c: Context<AppEnv>, buckets: Bucket[], what: string): Promise<void> {
+/** Counts one request in each bucket whose limit is on; 429 with Retry-After when any is full. */
+async function enforce(c: Context<AppEnv>, all: Bucket[], what: string): Promise<void> {
+  const buckets = all.filter((b): b is [string, { limit: number; windowMs: number }] => b[1] !== null);
+  if (buckets.length === 0) return;
   let decisions;
   try {
     decisions = await Promise.all(

@@ -27,3 +27,8 @@ export function parseRate(text: string | undefined, fallback: { limit: number; w
   if (!m) return fallback;
   return { limit: Number(m[1]), windowMs: Number(m[2]) * 1000 };
 }
+
+/** As parseRate, but `off` turns the limit off (benchmarks, a trusted deployment): null. */
+export function parseLimit(text: string | undefined, fallback: { limit: number; windowMs: number }) {
+  return text?.trim().toLowerCase() === 'off' ? null : parseRate(text, fallback);
+}

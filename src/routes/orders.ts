@@ -115,6 +115,7 @@ async function sellReads(c: Context<AppEnv>, body: Extract<PlaceOrderInput, { si
  */
 async function refuseOverOpenCap(c: Context<AppEnv>, accountId: string, key: string): Promise<void> {
   const { maxOpen } = orderLimits(c.env);
+  if (maxOpen === null) return;
   const rs = await connection(c.env).client.execute({
     sql: `SELECT (SELECT count(*) FROM (SELECT 1 FROM orders WHERE account_id = ? AND status = 'open' LIMIT ?)) AS open,
                  EXISTS (SELECT 1 FROM orders WHERE account_id = ? AND idempotency_key = ?) AS known`,

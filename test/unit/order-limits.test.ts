@@ -4,6 +4,7 @@ import { DEFAULT_ORDER_MAX_OPEN, DEFAULT_ORDER_MIN_VALUE, orderLimits, orderValu
 describe('order limits', () => {
   it('read ORDER_MIN_VALUE as a decimal USD amount and ORDER_MAX_OPEN as a positive count, else the defaults', () => {
     expect(orderLimits({ ORDER_MIN_VALUE: '0.25', ORDER_MAX_OPEN: '7' })).toEqual({ minValue: 250_000n, maxOpen: 7 });
+    expect(orderLimits({ ORDER_MAX_OPEN: 'off' })).toEqual({ minValue: DEFAULT_ORDER_MIN_VALUE, maxOpen: null });
     for (const bad of [{}, { ORDER_MIN_VALUE: '', ORDER_MAX_OPEN: '' }, { ORDER_MIN_VALUE: '1e3', ORDER_MAX_OPEN: '-1' }, { ORDER_MIN_VALUE: '-1', ORDER_MAX_OPEN: '1.5' }]) {
       expect(orderLimits(bad)).toEqual({ minValue: DEFAULT_ORDER_MIN_VALUE, maxOpen: DEFAULT_ORDER_MAX_OPEN });
     }

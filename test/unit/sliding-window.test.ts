@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRate, takeSlot, type SlidingWindow } from '../../src/auth/sliding-window.ts';
+import { parseLimit, parseRate, takeSlot, type SlidingWindow } from '../../src/auth/sliding-window.ts';
 
 describe('sliding-window rate limit', () => {
   it('allows `limit` hits per window, then refuses with the time until a slot frees', () => {
@@ -24,5 +24,14 @@ describe('sliding-window rate limit', () => {
     expect(parseRate('10/60', fallback)).toEqual({ limit: 10, windowMs: 60_000 });
     expect(parseRate('ten per minute', fallback)).toBe(fallback);
     expect(parseRate(undefined, fallback)).toBe(fallback);
+  });
+
+  it('turns a limit off only when it says "off"', () => {
+    const fallback = { limit: 1, windowMs: 1000 };
+    expect(parseLimit('off', fallback)).toBeNull();
+    expect(parseLimit(' OFF ', fallback)).toBeNull();
+    expect(parseLimit('10/60', fallback)).toEqual({ limit: 10, windowMs: 60_000 });
+    expect(parseLimit('', fallback)).toBe(fallback);
+    expect(parseLimit('of', fallback)).toBe(fallback);
   });
 });
