@@ -179,8 +179,8 @@ app.openapi(
     await Promise.all([limitOrderPlacement(c, accountId), refuseOverOpenCap(c, accountId, key)]);
     const requestHash = await sha256Hex(canonicalRequest(body));
 
-    // A buy's retry is caught by the order row's unique Idempotency-Key in its write below, at
-    // no extra round trip; a sell is looked up with its node first (sellReads).
+    // A buy's retry is caught by the order row's unique Idempotency-Key in its write below; a
+    // sell is looked up with its node first (sellReads).
     const sell = body.side === 'sell' ? await sellReads(c, body, key) : null;
     if (sell?.existing) return replay(c, sell.existing, requestHash);
 
