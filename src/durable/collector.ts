@@ -4,7 +4,7 @@
 //
 // Storage (DO SQLite): `nodes` (last accepted state per node, written at flush), `commands`
 // (the per-node mailbox, until acknowledged), `outbox` (flushed batches not yet accepted by
-// the queue; retried at the next alarm), `meta` (region, shard, flush counter).
+// the queue; retried at the next alarm), `meta` (region, shard, flush counter, epoch).
 import { DurableObject } from 'cloudflare:workers';
 import type { Command, HeartbeatRequest } from '../contracts/runner.ts';
 import { connection } from '../db/client.ts';
@@ -29,6 +29,12 @@ export class Collector extends DurableObject<Bindings> {
   private region = '';
   private shard = 0;
   private flushes = 0;
+  /**
+   * Random, kept in storage: batch ids are `region:shard:epoch:flush`, and the receiver applies
+   * each id once, so a Collector starting over (storage lost, or another environment on the same
+   * database) must not reuse ids its earlier life already sent.
+   */
+  private epoch = '';
   /** Whether an alarm is set; kept in memory so a heartbeat never reads storage for it. */
   private alarmSet = false;
   /** Nodes with commands waiting, so a heartbeat with an empty mailbox skips the query. */
@@ -63,6 +69,11 @@ export class Collector extends DurableObject<Bindings> {
       this.region = meta.get('region') ?? '';
       this.shard = Number(meta.get('shard') ?? 0);
       this.flushes = Number(meta.get('flushes') ?? 0);
+      this.epoch = meta.get('epoch') ?? '';
+      if (!this.epoch) {
+        this.epoch = crypto.randomUUID().replaceAll('-', '').slice(0, 16);
+        this.sql.exec("INSERT INTO meta (k, v) VALUES ('epoch', ?)", this.epoch);
+      }
     });
   }
 
@@ -167,7 +178,7 @@ export class Collector extends DurableObject<Bindings> {
       for (let i = 0; i < Math.max(pending.length, 1); i += NODES_PER_MESSAGE) {
         const chunk = new Map(pending.slice(i, i + NODES_PER_MESSAGE));
         this.flushes += 1;
-        const batchId = `${this.region}:${this.shard}:${this.ctx.id.toString().slice(0, 16)}:${this.flushes}`;
+        const batchId = `${this.region}:${this.shard}:${this.epoch}:${this.flushes}`;
         const batch = buildBatch(batchId, this.region, this.shard, now, chunk, i === 0 ? offline : []);
         this.sql.exec('INSERT INTO outbox (batch_id, body, created_at) VALUES (?, ?, ?)', batchId, JSON.stringify(batch), now);
       }

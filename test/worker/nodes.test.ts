@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers';
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { joinTokens, nodeMetricsMinute, nodes, nodeUptimeDaily } from '../../src/db/schema.ts';
@@ -230,6 +230,28 @@ describe('the heartbeat pipeline', () => {
     await sendHeartbeat(token, heartbeat(nodeId, 3));
     await runDurableObjectAlarm(collector);
     expect((await json(await call(`/v1/nodes/${nodeId}`, { auth: provider.apiKey }))).node.status).toBe('online');
+  });
+});
+
+describe('a Collector that lost its storage', () => {
+  it('sends batches under new ids, so none is dropped as a duplicate of one it sent before', async () => {
+    const provider = await signUp(['provider']);
+    const { nodeId, token } = await registerNode(provider, machine(), 'us-east');
+    const status = async () => (await db().select({ status: nodes.status }).from(nodes).where(eq(nodes.id, nodeId)))[0]!.status;
+    expect((await sendHeartbeat(token, heartbeat(nodeId, 1))).status).toBe(202);
+    await runDurableObjectAlarm(collectorOf(nodeId));
+    expect(await status()).toBe('online');
+
+    // Its storage gone (a reset, a restore), the Collector starts counting flushes again.
+    await runInDurableObject(collectorOf(nodeId), async (_collector, state) => {
+      await state.storage.deleteAlarm();
+      await state.storage.deleteAll();
+    });
+    await evictDurableObject(collectorOf(nodeId));
+    await db().update(nodes).set({ status: 'offline' }).where(eq(nodes.id, nodeId));
+    expect((await sendHeartbeat(token, heartbeat(nodeId, 2, {}, crypto.randomUUID()))).status).toBe(202);
+    await runDurableObjectAlarm(collectorOf(nodeId));
+    expect(await status()).toBe('online');
   });
 });
 
