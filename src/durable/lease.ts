@@ -1,112 +1,73 @@
-// Lease: one per lease, created by the RegionBook from one fill. It records the terms (renter,
-// provider, node, GPU indices, price, duration, asset, workload) and drives the lease's life:
+// Lease: one per lease, created by the RegionBook from one fill. A thin shell around the pure
+// lifecycle (src/leases/lifecycle.ts), which decides the lease's life and names each step;
+// this object stores the record, carries out the steps, and keeps time with its alarm.
 //
-//   provisioning ──started──▶ running ──end of paid time / renter terminates / workload exits──▶ completed
-//        │                       └──failed report / no confirming heartbeat for the grace──▶ failed
-//        ├──failed report / not started within the provisioning timeout──▶ failed (nothing billed)
-//        └──renter terminates──▶ cancelled (nothing billed)
-//
-// Time is driven by this object's alarm, never by a request noticing: the provisioning
-// deadline, the heartbeat grace, the end of the paid duration and periodic settlement.
-// Billing counts only heartbeat-confirmed time (src/leases/metering.ts) and is settled from the
-// renter's escrow to the provider (minus the platform fee) every LEASE_SETTLE_S and at the end,
-// when the rest of the hold goes back to the renter.
-//
-// Everything outside this object is a step with its own flag and idempotency key, carried out
-// after the state is saved and retried by the alarm until done: the creation steps (libSQL row
-// with the improvement release; start_lease in the node's mailbox), each settlement (its amount
-// is saved before it is posted, so a retry posts the same one), and the ending steps (final
-// settlement and refund, stop_lease, the GPUs back to the book, the node's reliability on a
-// failure, the libSQL row's state). Eviction at any point loses nothing.
+// Every entry point (create, runner events, heartbeat confirmations, terminate, extend, the
+// alarm) runs through one queue: one at a time, each to the end of its steps, so none of them
+// ever sees another half-done across an await on libSQL, the book or the node's mailbox. A step
+// is recorded only after it is carried out, each under an idempotency key of its own (ledger
+// keys, command ids, the lease row's state), so a step whose answer was lost (an eviction, a
+// timeout) is carried out again with no second effect. A failing step stops the run; the alarm
+// retries it. Creating a lease never ends it: a fill replayed after its provisioning deadline is
+// failed by the alarm, never inside the book's call (which would call back into the book).
 import { DurableObject } from 'cloudflare:workers';
+import type { Client } from '@libsql/client/web';
 import { keyRing, signLeaseToken } from '../auth/tokens.ts';
 import type { Command, LeaseEvent } from '../contracts/runner.ts';
 import { connection } from '../db/client.ts';
 import type { Bindings } from '../env.ts';
+import type { HeartbeatBatch } from '../heartbeats/batch.ts';
 import { log } from '../http/log.ts';
-import { capture, release } from '../ledger/rules.ts';
+import { capture, hold, release, type RuleResult } from '../ledger/rules.ts';
 import { postTransaction } from '../ledger/store.ts';
 import { leaseConfig, type LeaseConfig } from '../leases/config.ts';
-import { addPoint, billFor, confirmedMs, feeFor, lastPoint, type Rate, type Span } from '../leases/metering.ts';
+import { isTerminal, newRecord, nextStep, plan, receive, stepDone, upgradeRecord, wakeAt, type LeaseInput, type LeaseRecord, type LeaseStep, type StepOutcome } from '../leases/lifecycle.ts';
 import type { LeaseTerms } from '../market/orders.ts';
 import { collectorFor } from '../nodes/registry.ts';
-import type { WebhookEventType } from '../contracts/webhooks.ts';
-import { formatAmount } from '../money/amount.ts';
+import { publishNodeTrust } from '../nodes/trust.ts';
 import { emitEvent } from '../webhooks/emit.ts';
 import { regionBook } from './region-book.ts';
 
-export const LEASE_STATES = ['provisioning', 'running', 'completed', 'failed', 'cancelled'] as const;
-export type LeaseState = (typeof LEASE_STATES)[number];
-const TERMINAL: readonly LeaseState[] = ['completed', 'failed', 'cancelled'];
+export { LEASE_STATES, type LeaseRecord, type LeaseState } from '../leases/lifecycle.ts';
 
 /** How much a node's reliability drops when a lease on it fails (parts per million). */
 const RELIABILITY_PENALTY_PPM = 50_000;
 const RETRY_MS = 5_000;
-
-export interface LeaseRecord {
-  terms: LeaseTerms;
-  state: LeaseState;
-  history: Array<{ state: LeaseState; at: number; reason?: string }>;
-  /** When the runner reported the workload started; billing counts from here. */
-  startedAt: number | null;
-  /** startedAt + the paid duration. */
-  endsAt: number | null;
-  /** When billing stopped early (terminated, exited, failed). */
-  stoppedAt: number | null;
-  /** Heartbeat-confirmed time (see metering.ts). */
-  spans: Span[];
-  /** What the runner reported for reaching the workload (container port → host port). */
-  ports: Record<string, number> | null;
-  exitCode: number | null;
-  /** Cumulative amounts settled to the provider and as fee (decimal strings). */
-  billed: string;
-  fee: string;
-  settlements: number;
-  /** A settlement saved but not yet known to be posted. */
-  pendingSettlement: { n: number; amount: string; fee: string; dueAt: number } | null;
-  /** The last settlements posted: when each was due (end of its period) and when it was posted. */
-  settlementLog: Array<{ n: number; amount: string; fee: string; dueAt: number; postedAt: number }>;
-  nextSettleAt: number | null;
-  /**
-   * The final settlement waits until then (or a confirmation at or after `endsAt`): heartbeats
-   * confirming the last seconds of a lease that ran to its end arrive a flush later.
-   */
-  finalAfter: number | null;
-  /** Extensions applied, by their Idempotency-Key, each once. */
-  extensions: Array<{ key: string; seconds: number; amount: string; at: number }>;
-  /** Webhook events already handed to emitEvent. */
-  emitted: WebhookEventType[];
-  /** Steps done (see the file comment). */
-  steps: {
-    booked: boolean;
-    commanded: boolean;
-    refunded: boolean;
-    stopped: boolean;
-    gpusReturned: boolean;
-    reliability: boolean;
-    /** The libSQL row shows `state`. */
-    synced: boolean;
-  };
-  updatedAt: number;
-}
+/** Steps one run carries out at most; the rest continue from an alarm at once. */
+const STEPS_PER_RUN = 64;
 
 export function lease(env: Bindings, leaseId: string) {
   return env.LEASE.getByName(leaseId);
 }
 
-export type EventOutcome = { ok: true; state: LeaseState } | { ok: false; reason: 'not_found' };
+export type EventOutcome = { ok: true; state: LeaseRecord['state'] } | { ok: false; reason: 'not_found' };
+export type ExtendOutcome =
+  | { ok: true; record: LeaseRecord }
+  | { ok: false; reason: 'ended' | 'too_long' | 'insufficient_funds' | 'pending' };
 
 export class Lease extends DurableObject<Bindings> {
   private record: LeaseRecord | null | undefined;
   private readonly config: LeaseConfig;
+  /** The tail of the queue every entry point waits in. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     this.config = leaseConfig(env);
   }
 
+  /** Runs `fn` after every call before it has finished, and before any after it starts. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   private async load(): Promise<LeaseRecord | null> {
-    if (this.record === undefined) this.record = (await this.ctx.storage.get<LeaseRecord>('lease')) ?? null;
+    if (this.record === undefined) {
+      const stored = await this.ctx.storage.get<LeaseRecord>('lease');
+      this.record = stored ? upgradeRecord(stored) : null;
+    }
     return this.record;
   }
 
@@ -116,55 +77,28 @@ export class Lease extends DurableObject<Bindings> {
     this.record = rec;
   }
 
-  private transition(rec: LeaseRecord, state: LeaseState, at: number, reason?: string): void {
-    rec.state = state;
-    rec.history.push({ state, at, ...(reason ? { reason } : {}) });
-    rec.steps.synced = false;
-  }
-
-  /** Creates the lease once; asking again (a retry) finishes whatever step is left. */
+  /**
+   * Creates the lease once and carries out its creation steps (the libSQL row with the price
+   * improvement's release, start_lease in the node's mailbox). Asking again (the book's retry)
+   * answers at once: whatever is left belongs to the alarm, so the book never waits on a lease
+   * that is itself waiting on the book.
+   */
   async create(terms: LeaseTerms): Promise<LeaseRecord> {
-    let rec = await this.load();
-    if (rec && rec.terms.tradeId !== terms.tradeId) throw new Error(`lease ${terms.leaseId} already belongs to trade ${rec.terms.tradeId}`);
-    if (!rec) {
-      rec = {
-        terms,
-        state: 'provisioning',
-        history: [{ state: 'provisioning', at: terms.createdAt }],
-        startedAt: null,
-        endsAt: null,
-        stoppedAt: null,
-        spans: [],
-        ports: null,
-        exitCode: null,
-        billed: '0',
-        fee: '0',
-        settlements: 0,
-        pendingSettlement: null,
-        settlementLog: [],
-        nextSettleAt: null,
-        finalAfter: null,
-        extensions: [],
-        emitted: [],
-        steps: { booked: false, commanded: false, refunded: false, stopped: false, gpusReturned: false, reliability: false, synced: true },
-        updatedAt: 0,
-      };
-      await this.save(rec);
-      await this.ctx.storage.setAlarm(terms.createdAt + this.config.provisionTimeoutMs);
+    const known = await this.load();
+    if (known) {
+      if (known.terms.tradeId !== terms.tradeId) throw new Error(`lease ${terms.leaseId} already belongs to trade ${known.terms.tradeId}`);
+      return known;
     }
-    if (!rec.steps.booked) {
-      await this.book(rec.terms);
-      rec.steps.booked = true;
-      await this.save(rec);
-    }
-    if (!rec.steps.commanded && rec.state === 'provisioning') {
-      await this.command(rec.terms);
-      rec.steps.commanded = true;
-      await this.save(rec);
-    }
-    // The renter's webhooks go out from here on; their failures are the alarm's to retry.
-    await this.advance(rec, Date.now());
-    return rec;
+    return this.serial(async () => {
+      let rec = await this.load();
+      if (!rec) {
+        rec = newRecord(terms);
+        await this.save(rec);
+        // Should anything below fail, the alarm finishes it.
+        await this.ctx.storage.setAlarm(Date.now() + RETRY_MS);
+      }
+      return this.run(Date.now(), (step) => step.kind === 'book' || step.kind === 'command');
+    });
   }
 
   async get(): Promise<LeaseRecord | null> {
@@ -172,255 +106,195 @@ export class Lease extends DurableObject<Bindings> {
   }
 
   /** A lease event from the runner of `nodeId`; events for another node's lease are refused. */
-  async event(nodeId: string, ev: LeaseEvent, now = Date.now()): Promise<EventOutcome> {
-    const rec = await this.load();
-    if (!rec || rec.terms.nodeId !== nodeId) return { ok: false, reason: 'not_found' };
-    // The runner's clock is trusted only within what we know: not before the lease, not ahead of now.
-    const at = Math.min(Math.max(Date.parse(ev.at), rec.terms.createdAt), now);
-    if (ev.type === 'started' && rec.state === 'provisioning') {
-      this.transition(rec, 'running', at);
-      rec.startedAt = at;
-      rec.endsAt = at + rec.terms.durationS * 1000;
-      rec.spans = addPoint(rec.spans, at, this.config.graceMs);
-      rec.ports = ev.ports ?? null;
-      rec.nextSettleAt = now + this.config.settleEveryMs;
-    } else if (ev.type === 'failed' && (rec.state === 'provisioning' || rec.state === 'running')) {
-      if (rec.state === 'running') rec.stoppedAt = Math.max(at, rec.startedAt!);
-      this.transition(rec, 'failed', at, `runner reported: ${ev.reason}`.slice(0, 500));
-    } else if (ev.type === 'exited' && rec.state === 'running') {
-      rec.stoppedAt = Math.max(at, rec.startedAt!);
-      rec.exitCode = ev.exit_code;
-      // Exiting at or after the paid end is the normal end; earlier, the workload finished by itself.
-      this.transition(rec, 'completed', at, rec.stoppedAt >= rec.endsAt! ? 'paid duration over' : `workload exited with code ${ev.exit_code}`);
-    } else {
-      // A repeated or late event (a retry): nothing changes.
-      return { ok: true, state: rec.state };
-    }
-    await this.save(rec);
-    await this.advance(rec, now);
-    return { ok: true, state: rec.state };
+  async event(nodeId: string, ev: LeaseEvent, now?: number): Promise<EventOutcome> {
+    return this.serial(async () => {
+      const rec = await this.load();
+      if (!rec || rec.terms.nodeId !== nodeId) return { ok: false, reason: 'not_found' } as const;
+      const after = await this.input({ kind: 'event', event: ev }, now ?? Date.now());
+      return { ok: true, state: after.state } as const;
+    });
   }
 
   /** Heartbeat confirmations from a flushed batch; redelivered batches change nothing. */
-  async confirm(nodeId: string, points: number[], now = Date.now()): Promise<void> {
-    const rec = await this.load();
-    // Confirmations count until the final settlement, which may wait for the last of them.
-    if (!rec || rec.terms.nodeId !== nodeId || rec.steps.refunded) return;
-    const before = JSON.stringify(rec.spans);
-    for (const p of points) if (p >= rec.terms.createdAt && p <= now) rec.spans = addPoint(rec.spans, p, this.config.graceMs);
-    if (JSON.stringify(rec.spans) === before) return;
-    await this.save(rec);
-    if (rec.finalAfter !== null && (lastPoint(rec.spans) ?? 0) >= rec.endsAt!) await this.advance(rec, now);
+  async confirm(nodeId: string, points: number[], now?: number): Promise<void> {
+    await this.serial(async () => {
+      const rec = await this.load();
+      if (!rec || rec.terms.nodeId !== nodeId) return;
+      await this.input({ kind: 'confirm', points: points.slice(0, 10_000) }, now ?? Date.now());
+    });
   }
 
   /** The renter ends the lease now: a provisioning lease is cancelled free, a running one billed to now. */
-  async terminate(now = Date.now()): Promise<LeaseState> {
-    const rec = await this.load();
-    if (!rec) throw new Error('no lease');
-    if (rec.state === 'provisioning') this.transition(rec, 'cancelled', now, 'cancelled by the renter');
-    else if (rec.state === 'running') {
-      rec.stoppedAt = now;
-      this.transition(rec, 'completed', now, 'terminated by the renter');
-    } else return rec.state;
-    await this.save(rec);
-    await this.advance(rec, now);
-    return rec.state;
+  async terminate(now?: number): Promise<LeaseRecord['state']> {
+    return this.serial(async () => {
+      if (!(await this.load())) throw new Error('no lease');
+      return (await this.input({ kind: 'terminate' }, now ?? Date.now())).state;
+    });
   }
 
   /**
-   * Adds paid time whose cost the caller has already held in escrow (under `key`). Applied once
-   * per key; refused once the lease has ended (the caller then releases that hold).
+   * Adds paid time. The lease holds its cost itself under `key` (the same key is the same
+   * extension), then applies it if the lease is still live, or releases the hold: a hold never
+   * stays behind unapplied, whatever happens to the caller.
    */
-  async extend(key: string, seconds: number, amount: bigint, now = Date.now()): Promise<{ ok: true; record: LeaseRecord } | { ok: false; reason: 'ended' | 'too_long' }> {
-    const rec = await this.load();
-    if (!rec) throw new Error('no lease');
-    if (rec.extensions.some((e) => e.key === key)) return { ok: true, record: rec };
-    if (TERMINAL.includes(rec.state)) return { ok: false, reason: 'ended' };
-    if (rec.terms.durationS + seconds > rec.terms.maxDurationS) return { ok: false, reason: 'too_long' };
-    rec.terms.durationS += seconds;
-    rec.terms.amount = (BigInt(rec.terms.amount) + amount).toString();
-    if (rec.endsAt !== null) rec.endsAt += seconds * 1000;
-    rec.extensions.push({ key, seconds, amount: amount.toString(), at: now });
-    rec.steps.synced = false;
-    await this.save(rec);
-    await this.advance(rec, now);
-    return { ok: true, record: rec };
+  async extend(key: string, seconds: number, amount: bigint, now?: number): Promise<ExtendOutcome> {
+    return this.serial(async () => {
+      const rec = await this.load();
+      if (!rec) throw new Error('no lease');
+      const at = now ?? Date.now();
+      const { rec: next, reply, changed } = receive(rec, { kind: 'extend', key, seconds, amount }, at, this.config);
+      if (changed) await this.save(next);
+      if (reply.kind === 'extension' && reply.outcome !== 'accepted') return { ok: false, reason: reply.outcome };
+      const after = await this.run(at);
+      const request = after.extensionRequests.find((e) => e.key === key)!;
+      if (request.status === 'applied') return { ok: true, record: after };
+      if (request.status === 'refused') return { ok: false, reason: 'insufficient_funds' };
+      if (request.status === 'holding') return { ok: false, reason: 'pending' };
+      return { ok: false, reason: 'ended' };
+    });
   }
 
   override async alarm(): Promise<void> {
-    const rec = await this.load();
-    if (!rec) return;
-    await this.advance(rec, Date.now());
-  }
-
-  /** Applies what time has decided, carries out pending steps, and sets the next alarm. */
-  private async advance(rec: LeaseRecord, now: number): Promise<void> {
-    if (rec.state === 'provisioning' && now >= rec.terms.createdAt + this.config.provisionTimeoutMs) {
-      this.transition(rec, 'failed', now, `not started within ${this.config.provisionTimeoutMs / 1000} s`);
-      await this.save(rec);
-    }
-    if (rec.state === 'running') {
-      const last = lastPoint(rec.spans) ?? rec.startedAt!;
-      if (now >= rec.endsAt! && last >= rec.endsAt! - this.config.graceMs) {
-        rec.stoppedAt = rec.endsAt;
-        rec.finalAfter = rec.endsAt! + this.config.graceMs;
-        this.transition(rec, 'completed', rec.endsAt!, 'paid duration over');
-        await this.save(rec);
-      } else if (now - last > this.config.graceMs) {
-        // Billing stops at the last confirmation: the silence after it proves nothing.
-        rec.stoppedAt = last;
-        this.transition(rec, 'failed', now, `no heartbeat confirmed the lease for ${Math.round((now - last) / 1000)} s`);
-        await this.save(rec);
-      }
-    }
-    let retry = false;
-    try {
-      if (rec.state === 'running' && rec.nextSettleAt !== null && now >= rec.nextSettleAt) {
-        await this.settle(rec, Math.min(now, rec.endsAt!), false, rec.nextSettleAt);
-        rec.nextSettleAt = now + this.config.settleEveryMs;
-        await this.save(rec);
-      }
-      if (TERMINAL.includes(rec.state)) await this.finish(rec, now);
-      await this.notify(rec);
-      if (!rec.steps.synced) {
-        await connection(this.env).money.execute({
-          sql: 'UPDATE leases SET state = ?, duration_s = ?, amount = ? WHERE id = ?',
-          args: [rec.state, rec.terms.durationS, BigInt(rec.terms.amount), rec.terms.leaseId],
-        });
-        // The runner enforces the paid end by itself: tell it about every extension.
-        if (rec.state === 'running' && rec.extensions.length > 0) {
-          const command: Command = { id: `extend_${rec.terms.leaseId}_${rec.extensions.length}`, type: 'extend_lease', lease_id: rec.terms.leaseId, ends_at: new Date(rec.endsAt!).toISOString() };
-          await collectorFor(this.env, rec.terms.nodeId, rec.terms.region).stub.enqueueCommand(rec.terms.nodeId, command);
-        }
-        rec.steps.synced = true;
-        await this.save(rec);
-      }
-    } catch (err) {
-      log('warn', 'lease step failed; retrying', { lease_id: rec.terms.leaseId, state: rec.state, error: String(err) });
-      retry = true;
-    }
-    await this.schedule(rec, now, retry);
-  }
-
-  private async schedule(rec: LeaseRecord, now: number, retry: boolean): Promise<void> {
-    const times: number[] = [];
-    if (retry) times.push(now + RETRY_MS);
-    if (rec.state === 'provisioning') times.push(rec.terms.createdAt + this.config.provisionTimeoutMs);
-    if (rec.state === 'running') {
-      const last = lastPoint(rec.spans) ?? rec.startedAt!;
-      times.push(rec.endsAt!, last + this.config.graceMs + 1, rec.nextSettleAt ?? now + this.config.settleEveryMs);
-    }
-    if (TERMINAL.includes(rec.state) && !rec.steps.refunded && rec.finalAfter !== null) times.push(rec.finalAfter);
-    if (times.length === 0) {
-      await this.ctx.storage.deleteAlarm();
-      return;
-    }
-    await this.ctx.storage.setAlarm(Math.max(now + 1, Math.min(...times)));
-  }
-
-  /** The renter's webhook events this lease owes, each emitted once (emitEvent dedupes too). */
-  private async notify(rec: LeaseRecord): Promise<void> {
-    const t = rec.terms;
-    const due: Array<[WebhookEventType, string, Record<string, unknown>]> = [];
-    if (rec.steps.booked) {
-      due.push(['order.filled', `evt_${t.bidId}_filled`, { order_id: t.bidId, lease_id: t.leaseId, price: formatAmount(BigInt(t.price)), gpus: t.gpus, duration_s: t.durationS, asset: t.asset, amount: formatAmount(BigInt(t.amount)) }]);
-    }
-    const lease = () => ({ lease_id: t.leaseId, order_id: t.bidId, state: rec.state, node_id: t.nodeId, gpus: t.gpus, gpu_indices: t.gpuIndices });
-    if (rec.startedAt !== null) due.push(['lease.running', `evt_${t.leaseId}_running`, { ...lease(), started_at: new Date(rec.startedAt).toISOString(), ports: rec.ports ?? {} }]);
-    if (rec.steps.refunded && (rec.state === 'completed' || rec.state === 'failed')) {
-      const ended = { ...lease(), reason: rec.history.at(-1)?.reason ?? null, billed: formatAmount(BigInt(rec.billed)), refunded: formatAmount(BigInt(t.amount) - BigInt(rec.billed)), asset: t.asset };
-      due.push([rec.state === 'completed' ? 'lease.completed' : 'lease.failed', `evt_${t.leaseId}_${rec.state}`, ended]);
-    }
-    for (const [type, id, data] of due) {
-      if (rec.emitted.includes(type)) continue;
-      await emitEvent(this.env, { id, accountId: t.renterId, type, data });
-      rec.emitted.push(type);
-      await this.save(rec);
-    }
-  }
-
-  private rate(t: LeaseTerms): Rate {
-    return { price: t.price, gpus: t.gpus, asset: t.asset, gridUsdRate: BigInt(t.gridUsdRate), gridDiscountBps: BigInt(t.gridDiscountBps) };
-  }
-
-  /** Settles confirmed time up to `until` that is not yet settled; one ledger transaction, own key. */
-  private async settle(rec: LeaseRecord, until: number, final: boolean, dueAt = until): Promise<void> {
-    const t = rec.terms;
-    if (!rec.pendingSettlement && rec.startedAt !== null) {
-      const end = final ? Math.min(rec.endsAt!, rec.stoppedAt ?? rec.endsAt!) : until;
-      const amount = BigInt(t.amount);
-      const billedNow = [billFor(this.rate(t), confirmedMs(rec.spans, rec.startedAt, end)), amount].reduce((a, b) => (a < b ? a : b));
-      const delta = billedNow - BigInt(rec.billed);
-      if (delta > 0n) {
-        const feeNow = feeFor(billedNow, this.config.feeBps);
-        rec.pendingSettlement = { n: rec.settlements + 1, amount: delta.toString(), fee: (feeNow - BigInt(rec.fee)).toString(), dueAt };
-        await this.save(rec);
-      }
-    }
-    const p = rec.pendingSettlement;
-    if (!p) return;
-    const rule = capture({
-      payer: t.renterId,
-      payee: t.providerId,
-      asset: t.asset,
-      amount: BigInt(p.amount),
-      fee: BigInt(p.fee),
-      idempotencyKey: `lease:${t.leaseId}:settle:${p.n}`,
-      reference: t.leaseId,
-      memo: `lease settlement ${p.n}`,
+    await this.serial(async () => {
+      if (await this.load()) await this.run(Date.now());
     });
-    if (!rule.ok) throw new Error(`settlement refused: ${rule.problem}`);
-    const posted = await postTransaction(connection(this.env).money, rule.spec);
-    if (!posted.ok) throw new Error(`settlement refused: ${posted.reason}`);
-    rec.billed = (BigInt(rec.billed) + BigInt(p.amount)).toString();
-    rec.fee = (BigInt(rec.fee) + BigInt(p.fee)).toString();
-    rec.settlements = p.n;
-    rec.pendingSettlement = null;
-    rec.settlementLog = [...rec.settlementLog, { n: p.n, amount: p.amount, fee: p.fee, dueAt: p.dueAt, postedAt: Date.now() }].slice(-20);
-    await this.save(rec);
   }
 
-  /** The ending steps, each once. */
-  private async finish(rec: LeaseRecord, now: number): Promise<void> {
+  /** Applies an input, saves, and carries out what follows. Runs inside the queue. */
+  private async input(input: LeaseInput, now: number): Promise<LeaseRecord> {
+    const { rec, changed } = receive((await this.load())!, input, now, this.config);
+    if (changed) await this.save(rec);
+    return this.run(now);
+  }
+
+  /**
+   * Carries out due steps one at a time, each recorded as soon as it is done, then sets the
+   * alarm for the next thing time will decide. `only` limits a run to some steps (creation).
+   */
+  private async run(now: number, only?: (step: LeaseStep) => boolean): Promise<LeaseRecord> {
+    let rec = (await this.load())!;
+    // Creation only creates: whatever time has decided meanwhile is the alarm's to apply.
+    const planned = only ? rec : plan(rec, now, this.config);
+    if (planned !== rec) await this.save((rec = planned));
+    let retry = false;
+    let more = false;
+    for (let i = 0; ; i++) {
+      const step = nextStep(rec, now, this.config);
+      if (!step || (only && !only(step))) break;
+      if (i === STEPS_PER_RUN) {
+        more = true;
+        break;
+      }
+      let outcome: StepOutcome;
+      try {
+        outcome = await this.perform(step, rec);
+      } catch (err) {
+        log('warn', 'lease step failed; retrying', { lease_id: rec.terms.leaseId, state: rec.state, step: step.kind, error: String(err) });
+        retry = true;
+        break;
+      }
+      const done = stepDone(rec, step, outcome, Date.now());
+      await this.save((rec = only ? done : plan(done, now, this.config)));
+    }
+    const times = [wakeAt(rec, now, this.config) ?? Infinity];
+    if (retry) times.push(now + RETRY_MS);
+    if (more || (only && nextStep(rec, now, this.config))) times.push(now);
+    const at = Math.min(...times);
+    if (at === Infinity) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(Math.max(Date.now() + 1, at));
+    return rec;
+  }
+
+  /** Carries out one step; throws when it may succeed later, answers `ok: false` when it never will. */
+  private async perform(step: LeaseStep, rec: LeaseRecord): Promise<StepOutcome> {
     const t = rec.terms;
-    if (!rec.steps.stopped) {
-      // Whatever ended the lease, the runner stops the workload (it ignores an unknown lease).
-      if (rec.steps.commanded) {
-        const command: Command = { id: `stop_${t.leaseId}`, type: 'stop_lease', lease_id: t.leaseId, reason: rec.history.at(-1)?.reason ?? rec.state };
-        await collectorFor(this.env, t.nodeId, t.region).stub.enqueueCommand(t.nodeId, command);
+    const { money, client } = connection(this.env);
+    switch (step.kind) {
+      case 'book':
+        await this.book(t);
+        return { ok: true };
+      case 'command':
+        await this.command(t);
+        return { ok: true };
+      case 'hold_extension': {
+        const posted = await post(money, hold({ owner: t.renterId, asset: t.asset, amount: step.amount, idempotencyKey: step.key, reference: t.leaseId, memo: `extend lease by ${step.seconds} s` }));
+        return posted === 'insufficient_funds' ? { ok: false, problem: posted } : { ok: true };
       }
-      rec.steps.stopped = true;
-      await this.save(rec);
-    }
-    if (!rec.steps.refunded) {
-      if (rec.finalAfter !== null && now < rec.finalAfter && (lastPoint(rec.spans) ?? 0) < rec.endsAt!) return;
-      // The final settlement is due when the lease ended: at its failure, or at its (paid or early) end.
-      const endedAt = rec.state === 'failed' ? rec.history.at(-1)!.at : (rec.stoppedAt ?? rec.endsAt ?? now);
-      if (rec.state !== 'cancelled') await this.settle(rec, rec.stoppedAt ?? rec.endsAt ?? now, true, endedAt);
-      const rest = BigInt(t.amount) - BigInt(rec.billed);
-      if (rest > 0n) {
-        const rule = release({ owner: t.renterId, asset: t.asset, amount: rest, idempotencyKey: `lease:${t.leaseId}:refund`, reference: t.leaseId, memo: `lease ${rec.state}: unused escrow` });
-        if (!rule.ok) throw new Error(`refund refused: ${rule.problem}`);
-        const posted = await postTransaction(connection(this.env).money, rule.spec);
-        if (!posted.ok) throw new Error(`refund refused: ${posted.reason}`);
+      case 'release_extension':
+        await post(money, release({ owner: t.renterId, asset: t.asset, amount: step.amount, idempotencyKey: `${step.key}:release`, reference: t.leaseId, memo: 'extension not applied: the lease is over' }));
+        return { ok: true };
+      case 'settle': {
+        const p = step.settlement;
+        await post(money, capture({ payer: t.renterId, payee: t.providerId, asset: t.asset, amount: BigInt(p.amount), fee: BigInt(p.fee), idempotencyKey: `lease:${t.leaseId}:settle:${p.n}`, reference: t.leaseId, memo: `lease settlement ${p.n}` }));
+        return { ok: true };
       }
-      rec.steps.refunded = true;
-      await this.save(rec);
-    }
-    if (!rec.steps.gpusReturned) {
-      await regionBook(this.env, t.region, t.gpuModel).leaseEnded(t.leaseId);
-      rec.steps.gpusReturned = true;
-      await this.save(rec);
-    }
-    if (!rec.steps.reliability) {
-      if (rec.state === 'failed') {
-        await connection(this.env).client.execute({
-          sql: 'UPDATE nodes SET reliability_ppm = max(0, reliability_ppm - ?) WHERE id = ?',
-          args: [RELIABILITY_PENALTY_PPM, t.nodeId],
+      case 'stop':
+        await this.mail({ id: `stop_${t.leaseId}`, type: 'stop_lease', lease_id: t.leaseId, reason: step.reason.slice(0, 500) });
+        return { ok: true };
+      case 'penalise':
+        // Once per lease: the row's move to `failed` and the penalty commit together, and a
+        // repeated step finds the row already failed.
+        await money.batch(
+          [
+            { sql: "UPDATE leases SET state = 'failed' WHERE id = ? AND state != 'failed'", args: [t.leaseId] },
+            { sql: 'UPDATE nodes SET reliability_ppm = max(0, reliability_ppm - ?) WHERE id = ? AND changes() = 1', args: [RELIABILITY_PENALTY_PPM, t.nodeId] },
+          ],
+          'write',
+        );
+        return { ok: true };
+      case 'return_gpus':
+        await regionBook(this.env, t.region, t.gpuModel).leaseEnded(t.leaseId);
+        return { ok: true };
+      case 'refund':
+        if (step.amount > 0n) {
+          await post(money, release({ owner: t.renterId, asset: t.asset, amount: step.amount, idempotencyKey: `lease:${t.leaseId}:refund`, reference: t.leaseId, memo: `lease ${rec.state}: unused escrow` }));
+        }
+        return { ok: true };
+      case 'sweep':
+        await this.sweepExtensionHolds(money, rec);
+        return { ok: true };
+      case 'publish_trust':
+        // Books match on the node's current reliability, which the penalty just lowered.
+        await publishNodeTrust(this.env, t.nodeId);
+        return { ok: true };
+      case 'sync':
+        await client.execute({
+          sql: 'UPDATE leases SET state = ?, duration_s = ?, amount = ? WHERE id = ?',
+          args: [rec.state, rec.terms.durationS, BigInt(rec.terms.amount), t.leaseId],
         });
-      }
-      rec.steps.reliability = true;
-      await this.save(rec);
+        return { ok: true };
+      case 'extend_command':
+        await this.mail({ id: `extend_${t.leaseId}_${step.n}`, type: 'extend_lease', lease_id: t.leaseId, ends_at: new Date(step.endsAt).toISOString() });
+        return { ok: true };
+      case 'notify':
+        await emitEvent(this.env, { id: step.id, accountId: t.renterId, type: step.type, data: step.data });
+        return { ok: true };
+    }
+  }
+
+  private async mail(command: Command): Promise<void> {
+    const t = this.record!.terms;
+    await collectorFor(this.env, t.nodeId, t.region).stub.enqueueCommand(t.nodeId, command);
+  }
+
+  /**
+   * Extension holds in the ledger that this lease never applied (their request stopped between
+   * the hold and the lease) go back to the renter, each once.
+   */
+  private async sweepExtensionHolds(money: Client, rec: LeaseRecord): Promise<void> {
+    const t = rec.terms;
+    const prefix = `lease:${t.leaseId}:extend:`;
+    const rs = await money.execute({
+      sql: `SELECT tx.idempotency_key AS k, e.amount AS amount FROM ledger_transactions tx JOIN ledger_entries e ON e.transaction_id = tx.id
+            WHERE tx.reference = ? AND tx.kind = 'hold' AND substr(tx.idempotency_key, 1, ?) = ? AND e.account_kind = 'held' AND e.owner_id = ?
+              AND NOT EXISTS (SELECT 1 FROM ledger_transactions r WHERE r.idempotency_key = tx.idempotency_key || ':release')`,
+      args: [t.leaseId, prefix.length, prefix, t.renterId],
+    });
+    const applied = new Set(rec.extensions.map((e) => e.key));
+    for (const row of rs.rows) {
+      const key = String(row.k);
+      if (applied.has(key)) continue;
+      await post(money, release({ owner: t.renterId, asset: t.asset, amount: BigInt(row.amount as number | bigint), idempotencyKey: `${key}:release`, reference: t.leaseId, memo: 'extension not applied' }));
     }
   }
 
@@ -441,14 +315,7 @@ export class Lease extends DurableObject<Bindings> {
       await money.batch(statements, 'write');
       return;
     }
-    const rule = release({
-      owner: t.renterId,
-      asset: t.asset,
-      amount: improvement,
-      idempotencyKey: `lease:${t.leaseId}:improvement`,
-      reference: t.leaseId,
-      memo: 'price improvement on fill',
-    });
+    const rule = release({ owner: t.renterId, asset: t.asset, amount: improvement, idempotencyKey: `lease:${t.leaseId}:improvement`, reference: t.leaseId, memo: 'price improvement on fill' });
     if (!rule.ok) throw new Error(`lease ${t.leaseId}: improvement release refused: ${rule.problem}`);
     const posted = await postTransaction(money, rule.spec, { alongside: statements, now: t.createdAt });
     if (!posted.ok) throw new Error(`lease ${t.leaseId}: improvement release refused: ${posted.reason}`);
@@ -463,7 +330,7 @@ export class Lease extends DurableObject<Bindings> {
       expiresAt: endsAt + 3_600_000,
       now: Date.now(),
     });
-    const command: Command = {
+    await this.mail({
       id: `start_${t.leaseId}`,
       type: 'start_lease',
       lease_id: t.leaseId,
@@ -472,7 +339,62 @@ export class Lease extends DurableObject<Bindings> {
       ends_at: new Date(endsAt).toISOString(),
       duration_s: t.durationS,
       lease_token: token,
-    };
-    await collectorFor(this.env, t.nodeId, t.region).stub.enqueueCommand(t.nodeId, command);
+    });
   }
 }
+
+/** Posts a ledger transaction: its key makes a repeat a no-op. Insufficient funds is answered; anything else throws. */
+async function post(money: Client, rule: RuleResult): Promise<'posted' | 'insufficient_funds'> {
+  if (!rule.ok) throw new Error(`ledger rule refused: ${rule.problem}`);
+  const posted = await postTransaction(money, rule.spec);
+  if (posted.ok) return 'posted';
+  if (posted.reason === 'insufficient_funds') return 'insufficient_funds';
+  throw new Error(`ledger refused: ${posted.reason}`);
+}
+
+
+/** Leases per node that one heartbeat batch may confirm (a node has at most 16 GPUs). */
+const LEASES_PER_NODE = 16;
+/** Lease objects called at once while confirming a batch. */
+const CONFIRM_CONCURRENCY = 8;
+
+/**
+ * Hands each lease the heartbeats that confirmed it. Only live leases that belong to the
+ * reporting node are called (a node cannot make the platform wake leases it does not hold),
+ * at most LEASES_PER_NODE per node; a lease that fails does not stop the others. Returns the
+ * number that failed (the caller has the batch redelivered; confirming twice changes nothing).
+ */
+export async function confirmLeaseBatch(env: Bindings, client: Client, batch: HeartbeatBatch): Promise<number> {
+  const wanted: Array<{ nodeId: string; leaseId: string; seen: number[] }> = [];
+  for (const n of batch.nodes) {
+    const ids = new Set<string>();
+    for (const l of n.leases) {
+      if (l.seen.length === 0 || ids.has(l.lease_id) || ids.size >= LEASES_PER_NODE || !/^lse_[A-Za-z0-9]{1,60}$/.test(l.lease_id)) continue;
+      ids.add(l.lease_id);
+      wanted.push({ nodeId: n.node_id, leaseId: l.lease_id, seen: l.seen });
+    }
+  }
+  if (wanted.length === 0) return 0;
+  const owner = new Map<string, string>();
+  for (let i = 0; i < wanted.length; i += 500) {
+    const chunk = wanted.slice(i, i + 500);
+    const rs = await client.execute({
+      sql: `SELECT id, node_id FROM leases WHERE id IN (${chunk.map(() => '?').join(',')}) AND state IN ('provisioning', 'running', 'completed', 'failed')`,
+      args: chunk.map((w) => w.leaseId),
+    });
+    for (const r of rs.rows) owner.set(String(r.id), String(r.node_id));
+  }
+  const mine = wanted.filter((w) => owner.get(w.leaseId) === w.nodeId);
+  let failed = 0;
+  for (let i = 0; i < mine.length; i += CONFIRM_CONCURRENCY) {
+    const results = await Promise.allSettled(mine.slice(i, i + CONFIRM_CONCURRENCY).map((w) => lease(env, w.leaseId).confirm(w.nodeId, w.seen)));
+    results.forEach((r, j) => {
+      if (r.status === 'fulfilled') return;
+      failed += 1;
+      log('error', 'lease confirmation failed', { lease_id: mine[i + j]!.leaseId, error: String(r.reason) });
+    });
+  }
+  return failed;
+}
+
+

@@ -16,10 +16,7 @@ import { requireIdempotencyKey } from '../http/idempotency.ts';
 import { sha256Hex } from '../auth/encoding.ts';
 import { jsonBodyOf } from '../contracts/common.ts';
 import { MAX_DURATION_S, MIN_DURATION_S } from '../contracts/orders.ts';
-import { connection } from '../db/client.ts';
 import { nodes } from '../db/schema.ts';
-import { postOrThrow } from '../ledger/api.ts';
-import { hold, release } from '../ledger/rules.ts';
 import { costUsd } from '../market/orders.ts';
 import { quote } from '../money/quote.ts';
 import type { Asset } from '../money/assets.ts';
@@ -129,7 +126,8 @@ app.openapi(
     tags: ['leases'],
     summary: 'End your lease now: billed to now if running, free if still provisioning; the rest of the escrow comes back',
     security: BEARER,
-    middleware: [...guard('leases:write'), requireActiveAccount()],
+    // No active-account check: a suspended renter may still stop spending.
+    middleware: guard('leases:write'),
     request: { params: z.object({ id: z.string().max(64) }) },
     responses: { 200: jsonContent(z.object({ lease: LeaseSchema }), 'Ended (or already over)'), ...errorResponses(401, 403, 404) },
   }),
@@ -154,7 +152,7 @@ app.openapi(
     security: BEARER,
     middleware: [...guard('leases:write'), requireIdempotencyKey(), requireActiveAccount()],
     request: { params: z.object({ id: z.string().max(64) }), body: jsonBodyOf(ExtendBody) },
-    responses: { 200: jsonContent(z.object({ lease: LeaseSchema }), 'Extended'), ...errorResponses(400, 401, 402, 403, 404, 409) },
+    responses: { 200: jsonContent(z.object({ lease: LeaseSchema }), 'Extended'), ...errorResponses(400, 401, 402, 403, 404, 409, 503) },
   }),
   async (c) => {
     const me = c.get('principal').accountId;
@@ -173,15 +171,21 @@ app.openapi(
     if (node?.status !== 'online') throw new ApiError('conflict', `node ${t.nodeId} is ${node?.status ?? 'gone'}; the lease cannot be extended`);
     // The same rate the lease was bought at: USD price, GRID at the locked rate and discount.
     const amount = quote(costUsd(t.price, t.gpus, seconds), t.asset, { gridUsdRate: BigInt(t.gridUsdRate), gridDiscountBps: BigInt(t.gridDiscountBps) });
+    // The lease holds the cost itself and owns the hold's fate: applied, or released if the lease
+    // ended first. The same Idempotency-Key is the same extension.
     const holdKey = `lease:${id}:extend:${await sha256Hex(key)}`;
-    const { money: client } = connection(c.env);
-    await postOrThrow(client, hold({ owner: me, asset: t.asset, amount, idempotencyKey: holdKey, reference: id, memo: `extend lease by ${seconds} s` }));
     const outcome = await lease(c.env, id).extend(holdKey, seconds, amount);
     if (!outcome.ok) {
-      // Over before the extension landed: the hold goes straight back.
-      const back = release({ owner: me, asset: t.asset, amount, idempotencyKey: `${holdKey}:release`, reference: id, memo: 'extension refused' });
-      await postOrThrow(client, back);
-      throw new ApiError('conflict', outcome.reason === 'ended' ? `lease ${id} is over` : `the provider offers at most ${t.maxDurationS} s`);
+      switch (outcome.reason) {
+        case 'insufficient_funds':
+          throw new ApiError('insufficient_funds', `not enough ${t.asset} available to extend by ${seconds} s`);
+        case 'pending':
+          throw new ApiError('service_unavailable', 'the extension could not be completed yet; retry with the same Idempotency-Key');
+        case 'ended':
+          throw new ApiError('conflict', `lease ${id} is over`);
+        case 'too_long':
+          throw new ApiError('conflict', `the provider offers at most ${t.maxDurationS} s`);
+      }
     }
     return c.json({ lease: publicLease(row, me, await record(c, id)) }, 200);
   },

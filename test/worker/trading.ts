@@ -1,10 +1,11 @@
 // Helpers for tests that trade: nodes brought online through the real heartbeat pipeline,
 // order bodies, and placing orders.
 import { env } from 'cloudflare:workers';
-import { runDurableObjectAlarm } from 'cloudflare:test';
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { expect } from 'vitest';
 import { eq } from 'drizzle-orm';
 import { leases, orders } from '../../src/db/schema.ts';
+import type { Collector } from '../../src/durable/collector.ts';
 import { lease, type LeaseRecord } from '../../src/durable/lease.ts';
 import type { Bindings } from '../../src/env.ts';
 import { costUsd, type AskOrder, type BidOrder } from '../../src/market/orders.ts';
@@ -48,10 +49,21 @@ export async function onlineNode(region: string, provider: TestAccount, model: s
   return node;
 }
 
+/**
+ * Flushes the node's Collector now. Test files share Durable Object instances but not their
+ * storage, so a Collector may believe an alarm is set that this file's storage never had: when
+ * no alarm ran, its alarm handler is called directly.
+ */
+export async function flush(region: string, nodeId: string): Promise<void> {
+  const collector = collectorOf(region, nodeId);
+  if (await runDurableObjectAlarm(collector)) return;
+  await runInDurableObject(collector, (instance: Collector) => instance.alarm());
+}
+
 export async function beat(node: { nodeId: string; token: string; region?: string }, seq: number, extra: Record<string, unknown> = {}, region = node.region ?? 'us-east') {
   const res = await call('/v1/runner/heartbeats', { auth: node.token, body: heartbeat(node.nodeId, seq, extra) });
   expect(res.status).toBe(202);
-  await runDurableObjectAlarm(collectorOf(region, node.nodeId));
+  await flush(region, node.nodeId);
   return json(res);
 }
 

@@ -1,0 +1,245 @@
+// Run from leases.test.ts (this region's test file). A Lease's entry points overlap in real use (an alarm settling while the renter terminates, a
+// runner report during an alarm, a trade replayed late by its book): these tests make them
+// overlap for real and check the money afterwards.
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { eq } from 'drizzle-orm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { nodes } from '../../src/db/schema.ts';
+import { connection } from '../../src/db/client.ts';
+import type { LeaseRecord } from '../../src/durable/lease.ts';
+import { regionBook } from '../../src/durable/region-book.ts';
+import { hold } from '../../src/ledger/rules.ts';
+import { postTransaction } from '../../src/ledger/store.ts';
+import { newId } from '../../src/ids.ts';
+import { balances, call, db, idem, json } from './support.ts';
+import { bindings, collectorOf, expectEscrowBalanced } from './trading.ts';
+import { confirmEvery10s, elapse, leased as leasedIn, ledgerOf, record, report, stub, type Setup } from './lease-support.ts';
+
+/** Setups whose asks go when each test ends, so later tests' bids in the same books never meet them. */
+const made: Setup[] = [];
+const leased = async (...args: Parameters<typeof leasedIn>) => {
+  const s = await leasedIn(...args);
+  made.push(s);
+  return s;
+};
+afterEach(async () => {
+  for (const s of made.splice(0)) await call(`/v1/orders/${s.askId}`, { method: 'DELETE', auth: s.provider.apiKey });
+});
+
+/** Rewrites the stored record (as time or a lost answer would have left it). */
+async function rewrite(id: string, change: (rec: LeaseRecord) => void): Promise<void> {
+  await runInDurableObject(stub(id), async (instance: unknown, state: DurableObjectState) => {
+    const rec = (await state.storage.get<LeaseRecord>('lease'))!;
+    change(rec);
+    await state.storage.put('lease', rec);
+    await state.storage.setAlarm(Date.now());
+    (instance as { record: unknown }).record = undefined;
+  });
+}
+
+/** Runs the lease's alarm until it has nothing left to do (the final settlement's wait moved into the past). */
+async function runToEnd(id: string): Promise<LeaseRecord> {
+  for (let i = 0; i < 5; i++) {
+    const r = await record(id);
+    if (r.steps.refunded && r.steps.gpusReturned && r.steps.synced) return r;
+    if (r.finalAfter !== null && r.finalAfter > Date.now()) await elapse(id, r.finalAfter - Date.now() + 1);
+    await runDurableObjectAlarm(stub(id));
+  }
+  return record(id);
+}
+
+/** The money invariants of one ended lease, from the ledger itself. */
+async function expectSettledExactly(s: Setup) {
+  const r = await record(s.leaseId);
+  const entries = await ledgerOf(s.leaseId);
+  const fromEscrow = entries.filter((e) => e.kind === 'capture' && e.owner === s.renter.id && e.accountKind === 'held').reduce((a, e) => a - BigInt(e.amount), 0n);
+  const toProvider = entries.filter((e) => e.kind === 'capture' && e.owner === s.provider.id).reduce((a, e) => a + BigInt(e.amount), 0n);
+  const fees = entries.filter((e) => e.kind === 'capture' && e.accountKind === 'fees').reduce((a, e) => a + BigInt(e.amount), 0n);
+  const refunded = entries.filter((e) => e.kind === 'release' && e.owner === s.renter.id && e.accountKind === 'available').reduce((a, e) => a + BigInt(e.amount), 0n);
+  // Renter debit = provider credit + fee; refund = amount − billed; nothing left held.
+  expect(fromEscrow).toBe(toProvider + fees);
+  expect(fromEscrow).toBe(BigInt(r.billed));
+  expect(refunded).toBe(BigInt(r.terms.amount) - BigInt(r.billed));
+  expect(r.steps.refunded).toBe(true);
+  await expectEscrowBalanced([s.renter]);
+  expect((await balances(s.renter)).USD!.held).toBe('0.00');
+}
+
+/** A running lease with `ms` of confirmed time and a periodic settlement due now. */
+async function runningWithSettlementDue(model: string, ms = 120_000): Promise<Setup> {
+  const s = await leased(model);
+  await report(s, { type: 'started' });
+  await elapse(s.leaseId, ms);
+  const { startedAt } = await record(s.leaseId);
+  await confirmEvery10s(s, startedAt!, startedAt! + ms);
+  await rewrite(s.leaseId, (rec) => (rec.nextSettleAt = Date.now() - 1));
+  return s;
+}
+
+describe('overlapping calls to one lease', () => {
+  it('settles once when the renter terminates during a periodic settlement', async () => {
+    for (const model of ['h100-80gb', 'a100-80gb', 'l40s-48gb']) {
+      const s = await runningWithSettlementDue(model);
+      const [, res] = await Promise.all([
+        runDurableObjectAlarm(stub(s.leaseId)),
+        call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.renter.apiKey }),
+      ]);
+      expect(res.status).toBe(200);
+      await runToEnd(s.leaseId);
+      await expectSettledExactly(s);
+    }
+  });
+
+  it('settles once when the workload exits during an alarm', async () => {
+    for (const model of ['a6000-48gb', 'rtx-4090-24gb', 'a10-24gb']) {
+      const s = await runningWithSettlementDue(model);
+      const [, res] = await Promise.all([runDurableObjectAlarm(stub(s.leaseId)), report(s, { type: 'exited', exit_code: 0 })]);
+      expect(res.status).toBe(202);
+      await runToEnd(s.leaseId);
+      await expectSettledExactly(s);
+    }
+  });
+});
+
+describe('a trade replayed by its book after the provisioning timeout', () => {
+  it('creates the lease without ending it inside the book’s call, then fails it by alarm and frees the GPU', async () => {
+    const s = await leased('l4-24gb');
+    const terms = (await record(s.leaseId)).terms;
+    // Another fill on the same node, whose lease the book only reaches after the timeout.
+    const tradeId = newId('trd');
+    const late = { ...terms, tradeId, leaseId: `lse_${tradeId.slice(4)}`, gpus: 1, gpuIndices: [7], improvement: '0', amount: '1000000', createdAt: Date.now() - 200_000 };
+    const rule = hold({ owner: terms.renterId, asset: 'USD', amount: 1_000_000n, idempotencyKey: `test:${late.leaseId}`, reference: late.leaseId, memo: 'late fill' });
+    if (!rule.ok) throw new Error(rule.problem);
+    await postTransaction(connection(bindings).money, rule.spec);
+    const book = regionBook(bindings, terms.region, terms.gpuModel);
+    await runInDurableObject(book, async (_instance: unknown, state: DurableObjectState) => {
+      state.storage.sql.exec('INSERT INTO allocations (node_id, gpu_index, lease_id, ask_id) VALUES (?, ?, ?, ?)', late.nodeId, 7, late.leaseId, late.askId);
+      state.storage.sql.exec('INSERT INTO effects (body, not_before) VALUES (?, ?)', JSON.stringify({ kind: 'lease', terms: late }), 0);
+    });
+    // The book's alarm drains its outbox: creating the lease must not wait on the book itself.
+    const drained = await Promise.race([runDurableObjectAlarm(book).then(() => 'drained'), new Promise((r) => setTimeout(() => r('stuck'), 8_000))]);
+    expect(drained).toBe('drained');
+    const created = await record(late.leaseId);
+    expect(created.state).toBe('provisioning');
+    expect(created.steps.commanded).toBe(false);
+    await runDurableObjectAlarm(stub(late.leaseId));
+    const ended = await record(late.leaseId);
+    expect(ended.state).toBe('failed');
+    expect(ended.steps).toMatchObject({ refunded: true, gpusReturned: true });
+    await runInDurableObject(book, async (_instance: unknown, state: DurableObjectState) => {
+      expect(state.storage.sql.exec('SELECT count(*) AS n FROM allocations WHERE lease_id = ?', late.leaseId).one().n).toBe(0);
+    });
+    // Nothing asked the runner to start it, and everything held for it came back.
+    const mailbox = await collectorOf(s.node.region, s.node.nodeId).pendingCommands(s.node.nodeId);
+    expect(mailbox.some((c) => c.type === 'start_lease' && c.lease_id === late.leaseId)).toBe(false);
+    expect((await ledgerOf(late.leaseId)).filter((e) => e.kind === 'release').reduce((a, e) => a + (e.accountKind === 'available' ? BigInt(e.amount) : 0n), 0n)).toBe(1_000_000n);
+  });
+});
+
+describe('the last seconds are paid on every way a lease ends', () => {
+  // 2 GPUs at $2/h: one micro-dollar per 0.9 ms.
+  const bill = (ms: number) => (4_000_000n * BigInt(ms)) / 3_600_000n;
+
+  it('waits for the last heartbeat flush after the workload exits', async () => {
+    const s = await leased('v100-32gb');
+    await report(s, { type: 'started' });
+    await elapse(s.leaseId, 60_000);
+    const { startedAt } = await record(s.leaseId);
+    await confirmEvery10s(s, startedAt!, startedAt! + 50_000);
+    await report(s, { type: 'exited', exit_code: 0 });
+    const { stoppedAt } = await record(s.leaseId);
+    // The heartbeat sent just before the exit arrives with the next flush.
+    await stub(s.leaseId).confirm(s.node.nodeId, [stoppedAt! - 1_000]);
+    const r = await runToEnd(s.leaseId);
+    expect(r.state).toBe('completed');
+    expect(r.billed).toBe(bill(stoppedAt! - 1_000 - startedAt!).toString());
+    await expectSettledExactly(s);
+  });
+
+  it('waits for the last heartbeat flush after the renter terminates', async () => {
+    const s = await leased('t4-16gb');
+    await report(s, { type: 'started' });
+    await elapse(s.leaseId, 40_000);
+    const { startedAt } = await record(s.leaseId);
+    await confirmEvery10s(s, startedAt!, startedAt! + 30_000);
+    await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.renter.apiKey });
+    const { stoppedAt } = await record(s.leaseId);
+    // A heartbeat taken as the renter terminated: the workload was still running.
+    await stub(s.leaseId).confirm(s.node.nodeId, [stoppedAt!]);
+    const r = await runToEnd(s.leaseId);
+    expect(r.billed).toBe(bill(stoppedAt! - startedAt!).toString());
+    await expectSettledExactly(s);
+  });
+
+  it('waits for the last heartbeat flush after the runner reports a failure', async () => {
+    const s = await leased('a100-40gb');
+    await report(s, { type: 'started' });
+    await elapse(s.leaseId, 40_000);
+    const { startedAt } = await record(s.leaseId);
+    await confirmEvery10s(s, startedAt!, startedAt! + 30_000);
+    await report(s, { type: 'failed', reason: 'CUDA error: an illegal memory access' });
+    const { stoppedAt } = await record(s.leaseId);
+    await stub(s.leaseId).confirm(s.node.nodeId, [stoppedAt! - 500]);
+    const r = await runToEnd(s.leaseId);
+    expect(r.state).toBe('failed');
+    expect(r.billed).toBe(bill(stoppedAt! - 500 - startedAt!).toString());
+    await expectSettledExactly(s);
+  });
+});
+
+describe('extension holds', () => {
+  it('releases an extension hold the lease never applied when the lease ends', async () => {
+    const s = await leased('rtx-3090-24gb', { maxDurationS: 7200 });
+    await report(s, { type: 'started' });
+    // The renter's extension was held, and the call that would apply it never reached the lease.
+    const key = `lease:${s.leaseId}:extend:${'ab'.repeat(32)}`;
+    const rule = hold({ owner: s.renter.id, asset: 'USD', amount: 2_000_000n, idempotencyKey: key, reference: s.leaseId, memo: 'extend lease by 1800 s' });
+    if (!rule.ok) throw new Error(rule.problem);
+    expect((await postTransaction(connection(bindings).money, rule.spec)).ok).toBe(true);
+    await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.renter.apiKey });
+    await runToEnd(s.leaseId);
+    expect((await balances(s.renter)).USD!.held).toBe('0.00');
+    expect((await balances(s.renter)).USD!.available).toBe('50.00');
+  });
+});
+
+describe('renter webhooks never gate the lease’s own steps', () => {
+  it('applies and sends a paid extension while the renter’s webhooks are failing', async () => {
+    const s = await leased('l40-48gb', { maxDurationS: 7200 });
+    // An endpoint whose events cannot be read makes every emit to this renter fail.
+    await connection(bindings).client.execute({
+      sql: "INSERT INTO webhook_endpoints (id, account_id, url, events, secret, created_at) VALUES (?, ?, 'https://hooks.example.com/x', 'not json', 'whsec_x', ?)",
+      args: [newId('whe'), s.renter.id, Date.now()],
+    });
+    await report(s, { type: 'started' });
+    const res = await call(`/v1/leases/${s.leaseId}/extend`, { auth: s.renter.apiKey, body: { duration_s: 1800 }, headers: idem() });
+    expect(res.status).toBe(200);
+    const r = await record(s.leaseId);
+    expect(r.terms.durationS).toBe(5400);
+    expect(r.steps.synced).toBe(true);
+    const mailbox = await collectorOf(s.node.region, s.node.nodeId).pendingCommands(s.node.nodeId);
+    expect(mailbox).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'extend_lease', lease_id: s.leaseId, ends_at: new Date(r.endsAt!).toISOString() })]));
+    expect((await json(await call(`/v1/leases/${s.leaseId}`, { auth: s.renter.apiKey }))).lease.duration_s).toBe(5400);
+    expect(r.emitted).not.toContain('lease.running');
+    // Once the endpoint is fixed, the webhook goes out on the alarm's next try.
+    await connection(bindings).client.execute({ sql: "UPDATE webhook_endpoints SET events = '[]' WHERE account_id = ?", args: [s.renter.id] });
+    await runDurableObjectAlarm(stub(s.leaseId));
+    expect((await record(s.leaseId)).emitted).toContain('lease.running');
+  });
+});
+
+describe('the reliability penalty', () => {
+  it('is applied once even when the step is carried out again after a lost answer', async () => {
+    const s = await leased('h200-141gb');
+    const reliability = async () => (await db().select().from(nodes).where(eq(nodes.id, s.node.nodeId)))[0]!.reliabilityPpm;
+    const before = await reliability();
+    await report(s, { type: 'failed', reason: 'image not found' });
+    await runToEnd(s.leaseId);
+    expect(await reliability()).toBe(before - 50_000);
+    // As if the penalty was written but its answer lost: the step runs again.
+    await rewrite(s.leaseId, (rec) => (rec.steps.reliability = false));
+    await runDurableObjectAlarm(stub(s.leaseId));
+    expect((await record(s.leaseId)).steps.reliability).toBe(true);
+    expect(await reliability()).toBe(before - 50_000);
+  });
+});
