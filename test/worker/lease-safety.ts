@@ -12,7 +12,7 @@ import { hold } from '../../src/ledger/rules.ts';
 import { postTransaction } from '../../src/ledger/store.ts';
 import { newId } from '../../src/ids.ts';
 import { balances, call, db, idem, json } from './support.ts';
-import { bindings, collectorOf, expectEscrowBalanced } from './trading.ts';
+import { beat, bindings, collectorOf, expectEscrowBalanced } from './trading.ts';
 import { confirmEvery10s, elapse, leased as leasedIn, ledgerOf, record, report, stub, type Setup } from './lease-support.ts';
 
 /** Setups whose asks go when each test ends, so later tests' bids in the same books never meet them. */
@@ -241,5 +241,46 @@ describe('the reliability penalty', () => {
     await runDurableObjectAlarm(stub(s.leaseId));
     expect((await record(s.leaseId)).steps.reliability).toBe(true);
     expect(await reliability()).toBe(before - 50_000);
+  });
+});
+
+describe('confirming leases from a heartbeat batch', () => {
+  it('confirms the node’s own leases even when one of them fails, and acknowledges the batch', async () => {
+    const s = await leased('rtx-6000-ada-48gb');
+    const broken = await leased('v100-16gb');
+    await report(s, { type: 'started' });
+    // A lease of this node whose object cannot load its record.
+    await connection(bindings).client.execute({ sql: 'UPDATE leases SET node_id = ? WHERE id = ?', args: [s.node.nodeId, broken.leaseId] });
+    await runInDurableObject(stub(broken.leaseId), async (instance: unknown, state: DurableObjectState) => {
+      await state.storage.deleteAlarm();
+      await state.storage.put('lease', { terms: null });
+      (instance as { record: unknown }).record = undefined;
+    });
+    const before = (await record(s.leaseId)).spans;
+    await beat(s.node, 2, { leases: [{ lease_id: broken.leaseId, state: 'running' }, { lease_id: s.leaseId, state: 'running' }] });
+    expect((await record(s.leaseId)).spans).not.toEqual(before);
+    // The batch was accepted: nothing is left in the Collector's outbox to be sent again.
+    await runInDurableObject(collectorOf(s.node.region, s.node.nodeId), async (_instance: unknown, state: DurableObjectState) => {
+      expect(state.storage.sql.exec('SELECT count(*) AS n FROM outbox').one().n).toBe(0);
+    });
+    await runInDurableObject(stub(broken.leaseId), async (instance: unknown, state: DurableObjectState) => {
+      await state.storage.delete('lease');
+      (instance as { record: unknown }).record = undefined;
+    });
+  });
+
+  it('does not wake leases the reporting node does not hold', async () => {
+    const s = await leased('a100-80gb');
+    const other = await leased('h100-80gb');
+    await report(s, { type: 'started' });
+    await report(other, { type: 'started' });
+    const theirs = (await record(other.leaseId)).spans;
+    const fake = `lse_${'z'.repeat(20)}`;
+    await beat(s.node, 2, { leases: [{ lease_id: other.leaseId, state: 'running' }, { lease_id: fake, state: 'running' }, { lease_id: s.leaseId, state: 'running' }] });
+    expect((await record(other.leaseId)).spans).toEqual(theirs);
+    // An id the platform never issued is not even looked up as an object.
+    await runInDurableObject(stub(fake), async (_instance: unknown, state: DurableObjectState) => {
+      expect(await state.storage.get('lease')).toBeUndefined();
+    });
   });
 });
