@@ -4,14 +4,14 @@
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { nodes } from '../../src/db/schema.ts';
+import { accounts, nodes } from '../../src/db/schema.ts';
 import { connection } from '../../src/db/client.ts';
 import type { LeaseRecord } from '../../src/durable/lease.ts';
 import { regionBook } from '../../src/durable/region-book.ts';
 import { hold } from '../../src/ledger/rules.ts';
 import { postTransaction } from '../../src/ledger/store.ts';
 import { newId } from '../../src/ids.ts';
-import { balances, call, db, idem, json } from './support.ts';
+import { accessToken, balances, call, db, idem, json } from './support.ts';
 import { beat, bindings, collectorOf, expectEscrowBalanced } from './trading.ts';
 import { confirmEvery10s, elapse, leased as leasedIn, ledgerOf, record, report, stub, type Setup } from './lease-support.ts';
 
@@ -282,5 +282,20 @@ describe('confirming leases from a heartbeat batch', () => {
     await runInDurableObject(stub(fake), async (_instance: unknown, state: DurableObjectState) => {
       expect(await state.storage.get('lease')).toBeUndefined();
     });
+  });
+});
+
+describe('a suspended renter', () => {
+  it('may still terminate a running lease and stop spending', async () => {
+    const s = await leased('l40s-48gb');
+    await report(s, { type: 'started' });
+    const token = await accessToken(s.renter);
+    await db().update(accounts).set({ status: 'suspended' }).where(eq(accounts.id, s.renter.id));
+    const res = await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: token });
+    expect(res.status).toBe(200);
+    expect((await json(res)).lease.state).toBe('completed');
+    // Other money-moving calls stay refused.
+    expect((await call(`/v1/leases/${s.leaseId}/extend`, { auth: token, body: { duration_s: 600 }, headers: idem() })).status).toBe(403);
+    await db().update(accounts).set({ status: 'active' }).where(eq(accounts.id, s.renter.id));
   });
 });
