@@ -139,7 +139,17 @@ export const HeartbeatResponseSchema = z.object({
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 
 export const LeaseEventSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('started'), at: z.string().datetime(), ports: z.record(z.string(), z.number().int()).optional() }).strict(),
+  z
+    .object({
+      type: z.literal('started'),
+      at: z.string().datetime(),
+      /** Container port → host port; shown to the renter, so only ports, and at most one per workload port. */
+      ports: z
+        .record(z.string().regex(/^[1-9][0-9]{0,4}$/), z.number().int().min(1).max(65_535))
+        .refine((ports) => Object.keys(ports).length <= 16, 'at most 16 ports')
+        .optional(),
+    })
+    .strict(),
   z.object({ type: z.literal('failed'), at: z.string().datetime(), reason: z.string().max(1000) }).strict(),
   z.object({ type: z.literal('exited'), at: z.string().datetime(), exit_code: z.number().int() }).strict(),
 ]);

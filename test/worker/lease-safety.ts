@@ -299,3 +299,18 @@ describe('a suspended renter', () => {
     await db().update(accounts).set({ status: 'active' }).where(eq(accounts.id, s.renter.id));
   });
 });
+
+describe('what a runner reports reaches the renter only if it is well formed', () => {
+  it('refuses a started event whose ports are not ports', async () => {
+    const s = await leased('rtx-3080-10gb');
+    const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [String(8000 + i), 40_000 + i]));
+    for (const ports of [{ '8888': 70_000 }, { 'http://evil': 40_000 }, { '0': 40_000 }, { '8888': -1 }, many]) {
+      const res = await report(s, { type: 'started', ports });
+      expect(res.status).toBe(400);
+      expect((await json(res)).error.code).toBe('validation_failed');
+    }
+    expect((await record(s.leaseId)).state).toBe('provisioning');
+    expect((await report(s, { type: 'started', ports: { '8888': 40_001 } })).status).toBe(202);
+    expect((await record(s.leaseId)).ports).toEqual({ '8888': 40_001 });
+  });
+});
