@@ -348,6 +348,8 @@ async function start(dataDir: string) {
     libsqlPort,
     env: {
       LOG_REQUESTS,
+      ORDER_RATE_LIMIT: 'off',
+      ORDER_MAX_OPEN: 'off',
       HEARTBEAT_INTERVAL_S: String(INTERVAL_S),
       HEARTBEAT_MIN_INTERVAL_S: String(MIN_INTERVAL_S),
       HEARTBEAT_FLUSH_S: String(FLUSH_S),
