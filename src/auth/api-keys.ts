@@ -60,6 +60,8 @@ export async function authenticateApiKey(
   db: Database,
   secret: string,
   now: number,
+  /** Lets a suspended account's key through, for the few routes that only stop spending. */
+  opts: { allowSuspended?: boolean } = {},
 ): Promise<{ ok: true; principal: Principal; account: AccountRow; touch: (() => Promise<unknown>) | null } | { ok: false; reason: ApiKeyFailure }> {
   if (!KEY_FORMAT.test(secret)) return { ok: false, reason: 'unknown' };
   const hash = await sha256Hex(secret);
@@ -72,7 +74,7 @@ export async function authenticateApiKey(
   if (!row) return { ok: false, reason: 'unknown' };
   if (row.key.revokedAt !== null) return { ok: false, reason: 'revoked' };
   if (row.key.expiresAt !== null && row.key.expiresAt <= now) return { ok: false, reason: 'expired' };
-  if (row.account.status !== 'active') return { ok: false, reason: 'suspended' };
+  if (row.account.status !== 'active' && !opts.allowSuspended) return { ok: false, reason: 'suspended' };
 
   const stale = row.key.lastUsedAt === null || now - row.key.lastUsedAt >= LAST_USED_RESOLUTION_MS;
   const touch = stale

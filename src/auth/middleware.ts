@@ -14,8 +14,11 @@ function unauthorized(message: string): ApiError {
   return new ApiError('unauthorized', message, { headers: CHALLENGE });
 }
 
-/** Accepts `Authorization: Bearer <access token or API key>` and sets `principal`. */
-export function authenticate(): MiddlewareHandler<AppEnv> {
+/**
+ * Accepts `Authorization: Bearer <access token or API key>` and sets `principal`. A suspended
+ * account's API key is refused unless `allowSuspended` (routes that only stop spending).
+ */
+export function authenticate(opts: { allowSuspended?: boolean } = {}): MiddlewareHandler<AppEnv> {
   return async function authenticate(c, next) {
     const header = c.req.header('authorization');
     if (!header) throw unauthorized('missing Authorization header');
@@ -25,7 +28,7 @@ export function authenticate(): MiddlewareHandler<AppEnv> {
     const now = Date.now();
 
     if (looksLikeApiKey(token)) {
-      const result = await authenticateApiKey(c.get('db'), token, now);
+      const result = await authenticateApiKey(c.get('db'), token, now, opts);
       if (!result.ok) {
         throw unauthorized(result.reason === 'suspended' ? 'account is suspended' : `API key is ${result.reason === 'unknown' ? 'invalid' : result.reason}`);
       }

@@ -126,8 +126,8 @@ app.openapi(
     tags: ['leases'],
     summary: 'End your lease now: billed to now if running, free if still provisioning; the rest of the escrow comes back',
     security: BEARER,
-    // No active-account check: a suspended renter may still stop spending.
-    middleware: guard('leases:write'),
+    // A suspended renter may still stop spending, with an API key or an access token.
+    middleware: guard('leases:write', undefined, { allowSuspended: true }),
     request: { params: z.object({ id: z.string().max(64) }) },
     responses: { 200: jsonContent(z.object({ lease: LeaseSchema }), 'Ended (or already over)'), ...errorResponses(401, 403, 404) },
   }),

@@ -296,6 +296,19 @@ describe('a suspended renter', () => {
     expect((await json(res)).lease.state).toBe('completed');
     // Other money-moving calls stay refused.
     expect((await call(`/v1/leases/${s.leaseId}/extend`, { auth: token, body: { duration_s: 600 }, headers: idem() })).status).toBe(403);
+    expect((await call(`/v1/leases/${s.leaseId}/extend`, { auth: s.renter.apiKey, body: { duration_s: 600 }, headers: idem() })).status).toBe(401);
+    await db().update(accounts).set({ status: 'active' }).where(eq(accounts.id, s.renter.id));
+  });
+
+  it('may terminate with an API key, which opens nothing else', async () => {
+    const s = await leased('v100-32gb');
+    await report(s, { type: 'started' });
+    await db().update(accounts).set({ status: 'suspended' }).where(eq(accounts.id, s.renter.id));
+    const res = await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.renter.apiKey });
+    expect(res.status).toBe(200);
+    expect((await json(res)).lease.state).toBe('completed');
+    expect((await call('/v1/balances', { auth: s.renter.apiKey })).status).toBe(401);
+    expect((await call(`/v1/leases/${s.leaseId}`, { auth: s.renter.apiKey })).status).toBe(401);
     await db().update(accounts).set({ status: 'active' }).where(eq(accounts.id, s.renter.id));
   });
 });
