@@ -48,7 +48,7 @@ const PORT_ATTEMPTS = 3;
 
 // What every workload container runs with, whatever the renter sends. Its own network, IPC and PID
 // namespaces (never the host's), no privilege gain through setuid binaries, no host mounts, a PID
-// limit, and of the capabilities only those that act on the container's own files and processes
+// limit, bounded logs, and of the capabilities only those that act on the container's own files and processes
 // and that package managers and entrypoints stepping down to a user (apt-get, gosu) need.
 export const CONFINEMENT: readonly string[] = [
   '--network', 'bridge',
@@ -56,6 +56,11 @@ export const CONFINEMENT: readonly string[] = [
   '--security-opt', 'no-new-privileges',
   '--cap-drop', 'ALL',
   ...['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID'].flatMap((cap) => ['--cap-add', cap]),
+  // Docker's default json-file logs grow without end: a chatty workload would fill the
+  // provider's disk. The local driver keeps at most five 20 MB files (and `docker logs` works).
+  '--log-driver', 'local',
+  '--log-opt', 'max-size=20m',
+  '--log-opt', 'max-file=5',
 ];
 
 export const containerName = (leaseId: string) => `gridlease-${leaseId.replace(/[^A-Za-z0-9_.-]/g, '_')}`;

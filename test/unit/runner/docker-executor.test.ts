@@ -20,6 +20,7 @@ describe('docker executor', () => {
       '--restart', 'no',
       '--network', 'bridge', '--ipc', 'private', '--security-opt', 'no-new-privileges', '--cap-drop', 'ALL',
       '--cap-add', 'CHOWN', '--cap-add', 'DAC_OVERRIDE', '--cap-add', 'FOWNER', '--cap-add', 'SETGID', '--cap-add', 'SETUID',
+      '--log-driver', 'local', '--log-opt', 'max-size=20m', '--log-opt', 'max-file=5',
       '--pids-limit', '16384',
       '--memory', '64g',
       '--cpus', '16',
