@@ -21,7 +21,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
 import type { Bindings } from '../env.ts';
-import { OrderBook, type Trade } from '../market/engine.ts';
+import { OrderBook, type RestoredOrder, type Trade } from '../market/engine.ts';
 import { allocateGpus, leaseTerms, type AskOrder, type BidOrder, type BookOrder } from '../market/orders.ts';
 import type { Workload } from '../contracts/runner.ts';
 import { newId } from '../ids.ts';
@@ -130,11 +130,15 @@ export class RegionBook extends DurableObject<Bindings> {
       this.book.setNodeTrust(row.node_id, { reliability: row.reliability_ppm / 1_000_000, verified: row.verified === 1 }, 0);
     }
     // Bodies only (a bid's workload is not among them): this runs for every open order on every start.
-    for (const row of this.sql.exec<{ body: string; free_gpus: number }>("SELECT body, free_gpus FROM orders WHERE status = 'open' ORDER BY seq")) {
-      const order = JSON.parse(row.body) as BookOrder;
-      if (order.side === 'sell') this.book.restore({ side: 'sell', input: order, freeGpus: row.free_gpus });
-      else this.book.restore({ side: 'buy', input: order });
-    }
+    const rows = this.sql.exec<{ body: string; free_gpus: number }>("SELECT body, free_gpus FROM orders WHERE status = 'open' ORDER BY seq");
+    this.book.restoreAll(
+      (function* (): Generator<RestoredOrder> {
+        for (const row of rows) {
+          const order = JSON.parse(row.body) as BookOrder;
+          yield order.side === 'sell' ? { side: 'sell', input: order, freeGpus: row.free_gpus } : { side: 'buy', input: order };
+        }
+      })(),
+    );
   }
 
   /**

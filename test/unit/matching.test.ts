@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { OrderBook, type AskInput, type BidInput, type SubmitResult, type Trade } from '../../src/market/engine.ts';
+import { OrderBook, type AskInput, type BidInput, type RestoredOrder, type SubmitResult, type Trade } from '../../src/market/engine.ts';
 
 const NOW = 1_000_000;
 const HOUR = 3600;
@@ -130,6 +130,28 @@ describe('matching', () => {
     expect(book.returnGpus('a', 2, a, NOW + 1)).toEqual([]);
     expect(book.resting('b2')).toEqual({ side: 'buy', freeGpus: 2 });
     expect(book.setNodeOnline('n1', true, NOW + 2).map((t) => t.bidId)).toEqual(['b2']);
+  });
+
+  it('restores many resting orders at once into the same book as one by one, time priority included', () => {
+    const orders: RestoredOrder[] = [];
+    for (let i = 0; i < 400; i++) {
+      const price = 1_000_000 + ((i * 7919) % 37) * 10_000;
+      if (i % 3 === 0) orders.push({ side: 'sell', input: ask({ id: `a${i}`, nodeId: `n${i % 7}`, price: price + 400_000, gpus: 4 }), freeGpus: 1 + (i % 4) });
+      else orders.push({ side: 'buy', input: bid({ id: `b${i}`, price, gpus: 1 + (i % 3) }) });
+    }
+    const one = new OrderBook();
+    for (const o of orders) one.restore(o);
+    const all = new OrderBook();
+    all.restoreAll(orders);
+    expect(all.depth(100)).toEqual(one.depth(100));
+    expect(all.size).toBe(one.size);
+    // Then both match the same stream the same way.
+    for (let i = 0; i < 60; i++) {
+      const next = i % 2 === 0 ? ask({ id: `x${i}`, nodeId: `m${i}`, price: 1_100_000 + i * 10_000, gpus: 3 }) : bid({ id: `y${i}`, price: 1_450_000 + i * 5_000, gpus: 1 + (i % 4) });
+      const a = i % 2 === 0 ? one.submitAsk(next as AskInput, NOW) : one.submitBid(next as BidInput, NOW);
+      const b = i % 2 === 0 ? all.submitAsk(next as AskInput, NOW) : all.submitBid(next as BidInput, NOW);
+      expect(b).toEqual(a);
+    }
   });
 
   it('matches on a node’s current trust once told, not on what its asks carried when placed', () => {
