@@ -3,6 +3,7 @@
 // overlap for real and check the money afterwards.
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { accounts, nodes } from '../../src/db/schema.ts';
 import { connection } from '../../src/db/client.ts';
@@ -326,4 +327,73 @@ describe('what a runner reports reaches the renter only if it is well formed', (
     expect((await report(s, { type: 'started', ports: { '8888': 40_001 } })).status).toBe(202);
     expect((await record(s.leaseId)).ports).toEqual({ '8888': 40_001 });
   });
+});
+
+describe('random overlapping calls to one lease', () => {
+  type Act = 'alarm' | 'terminate' | 'exited' | 'failed' | 'confirm' | 'extend1' | 'extend2';
+  const act = async (s: Setup, a: Act): Promise<number> => {
+    switch (a) {
+      case 'alarm':
+        await runDurableObjectAlarm(stub(s.leaseId));
+        return 200;
+      case 'terminate':
+        return (await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.renter.apiKey })).status;
+      case 'exited':
+        return (await report(s, { type: 'exited', exit_code: 3 })).status;
+      case 'failed':
+        return (await report(s, { type: 'failed', reason: 'out of memory' })).status;
+      case 'confirm':
+        await stub(s.leaseId).confirm(s.node.nodeId, [Date.now() - 500]);
+        return 200;
+      case 'extend1':
+      case 'extend2':
+        return (await call(`/v1/leases/${s.leaseId}/extend`, { auth: s.renter.apiKey, body: { duration_s: 900 }, headers: { 'idempotency-key': `${s.leaseId}-${a}` } })).status;
+    }
+  };
+
+  it('ends with renter debit = provider credit + fee, the rest back to the renter, and nothing held', async () => {
+    const acts: Act[] = ['alarm', 'terminate', 'exited', 'failed', 'confirm', 'extend1', 'extend2'];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ wait: fc.integer({ min: 0, max: 70_000 }), calls: fc.array(fc.constantFrom(...acts), { minLength: 2, maxLength: 4 }) }), { minLength: 1, maxLength: 4 }),
+        async (rounds) => {
+          const s = await leased('rtx-4080-16gb', { maxDurationS: 7200 });
+          try {
+            await report(s, { type: 'started' });
+            for (const round of rounds) {
+              if (round.wait > 0) {
+                await elapse(s.leaseId, round.wait);
+                const { startedAt } = await record(s.leaseId);
+                // Heartbeats every 10 s until now, except over a silence of more than the grace.
+                if (round.wait <= 45_000) await confirmEvery10s(s, startedAt!, Date.now());
+              }
+              // A periodic settlement falls due as the calls arrive: the window where they used to collide.
+              await rewrite(s.leaseId, (rec) => {
+                if (rec.nextSettleAt !== null) rec.nextSettleAt = Date.now() - 1;
+              });
+              const statuses = await Promise.all(round.calls.map((a) => act(s, a)));
+              for (const status of statuses) expect(status).toBeLessThan(500);
+            }
+            await act(s, 'terminate');
+            const r = await runToEnd(s.leaseId);
+            const billed = BigInt(r.billed);
+            const entries = await ledgerOf(s.leaseId);
+            const fees = entries.filter((e) => e.kind === 'capture' && e.accountKind === 'fees').reduce((a, e) => a + BigInt(e.amount), 0n);
+            const usd = (v: string) => BigInt(Math.round(Number(v) * 1e6));
+            const renter = (await balances(s.renter)).USD!;
+            const provider = (await balances(s.provider)).USD!;
+            expect(usd(renter.held)).toBe(0n);
+            expect(usd(renter.available)).toBe(50_000_000n - billed);
+            expect(usd(provider.available) + fees).toBe(billed);
+            expect(billed).toBeLessThanOrEqual(BigInt(r.terms.amount));
+          } finally {
+            // Its ask goes, so the next run's bid meets only its own.
+            await call(`/v1/orders/${s.askId}`, { method: 'DELETE', auth: s.provider.apiKey });
+          }
+          made.splice(0);
+        },
+      ),
+      { numRuns: 12, seed: 7_2026 },
+    );
+  }, 180_000);
 });
