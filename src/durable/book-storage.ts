@@ -12,10 +12,12 @@ import type { BookEffect } from './book-outbox.ts';
 import { effectKey } from './book-outbox.ts';
 
 /**
- * 2: workloads out of `orders.body` (a book rebuilds from the bodies of all its open orders on
- * every start, and a bid's workload is up to 64 KiB), and effects keyed by order or lease.
+ * 2: effects keyed by order or lease. 3: workloads out of `orders.body` (a book rebuilds from the
+ * bodies of all its open orders on every start, and a bid's workload is up to 64 KiB).
  */
-const LAYOUT = 2;
+const LAYOUT = 3;
+/** Bids moved per transaction: a book may hold 100,000 of them, gigabytes of workloads at worst. */
+const MOVE_BATCH = 200;
 
 export function prepareBookStorage(storage: DurableObjectStorage): void {
   const sql = storage.sql;
@@ -44,22 +46,41 @@ export function prepareBookStorage(storage: DurableObjectStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS candles (interval TEXT NOT NULL, start INTEGER NOT NULL, open INTEGER NOT NULL, high INTEGER NOT NULL,
     low INTEGER NOT NULL, close INTEGER NOT NULL, volume_gpu_s INTEGER NOT NULL, trades INTEGER NOT NULL, PRIMARY KEY (interval, start))`);
   sql.exec('CREATE TABLE IF NOT EXISTS book_layout (version INTEGER NOT NULL)');
-  const version = sql.exec<{ v: number | null }>('SELECT max(version) AS v FROM book_layout').one().v ?? 1;
-  if (version >= LAYOUT) return;
-  storage.transactionSync(() => {
-    sql.exec('ALTER TABLE effects ADD COLUMN key TEXT');
-    for (const e of sql.exec<{ seq: number; body: string }>('SELECT seq, body FROM effects').toArray()) {
-      sql.exec('UPDATE effects SET key = ? WHERE seq = ?', effectKey(JSON.parse(e.body) as BookEffect), e.seq);
-    }
-    sql.exec('CREATE INDEX IF NOT EXISTS effects_key ON effects (key, seq)');
-    // Once, for the bids resting now; closed ones never need their workload again.
-    for (const row of sql.exec<{ id: string; body: string }>("SELECT id, body FROM orders WHERE side = 'buy' AND status = 'open'").toArray()) {
-      const { workload, ...rest } = JSON.parse(row.body) as { workload?: unknown };
-      if (workload === undefined) continue;
-      sql.exec('INSERT INTO bid_workloads (order_id, workload) VALUES (?, ?) ON CONFLICT DO NOTHING', row.id, JSON.stringify(workload));
-      sql.exec('UPDATE orders SET body = ? WHERE id = ?', JSON.stringify(rest), row.id);
-    }
+  const version = () => sql.exec<{ v: number | null }>('SELECT max(version) AS v FROM book_layout').one().v ?? 1;
+  const reached = (v: number) => {
     sql.exec('DELETE FROM book_layout');
-    sql.exec('INSERT INTO book_layout (version) VALUES (?)', LAYOUT);
-  });
+    sql.exec('INSERT INTO book_layout (version) VALUES (?)', v);
+  };
+  if (version() < 2) {
+    storage.transactionSync(() => {
+      sql.exec('ALTER TABLE effects ADD COLUMN key TEXT');
+      for (const e of sql.exec<{ seq: number; body: string }>('SELECT seq, body FROM effects').toArray()) {
+        sql.exec('UPDATE effects SET key = ? WHERE seq = ?', effectKey(JSON.parse(e.body) as BookEffect), e.seq);
+      }
+      sql.exec('CREATE INDEX IF NOT EXISTS effects_key ON effects (key, seq)');
+      reached(2);
+    });
+  }
+  if (version() < LAYOUT) {
+    // Once, for the bids resting now (closed ones never need their workload again), a batch per
+    // transaction so neither memory nor one transaction grows with the book. Moving a bid twice
+    // (a restart half-way) finds nothing left to move.
+    let after = 0;
+    for (;;) {
+      const rows = sql
+        .exec<{ seq: number; id: string; body: string }>("SELECT seq, id, body FROM orders WHERE side = 'buy' AND status = 'open' AND seq > ? ORDER BY seq LIMIT ?", after, MOVE_BATCH)
+        .toArray();
+      if (rows.length === 0) break;
+      storage.transactionSync(() => {
+        for (const row of rows) {
+          const { workload, ...rest } = JSON.parse(row.body) as { workload?: unknown };
+          if (workload === undefined) continue;
+          sql.exec('INSERT INTO bid_workloads (order_id, workload) VALUES (?, ?) ON CONFLICT DO NOTHING', row.id, JSON.stringify(workload));
+          sql.exec('UPDATE orders SET body = ? WHERE id = ?', JSON.stringify(rest), row.id);
+        }
+      });
+      after = rows[rows.length - 1]!.seq;
+    }
+    storage.transactionSync(() => reached(LAYOUT));
+  }
 }
