@@ -243,7 +243,8 @@ export class Lease extends DurableObject<Bindings> {
         );
         return { ok: true };
       case 'return_gpus':
-        await regionBook(this.env, t.region, t.gpuModel).leaseEnded(t.leaseId);
+        // A node silent past the grace is offline in the book before its GPUs come back.
+        await regionBook(this.env, t.region, t.gpuModel).leaseEnded(t.leaseId, Date.now(), { nodeSilent: step.nodeSilent });
         return { ok: true };
       case 'refund':
         if (step.amount > 0n) {

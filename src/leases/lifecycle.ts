@@ -61,6 +61,8 @@ export interface LeaseRecord {
   /** What the runner reported for reaching the workload (container port → host port). */
   ports: Record<string, number> | null;
   exitCode: number | null;
+  /** The lease failed because heartbeats stopped: the book takes the node offline with the GPUs. */
+  endedBySilence?: boolean;
   /** Cumulative amounts settled to the provider and as fee (decimal strings). */
   billed: string;
   fee: string;
@@ -114,7 +116,7 @@ export type LeaseStep =
   | { kind: 'settle'; settlement: Settlement }
   | { kind: 'stop'; reason: string }
   | { kind: 'penalise' }
-  | { kind: 'return_gpus' }
+  | { kind: 'return_gpus'; nodeSilent: boolean }
   | { kind: 'refund'; amount: bigint }
   | { kind: 'sweep' }
   | { kind: 'publish_trust' }
@@ -273,6 +275,7 @@ export function plan(stored: LeaseRecord, now: number, c: LeaseConfig): LeaseRec
     } else if (now - last > c.graceMs) {
       // Billing stops at the last confirmation: the silence after it proves nothing.
       stopRunning(rec, 'failed', last, now, `no heartbeat confirmed the lease for ${Math.round((now - last) / 1000)} s`, c);
+      rec.endedBySilence = true;
     }
   }
   if (rec.pendingSettlement) return rec;
@@ -313,11 +316,13 @@ export function nextStep(rec: LeaseRecord, now: number, c: LeaseConfig): LeaseSt
   if (isTerminal(rec.state)) {
     // Whatever ended the lease, the runner stops the workload (it ignores an unknown lease).
     if (!s.stopped) return { kind: 'stop', reason: rec.history.at(-1)?.reason ?? rec.state };
+    // The node's lowered trust reaches the books before its GPUs do, so a reopened ask never
+    // matches a `min_reliability` bid on the old value.
     if (rec.state === 'failed' && !s.reliability) return { kind: 'penalise' };
-    if (!s.gpusReturned) return { kind: 'return_gpus' };
+    if (rec.state === 'failed' && !s.trust) return { kind: 'publish_trust' };
+    if (!s.gpusReturned) return { kind: 'return_gpus', nodeSilent: rec.endedBySilence === true };
     if (!s.refunded && finalReady(rec, now)) return { kind: 'refund', amount: BigInt(rec.terms.amount) - BigInt(rec.billed) };
     if (s.refunded && !s.swept) return { kind: 'sweep' };
-    if (rec.state === 'failed' && !s.trust) return { kind: 'publish_trust' };
   }
   if (!s.synced) return { kind: 'sync' };
   // The runner enforces the paid end by itself: it hears of every extension.

@@ -16,10 +16,14 @@ const book = (model: string) => regionBook(bindings, REGION, model);
 const ask = (model: string, price: number, gpus: number, o: Partial<AskOrder> = {}) => bookAsk(REGION, model, price, gpus, o);
 const bid = (model: string, price: number, gpus: number, durationS = 3600, o: Partial<BidOrder> = {}) => bookBid(REGION, model, price, gpus, durationS, o);
 
-/** One trade of `gpus` × `durationS` at `price`, at time `at`: an ask, then a bid taking all of it. */
+/**
+ * One trade of `gpus` × `durationS` at `price`, at time `at`: an ask, then a bid taking all of it.
+ * The ask expires soon after `at`: a trade backdated past the provisioning timeout makes a lease
+ * that fails at once, and its GPUs must not reopen an ask for the next trade's bid.
+ */
 async function trade(model: string, price: number, gpus: number, durationS: number, at = Date.now()) {
   const b = book(model);
-  await b.place(ask(model, price, gpus), at);
+  await b.place(ask(model, price, gpus, { expiresAt: at + 60_000 }), at);
   const placed = await b.place(bid(model, price, gpus, durationS), at);
   if (!placed.ok || placed.fills.length !== 1) throw new Error(`expected one fill, got ${JSON.stringify(placed)}`);
   return placed.fills[0]!;
