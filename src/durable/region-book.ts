@@ -372,6 +372,13 @@ export class RegionBook extends DurableObject<Bindings> {
         this.book.cancel(id);
         this.close(id, 'cancelled', now, row.free_gpus);
       }, now);
+    } else if (row.status === 'filled' && row.side === 'sell') {
+      // A fully leased ask would reopen as its leases end: cancelling withdraws it (not resting,
+      // so nothing leaves the in-memory book); the leases it made run on.
+      this.commit(() => {
+        this.sql.exec("UPDATE orders SET status = 'cancelled', free_gpus = 0 WHERE id = ?", id);
+        this.enqueue({ kind: 'status', orderId: id, status: 'cancelled', at: now, release: null }, now);
+      }, now);
     }
     // A bid's hold is back before the answer; a sell moves no money, so its status reaches
     // libSQL through the outbox without holding up the caller (the book answers for it meanwhile).

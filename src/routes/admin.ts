@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, gt, or, sql } from 'drizzle-orm';
 import { guard } from '../auth/guard.ts';
 import { AccountSchema } from '../contracts/accounts.ts';
 import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
@@ -27,7 +27,8 @@ async function cancelOpenOrders(env: Bindings, db: Database, accountId: string):
   const open = await db
     .select({ id: orders.id, region: orders.region, gpuModel: orders.gpuModel, book: orders.book })
     .from(orders)
-    .where(and(eq(orders.accountId, accountId), eq(orders.status, 'open')));
+    // Fully leased asks too: they would reopen, and match, as their leases end.
+    .where(and(eq(orders.accountId, accountId), or(eq(orders.status, 'open'), and(eq(orders.side, 'sell'), eq(orders.status, 'filled'), gt(orders.expiresAt, Date.now())))));
   const byBook = new Map<string, typeof open>();
   for (const o of open) byBook.set(`${o.region}:${o.gpuModel}`, [...(byBook.get(`${o.region}:${o.gpuModel}`) ?? []), o]);
   // Books in parallel; one book's orders one at a time, as that book would take them anyway.

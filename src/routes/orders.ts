@@ -399,7 +399,7 @@ app.openapi(
     method: 'delete',
     path: '/{id}',
     tags: ['orders'],
-    summary: "Cancel an open order; a buy's escrow is released (404 for anyone else's order, 409 once it is closed)",
+    summary: "Cancel an open order (or withdraw a fully leased ask, so it does not reopen as its leases end); a buy's escrow is released (404 for anyone else's order, 409 once it is closed)",
     security: BEARER,
     middleware: guard('orders:write'),
     request: { params: z.object({ id: z.string().max(64) }) },

@@ -1,6 +1,7 @@
 // Operators acting on their own money, suspensions that stop an account trading, and list
 // query parameters that must be refused with a 400 rather than reach the database.
 import { eq } from 'drizzle-orm';
+import { runDurableObjectAlarm } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { orders } from '../../src/db/schema.ts';
 import { regionBook } from '../../src/durable/region-book.ts';
@@ -102,6 +103,48 @@ describe('suspending an account', () => {
     expect(bid.leases).toEqual([]);
     expect(bid.order.status).toBe('open');
     await expect.poll(() => statusOf(ask.order.id)).toBe('cancelled');
+  });
+
+  it("withdraws the provider's fully leased asks, so they do not reopen when their leases end", async () => {
+    const model = 'a10-24gb';
+    const [admin, renter, provider] = await Promise.all([operator(), signUp(), signUp(['provider'])]);
+    await fund(renter, 'USD', '20.00');
+    const node = await onlineNode(REGION, provider, model, 2);
+    const ask = await placed(provider, sell(REGION, model, node.nodeId, { gpus: 2, price: '1.00' }));
+    const first = await placed(renter, buy(REGION, model, { gpus: 2, price: '1.00' }));
+    expect(first.leases).toHaveLength(1);
+    expect(await statusOf(ask.order.id)).toBe('filled');
+
+    await suspend(admin, provider);
+    const book = regionBook(bindings, REGION, model);
+    expect((await book.orders([ask.order.id])).map((o) => o.status)).toEqual(['cancelled']);
+    // The lease ends and its GPUs come back: to no ask.
+    await call(`/v1/leases/${first.leases[0].id}/terminate`, { method: 'POST', auth: renter.apiKey });
+    await runDurableObjectAlarm(bindings.LEASE.getByName(first.leases[0].id));
+    expect((await book.snapshot()).depth.asks).toEqual([]);
+    const second = await placed(renter, buy(REGION, model, { gpus: 1, price: '1.00' }));
+    expect(second.leases).toEqual([]);
+    await expect.poll(() => statusOf(ask.order.id)).toBe('cancelled');
+  });
+});
+
+describe('withdrawing a fully leased ask', () => {
+  it('cancels it, leaves its lease running, and it does not reopen when the lease ends', async () => {
+    const model = 'l40-48gb';
+    const [renter, provider] = await Promise.all([signUp(), signUp(['provider'])]);
+    await fund(renter, 'USD', '20.00');
+    const node = await onlineNode(REGION, provider, model, 2);
+    const ask = await placed(provider, sell(REGION, model, node.nodeId, { gpus: 2, price: '1.00' }));
+    const first = await placed(renter, buy(REGION, model, { gpus: 2, price: '1.00' }));
+    const res = await call(`/v1/orders/${ask.order.id}`, { method: 'DELETE', auth: provider.apiKey });
+    expect(res.status).toBe(200);
+    expect((await json(res)).order.status).toBe('cancelled');
+    expect((await json(await call(`/v1/leases/${first.leases[0].id}`, { auth: renter.apiKey }))).lease.state).toBe('provisioning');
+    await call(`/v1/leases/${first.leases[0].id}/terminate`, { method: 'POST', auth: renter.apiKey });
+    await runDurableObjectAlarm(bindings.LEASE.getByName(first.leases[0].id));
+    expect((await regionBook(bindings, REGION, model).snapshot()).depth.asks).toEqual([]);
+    // Asking again answers the same.
+    expect((await json(await call(`/v1/orders/${ask.order.id}`, { method: 'DELETE', auth: provider.apiKey }))).order.status).toBe('cancelled');
   });
 });
 
