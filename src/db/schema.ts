@@ -375,7 +375,8 @@ export const leases = sqliteTable(
     uniqueIndex('leases_trade_uq').on(t.tradeId),
     index('leases_renter_idx').on(t.renterId, t.createdAt),
     index('leases_provider_idx').on(t.providerId, t.createdAt),
-    index('leases_node_idx').on(t.nodeId),
+    // Which books hold a node's live leases, on every heartbeat batch (src/nodes/books.ts).
+    index('leases_node_idx').on(t.nodeId, t.state),
   ],
 );
 
