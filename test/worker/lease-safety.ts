@@ -279,7 +279,7 @@ describe('confirming leases from a heartbeat batch', () => {
     const fake = `lse_${'z'.repeat(20)}`;
     await beat(s.node, 2, { leases: [{ lease_id: other.leaseId, state: 'running' }, { lease_id: fake, state: 'running' }, { lease_id: s.leaseId, state: 'running' }] });
     expect((await record(other.leaseId)).spans).toEqual(theirs);
-    // An id the platform never issued is not even looked up as an object.
+    // An id the platform never issued leaves no lease behind.
     await runInDurableObject(stub(fake), async (_instance: unknown, state: DurableObjectState) => {
       expect(await state.storage.get('lease')).toBeUndefined();
     });
