@@ -1,5 +1,6 @@
-// The runner's config file: where the API is and who this node is. Holds the node token, so it
-// is written 0600 in a 0700 folder, atomically (temp file + rename).
+// The runner's config file: where the API is and who this node is. Holds the node token and the
+// node's private key, so it is written 0600 in a 0700 folder, atomically (temp file + rename),
+// and refused when group or others may open it (as ssh refuses an open private key).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,8 @@ export const ConfigSchema = z.object({
   /** Heartbeat period the server asked for at join time. */
   heartbeat_interval_s: z.number().int().min(1).max(300).optional(),
   joined_at: z.string().optional(),
+  /** The node's Ed25519 private key (PKCS#8 DER, base64url), made at join; absent in configs from before node keys. */
+  node_private_key: z.string().min(1).optional(),
 });
 export type RunnerConfig = z.infer<typeof ConfigSchema>;
 
@@ -32,7 +35,13 @@ export function readConfig(file: string): RunnerConfig {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
+    // Checked after reading so a missing file keeps its own message; Windows has no such bits.
+    const mode = fs.statSync(file).mode & 0o777;
+    if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+      throw new RunnerError(`config ${file} is open to group or others (mode ${mode.toString(8)}) and holds the node token and key: run \`chmod 600 ${file}\``);
+    }
   } catch (err) {
+    if (err instanceof RunnerError) throw err;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new RunnerError(`no config at ${file}: run \`gridlease-runner join --api URL --token JOIN_TOKEN --region REGION\` first`);
     }

@@ -1,4 +1,5 @@
-// `join`: detect the machine, register it with a one-time join token, save the node credentials.
+// `join`: detect the machine, make a new node key, register both with a one-time join token,
+// save the node credentials and key.
 import fs from 'node:fs';
 import { REGION_IDS, isRegion } from '../../src/catalog/regions.ts';
 import { MachineSchema } from '../../src/contracts/runner.ts';
@@ -6,6 +7,7 @@ import { ApiClient, ApiError, NetworkError, ProtocolError, normaliseApiUrl } fro
 import { statePathFor, writeConfig } from './config.ts';
 import { detectMachine, listableGpus } from './detect.ts';
 import { EXIT, RunnerError } from './errors.ts';
+import { generateNodeKey } from './identity.ts';
 import type { Logger } from './log.ts';
 import type { Options } from './options.ts';
 import { CommandState } from './state.ts';
@@ -33,10 +35,13 @@ export async function join(options: Options, log: Logger): Promise<string> {
     throw new RunnerError(`the detected machine cannot be registered (${issue.path.map(String).join('.')}: ${issue.message})`);
   }
 
+  // A new key at every join: a machine that joins again (new owner, reinstalled) never inherits
+  // a key another copy of the config may hold.
+  const key = generateNodeKey();
   const client = new ApiClient({ api });
   let reply;
   try {
-    reply = await client.register({ join_token: options.token!, region, machine });
+    reply = await client.register({ join_token: options.token!, region, machine, public_key: key.publicKey });
   } catch (err) {
     if (err instanceof NetworkError) throw new RunnerError(`API unreachable: ${err.message}`);
     if (err instanceof ApiError && err.status === 401) throw new RunnerError(`join token refused: ${err.message}`);
@@ -54,6 +59,7 @@ export async function join(options: Options, log: Logger): Promise<string> {
     region,
     heartbeat_interval_s: Math.min(300, Math.max(1, reply.heartbeat_interval_s)),
     joined_at: new Date().toISOString(),
+    node_private_key: key.privateKey,
   });
   CommandState.reset(statePathFor(options.configPath), reply.node_id);
   const models = listable.map((g) => g.model).join(', ');

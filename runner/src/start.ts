@@ -12,7 +12,7 @@ import type { GpuMetrics } from '../../src/contracts/runner.ts';
 import { ApiClient } from './api.ts';
 import { Backoff } from './backoff.ts';
 import { CommandProcessor } from './commands.ts';
-import { isTooOpen, readConfig, statePathFor } from './config.ts';
+import { readConfig, statePathFor } from './config.ts';
 import { describeError } from './errors.ts';
 import { EventReporter } from './events.ts';
 import { DockerExecutor } from './executors/docker.ts';
@@ -27,7 +27,7 @@ import { RUNNER_VERSION } from './version.ts';
 
 export async function start(options: Options, log: Logger): Promise<number> {
   const config = readConfig(options.configPath);
-  if (isTooOpen(options.configPath)) log.warn(`${options.configPath} is readable by others and holds the node token: chmod 600 it`);
+  if (!config.node_private_key) log.warn('this node has no node key (it joined before node keys) and cannot sign answers: run `gridlease-runner join` again');
   const client = new ApiClient({ api: options.api ?? config.api, nodeToken: config.node_token });
   const bootId = randomUUID();
   log.info(`gridlease-runner ${RUNNER_VERSION} starting: node ${config.node_id}, ${options.executor} executor, boot ${bootId}`);

@@ -1,7 +1,8 @@
-// `status`: the config without its secret, and whether the API answers.
+// `status`: the config without its secrets, and whether the API answers.
 import { ApiClient } from './api.ts';
-import { isTooOpen, readConfig, statePathFor } from './config.ts';
+import { readConfig, statePathFor } from './config.ts';
 import { describeError } from './errors.ts';
+import { keyFingerprint, publicKeyOf } from './identity.ts';
 import type { Options } from './options.ts';
 import { RUNNER_VERSION } from './version.ts';
 
@@ -10,12 +11,14 @@ export async function status(options: Options): Promise<{ text: string; ok: bool
   const api = options.api ?? config.api;
   const lines = [
     `runner_version: ${RUNNER_VERSION}`,
-    `config: ${options.configPath}${isTooOpen(options.configPath) ? ' (WARNING: readable by others; chmod 600 it)' : ''}`,
+    `config: ${options.configPath}`,
     `state: ${statePathFor(options.configPath)}`,
     `api: ${api}`,
     `node_id: ${config.node_id}`,
     `region: ${config.region}`,
     `node_token: (set, not shown)`,
+    // The fingerprint is what the owner sees on GET /v1/nodes/{id}: the two should match.
+    `node_key: ${config.node_private_key ? `ed25519, fingerprint ${keyFingerprint(publicKeyOf(config.node_private_key))}` : 'none (joined before node keys; run `gridlease-runner join` again)'}`,
   ];
   if (config.joined_at) lines.push(`joined_at: ${config.joined_at}`);
   let ok = false;

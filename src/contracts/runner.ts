@@ -2,6 +2,7 @@
 // bundles it, so it may import only zod (plain `zod`, not the OpenAPI flavour) and pure modules.
 import { z } from 'zod';
 import { IMAGE_REFERENCE_RULE, MAX_IMAGE_REFERENCE, isImageReference } from './image-reference.ts';
+import { NODE_PUBLIC_KEY_PATTERN } from './signed-message.ts';
 
 export const RUNNER_AUDIENCE = 'gridlease-runner';
 /** Default heartbeat period; the server may ask for another in each reply. */
@@ -36,7 +37,16 @@ export const MachineSchema = z
 export type Machine = z.infer<typeof MachineSchema>;
 
 export const RegisterRequestSchema = z
-  .object({ join_token: z.string().min(1).max(200), region: z.string().min(1).max(32), machine: MachineSchema })
+  .object({
+    join_token: z.string().min(1).max(200),
+    region: z.string().min(1).max(32),
+    machine: MachineSchema,
+    /**
+     * The node's Ed25519 public key, raw 32 bytes in base64url; it signs the node's answers to
+     * inspections. Required: a node that cannot sign can never be verified.
+     */
+    public_key: z.string().regex(NODE_PUBLIC_KEY_PATTERN, 'must be an Ed25519 public key: 32 bytes in base64url without padding'),
+  })
   .strict();
 export type RegisterRequest = z.infer<typeof RegisterRequestSchema>;
 

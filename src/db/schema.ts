@@ -219,6 +219,8 @@ export const nodes = sqliteTable(
     /** Parts per million; starts at 0.9 and is adjusted by uptime and inspections. */
     reliabilityPpm: integer('reliability_ppm').notNull().default(900_000),
     verified: integer('verified', { mode: 'boolean' }).notNull().default(false),
+    /** The node's Ed25519 public key (raw, base64url), replaced at every registration; null for nodes registered before node keys. */
+    publicKey: text('public_key'),
     lastHeartbeatAt: integer('last_heartbeat_at'),
     createdAt: createdAt(),
   },

@@ -3,6 +3,7 @@ import type { Bindings } from '../env.ts';
 import type { nodeGpus, nodes } from '../db/schema.ts';
 import { collectorName, heartbeatConfig, shardOf } from '../heartbeats/config.ts';
 import { iso } from '../contracts/money.ts';
+import { nodeKeyFingerprint } from './identity.ts';
 
 type NodeRow = typeof nodes.$inferSelect;
 type GpuRow = typeof nodeGpus.$inferSelect;
@@ -12,6 +13,12 @@ export function collectorFor(env: Bindings, nodeId: string, region: string) {
   const { shards } = heartbeatConfig(env);
   const shard = shardOf(nodeId, shards);
   return { stub: env.COLLECTOR.getByName(collectorName(region, shard)), shard };
+}
+
+/** True when both list the same cards (UUIDs) as the same catalog models, in any order. */
+export function sameGpuSet(a: ReadonlyArray<{ uuid: string; model: string | null }>, b: ReadonlyArray<{ uuid: string; model: string | null }>): boolean {
+  const key = (gpus: ReadonlyArray<{ uuid: string; model: string | null }>) => JSON.stringify(gpus.map((g) => [g.uuid, g.model]).sort());
+  return a.length === b.length && key(a) === key(b);
 }
 
 export const NodeGpuSchema = z
@@ -28,12 +35,14 @@ export const NodeSchema = z
     machine: z.record(z.string(), z.unknown()),
     reliability: z.number().openapi({ description: '0–1' }),
     verified: z.boolean(),
+    public_key: z.string().nullable().openapi({ description: "The node's Ed25519 public key (raw, base64url), registered at join; null for nodes from before node keys" }),
+    key_fingerprint: z.string().nullable().openapi({ description: 'First 16 hex of SHA-256 over the raw public key, as `gridlease-runner status` prints it' }),
     last_heartbeat_at: z.string().nullable(),
     created_at: z.string(),
   })
   .openapi('Node');
 
-export function publicNode(row: NodeRow, gpus: GpuRow[]) {
+export async function publicNode(row: NodeRow, gpus: GpuRow[]) {
   return {
     id: row.id,
     region: row.region,
@@ -46,6 +55,8 @@ export function publicNode(row: NodeRow, gpus: GpuRow[]) {
     machine: row.machine,
     reliability: row.reliabilityPpm / 1_000_000,
     verified: row.verified,
+    public_key: row.publicKey,
+    key_fingerprint: row.publicKey === null ? null : await nodeKeyFingerprint(row.publicKey),
     last_heartbeat_at: iso(row.lastHeartbeatAt),
     created_at: iso(row.createdAt)!,
   };

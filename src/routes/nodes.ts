@@ -48,7 +48,7 @@ app.openapi(
     const db = c.get('db');
     const rows = await db.select().from(nodes).where(eq(nodes.accountId, c.get('principal').accountId)).orderBy(desc(nodes.createdAt)).limit(500);
     const gpus = rows.length ? await db.select().from(nodeGpus).where(inArray(nodeGpus.nodeId, rows.map((r) => r.id))) : [];
-    return c.json({ data: rows.map((r) => publicNode(r, gpus)) }, 200);
+    return c.json({ data: await Promise.all(rows.map((r) => publicNode(r, gpus))) }, 200);
   },
 );
 
@@ -92,7 +92,7 @@ app.openapi(
     ]);
     return c.json(
       {
-        node: publicNode(row, gpus),
+        node: await publicNode(row, gpus),
         metrics: minutes.map((m) => ({
           minute: new Date(m.minute * 60_000).toISOString(),
           heartbeats: m.heartbeats,
@@ -130,7 +130,7 @@ app.openapi(
     if (!row) throw new ApiError('not_found', 'no such node');
     await collectorFor(c.env, row.id, row.region).stub.revoke(row.id, row.tokenVersion);
     const gpus = await db.select().from(nodeGpus).where(eq(nodeGpus.nodeId, id));
-    return c.json({ node: publicNode(row, gpus) }, 200);
+    return c.json({ node: await publicNode(row, gpus) }, 200);
   },
 );
 

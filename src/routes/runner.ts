@@ -24,7 +24,10 @@ import { router } from '../http/router.ts';
 import { newId } from '../ids.ts';
 import { heartbeatConfig } from '../heartbeats/config.ts';
 import { lease } from '../durable/lease.ts';
-import { collectorFor } from '../nodes/registry.ts';
+import { isUsableNodeKey } from '../nodes/identity.ts';
+import { collectorFor, sameGpuSet } from '../nodes/registry.ts';
+import { publishNodeTrust } from '../nodes/trust.ts';
+import { log } from '../http/log.ts';
 
 const NODE_TOKEN_TTL_S = 90 * 86_400;
 const NODE_BEARER = [{ nodeToken: [] }];
@@ -78,6 +81,7 @@ app.openapi(
     if (new Set(gpus.map((g) => g.index)).size !== gpus.length || new Set(gpus.map((g) => g.uuid)).size !== gpus.length) {
       throw new ApiError('validation_failed', 'GPU indices and UUIDs must be unique');
     }
+    if (!(await isUsableNodeKey(body.public_key))) throw new ApiError('validation_failed', 'public_key is not a usable Ed25519 public key');
 
     const db = c.get('db');
     const now = Date.now();
@@ -114,19 +118,37 @@ app.openapi(
       await collectorFor(c.env, nodeId, previous.region).stub.revoke(nodeId, previous.tokenVersion + 1);
     }
 
+    // Verification vouches for the cards inspected: other cards (count, models or UUIDs) are unverified.
+    const gpusChanged = existing[0] ? !sameGpuSet(await db.select().from(nodeGpus).where(eq(nodeGpus.nodeId, nodeId)), gpus) : false;
     const { gpus: _gpus, ...machine } = body.machine;
     const [node] = existing[0]
       ? await db
           .update(nodes)
-          .set({ region: body.region, hostname: body.machine.hostname, machine, status: 'registered', tokenVersion: sql`${nodes.tokenVersion} + 1` })
+          .set({
+            region: body.region,
+            hostname: body.machine.hostname,
+            machine,
+            status: 'registered',
+            tokenVersion: sql`${nodes.tokenVersion} + 1`,
+            publicKey: body.public_key,
+            ...(gpusChanged ? { verified: false } : {}),
+          })
           .where(eq(nodes.id, nodeId))
           .returning()
-      : await db.insert(nodes).values({ id: nodeId, accountId: token.accountId, region: body.region, hostname: body.machine.hostname, machine }).returning();
+      : await db
+          .insert(nodes)
+          .values({ id: nodeId, accountId: token.accountId, region: body.region, hostname: body.machine.hostname, machine, publicKey: body.public_key })
+          .returning();
     await db.batch([
       db.delete(nodeGpus).where(eq(nodeGpus.nodeId, nodeId)),
       db.insert(nodeGpus).values(gpus.map((g) => ({ nodeId, index: g.index, uuid: g.uuid, name: g.name, model: g.model, memoryMib: g.memory_mib, driver: g.driver }))),
     ]);
     await collectorFor(c.env, nodeId, node!.region).stub.revoke(nodeId, node!.tokenVersion);
+    if (gpusChanged) {
+      // The join token is spent, so a failure here must not fail the join: the node's next
+      // heartbeat batch sends its books the trust libSQL now holds.
+      await publishNodeTrust(c.env, nodeId).catch((err) => log('warn', 'node trust not published after a change of GPUs', { node_id: nodeId, error: String(err) }));
+    }
 
     const nodeToken = await signNodeToken(
       await keyRing(c.env.JWT_PRIVATE_KEYS),

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { joinTokens, nodeMetricsMinute, nodes, nodeUptimeDaily } from '../../src/db/schema.ts';
 import { collectorName, heartbeatConfig, shardOf } from '../../src/heartbeats/config.ts';
 import { signLikeQStash } from '../../src/queue/signature.ts';
-import { call, db, expectError, heartbeat, joinToken, json, machine, makeAdmin, registerNode, signUp } from './support.ts';
+import { call, db, expectError, heartbeat, joinToken, json, machine, makeAdmin, nodePublicKey, registerNode, signUp } from './support.ts';
 
 const bindings = env as unknown as Parameters<typeof heartbeatConfig>[0] & { COLLECTOR: DurableObjectNamespace };
 
@@ -50,29 +50,29 @@ describe('joining', () => {
   it('refuses a used, expired or unknown join token with a message saying which', async () => {
     const provider = await signUp(['provider']);
     const token = await joinToken(provider);
-    expect((await call('/v1/runner/register', { body: { join_token: token, region: 'us-east', machine: machine() } })).status).toBe(201);
-    const used = await call('/v1/runner/register', { body: { join_token: token, region: 'us-east', machine: machine() } });
+    expect((await call('/v1/runner/register', { body: { join_token: token, region: 'us-east', machine: machine(), public_key: await nodePublicKey() } })).status).toBe(201);
+    const used = await call('/v1/runner/register', { body: { join_token: token, region: 'us-east', machine: machine(), public_key: await nodePublicKey() } });
     expect((await expectError(used, 401, 'unauthorized')).message).toContain('already used');
 
     const stale = await joinToken(provider);
     const rows = await db().select({ id: joinTokens.id, usedAt: joinTokens.usedAt }).from(joinTokens).where(eq(joinTokens.accountId, provider.id));
     const unused = rows.find((r) => r.usedAt === null)!;
     await db().update(joinTokens).set({ expiresAt: Date.now() - 1 }).where(eq(joinTokens.id, unused.id));
-    const expired = await call('/v1/runner/register', { body: { join_token: stale, region: 'us-east', machine: machine() } });
+    const expired = await call('/v1/runner/register', { body: { join_token: stale, region: 'us-east', machine: machine(), public_key: await nodePublicKey() } });
     expect((await expectError(expired, 401, 'unauthorized')).message).toContain('expired');
 
-    const unknown = await call('/v1/runner/register', { body: { join_token: 'glj_nope', region: 'us-east', machine: machine() } });
+    const unknown = await call('/v1/runner/register', { body: { join_token: 'glj_nope', region: 'us-east', machine: machine(), public_key: await nodePublicKey() } });
     expect((await expectError(unknown, 401, 'unauthorized')).message).toContain('invalid');
   });
 
   it('refuses an unknown region and a machine with no catalog GPU, keeping the token', async () => {
     const provider = await signUp(['provider']);
     const token = await joinToken(provider);
-    const region = await call('/v1/runner/register', { body: { join_token: token, region: 'moon-1', machine: machine() } });
+    const region = await call('/v1/runner/register', { body: { join_token: token, region: 'moon-1', machine: machine(), public_key: await nodePublicKey() } });
     expect((await expectError(region, 400, 'validation_failed')).message).toContain('moon-1');
-    const noGpu = await call('/v1/runner/register', { body: { join_token: token, region: 'us-east', machine: machine([{ name: 'Matrox G200eW' }]) } });
+    const noGpu = await call('/v1/runner/register', { body: { join_token: token, region: 'us-east', machine: machine([{ name: 'Matrox G200eW' }]), public_key: await nodePublicKey() } });
     expect((await expectError(noGpu, 400, 'validation_failed')).message).toContain('Matrox G200eW');
-    expect((await call('/v1/runner/register', { body: { join_token: token, region: 'us-east', machine: machine() } })).status).toBe(201);
+    expect((await call('/v1/runner/register', { body: { join_token: token, region: 'us-east', machine: machine(), public_key: await nodePublicKey() } })).status).toBe(201);
   });
 
   it('lets only providers create join tokens', async () => {
@@ -85,7 +85,7 @@ describe('joining', () => {
     const b = await signUp(['provider']);
     const m = machine();
     await registerNode(a, m);
-    const res = await call('/v1/runner/register', { body: { join_token: await joinToken(b), region: 'us-east', machine: m } });
+    const res = await call('/v1/runner/register', { body: { join_token: await joinToken(b), region: 'us-east', machine: m, public_key: await nodePublicKey() } });
     await expectError(res, 409, 'conflict');
   });
 });

@@ -131,8 +131,15 @@ export async function joinToken(provider: TestAccount): Promise<string> {
   return (await json(res)).join_token;
 }
 
+/** A fresh node public key as a runner sends it at join: raw Ed25519, base64url. */
+export async function nodePublicKey(): Promise<string> {
+  const pair = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const raw = new Uint8Array((await crypto.subtle.exportKey('raw', pair.publicKey)) as ArrayBuffer);
+  return btoa(String.fromCharCode(...raw)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
 export async function registerNode(provider: TestAccount, m = machine(), region = 'us-east') {
-  const res = await call('/v1/runner/register', { body: { join_token: await joinToken(provider), region, machine: m } });
+  const res = await call('/v1/runner/register', { body: { join_token: await joinToken(provider), region, machine: m, public_key: await nodePublicKey() } });
   if (res.status !== 201) throw new Error(`register: ${res.status} ${await res.text()}`);
   const body = await json(res);
   return { nodeId: body.node_id as string, token: body.node_token as string, machine: m };

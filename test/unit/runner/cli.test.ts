@@ -6,6 +6,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HeartbeatRequestSchema, LeaseEventSchema, MachineSchema, RegisterRequestSchema, type HeartbeatRequest } from '../../../src/contracts/runner.ts';
 import { readConfig, writeConfig } from '../../../runner/src/config.ts';
+import { keyFingerprint, publicKeyOf } from '../../../runner/src/identity.ts';
 import { CLI, DOCKER_DIR, FAKE_SMI, FakeApi, ROOT, SMI_DIR, apiError, freePort, mode, tempDir, waitFor } from './helpers.ts';
 
 interface Run {
@@ -111,13 +112,51 @@ describe.concurrent('gridlease-runner CLI', () => {
     const file = env.GRIDLEASE_CONFIG!;
     expect(mode(file)).toBe(0o600);
     expect(mode(path.dirname(file))).toBe(0o700);
-    expect(readConfig(file)).toMatchObject({ api: api.url, node_id: 'node_7', node_token: 'nt_secret_7', region: 'eu-west' });
+    const saved = readConfig(file);
+    expect(saved).toMatchObject({ api: api.url, node_id: 'node_7', node_token: 'nt_secret_7', region: 'eu-west' });
+    // The key kept with the credentials is the one whose public half was registered.
+    expect(publicKeyOf(saved.node_private_key!)).toBe(body.public_key);
 
     const status = await runCli(['status'], env);
     expect(status.code).toBe(0);
     expect(status.stdout).toContain('node_id: node_7');
+    expect(status.stdout).toContain(`node_key: ed25519, fingerprint ${keyFingerprint(body.public_key)}`);
     expect(status.stdout).toContain('api_status: answers (GET /healthz → 404)');
     expect(status.stdout).not.toContain('nt_secret_7');
+    expect(status.stdout).not.toContain(saved.node_private_key);
+  });
+
+  it('join again makes a new node key and registers it', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    api.handler = (req) => (req.url === '/v1/runner/register' ? { status: 201, body: registered } : undefined);
+    const env = baseEnv(tempDir());
+    const keys: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      expect((await runCli(['join', '--api', api.url, '--token', `jt_${i}`, '--region', 'eu-west'], env)).code).toBe(0);
+      const sent = RegisterRequestSchema.parse(api.requests[i]!.body).public_key;
+      expect(publicKeyOf(readConfig(env.GRIDLEASE_CONFIG!).node_private_key!)).toBe(sent);
+      keys.push(sent);
+    }
+    expect(keys[0]).not.toBe(keys[1]);
+    expect(mode(env.GRIDLEASE_CONFIG!)).toBe(0o600);
+  });
+
+  it('status and start refuse a config that others can read', async () => {
+    const dir = tempDir();
+    const file = joinedConfig(dir, 'http://127.0.0.1:9');
+    fs.chmodSync(file, 0o644);
+    for (const command of ['status', 'start']) {
+      const r = await runCli([command], baseEnv(dir));
+      expect(r).toMatchObject({ code: 1, stdout: '' });
+      expect(r.stderr).toBe(`gridlease-runner: config ${file} is open to group or others (mode 644) and holds the node token and key: run \`chmod 600 ${file}\`\n`);
+    }
+  });
+
+  it('status says when the config predates node keys', async () => {
+    const dir = tempDir();
+    joinedConfig(dir, 'http://127.0.0.1:9');
+    const r = await runCli(['status'], baseEnv(dir));
+    expect(r.stdout).toContain('node_key: none (joined before node keys; run `gridlease-runner join` again)');
   });
 
   const refusals: [string, { status: number; body: unknown }, string, string][] = [

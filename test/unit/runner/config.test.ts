@@ -22,9 +22,9 @@ describe('config file', () => {
     // Rewriting a file someone opened up makes it private again.
     fs.chmodSync(file, 0o644);
     expect(isTooOpen(file)).toBe(true);
-    writeConfig(file, { ...config, node_id: 'node_2' });
+    writeConfig(file, { ...config, node_id: 'node_2', node_private_key: 'MC4CAQAwBQYDK2VwBCIEIA' });
     expect(mode(file)).toBe(0o600);
-    expect(readConfig(file).node_id).toBe('node_2');
+    expect(readConfig(file)).toMatchObject({ node_id: 'node_2', node_private_key: 'MC4CAQAwBQYDK2VwBCIEIA' });
     expect(fs.readdirSync(path.dirname(file))).toEqual(['runner.json']); // no temp file left
   });
 
@@ -32,12 +32,24 @@ describe('config file', () => {
     const dir = tempDir();
     const file = path.join(dir, 'runner.json');
     expect(() => readConfig(file)).toThrow(`no config at ${file}: run \`gridlease-runner join --api URL --token JOIN_TOKEN --region REGION\` first`);
-    fs.writeFileSync(file, '{ nope');
+    fs.writeFileSync(file, '{ nope', { mode: 0o600 });
     expect(() => readConfig(file)).toThrow(`config ${file} is not valid JSON`);
     fs.writeFileSync(file, JSON.stringify({ ...config, node_token: undefined }));
     expect(() => readConfig(file)).toThrow(/is invalid \(node_token: /);
     fs.writeFileSync(file, JSON.stringify({ ...config, api: 'not a url' }));
     expect(() => readConfig(file)).toThrow(RunnerError);
+  });
+
+  // Like ssh with a private key: the node token and key let anyone who reads them act as the node.
+  it('refuses a config that group or others may read or write, saying how to fix it', () => {
+    const file = path.join(tempDir(), 'runner.json');
+    writeConfig(file, config);
+    for (const open of [0o640, 0o604, 0o620]) {
+      fs.chmodSync(file, open);
+      expect(() => readConfig(file)).toThrow(`config ${file} is open to group or others (mode ${open.toString(8)}) and holds the node token and key: run \`chmod 600 ${file}\``);
+    }
+    fs.chmodSync(file, 0o600);
+    expect(readConfig(file)).toEqual(config);
   });
 
   it('defaults to ~/.config/gridlease/runner.json, with the state file next to it', () => {
