@@ -37,6 +37,7 @@ import { join } from 'node:path';
 import { findWorkerd, ticks } from './proc.ts';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
 import { h100Machine, num, percentile } from './support.ts';
+import { generateNodeKey } from '../runner/src/identity.ts';
 
 const NODES = num('BENCH_NODES', 2000);
 const RATE = num('BENCH_RATE', 1200);
@@ -130,7 +131,7 @@ async function register(base: string, count: number): Promise<SimNode[]> {
         await fetch(`${base}/v1/runner/register`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ join_token, region: REGIONS[r], machine: machine(i) }),
+          body: JSON.stringify({ join_token, region: REGIONS[r], machine: machine(i), public_key: generateNodeKey().publicKey }),
         }),
       );
       nodes[i] = {

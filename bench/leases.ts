@@ -47,6 +47,7 @@ import { join } from 'node:path';
 import { findWorkerd, ticks } from './proc.ts';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
 import { h100Machine, num, percentile } from './support.ts';
+import { generateNodeKey } from '../runner/src/identity.ts';
 
 const LEASES = num('BENCH_LEASES', 200);
 const DURATION_S = num('BENCH_DURATION_S', 120);
@@ -408,7 +409,7 @@ async function setup(api: Api, run: Run, nodes: SimNode[], progress: (what: stri
   await each(Array.from({ length: LEASES }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {
     const { join_token } = await ok(api('setup', 'POST', '/v1/nodes/join-tokens', { auth: providerKey }), 201, 'join token');
     const machine = h100Machine(`bench-lease-${i}`, 1);
-    const reg = await ok(api('setup', 'POST', '/v1/runner/register', { body: { join_token, region: 'us-east', machine } }), 201, 'register');
+    const reg = await ok(api('setup', 'POST', '/v1/runner/register', { body: { join_token, region: 'us-east', machine, public_key: generateNodeKey().publicKey } }), 201, 'register');
     nodes[i] = { index: i, nodeId: reg.node_id, token: reg.node_token, bootId: crypto.randomUUID(), seq: 0, leases: new Map(), acks: new Set(), handled: new Set(), busy: false, killed: false, lastAcceptedSentAt: null };
   });
   progress(`registered ${LEASES} nodes in ${((performance.now() - registering) / 1000).toFixed(1)} s`);

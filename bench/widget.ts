@@ -40,6 +40,7 @@ import { gzipSync } from 'node:zlib';
 import { chromium, type Browser } from 'playwright-core';
 import { freePort, launch, type Platform } from '../test/support/platform.ts';
 import { h100Machine, num, percentile } from './support.ts';
+import { generateNodeKey } from '../runner/src/identity.ts';
 
 const PAGES = num('BENCH_PAGES', 20);
 const WARMUP_PAGES = num('BENCH_WARMUP_PAGES', 2);
@@ -153,7 +154,7 @@ async function setup(agent: Agent): Promise<Node> {
   await api(agent, 'POST', '/v1/dev/faucet', { auth: renter, body: { asset: 'USD', amount: '100' } });
   const { join_token } = await api(agent, 'POST', '/v1/nodes/join-tokens', { auth: provider, body: {} });
   const machine = h100Machine('bench-widget-0', 4);
-  const reg = await api(agent, 'POST', '/v1/runner/register', { body: { join_token, region: REGION, machine } });
+  const reg = await api(agent, 'POST', '/v1/runner/register', { body: { join_token, region: REGION, machine, public_key: generateNodeKey().publicKey } });
   const node: Node = { id: reg.node_id, token: reg.node_token, bootId: crypto.randomUUID(), seq: 0, leases: new Map(), acks: new Set(), handled: new Set(), stopped: false };
   keepOnline(agent, node);
   const onlineBy = Date.now() + 30_000;

@@ -6,6 +6,7 @@
 // trades happen every few seconds; old orders are cancelled. Leases last 60–300 s, so GPUs come
 // back. Ctrl-C stops every timer and exits 0; orders left resting expire within two minutes.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { generateNodeKey } from '../runner/src/identity.ts';
 
 const API = (process.env.GRIDLEASE_API ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
 const REGIONS = ['us-east', 'eu-west'] as const;
@@ -115,7 +116,7 @@ async function joinNode(providerKey: string, region: string, model: Model, n: nu
       model: model.id,
     })),
   };
-  const reg = await api('/v1/runner/register', { body: { join_token, region, machine } });
+  const reg = await api('/v1/runner/register', { body: { join_token, region, machine, public_key: generateNodeKey().publicKey } });
   return { id: reg.node_id, token: reg.node_token, region, model, bootId: crypto.randomUUID(), seq: 0, acks: [], leases: new Map(), timer: null, online: false };
 }
 
