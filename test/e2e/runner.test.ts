@@ -59,6 +59,10 @@ describe('gridlease-runner on the local platform', () => {
         .toBe('online');
       const { node, metrics } = (await api(`/v1/nodes/${nodeId}`, { auth: key })).body;
       expect(node.gpus).toHaveLength(8);
+      // The key the runner made at join is the one registered: its owner sees the fingerprint status prints.
+      const status = spawnSync(process.execPath, [RUNNER, 'status'], { env, encoding: 'utf8' });
+      expect(node.key_fingerprint).toMatch(/^[0-9a-f]{16}$/);
+      expect(status.stdout).toContain(`node_key: ed25519, fingerprint ${node.key_fingerprint}`);
       expect(new Set(node.gpus.map((g: { model: string }) => g.model))).toEqual(new Set(['a100-80gb']));
       await expect.poll(async () => (await api(`/v1/nodes/${nodeId}`, { auth: key })).body.metrics.length, { timeout: 10_000 }).toBeGreaterThan(0);
       expect(metrics).toBeDefined();
