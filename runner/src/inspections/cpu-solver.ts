@@ -1,6 +1,6 @@
 // The reference capacity solver: the exact product on the CPU in plain TypeScript. It is what a
-// GPU solver's bytes are compared with, and answers liveness-grade challenges (n ≤ 1024, about a
-// second per GPU in Node) where no GPU solver is available.
+// GPU solver's bytes are compared with, and answers liveness-grade challenges (n ≤ 1024, a few
+// seconds per GPU in Node) where no GPU solver is available.
 import { createHash } from 'node:crypto';
 import { CapacityChallengeSchema, OpeningRequestSchema, type CapacityChallenge } from '../../../src/contracts/inspections.ts';
 import { challengeParams, encodeOpenings } from '../../../src/inspections/capacity-wire.ts';
