@@ -117,7 +117,7 @@ describe('exact int32 product', () => {
 
   it('agrees with the textbook triple loop over random-access entries', async () => {
     const n = 24;
-    const [ka, kb]: PhiloxKey[] = await Promise.all([matrixKey(SEED, 2, 'A', sha256), matrixKey(SEED, 2, 'B', sha256)]);
+    const [ka, kb]: [PhiloxKey, PhiloxKey] = await Promise.all([matrixKey(SEED, 2, 'A', sha256), matrixKey(SEED, 2, 'B', sha256)]);
     const c = multiply(generateLines(ka, n), generateLines(kb, n), n);
     for (let i = 0; i < n; i++)
       for (let j = 0; j < n; j++) {
