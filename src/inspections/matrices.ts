@@ -54,16 +54,25 @@ export function matrixEntry(key: PhiloxKey, line: number, k: number): number {
 
 /** Writes line `line` (n entries) into out[offset..offset+n). */
 export function fillLine(key: PhiloxKey, line: number, n: number, out: Int8Array, offset = 0): void {
-  for (let b = 0, k = 0; k < n; b++) {
+  const whole = n >>> 4;
+  let at = offset;
+  for (let b = 0; b < whole; b++) {
     philox4x32(line, b, 0, 0, key.k0, key.k1, block);
-    for (let w = 0; w < 4 && k < n; w++) {
+    for (let w = 0; w < 4; w++) {
       const word = block[w]!;
-      for (let s = 0; s < 32 && k < n; s += 8, k++) {
+      for (let s = 0; s < 32; s += 8) {
         const byte = (word >>> s) & 0xff;
         // Int8Array stores modulo 256: 0x81..0xff become -127..-1.
-        out[offset + k] = byte === 0x80 ? 0 : byte;
+        out[at++] = byte === 0x80 ? 0 : byte;
       }
     }
+  }
+  const rest = n & 15;
+  if (rest === 0) return;
+  philox4x32(line, whole, 0, 0, key.k0, key.k1, block);
+  for (let t = 0; t < rest; t++) {
+    const byte = (block[t >> 2]! >>> (8 * (t & 3))) & 0xff;
+    out[at++] = byte === 0x80 ? 0 : byte;
   }
 }
 

@@ -1,5 +1,6 @@
 // The capacity challenge's pure building blocks: the Philox generator and the matrices drawn
 // from it, the exact int32 product, the Merkle commitment, and sizing from the catalog.
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { GPU_MODELS, gpuModel } from '../../src/catalog/gpus.ts';
 import { toHex } from '../../src/inspections/encoding.ts';
@@ -17,7 +18,7 @@ import {
 import { buildMerkleTree, leafHash, merklePath, merklePathLength, merkleRoot, nodeHash, verifyMerklePath } from '../../src/inspections/merkle.ts';
 import { openingPositions } from '../../src/inspections/openings.ts';
 import { philox4x32 } from '../../src/inspections/philox.ts';
-import { webCryptoSha256 as sha256 } from '../../src/inspections/sha256.ts';
+import { webCryptoSha256 as sha256, type Sha256 } from '../../src/inspections/sha256.ts';
 import {
   MAX_CAPACITY_N,
   capacitySize,
@@ -29,6 +30,7 @@ import {
 
 const SEED = Uint8Array.from({ length: 32 }, (_, i) => i);
 const OPEN_SEED = Uint8Array.from({ length: 32 }, (_, i) => 32 + i);
+const nodeSha256: Sha256 = async (data) => new Uint8Array(createHash('sha256').update(data).digest());
 const hex = (words: Uint32Array) => [...words].map((w) => w.toString(16).padStart(8, '0'));
 
 describe('Philox-4x32-10', () => {
@@ -168,6 +170,8 @@ describe('Merkle commitment', () => {
   });
 
   it('verifies every leaf of trees of 1 to 20, 33 and 64 leaves, and fails on any flipped bit', async () => {
+    // node:crypto here: thousands of hashes, and Web Crypto in Node costs far more per call.
+    const sha256 = nodeSha256;
     for (const count of [...Array.from({ length: 20 }, (_, i) => i + 1), 33, 64]) {
       const ls = leaves(count);
       const tree = await buildMerkleTree(count, (i) => ls[i]!, sha256);
