@@ -79,7 +79,7 @@ export class CommandProcessor {
         return this.leases.extend(cmd.lease_id, new Date(cmd.ends_at));
       case 'challenge':
         // Inspections come later: noted and acked.
-        this.log.info(`challenge ${cmd.challenge_id} received (nonce ${cmd.nonce.slice(0, 16)}); acked`);
+        this.log.info(`${cmd.challenge.kind} challenge ${cmd.challenge.challenge_id} received; acked`);
         return;
     }
   }

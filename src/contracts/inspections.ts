@@ -76,3 +76,84 @@ export const OpeningsAnswerSchema = z
   })
   .strict();
 export type OpeningsAnswer = z.infer<typeof OpeningsAnswerSchema>;
+
+// ── Delivery: challenges reach a node through its mailbox and are answered at once ──────────
+//
+//   mailbox  { type: 'challenge', challenge: IdentityChallenge | CapacityChallenge }
+//   identity   POST /v1/runner/challenges/{id}/identity     SignedIdentityAnswer      → 200 ChallengeOutcome
+//   capacity   POST /v1/runner/challenges/{id}/commitment   SignedCommitment          → 200 OpeningRequest
+//              POST /v1/runner/challenges/{id}/openings     OpeningsAnswer            → 200 ChallengeOutcome
+//
+// Signed answers use src/contracts/signed-message.ts with the node's Ed25519 key; the messages
+// are built by the functions below, on both sides, so they can never disagree.
+
+/** Sent to the node: prove who it is and which GPUs it has, now. */
+export const IdentityChallengeSchema = z
+  .object({
+    kind: z.literal('identity'),
+    challenge_id: challengeId,
+    nonce: hex32,
+    deadline: z.string().datetime(),
+  })
+  .strict();
+export type IdentityChallenge = z.infer<typeof IdentityChallengeSchema>;
+
+export const ChallengeSchema = z.union([IdentityChallengeSchema, CapacityChallengeSchema]);
+export type Challenge = z.infer<typeof ChallengeSchema>;
+
+const gpuUuid = z.string().regex(/^GPU-[0-9a-fA-F-]{8,64}$/);
+
+/** What the node says of itself, at `at`, for one nonce. */
+export const IdentityAnswerSchema = z
+  .object({
+    challenge_id: challengeId,
+    nonce: hex32,
+    /** The GPUs' UUIDs as detected now, in index order. */
+    gpu_uuids: z.array(gpuUuid).min(1).max(MAX_GPU_COUNT),
+    driver: z.string().max(64).regex(/^[A-Za-z0-9._-]*$/),
+    at: z.string().datetime(),
+  })
+  .strict();
+export type IdentityAnswer = z.infer<typeof IdentityAnswerSchema>;
+
+/** Ed25519 signature, base64url without padding (64 bytes). */
+const signature = z.string().regex(/^[A-Za-z0-9_-]{85}[AQgw]$/, 'an Ed25519 signature in base64url');
+
+export const SignedIdentityAnswerSchema = z.object({ answer: IdentityAnswerSchema, signature }).strict();
+export type SignedIdentityAnswer = z.infer<typeof SignedIdentityAnswerSchema>;
+
+export const SignedCommitmentSchema = z.object({ commitment: CapacityCommitmentSchema, signature }).strict();
+export type SignedCommitment = z.infer<typeof SignedCommitmentSchema>;
+
+/** The platform's verdict on one challenge, as the node is told it. */
+export const ChallengeOutcomeSchema = z
+  .object({
+    challenge_id: challengeId,
+    outcome: z.enum(['passed', 'failed']),
+    /** Why it failed, one line each (at most a few). */
+    reasons: z.array(z.string().max(300)).max(16),
+  })
+  .strict();
+export type ChallengeOutcome = z.infer<typeof ChallengeOutcomeSchema>;
+
+/** Signed-message domains: one per kind of answer. */
+export const IDENTITY_DOMAIN = 'node.identity';
+export const COMMITMENT_DOMAIN = 'node.capacity-commitment';
+
+/** The fields a node signs for an identity answer (with the node id it answers as). */
+export function identityFields(nodeId: string, a: IdentityAnswer): Record<string, string> {
+  return { node_id: nodeId, challenge_id: a.challenge_id, nonce: a.nonce, gpu_uuids: a.gpu_uuids.join(','), driver: a.driver, at: a.at };
+}
+
+/** The fields a node signs for a capacity commitment: the challenge's terms and its roots. */
+export function commitmentFields(nodeId: string, c: CapacityChallenge, commitment: CapacityCommitment): Record<string, string> {
+  return {
+    node_id: nodeId,
+    challenge_id: c.challenge_id,
+    seed: c.seed,
+    n: String(c.n),
+    gpu_count: String(c.gpu_count),
+    leaf_size: String(c.leaf_size),
+    roots: commitment.roots.join(','),
+  };
+}

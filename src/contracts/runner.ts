@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { IMAGE_REFERENCE_RULE, MAX_IMAGE_REFERENCE, isImageReference } from './image-reference.ts';
 import { NODE_PUBLIC_KEY_PATTERN } from './signed-message.ts';
+import { ChallengeSchema } from './inspections.ts';
 
 export const RUNNER_AUDIENCE = 'gridlease-runner';
 /** Default heartbeat period; the server may ask for another in each reply. */
@@ -136,7 +137,8 @@ export const CommandSchema = z.discriminatedUnion('type', [
   z.object({ id: z.string(), type: z.literal('stop_lease'), lease_id: z.string(), reason: z.string() }),
   /** The renter paid for more time: the workload now runs until `ends_at`. */
   z.object({ id: z.string(), type: z.literal('extend_lease'), lease_id: z.string(), ends_at: z.string().datetime() }),
-  z.object({ id: z.string(), type: z.literal('challenge'), challenge_id: z.string(), nonce: z.string() }),
+  /** Answer at once, to /v1/runner/challenges/{id}/… (src/contracts/inspections.ts). */
+  z.object({ id: z.string(), type: z.literal('challenge'), challenge: ChallengeSchema }),
 ]);
 export type Command = z.infer<typeof CommandSchema>;
 

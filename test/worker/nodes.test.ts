@@ -188,7 +188,7 @@ describe('heartbeats', () => {
     const admin = await signUp(['provider']);
     await makeAdmin(admin);
     const { nodeId, token } = await registerNode(admin);
-    const command = { id: 'cmd_test_1', type: 'challenge', challenge_id: 'chl_1', nonce: 'n0nce' };
+    const command = { id: 'cmd_test_1', type: 'challenge', challenge: { kind: 'identity', challenge_id: 'chl_1', nonce: 'ab'.repeat(32), deadline: new Date(Date.now() + 60_000).toISOString() } };
     expect((await call(`/v1/admin/nodes/${nodeId}/commands`, { auth: admin.apiKey, body: command })).status).toBe(202);
     expect((await json(await sendHeartbeat(token, heartbeat(nodeId, 1)))).commands).toEqual([command]);
     await pause(60);

@@ -61,7 +61,7 @@ describe('commands', () => {
   it('ack challenges and commands this runner does not understand, without running them; a malformed start fails its lease', async () => {
     const { calls, log, state, processor } = setup();
     await processor.handle([
-      { id: 'c1', type: 'challenge', challenge_id: 'ch_1', nonce: 'n0nce' },
+      { id: 'c1', type: 'challenge', challenge: { kind: 'identity', challenge_id: 'ch_1', nonce: 'ab'.repeat(32), deadline: '2030-01-01T00:00:00.000Z' } },
       { id: 'c2', type: 'reboot_everything' },
       { id: 'c3', type: 'start_lease', lease_id: 'lse_x' }, // malformed
       { type: 'stop_lease' }, // no id: cannot be acked
@@ -69,7 +69,7 @@ describe('commands', () => {
     expect(calls).toEqual(['refuse lse_x malformed start_lease (workload: Invalid input: expected object, received undefined)']);
     expect(state.pendingAcks()).toEqual(['c1', 'c2', 'c3']);
     expect(log.lines).toEqual([
-      'info challenge ch_1 received (nonce n0nce); acked',
+      'info identity challenge ch_1 received; acked',
       'warn command c2: ignored, type "reboot_everything" is not understood by this runner (update it?)',
       expect.stringMatching(/^warn command c3: ignored, malformed \(workload: /),
       'warn ignored a command without a usable id',
