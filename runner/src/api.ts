@@ -10,6 +10,15 @@ import {
   type RegisterRequest,
   type RegisterResponse,
 } from '../../src/contracts/runner.ts';
+import {
+  ChallengeOutcomeSchema,
+  OpeningRequestSchema,
+  type ChallengeOutcome,
+  type OpeningRequest,
+  type OpeningsAnswer,
+  type SignedCommitment,
+  type SignedIdentityAnswer,
+} from '../../src/contracts/inspections.ts';
 import type { z } from 'zod';
 import { parseRetryAfter } from './backoff.ts';
 import { EXIT, RunnerError, describeError } from './errors.ts';
@@ -87,6 +96,21 @@ export class ApiClient {
     await res.body?.cancel();
   }
 
+  async identityAnswer(challengeId: string, body: SignedIdentityAnswer, signal?: AbortSignal): Promise<ChallengeOutcome> {
+    const res = await this.request('POST', `${challengePath(challengeId)}/identity`, body, { signal });
+    return parse(ChallengeOutcomeSchema, await readJson(res, 'identity answer'), 'identity answer');
+  }
+
+  async commitment(challengeId: string, body: SignedCommitment, signal?: AbortSignal): Promise<OpeningRequest> {
+    const res = await this.request('POST', `${challengePath(challengeId)}/commitment`, body, { signal });
+    return parse(OpeningRequestSchema, await readJson(res, 'commitment'), 'commitment');
+  }
+
+  async openings(challengeId: string, body: OpeningsAnswer, signal?: AbortSignal): Promise<ChallengeOutcome> {
+    const res = await this.request('POST', `${challengePath(challengeId)}/openings`, body, { signal });
+    return parse(ChallengeOutcomeSchema, await readJson(res, 'openings'), 'openings');
+  }
+
   /** GET /healthz: the status line, or throws NetworkError. */
   async health(): Promise<{ status: number; body: string }> {
     const res = await this.send('GET', '/healthz', undefined, {});
@@ -114,6 +138,8 @@ export class ApiClient {
     }
   }
 }
+
+const challengePath = (id: string) => `/v1/runner/challenges/${encodeURIComponent(id)}`;
 
 async function readJson(res: Response, what: string): Promise<unknown> {
   const text = await res.text();
@@ -165,7 +191,7 @@ export function parseHeartbeatResponse(value: unknown): LooseHeartbeatResponse {
 }
 
 /** AbortSignal.any arrived in Node 20.3; this works on 18. */
-function anySignal(...signals: AbortSignal[]): AbortSignal {
+export function anySignal(...signals: AbortSignal[]): AbortSignal {
   const controller = new AbortController();
   for (const s of signals) {
     if (s.aborted) {

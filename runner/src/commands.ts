@@ -2,6 +2,7 @@
 // before the command runs, and acked on the next heartbeat. An id seen again is not run again,
 // only acked again (the server resends when our ack was lost).
 import { CommandSchema, type Command } from '../../src/contracts/runner.ts';
+import type { ChallengeResponder } from './challenges.ts';
 import { describeError } from './errors.ts';
 import type { LeaseManager } from './leases.ts';
 import type { Logger } from './log.ts';
@@ -16,16 +17,18 @@ export class CommandProcessor {
   private readonly state: CommandState;
   private readonly leases: Leases;
   private readonly log: Logger;
+  private readonly challenges: Pick<ChallengeResponder, 'answer'>;
 
-  constructor(state: CommandState, leases: Leases, log: Logger) {
+  constructor(state: CommandState, leases: Leases, log: Logger, challenges: Pick<ChallengeResponder, 'answer'>) {
     this.state = state;
     this.leases = leases;
     this.log = log;
+    this.challenges = challenges;
   }
 
   /**
-   * Runs the commands of one reply, in order, without waiting for workloads to start: start_lease
-   * and stop_lease go on in the background (the promise of their completion is returned for tests).
+   * Runs the commands of one reply, in order, without waiting for workloads to start or challenges
+   * to be answered: they go on in the background (the promise of their completion is returned for tests).
    */
   handle(commands: readonly unknown[]): Promise<void> {
     const work: Promise<void>[] = [];
@@ -78,9 +81,9 @@ export class CommandProcessor {
       case 'extend_lease':
         return this.leases.extend(cmd.lease_id, new Date(cmd.ends_at));
       case 'challenge':
-        // Inspections come later: noted and acked.
-        this.log.info(`${cmd.challenge.kind} challenge ${cmd.challenge.challenge_id} received; acked`);
-        return;
+        // Acked on the next heartbeat like any command; answered now, to the challenge endpoints.
+        this.log.info(`challenge ${cmd.challenge.challenge_id} ${cmd.challenge.kind}: received, answering`);
+        return this.challenges.answer(cmd.challenge);
     }
   }
 }

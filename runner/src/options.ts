@@ -4,6 +4,7 @@ import { REGION_IDS } from '../../src/catalog/regions.ts';
 import { defaultConfigPath } from './config.ts';
 import { EXIT, RunnerError } from './errors.ts';
 import { EXECUTORS, type ExecutorName } from './executors/index.ts';
+import { isSolverName, type SolverName } from './inspections/solvers.ts';
 import { DEFAULT_PORT_RANGE, type PortRange, parsePortRange } from './executors/ports.ts';
 
 export const COMMANDS = ['detect', 'join', 'start', 'status', 'help', 'version'] as const;
@@ -23,6 +24,7 @@ export interface Options {
   memory: string | undefined;
   cpus: string | undefined;
   portRange: PortRange;
+  solver: SolverName;
 }
 
 const usage = (message: string) => new RunnerError(`${message} (see gridlease-runner --help)`, EXIT.usage);
@@ -50,6 +52,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
         memory: { type: 'string' },
         cpus: { type: 'string' },
         'port-range': { type: 'string' },
+        solver: { type: 'string' },
       },
     });
   } catch (err) {
@@ -66,6 +69,9 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
 
   const executor = values.executor ?? env.GRIDLEASE_EXECUTOR ?? 'docker';
   if (!(EXECUTORS as readonly string[]).includes(executor)) throw usage(`unknown executor "${executor}": use docker or process`);
+
+  const solver = values.solver ?? (env.GRIDLEASE_SOLVER || 'cpu');
+  if (!isSolverName(solver)) throw usage(`unknown solver "${solver}": use cpu or gpu`);
 
   const seconds = (name: string, value: string | undefined, fallback: number, min: number) => {
     if (value === undefined || value === '') return fallback * 1000;
@@ -98,6 +104,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     memory: values.memory,
     cpus: values.cpus,
     portRange,
+    solver,
   };
 }
 
@@ -129,6 +136,8 @@ Options:
   --grace SECONDS           SIGTERM → SIGKILL grace when stopping a workload (default 10)
   --memory SIZE, --cpus N   docker --memory / --cpus limits for every container
   --port-range FIRST-LAST   host ports for workload ports (env GRIDLEASE_PORT_RANGE; default 40000-40999)
+  --solver cpu|gpu          what answers capacity challenges (env GRIDLEASE_SOLVER; default cpu, the reference
+                            CPU solver, for small challenges; gpu is not available yet)
 
 Environment: GRIDLEASE_BACKOFF_MAX_S caps the retry back-off when the API is down (default 60).
 Exit codes: 0 ok, 1 error, 2 usage, 3 node token refused (node revoked or joined again elsewhere).

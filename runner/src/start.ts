@@ -11,13 +11,16 @@ import path from 'node:path';
 import type { GpuMetrics } from '../../src/contracts/runner.ts';
 import { ApiClient } from './api.ts';
 import { Backoff } from './backoff.ts';
+import { ChallengeResponder } from './challenges.ts';
 import { CommandProcessor } from './commands.ts';
 import { readConfig, statePathFor } from './config.ts';
+import { detectMachine } from './detect.ts';
 import { describeError } from './errors.ts';
 import { EventReporter } from './events.ts';
 import { DockerExecutor } from './executors/docker.ts';
 import { createExecutor } from './executors/index.ts';
 import { HeartbeatLoop } from './heartbeat.ts';
+import { createSolver } from './inspections/solvers.ts';
 import { LeaseManager } from './leases.ts';
 import type { Logger } from './log.ts';
 import { queryMetrics } from './nvidia-smi.ts';
@@ -27,10 +30,11 @@ import { RUNNER_VERSION } from './version.ts';
 
 export async function start(options: Options, log: Logger): Promise<number> {
   const config = readConfig(options.configPath);
+  const solver = createSolver(options.solver);
   if (!config.node_private_key) log.warn('this node has no node key (it joined before node keys) and cannot sign answers: run `gridlease-runner join` again');
   const client = new ApiClient({ api: options.api ?? config.api, nodeToken: config.node_token });
   const bootId = randomUUID();
-  log.info(`gridlease-runner ${RUNNER_VERSION} starting: node ${config.node_id}, ${options.executor} executor, boot ${bootId}`);
+  log.info(`gridlease-runner ${RUNNER_VERSION} starting: node ${config.node_id}, ${options.executor} executor, ${solver.name} challenge solver, boot ${bootId}`);
 
   if (options.executor === 'process') {
     log.warn('the process executor runs workloads as this user with no isolation (they can read the node token): for trusted workloads and development only');
@@ -52,6 +56,15 @@ export async function start(options: Options, log: Logger): Promise<number> {
   const events = new EventReporter(client, log);
   const leases = new LeaseManager({ executor, events, log, graceMs: options.graceMs, gpuIndices: metrics.indices });
   await leases.adopt();
+  const challenges = new ChallengeResponder({
+    api: client,
+    nodeId: config.node_id,
+    privateKey: config.node_private_key,
+    solver,
+    // The same detection as at join, run again for each challenge: the answer is about now.
+    gpus: async () => (await detectMachine({ bin: options.nvidiaSmi })).machine.gpus,
+    log,
+  });
   const loop = new HeartbeatLoop({
     api: client,
     nodeId: config.node_id,
@@ -59,7 +72,7 @@ export async function start(options: Options, log: Logger): Promise<number> {
     metrics: metrics.read,
     leases,
     state,
-    commands: new CommandProcessor(state, leases, log),
+    commands: new CommandProcessor(state, leases, log, challenges),
     log,
     intervalS: config.heartbeat_interval_s ?? 10,
     backoff: new Backoff({ maxMs: options.backoffMaxMs }),
@@ -83,6 +96,7 @@ export async function start(options: Options, log: Logger): Promise<number> {
     failure = err;
     stop.abort();
   }
+  challenges.close();
   await leases.shutdown(options.stopWorkloadsOnExit);
   if (!failure) await loop.final();
   await events.flush(failure ? 2_000 : 5_000);

@@ -3,6 +3,7 @@ import { ApiClient } from './api.ts';
 import { readConfig, statePathFor } from './config.ts';
 import { describeError } from './errors.ts';
 import { keyFingerprint, publicKeyOf } from './identity.ts';
+import { describeSolver } from './inspections/solvers.ts';
 import type { Options } from './options.ts';
 import { RUNNER_VERSION } from './version.ts';
 
@@ -19,6 +20,7 @@ export async function status(options: Options): Promise<{ text: string; ok: bool
     `node_token: (set, not shown)`,
     // The fingerprint is what the owner sees on GET /v1/nodes/{id}: the two should match.
     `node_key: ${config.node_private_key ? `ed25519, fingerprint ${keyFingerprint(publicKeyOf(config.node_private_key))}` : 'none (joined before node keys; run `gridlease-runner join` again)'}`,
+    `solver: ${describeSolver(options.solver)}`,
   ];
   if (config.joined_at) lines.push(`joined_at: ${config.joined_at}`);
   let ok = false;

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CommandProcessor } from '../../../runner/src/commands.ts';
+import type { Challenge } from '../../../src/contracts/inspections.ts';
 import type { StartLease } from '../../../runner/src/leases.ts';
 import { memoryLogger } from '../../../runner/src/log.ts';
 import { CommandState } from '../../../runner/src/state.ts';
@@ -18,6 +19,7 @@ const start = (id: string, lease_id = 'lse_1') => ({
 
 function setup(file: string | null = null) {
   const calls: string[] = [];
+  const challenges = { answer: async (c: Challenge) => void calls.push(`answer ${c.kind} ${c.challenge_id}`) };
   const log = memoryLogger();
   const state = CommandState.load(file, 'node_1');
   const leases = {
@@ -26,7 +28,7 @@ function setup(file: string | null = null) {
     extend: async (id: string, endsAt: Date) => void calls.push(`extend ${id} ${endsAt.toISOString()}`),
     refuse: async (id: string, reason: string) => void calls.push(`refuse ${id} ${reason}`),
   };
-  return { calls, log, state, processor: new CommandProcessor(state, leases, log) };
+  return { calls, log, state, processor: new CommandProcessor(state, leases, log, challenges) };
 }
 
 describe('commands', () => {
@@ -58,21 +60,23 @@ describe('commands', () => {
     expect(after.state.pendingAcks()).toEqual(['c1', 'c3']);
   });
 
-  it('ack challenges and commands this runner does not understand, without running them; a malformed start fails its lease', async () => {
+  it('hand a challenge to the responder at once and ack it; unknown commands are acked without running; a malformed start fails its lease', async () => {
     const { calls, log, state, processor } = setup();
     await processor.handle([
       { id: 'c1', type: 'challenge', challenge: { kind: 'identity', challenge_id: 'ch_1', nonce: 'ab'.repeat(32), deadline: '2030-01-01T00:00:00.000Z' } },
       { id: 'c2', type: 'reboot_everything' },
       { id: 'c3', type: 'start_lease', lease_id: 'lse_x' }, // malformed
       { type: 'stop_lease' }, // no id: cannot be acked
+      { id: 'c4', type: 'challenge', challenge: { kind: 'identity', challenge_id: '../../etc/passwd', nonce: 'ab'.repeat(32), deadline: '2030-01-01T00:00:00.000Z' } },
     ]);
-    expect(calls).toEqual(['refuse lse_x malformed start_lease (workload: Invalid input: expected object, received undefined)']);
-    expect(state.pendingAcks()).toEqual(['c1', 'c2', 'c3']);
+    expect(calls).toEqual(['answer identity ch_1', 'refuse lse_x malformed start_lease (workload: Invalid input: expected object, received undefined)']);
+    expect(state.pendingAcks()).toEqual(['c1', 'c2', 'c3', 'c4']);
     expect(log.lines).toEqual([
-      'info identity challenge ch_1 received; acked',
+      'info challenge ch_1 identity: received, answering',
       'warn command c2: ignored, type "reboot_everything" is not understood by this runner (update it?)',
       expect.stringMatching(/^warn command c3: ignored, malformed \(workload: /),
       'warn ignored a command without a usable id',
+      expect.stringMatching(/^warn command c4: ignored, malformed \(challenge/),
     ]);
   });
 });

@@ -15,7 +15,7 @@ const failures = (events: ReturnType<typeof dockerRunner>['events']) =>
 describe('docker executor against hostile workloads', () => {
   it('fails each lease of the hostile image corpus, from the API’s commands, without running docker', async () => {
     const { leases, calls, events, log } = dockerRunner();
-    const processor = new CommandProcessor(CommandState.load(null, 'node_1'), leases, log);
+    const processor = new CommandProcessor(CommandState.load(null, 'node_1'), leases, log, { answer: async () => undefined });
     await processor.handle(HOSTILE_IMAGES.map((image, i) => startLease({ id: `cmd_${i}`, lease_id: `lse_${i}`, workload: { ...startLease().workload, image } })));
     expect(events.map((e) => e.leaseId)).toEqual(HOSTILE_IMAGES.map((_, i) => `lse_${i}`));
     expect(new Set(failures(events))).toEqual(new Set([expect.stringMatching(/^the workload was refused: workload\.image: must be an image reference/)]));
