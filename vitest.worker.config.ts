@@ -35,6 +35,10 @@ export default defineConfig({
           QSTASH_NEXT_SIGNING_KEY: 'sig_test_next_9876543210',
           HEARTBEAT_MIN_INTERVAL_S: '0.05',
           CHAIN_CONFIRMATIONS: '12',
+          // Capacity challenges small enough to solve in the test (liveness-grade), and none sent
+          // at registration: other files assert exact mailboxes (challenges.test.ts turns it on).
+          CAPACITY_MAX_N: '64',
+          CHALLENGE_ON_JOIN: 'false',
         },
       },
     })),

@@ -31,6 +31,7 @@ import leases from './routes/leases.ts';
 import pages from './routes/pages.ts';
 import quote from './routes/quote.ts';
 import runner from './routes/runner.ts';
+import runnerChallenges from './routes/runner-challenges.ts';
 import webhookEndpoints from './routes/webhook-endpoints.ts';
 import webhooks from './routes/webhooks.ts';
 import withdrawals from './routes/withdrawals.ts';
@@ -39,6 +40,7 @@ import widget from './routes/widget.ts';
 import type { MiddlewareHandler } from 'hono';
 import type { Bindings } from './env.ts';
 import { sweepUnplacedOrders } from './market/sweep.ts';
+import { runChallengeCron } from './inspections/cron.ts';
 
 export { Collector } from './durable/collector.ts';
 export { Lease } from './durable/lease.ts';
@@ -78,6 +80,7 @@ app.route('/v1/admin', adminMoney);
 app.route('/v1/admin', adminNodes);
 app.route('/v1/catalog', catalog);
 app.route('/v1/nodes', nodesRoutes);
+app.route('/v1/runner/challenges', runnerChallenges);
 app.route('/v1/runner', runner);
 app.route('/v1/orders', orders);
 app.route('/v1/leases', leases);
@@ -102,6 +105,7 @@ app.onError(onError);
 /** Each minute (wrangler.toml `[triggers]`; `npm start` runs it itself): orders stranded half-way. */
 async function scheduled(controller: ScheduledController, env: Bindings): Promise<void> {
   await sweepUnplacedOrders(env, controller.scheduledTime);
+  await runChallengeCron(env, controller.scheduledTime);
 }
 
 export default { fetch: app.fetch, scheduled } satisfies ExportedHandler<Bindings>;

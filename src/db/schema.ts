@@ -219,6 +219,9 @@ export const nodes = sqliteTable(
     /** Parts per million; starts at 0.9 and is adjusted by uptime and inspections. */
     reliabilityPpm: integer('reliability_ppm').notNull().default(900_000),
     verified: integer('verified', { mode: 'boolean' }).notNull().default(false),
+    /** When the node last became verified, and until when that holds (ms); null when never or cleared. */
+    verifiedAt: integer('verified_at'),
+    verifiedUntil: integer('verified_until'),
     /** The node's Ed25519 public key (raw, base64url), replaced at every registration; null for nodes registered before node keys. */
     publicKey: text('public_key'),
     lastHeartbeatAt: integer('last_heartbeat_at'),
@@ -240,6 +243,38 @@ export const nodeGpus = sqliteTable(
     driver: text('driver').notNull(),
   },
   (t) => [uniqueIndex('node_gpus_pk').on(t.nodeId, t.index), index('node_gpus_uuid_idx').on(t.uuid)],
+);
+
+/**
+ * Platform challenges sent to a node (docs/inspections.md, "Platform challenges"). `challenge` is
+ * exactly what the node was sent; every status change is a conditional UPDATE from the status
+ * before it, and `decision` marks the one transition that applied a decision's effects.
+ */
+export const nodeChallenges = sqliteTable(
+  'node_challenges',
+  {
+    id: text('id').primaryKey(),
+    nodeId: text('node_id').notNull(),
+    kind: text('kind', { enum: ['identity', 'capacity'] }).notNull(),
+    challenge: text('challenge', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    status: text('status', { enum: ['issued', 'committed', 'passed', 'failed', 'expired'] }).notNull().default('issued'),
+    issuedAt: integer('issued_at').notNull(),
+    deadline: integer('deadline').notNull(),
+    commitment: text('commitment', { mode: 'json' }).$type<Record<string, unknown>>(),
+    commitmentSignature: text('commitment_signature'),
+    openSeed: text('open_seed'),
+    openingRequest: text('opening_request', { mode: 'json' }).$type<Record<string, unknown>>(),
+    openDeadline: integer('open_deadline'),
+    answer: text('answer', { mode: 'json' }).$type<Record<string, unknown>>(),
+    answerSignature: text('answer_signature'),
+    reasons: text('reasons', { mode: 'json' }).$type<string[]>(),
+    decision: text('decision'),
+    decidedAt: integer('decided_at'),
+  },
+  (t) => [
+    index('node_challenges_node_idx').on(t.nodeId, t.issuedAt),
+    index('node_challenges_open_idx').on(t.deadline).where(sql`status IN ('issued', 'committed')`),
+  ],
 );
 
 /** One-time join tokens: only the hash is kept. */

@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import type { Bindings } from '../env.ts';
-import type { nodeGpus, nodes } from '../db/schema.ts';
+import type { nodeChallenges, nodeGpus, nodes } from '../db/schema.ts';
 import { collectorName, heartbeatConfig, shardOf } from '../heartbeats/config.ts';
 import { iso } from '../contracts/money.ts';
 import { nodeKeyFingerprint } from './identity.ts';
@@ -35,6 +35,8 @@ export const NodeSchema = z
     machine: z.record(z.string(), z.unknown()),
     reliability: z.number().openapi({ description: '0–1' }),
     verified: z.boolean(),
+    verified_at: z.string().nullable().openapi({ description: 'When the node last passed identity and capacity challenges' }),
+    verified_until: z.string().nullable().openapi({ description: 'When that verification lapses unless passed again; null when never verified or cleared by a failure' }),
     public_key: z.string().nullable().openapi({ description: "The node's Ed25519 public key (raw, base64url), registered at join; null for nodes from before node keys" }),
     key_fingerprint: z.string().nullable().openapi({ description: 'First 16 hex of SHA-256 over the raw public key, as `gridlease-runner status` prints it' }),
     last_heartbeat_at: z.string().nullable(),
@@ -55,9 +57,37 @@ export async function publicNode(row: NodeRow, gpus: GpuRow[]) {
     machine: row.machine,
     reliability: row.reliabilityPpm / 1_000_000,
     verified: row.verified,
+    verified_at: iso(row.verifiedAt),
+    verified_until: iso(row.verifiedUntil),
     public_key: row.publicKey,
     key_fingerprint: row.publicKey === null ? null : await nodeKeyFingerprint(row.publicKey),
     last_heartbeat_at: iso(row.lastHeartbeatAt),
     created_at: iso(row.createdAt)!,
+  };
+}
+
+export const ChallengeSummarySchema = z
+  .object({
+    id: z.string(),
+    kind: z.enum(['identity', 'capacity']),
+    status: z.enum(['issued', 'committed', 'passed', 'failed', 'expired']),
+    issued_at: z.string(),
+    deadline: z.string(),
+    decided_at: z.string().nullable(),
+    reasons: z.array(z.string()),
+    challenge: z.record(z.string(), z.unknown()).openapi({ description: 'Exactly what the node was sent' }),
+  })
+  .openapi('NodeChallenge');
+
+export function challengeSummary(row: typeof nodeChallenges.$inferSelect) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    status: row.status,
+    issued_at: iso(row.issuedAt)!,
+    deadline: iso(row.deadline)!,
+    decided_at: iso(row.decidedAt),
+    reasons: row.reasons ?? [],
+    challenge: row.challenge,
   };
 }

@@ -6,7 +6,8 @@ import { CommandSchema } from '../contracts/runner.ts';
 import { nodes } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
-import { collectorFor } from '../nodes/registry.ts';
+import { CannotChallenge, issueChallenge } from '../inspections/issue.ts';
+import { ChallengeSummarySchema, challengeSummary, collectorFor } from '../nodes/registry.ts';
 
 const app = router();
 
@@ -27,6 +28,31 @@ app.openapi(
     if (!node || node.status === 'revoked') throw new ApiError('not_found', 'no such node');
     await collectorFor(c.env, node.id, node.region).stub.enqueueCommand(node.id, command);
     return c.json({ queued: true as const, command_id: command.id }, 202);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/nodes/{id}/challenges',
+    tags: ['admin'],
+    summary: 'Challenge a node now (operators): an identity or a capacity challenge through its mailbox',
+    security: BEARER,
+    middleware: guard('nodes:write', 'admin'),
+    request: { params: z.object({ id: z.string().max(64) }), body: jsonBodyOf(z.object({ kind: z.enum(['identity', 'capacity']) }).strict()) },
+    responses: { 201: jsonContent(z.object({ challenge: ChallengeSummarySchema }), 'Issued'), ...errorResponses(400, 401, 403, 404, 409) },
+  }),
+  async (c) => {
+    const db = c.get('db');
+    const [node] = await db.select({ id: nodes.id, region: nodes.region, status: nodes.status }).from(nodes).where(eq(nodes.id, c.req.valid('param').id));
+    if (!node || node.status === 'revoked') throw new ApiError('not_found', 'no such node');
+    try {
+      const row = await issueChallenge(c.env, db, node, c.req.valid('json').kind);
+      return c.json({ challenge: challengeSummary(row) }, 201);
+    } catch (err) {
+      if (err instanceof CannotChallenge) throw new ApiError('conflict', err.message);
+      throw err;
+    }
   },
 );
 

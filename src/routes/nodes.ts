@@ -5,11 +5,13 @@ import { requireActiveAccount } from '../auth/middleware.ts';
 import { sha256Hex, toHex } from '../auth/encoding.ts';
 import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
 import { iso } from '../contracts/money.ts';
-import { joinTokens, nodeGpus, nodeMetricsMinute, nodes, nodeUptimeDaily } from '../db/schema.ts';
+import { joinTokens, nodeChallenges, nodeGpus, nodeMetricsMinute, nodes, nodeUptimeDaily } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
 import { newId } from '../ids.ts';
-import { NodeSchema, collectorFor, publicNode } from '../nodes/registry.ts';
+import { ChallengeSummarySchema, NodeSchema, challengeSummary, collectorFor, publicNode } from '../nodes/registry.ts';
+
+const RECENT_CHALLENGES = 10;
 
 export const JOIN_TOKEN_PREFIX = 'glj_';
 const JOIN_TOKEN_TTL_MS = 15 * 60_000;
@@ -72,7 +74,12 @@ app.openapi(
     request: { params: z.object({ id: z.string().max(64) }) },
     responses: {
       200: jsonContent(
-        z.object({ node: NodeSchema, metrics: z.array(MetricsSchema), uptime: z.array(z.object({ day: z.string(), seconds: z.number().int(), heartbeats: z.number().int() })) }),
+        z.object({
+          node: NodeSchema,
+          metrics: z.array(MetricsSchema),
+          uptime: z.array(z.object({ day: z.string(), seconds: z.number().int(), heartbeats: z.number().int() })),
+          challenges: z.array(ChallengeSummarySchema).openapi({ description: 'The latest platform challenges, newest first' }),
+        }),
         'Node',
       ),
       ...errorResponses(401, 403, 404),
@@ -85,10 +92,11 @@ app.openapi(
     if (!row) throw new ApiError('not_found', 'no such node');
     const sinceMinute = Math.floor(Date.now() / 60_000) - 60;
     const sinceDay = new Date(Date.now() - 7 * 86_400_000).toISOString().slice(0, 10);
-    const [gpus, minutes, days] = await Promise.all([
+    const [gpus, minutes, days, challenges] = await Promise.all([
       db.select().from(nodeGpus).where(eq(nodeGpus.nodeId, id)),
       db.select().from(nodeMetricsMinute).where(and(eq(nodeMetricsMinute.nodeId, id), gte(nodeMetricsMinute.minute, sinceMinute))).orderBy(nodeMetricsMinute.minute),
       db.select().from(nodeUptimeDaily).where(and(eq(nodeUptimeDaily.nodeId, id), gte(nodeUptimeDaily.day, sinceDay))).orderBy(nodeUptimeDaily.day),
+      db.select().from(nodeChallenges).where(eq(nodeChallenges.nodeId, id)).orderBy(desc(nodeChallenges.issuedAt)).limit(RECENT_CHALLENGES),
     ]);
     return c.json(
       {
@@ -102,6 +110,7 @@ app.openapi(
           gpu_power_avg_w: m.powerSamples ? Math.round((m.powerSumW / m.powerSamples) * 10) / 10 : null,
         })),
         uptime: days.map((d) => ({ day: d.day, seconds: d.seconds, heartbeats: d.heartbeats })),
+        challenges: challenges.map(challengeSummary),
       },
       200,
     );

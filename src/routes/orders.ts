@@ -21,6 +21,7 @@ import { accounts, nodeGpus, nodes, orders } from '../db/schema.ts';
 import { regionBook, type FillView, type OrderState } from '../durable/region-book.ts';
 import type { Bindings } from '../env.ts';
 import { ApiError } from '../http/errors.ts';
+import { capacityFailed } from '../inspections/effects.ts';
 import { idempotencyConflict, requireIdempotencyKey } from '../http/idempotency.ts';
 import { router } from '../http/router.ts';
 import { derivedId } from '../ids.ts';
@@ -99,6 +100,9 @@ async function sellReads(c: Context<AppEnv>, body: Extract<PlaceOrderInput, { si
   if (!node || node.accountId !== accountId) throw new ApiError('not_found', `no node ${body.node_id} of yours`);
   if (node.region !== body.region) throw new ApiError('validation_failed', `invalid body: region: node ${node.id} is in ${node.region}`);
   if (node.status !== 'online') throw new ApiError('conflict', `node ${node.id} is ${node.status}; only an online node can sell`);
+  if (await capacityFailed(c.env, node.id)) {
+    throw new ApiError('conflict', `node ${node.id} failed its capacity challenge; it cannot sell until it passes one`);
+  }
   const indices = gpus.filter((g) => g.model === body.gpu_model).map((g) => g.index);
   if (indices.length === 0) {
     const models = [...new Set(gpus.map((g) => g.model ?? 'unlisted'))].join(', ');

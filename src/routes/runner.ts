@@ -28,11 +28,13 @@ import { isUsableNodeKey } from '../nodes/identity.ts';
 import { collectorFor, sameGpuSet } from '../nodes/registry.ts';
 import { publishNodeTrust } from '../nodes/trust.ts';
 import { log } from '../http/log.ts';
+import { challengeConfig } from '../inspections/challenge-terms.ts';
+import { issueBoth } from '../inspections/issue.ts';
 
 const NODE_TOKEN_TTL_S = 90 * 86_400;
 const NODE_BEARER = [{ nodeToken: [] }];
 
-type RunnerEnv = AppEnv & { Variables: AppEnv['Variables'] & { node: NodeClaims } };
+export type RunnerEnv = AppEnv & { Variables: AppEnv['Variables'] & { node: NodeClaims } };
 
 const CHALLENGE = { headers: { 'WWW-Authenticate': 'Bearer realm="gridlease-runner"' } };
 const REVOKED_MESSAGE = 'node token was revoked (the node was revoked or registered again); run `gridlease-runner join` again';
@@ -43,7 +45,7 @@ const REVOKED_MESSAGE = 'node token was revoked (the node was revoked or registe
  * `collector` leaves it to the node's Collector, which holds the version in memory and is
  * told of every re-registration and revocation (heartbeats: too many for a read each).
  */
-function nodeAuth(current: 'database' | 'collector'): MiddlewareHandler<RunnerEnv> {
+export function nodeAuth(current: 'database' | 'collector'): MiddlewareHandler<RunnerEnv> {
   return async function nodeAuth(c, next) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
     if (!match) throw new ApiError('unauthorized', 'missing node token', CHALLENGE);
@@ -148,6 +150,13 @@ app.openapi(
       // The join token is spent, so a failure here must not fail the join: the node's next
       // heartbeat batch sends its books the trust libSQL now holds.
       await publishNodeTrust(c.env, nodeId).catch((err) => log('warn', 'node trust not published after a change of GPUs', { node_id: nodeId, error: String(err) }));
+    }
+
+    // Every (re-)registration is challenged; the join token is spent, so a failure is only logged.
+    if (challengeConfig(c.env).onJoin) {
+      await issueBoth(c.env, db, { id: nodeId, region: node!.region }, now).catch((err) =>
+        log('warn', 'challenges not issued at registration', { node_id: nodeId, error: String(err) }),
+      );
     }
 
     const nodeToken = await signNodeToken(
