@@ -1,12 +1,15 @@
 // The CLI as a subprocess against a fake API. It runs the esbuild bundle (what ships, and much
 // quicker to start than the TypeScript source under type stripping), built once here.
 import { type ChildProcess, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HeartbeatRequestSchema, LeaseEventSchema, MachineSchema, RegisterRequestSchema, type HeartbeatRequest } from '../../../src/contracts/runner.ts';
 import { readConfig, writeConfig } from '../../../runner/src/config.ts';
-import { keyFingerprint, publicKeyOf } from '../../../runner/src/identity.ts';
+import { generateNodeKey, keyFingerprint, publicKeyOf } from '../../../runner/src/identity.ts';
+import { IDENTITY_DOMAIN, SignedCommitmentSchema, SignedIdentityAnswerSchema, identityFields } from '../../../src/contracts/inspections.ts';
+import { signedMessage } from '../../../src/contracts/signed-message.ts';
 import { CLI, DOCKER_DIR, FAKE_SMI, FakeApi, ROOT, SMI_DIR, apiError, freePort, mode, tempDir, waitFor } from './helpers.ts';
 
 interface Run {
@@ -61,9 +64,9 @@ async function fakeApi(defer: Defer): Promise<FakeApi> {
 
 const registered = { node_id: 'node_7', node_token: 'nt_secret_7', heartbeat_interval_s: 1 };
 
-function joinedConfig(dir: string, api: string): string {
+function joinedConfig(dir: string, api: string, nodePrivateKey?: string): string {
   const file = path.join(dir, 'gridlease', 'runner.json');
-  writeConfig(file, { api, node_id: 'node_7', node_token: 'nt_secret_7', region: 'eu-west', heartbeat_interval_s: 1 });
+  writeConfig(file, { api, node_id: 'node_7', node_token: 'nt_secret_7', region: 'eu-west', heartbeat_interval_s: 1, node_private_key: nodePrivateKey });
   return file;
 }
 
@@ -122,6 +125,7 @@ describe.concurrent('gridlease-runner CLI', () => {
     expect(status.stdout).toContain('node_id: node_7');
     expect(status.stdout).toContain(`node_key: ed25519, fingerprint ${keyFingerprint(body.public_key)}`);
     expect(status.stdout).toContain('api_status: answers (GET /healthz → 404)');
+    expect(status.stdout).toContain('solver: cpu (reference solver in TypeScript: capacity challenges up to n = 1024)');
     expect(status.stdout).not.toContain('nt_secret_7');
     expect(status.stdout).not.toContain(saved.node_private_key);
   });
@@ -393,6 +397,48 @@ describe.concurrent('gridlease-runner CLI', () => {
       "gridlease-runner: the API refused this node's token (node token revoked: the node joined again elsewhere): the node was revoked or joined again elsewhere; run `gridlease-runner join` to register it again",
     );
     expect(api.heartbeats()).toHaveLength(1);
+  });
+
+  it('start answers challenges from a heartbeat reply at once, signed with the node key', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    const key = generateNodeKey();
+    const deadline = new Date(Date.now() + 60_000).toISOString();
+    const commands = [
+      { id: 'cmd_id', type: 'challenge', challenge: { kind: 'identity', challenge_id: 'chl_1', nonce: 'ab'.repeat(32), deadline } },
+      { id: 'cmd_cap', type: 'challenge', challenge: { kind: 'capacity', challenge_id: 'chl_2', seed: 'cd'.repeat(32), n: 32, gpu_count: 1, leaf_size: 16, deadline } },
+    ];
+    api.handler = (req) => {
+      const id = /^\/v1\/runner\/challenges\/(chl_\d)\//.exec(req.url)?.[1];
+      if (req.url.endsWith('/commitment')) return { status: 200, body: { challenge_id: id, open_seed: 'ef'.repeat(32), count: 4, deadline } };
+      if (id) return { status: 200, body: { challenge_id: id, outcome: 'passed', reasons: [] } };
+      if (req.url !== '/v1/runner/heartbeats') return undefined;
+      return { status: 202, body: { accepted: true, commands: api.heartbeats().length === 1 ? commands : [], next_interval_s: 1 } };
+    };
+    const dir = tempDir();
+    joinedConfig(dir, api.url, key.privateKey);
+    const run = spawnCli(['start'], baseEnv(dir), onTestFinished);
+    await waitFor(() => run.stderr().includes('challenge chl_2 capacity: passed'), 8_000, 'the capacity outcome');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    expect(run.stderr()).toContain('info challenge chl_1 identity: passed');
+    expect(run.stderr()).toContain('cpu challenge solver');
+    const urls = api.requests.map((r) => r.url).filter((u) => u.startsWith('/v1/runner/challenges/'));
+    expect(urls.sort()).toEqual(['/v1/runner/challenges/chl_1/identity', '/v1/runner/challenges/chl_2/commitment', '/v1/runner/challenges/chl_2/openings']);
+    const { answer, signature } = SignedIdentityAnswerSchema.parse(api.requests.find((r) => r.url.endsWith('/identity'))!.body);
+    expect(answer.gpu_uuids).toEqual(['GPU-6513270e-269e-0d37-f2a7-4de452e6b438']);
+    const publicKey = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: key.publicKey }, format: 'jwk' });
+    expect(crypto.verify(null, signedMessage(IDENTITY_DOMAIN, identityFields('node_7', answer)), publicKey, Buffer.from(signature, 'base64url'))).toBe(true);
+    expect(SignedCommitmentSchema.parse(api.requests.find((r) => r.url.endsWith('/commitment'))!.body).commitment.roots).toHaveLength(1);
+  });
+
+  it('start refuses --solver gpu (not available yet); an unknown solver is a usage error', async () => {
+    const dir = tempDir();
+    joinedConfig(dir, 'http://127.0.0.1:9');
+    const gpu = await runCli(['start', '--solver', 'gpu'], baseEnv(dir));
+    expect(gpu).toMatchObject({ code: 2, stdout: '' });
+    expect(gpu.stderr).toBe('gridlease-runner: the GPU challenge solver is not available yet: use --solver cpu (the reference CPU solver answers small capacity challenges)\n');
+    const unknown = await runCli(['status'], baseEnv(dir, { GRIDLEASE_SOLVER: 'quantum' }));
+    expect(unknown).toMatchObject({ code: 2, stderr: 'gridlease-runner: unknown solver "quantum": use cpu or gpu (see gridlease-runner --help)\n' });
   });
 
   it('start without a config says to join first', async () => {
