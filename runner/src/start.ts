@@ -29,8 +29,8 @@ import { CommandState } from './state.ts';
 import { RUNNER_VERSION } from './version.ts';
 
 export async function start(options: Options, log: Logger): Promise<number> {
-  const config = readConfig(options.configPath);
   const solver = createSolver(options.solver);
+  const config = readConfig(options.configPath);
   if (!config.node_private_key) log.warn('this node has no node key (it joined before node keys) and cannot sign answers: run `gridlease-runner join` again');
   const client = new ApiClient({ api: options.api ?? config.api, nodeToken: config.node_token });
   const bootId = randomUUID();
