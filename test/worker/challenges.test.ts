@@ -88,7 +88,7 @@ const challengeRow = async (id: string) => (await db().select().from(nodeChallen
 const nodeRow = async (id: string) => (await db().select().from(nodes).where(eq(nodes.id, id)))[0]!;
 /**
  * 64 openings with their leaves and paths outgrow the API's default 64 KiB body limit (about
- * 45 KiB per GPU even at n = 64), so answers go to a Worker with the limit the openings route needs.
+ * 105 KiB per GPU even at n = 64), so answers go to a Worker with the limit the openings route needs.
  */
 const OPENINGS_BODY_LIMIT = { BODY_LIMIT_BYTES: String(8 * 1024 * 1024) };
 const answer = (node: TestNode, path: string, body: unknown, token = node.token) => fetchWith(OPENINGS_BODY_LIMIT, `/v1/runner/challenges/${path}`, body, token);
