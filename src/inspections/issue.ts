@@ -1,7 +1,7 @@
 // Issuing platform challenges: the row is written first, then the command goes into the node's
 // mailbox (id `challenge_<id>`), so an answer always finds its challenge. Terms come from the pure
 // src/inspections/challenge-terms.ts; randomness from crypto.getRandomValues.
-import { asc, eq } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Challenge } from '../contracts/inspections.ts';
 import type { Database } from '../db/client.ts';
 import { nodeChallenges, nodeGpus } from '../db/schema.ts';
@@ -31,10 +31,15 @@ export async function issueChallenge(env: Bindings, db: Database, node: { id: st
     if (!terms) throw new CannotChallenge(`node ${node.id} has no GPU a capacity challenge can be sized for`);
     challenge = capacityChallenge(id, randomHex32(), terms, now);
   }
-  const [row] = await db
-    .insert(nodeChallenges)
-    .values({ id, nodeId: node.id, kind, challenge, status: 'issued', issuedAt: now, deadline: Date.parse(challenge.deadline) })
-    .returning();
+  // One open challenge per kind: an older one (say, from before a re-registration) is closed
+  // without a decision, so it neither penalises the node nor counts as its latest result.
+  const [, [row]] = await db.batch([
+    db
+      .update(nodeChallenges)
+      .set({ status: 'expired', reasons: ['superseded by a newer challenge'] })
+      .where(and(eq(nodeChallenges.nodeId, node.id), eq(nodeChallenges.kind, kind), inArray(nodeChallenges.status, ['issued', 'committed']))),
+    db.insert(nodeChallenges).values({ id, nodeId: node.id, kind, challenge, status: 'issued', issuedAt: now, deadline: Date.parse(challenge.deadline) }).returning(),
+  ]);
   await collectorFor(env, node.id, node.region).stub.enqueueCommand(node.id, { id: `challenge_${id}`, type: 'challenge', challenge });
   return row!;
 }

@@ -191,6 +191,36 @@ describe('platform challenges: the honest node', () => {
     const reply = await beat(node, 1);
     expect(reply.commands.map((c: { id: string }) => c.id).sort()).toEqual(rows.map((r) => `challenge_${r.id}`).sort());
   });
+
+  it('closes the open challenges of a node that registers again, without a decision or a penalty', async () => {
+    const provider = await signUp(['provider']);
+    const node = await join(provider, 1, true);
+    const first = await db().select().from(nodeChallenges).where(eq(nodeChallenges.nodeId, node.nodeId));
+    const before = await nodeRow(node.nodeId);
+    const key = await keyPair();
+    const again = await fetchWith({ CHALLENGE_ON_JOIN: 'true' }, '/v1/runner/register', { join_token: await joinToken(provider), region: REGION, machine: node.machine, public_key: key.publicKey });
+    const registered = await json(again);
+    expect(registered.node_id).toBe(node.nodeId);
+    for (const old of first) expect(await challengeRow(old.id)).toMatchObject({ status: 'expired', decidedAt: null, reasons: ['superseded by a newer challenge'] });
+    const open = (await db().select().from(nodeChallenges).where(eq(nodeChallenges.nodeId, node.nodeId))).filter((r) => r.status === 'issued');
+    expect(open.map((r) => r.kind).sort()).toEqual(['capacity', 'identity']);
+    expect((await nodeRow(node.nodeId)).reliabilityPpm).toBe(before.reliabilityPpm);
+    // A superseded challenge no longer takes answers; it is not the node's latest result either.
+    const renewed = { ...node, token: registered.node_token, key };
+    const old = first.find((r) => r.kind === 'identity')!;
+    await expectError(await answer(renewed, `${old.id}/identity`, await identityAnswer(renewed, old.challenge as IdentityChallenge)), 409, 'conflict');
+    await beat(renewed, 1);
+    await placed(provider, sell(REGION, MODEL, node.nodeId, { gpus: 1 }));
+  });
+
+  it('lets only operators issue challenges, to nodes that exist', async () => {
+    const [operator, provider] = await Promise.all([admin(), signUp(['provider'])]);
+    const node = await join(provider);
+    await expectError(await call(`/v1/admin/nodes/${node.nodeId}/challenges`, { auth: provider.apiKey, body: { kind: 'identity' } }), 403, 'forbidden');
+    await expectError(await call('/v1/admin/nodes/node_nobody/challenges', { auth: operator.apiKey, body: { kind: 'identity' } }), 404, 'not_found');
+    await expectError(await call(`/v1/admin/nodes/${node.nodeId}/challenges`, { auth: operator.apiKey, body: { kind: 'inventory' } }), 400, 'validation_failed');
+    expect(await db().select().from(nodeChallenges).where(eq(nodeChallenges.nodeId, node.nodeId))).toEqual([]);
+  });
 });
 
 describe('platform challenges: refusals change nothing', () => {
