@@ -5,6 +5,12 @@ import { ApiError } from './errors.ts';
 const DEFAULT_LIMIT = 64 * 1024;
 /** Queue callbacks carry batches (up to 1,000 nodes each). */
 const INTERNAL_LIMIT = 4 * 1024 * 1024;
+/**
+ * A capacity challenge's openings: per GPU (up to 16) 64 leaves of 1,024 int32 in base64 with
+ * their Merkle paths, about 470 KB each, so about 7.5 MB at most with the default sizes.
+ */
+const OPENINGS_LIMIT = 8 * 1024 * 1024;
+const OPENINGS_PATH = /^\/v1\/runner\/challenges\/[^/]+\/openings$/;
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Shared: a non-streaming decode keeps no state between calls. */
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
@@ -18,7 +24,8 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 export function jsonBody(): MiddlewareHandler<AppEnv> {
   return async function jsonBody(c, next) {
     if (!WITH_BODY.has(c.req.method)) return next();
-    const limit = c.req.path.startsWith('/internal/') ? INTERNAL_LIMIT : Number(c.env.BODY_LIMIT_BYTES) || DEFAULT_LIMIT;
+    const path = c.req.path;
+    const limit = path.startsWith('/internal/') ? INTERNAL_LIMIT : OPENINGS_PATH.test(path) ? OPENINGS_LIMIT : Number(c.env.BODY_LIMIT_BYTES) || DEFAULT_LIMIT;
     const declared = c.req.header('content-length');
     if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
 

@@ -83,6 +83,13 @@ describe('bad requests get a 4xx in the error shape and change nothing', () => {
     );
     await expectError(res, 413, 'payload_too_large');
   });
+
+  it('takes a capacity challenge’s openings, larger than any other body, on their own route only', async () => {
+    const openings = JSON.stringify({ challenge_id: 'chl_x', gpus: [[{ leaf_index: 0, leaf: 'A'.repeat(200_000), path: [] }]] });
+    // Past the size check: refused for want of a node token, not for its size.
+    await expectError(await call('/v1/runner/challenges/chl_x/openings', { body: openings }), 401, 'unauthorized');
+    await expectError(await call('/v1/runner/challenges/chl_x/commitment', { body: openings }), 413, 'payload_too_large');
+  });
 });
 
 describe('unexpected errors', () => {
