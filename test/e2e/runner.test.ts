@@ -1,7 +1,8 @@
 // The bundled gridlease-runner against the local platform, with a fake nvidia-smi on an
 // eight-GPU machine: join, start, online with the right GPUs, heartbeats through the queue
 // into the roll-ups, a command from the mailbox run on exactly its GPUs, and offline after
-// the grace period once the runner is killed.
+// the grace period once the runner is killed; the challenges issued at join answered and the
+// node verified.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,6 +67,14 @@ describe('gridlease-runner on the local platform', () => {
       expect(new Set(node.gpus.map((g: { model: string }) => g.model))).toEqual(new Set(['a100-80gb']));
       await expect.poll(async () => (await api(`/v1/nodes/${nodeId}`, { auth: key })).body.metrics.length, { timeout: 10_000 }).toBeGreaterThan(0);
       expect(metrics).toBeDefined();
+
+      // The challenges issued at join (identity, and capacity on all eight GPUs at the local
+      // platform's liveness size) are answered at once, signed, and the node becomes verified.
+      await expect.poll(async () => (await api(`/v1/nodes/${nodeId}`, { auth: key })).body.node.verified, { timeout: 30_000, interval: 500 }).toBe(true);
+      const verified = (await api(`/v1/nodes/${nodeId}`, { auth: key })).body.node;
+      expect(Date.parse(verified.verified_until)).toBeGreaterThan(Date.now());
+      expect(log).toMatch(/identity: passed/);
+      expect(log).toMatch(/capacity: passed/);
 
       // An operator puts a workload in the node's mailbox; the runner runs it on GPUs 1 and 3 only.
       const admin = await api('/v1/accounts', { body: { email: `ops.${Date.now()}@example.com`, password: 'Operator-Quill-7720', roles: ['renter'] } });
