@@ -417,6 +417,8 @@ describe('platform challenges: the cron', () => {
     const [operator, provider] = await Promise.all([admin(), signUp(['provider'])]);
     const node = await join(provider);
     const issued = await issue(operator, node.nodeId, 'identity');
+    // The node heartbeats, so the challenge reached it, and it does not answer.
+    await beat(node, 1);
     const before = await nodeRow(node.nodeId);
     const later = (await challengeRow(issued.id)).deadline + 1;
     expect((await runChallengeCron(bindings, later)).expired).toContain(issued.id);
@@ -424,6 +426,28 @@ describe('platform challenges: the cron', () => {
     expect((await nodeRow(node.nodeId)).reliabilityPpm).toBe(before.reliabilityPpm - FAIL_RELIABILITY_PPM);
     expect((await runChallengeCron(bindings, later)).expired).not.toContain(issued.id);
     expect((await nodeRow(node.nodeId)).reliabilityPpm).toBe(before.reliabilityPpm - FAIL_RELIABILITY_PPM);
+  });
+
+  it('closes a challenge the node never received without a penalty, and challenges the node again once it is online', async () => {
+    const [operator, provider] = await Promise.all([admin(), signUp(['provider'])]);
+    const node = await join(provider);
+    const issued = await issue(operator, node.nodeId, 'capacity');
+    const before = await nodeRow(node.nodeId);
+    // Joined, not started: no heartbeat before the deadline.
+    const later = (await challengeRow(issued.id)).deadline + 1;
+    const run = await runChallengeCron(bindings, later, () => 0);
+    expect(run.undelivered).toContain(issued.id);
+    expect(run.expired).not.toContain(issued.id);
+    expect(await challengeRow(issued.id)).toMatchObject({ status: 'expired', decidedAt: null });
+    expect((await nodeRow(node.nodeId)).reliabilityPpm).toBe(before.reliabilityPpm);
+    // Offline nodes are not challenged; once it heartbeats, the next run challenges it (both kinds).
+    expect(run.rechallenged).not.toContain(node.nodeId);
+    await beat(node, 1);
+    let rechallenged: string[] = [];
+    for (let i = 0; i < 50 && !rechallenged.includes(node.nodeId); i++) rechallenged = (await runChallengeCron(bindings, later + 3_600_001, Math.random)).rechallenged;
+    expect(rechallenged).toContain(node.nodeId);
+    const open = (await db().select().from(nodeChallenges).where(eq(nodeChallenges.nodeId, node.nodeId))).filter((r) => r.status === 'issued');
+    expect(open.map((r) => r.kind).sort()).toEqual(['capacity', 'identity']);
   });
 
   it('re-challenges an online node whose verification ends soon, and clears verified once it has ended', async () => {
