@@ -6,7 +6,10 @@
 // trades happen every few seconds; old orders are cancelled. Leases last 60–300 s, so GPUs come
 // back. Ctrl-C stops every timer and exits 0; orders left resting expire within two minutes.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateNodeKey } from '../runner/src/identity.ts';
+import { COMMITMENT_DOMAIN, commitmentFields, IDENTITY_DOMAIN, identityFields, type Challenge } from '../src/contracts/inspections.ts';
+import { signedMessage } from '../src/contracts/signed-message.ts';
+import { generateNodeKey, signNodeMessage, type NodeKey } from '../runner/src/identity.ts';
+import { createCpuSolver } from '../runner/src/inspections/cpu-solver.ts';
 
 const API = (process.env.GRIDLEASE_API ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
 const REGIONS = ['us-east', 'eu-west'] as const;
@@ -45,6 +48,8 @@ interface SimNode {
   leases: Map<string, SimLease>;
   timer: NodeJS.Timeout | null;
   online: boolean;
+  key: NodeKey;
+  gpuUuids: string[];
 }
 
 interface Book {
@@ -116,8 +121,36 @@ async function joinNode(providerKey: string, region: string, model: Model, n: nu
       model: model.id,
     })),
   };
-  const reg = await api('/v1/runner/register', { body: { join_token, region, machine, public_key: generateNodeKey().publicKey } });
-  return { id: reg.node_id, token: reg.node_token, region, model, bootId: crypto.randomUUID(), seq: 0, acks: [], leases: new Map(), timer: null, online: false };
+  const key = generateNodeKey();
+  const reg = await api('/v1/runner/register', { body: { join_token, region, machine, public_key: key.publicKey } });
+  const gpuUuids = machine.gpus.map((g) => g.uuid);
+  return { id: reg.node_id, token: reg.node_token, region, model, bootId: crypto.randomUUID(), seq: 0, acks: [], leases: new Map(), timer: null, online: false, key, gpuUuids };
+}
+
+/**
+ * Answers a platform challenge as gridlease-runner does: a signed identity answer, or the
+ * capacity product on every GPU (the CPU reference solver, at the local platform's small size),
+ * a signed commitment, then the openings the platform asks for.
+ */
+async function answerChallenge(node: SimNode, challenge: Challenge): Promise<void> {
+  const base = `/v1/runner/challenges/${challenge.challenge_id}`;
+  try {
+    let outcome: { outcome: string; reasons: string[] };
+    if (challenge.kind === 'identity') {
+      const answer = { challenge_id: challenge.challenge_id, nonce: challenge.nonce, gpu_uuids: node.gpuUuids, driver: '550.54.15', at: new Date().toISOString() };
+      const signature = signNodeMessage(node.key.privateKey, signedMessage(IDENTITY_DOMAIN, identityFields(node.id, answer)));
+      outcome = await api(`${base}/identity`, { body: { answer, signature }, auth: node.token });
+    } else {
+      const solver = createCpuSolver();
+      const commitment = await solver.commit(challenge);
+      const signature = signNodeMessage(node.key.privateKey, signedMessage(COMMITMENT_DOMAIN, commitmentFields(node.id, challenge, commitment)));
+      const request = await api(`${base}/commitment`, { body: { commitment, signature }, auth: node.token });
+      outcome = await api(`${base}/openings`, { body: await solver.open(request), auth: node.token });
+    }
+    console.log(`  node ${node.id}: ${challenge.kind} challenge ${outcome.outcome}`);
+  } catch (err) {
+    if (!stopping) console.error(`  node ${node.id}: ${challenge.kind} challenge not answered: ${String(err)}`);
+  }
 }
 
 /** What a runner does with a command; it is acknowledged in the next heartbeat either way. */
@@ -131,6 +164,9 @@ async function execute(node: SimNode, cmd: any): Promise<void> {
   } else if (cmd.type === 'extend_lease') {
     const lease = node.leases.get(cmd.lease_id);
     if (lease) lease.endsAt = Date.parse(cmd.ends_at);
+  } else if (cmd.type === 'challenge') {
+    // At once, beside the heartbeats, as the runner does.
+    void answerChallenge(node, cmd.challenge);
   }
   node.acks.push(cmd.id);
 }
