@@ -20,6 +20,7 @@ import deposits from './routes/deposits.ts';
 import dev from './routes/dev.ts';
 import { mountDocs } from './routes/docs.ts';
 import health from './routes/health.ts';
+import inspectors from './routes/inspectors.ts';
 import home from './routes/home.ts';
 import internal from './routes/internal.ts';
 import market, { marketMemoryCache } from './routes/market.ts';
@@ -41,6 +42,7 @@ import type { MiddlewareHandler } from 'hono';
 import type { Bindings } from './env.ts';
 import { sweepUnplacedOrders } from './market/sweep.ts';
 import { runChallengeCron } from './inspections/cron.ts';
+import { releaseMaturedUnbondings } from './inspections/bonds.ts';
 
 export { Collector } from './durable/collector.ts';
 export { Lease } from './durable/lease.ts';
@@ -80,6 +82,7 @@ app.route('/v1/admin', adminMoney);
 app.route('/v1/admin', adminNodes);
 app.route('/v1/catalog', catalog);
 app.route('/v1/nodes', nodesRoutes);
+app.route('/v1/inspectors', inspectors);
 app.route('/v1/runner/challenges', runnerChallenges);
 app.route('/v1/runner', runner);
 app.route('/v1/orders', orders);
@@ -106,6 +109,7 @@ app.onError(onError);
 async function scheduled(controller: ScheduledController, env: Bindings): Promise<void> {
   await sweepUnplacedOrders(env, controller.scheduledTime);
   await runChallengeCron(env, controller.scheduledTime);
+  await releaseMaturedUnbondings(env, controller.scheduledTime);
 }
 
 export default { fetch: app.fetch, scheduled } satisfies ExportedHandler<Bindings>;

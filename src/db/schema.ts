@@ -469,3 +469,34 @@ export const webhookDeliveries = sqliteTable(
   },
   (t) => [uniqueIndex('webhook_deliveries_uq').on(t.endpointId, t.eventId), index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt)],
 );
+
+/**
+ * An inspector's bond movements. A `bond` row is written with its ledger transaction
+ * (available → bonded); an `unbond` row starts `pending` with the money still bonded (and
+ * slashable) and becomes `released` when the cron posts bonded → available after `release_at`.
+ * Unique per account × kind × Idempotency-Key, so each request moves money once.
+ */
+export const inspectorBonds = sqliteTable(
+  'inspector_bonds',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id').notNull(),
+    kind: text('kind', { enum: ['bond', 'unbond'] }).notNull(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    /** GRID micro-units. */
+    amount: integer('amount').notNull(),
+    status: text('status', { enum: ['bonded', 'pending', 'released'] }).notNull(),
+    releaseAt: integer('release_at'),
+    releasedAt: integer('released_at'),
+    /** The ledger transaction that moved the money: the bond itself, or an unbonding's release. */
+    transactionId: text('transaction_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('inspector_bonds_key_uq').on(t.accountId, t.kind, t.idempotencyKey),
+    index('inspector_bonds_account_idx').on(t.accountId, t.status),
+    index('inspector_bonds_due_idx').on(t.status, t.releaseAt),
+    check('inspector_bonds_amount_positive', sql`${t.amount} > 0`),
+  ],
+);

@@ -16,6 +16,8 @@ export const TRANSACTION_KINDS = [
   'withdrawal_paid',
   'withdrawal_failed',
   'adjustment',
+  'bond',
+  'unbond',
 ] as const;
 export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
 
@@ -159,6 +161,16 @@ export function adjustment(a: Base & { owner: string; asset: Asset; amount: bigi
   const user = userAccount(a.owner, a.asset, 'available');
   const adjustments = platformAccount(a.asset, 'adjustments');
   return build('adjustment', a, [magnitude], () => (a.amount > 0n ? leg(adjustments, user, magnitude) : leg(user, adjustments, magnitude)));
+}
+
+/** An inspector's bond: available → bonded. */
+export function bond(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('bond', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'available'), userAccount(a.owner, a.asset, 'bonded'), a.amount));
+}
+
+/** A matured unbonding: bonded → available. */
+export function unbond(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('unbond', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'bonded'), userAccount(a.owner, a.asset, 'available'), a.amount));
 }
 
 /** The canonical text of a spec, hashed to tell a retry from a different request under one key. */
