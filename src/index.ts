@@ -2,7 +2,7 @@
 import './microtasks.ts';
 import { cors } from 'hono/cors';
 import type { AppEnv } from './app-env.ts';
-import { lazyDatabase } from './db/client.ts';
+import { connection, lazyDatabase } from './db/client.ts';
 import { jsonBody } from './http/body.ts';
 import { notFound, onError } from './http/error-handler.ts';
 import { accessLog } from './http/access-log.ts';
@@ -109,7 +109,7 @@ app.onError(onError);
 async function scheduled(controller: ScheduledController, env: Bindings): Promise<void> {
   await sweepUnplacedOrders(env, controller.scheduledTime);
   await runChallengeCron(env, controller.scheduledTime);
-  await releaseMaturedUnbondings(env, controller.scheduledTime);
+  await releaseMaturedUnbondings(connection(env).money, controller.scheduledTime);
 }
 
 export default { fetch: app.fetch, scheduled } satisfies ExportedHandler<Bindings>;

@@ -2,8 +2,7 @@
 // The rules (config, standing, the role and unbonding statements) are pure; the cron step
 // at the bottom releases matured unbondings through the ledger, one idempotent transaction
 // per unbonding.
-import type { InStatement } from '@libsql/client/web';
-import { connection } from '../db/client.ts';
+import type { Client, InStatement } from '@libsql/client/web';
 import { log } from '../http/log.ts';
 import { accountId, userAccount } from '../ledger/accounts.ts';
 import { unbond } from '../ledger/rules.ts';
@@ -104,9 +103,11 @@ export interface BondCronResult {
   released: string[];
 }
 
-/** The bonds' part of the each-minute cron: matured unbondings go back to available. */
-export async function releaseMaturedUnbondings(env: Parameters<typeof connection>[0], now = Date.now()): Promise<BondCronResult> {
-  const { money } = connection(env);
+/**
+ * The bonds' part of the each-minute cron: matured unbondings go back to available. It takes
+ * the money client, not the environment, so that this module stays free of Workers types.
+ */
+export async function releaseMaturedUnbondings(money: Client, now = Date.now()): Promise<BondCronResult> {
   const result: BondCronResult = { released: [] };
   const due = await money.execute({
     sql: `SELECT id, account_id, amount FROM inspector_bonds WHERE status = 'pending' AND release_at <= ? ORDER BY release_at LIMIT ?`,

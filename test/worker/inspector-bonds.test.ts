@@ -165,12 +165,12 @@ describe('POST /v1/inspectors/unbond', () => {
     expect((await balances(a)).GRID!.available).toBe('3500.00');
 
     // Not yet due: nothing moves.
-    expect((await releaseMaturedUnbondings(env, releaseAt - 1)).released).not.toContain(unbonding.id);
+    expect((await releaseMaturedUnbondings(connection(env).money, releaseAt - 1)).released).not.toContain(unbonding.id);
     expect((await balances(a)).GRID!.available).toBe('3500.00');
 
     const before = await ledgerOf(a);
-    expect((await releaseMaturedUnbondings(env, releaseAt + 60_000)).released).toContain(unbonding.id);
-    expect((await releaseMaturedUnbondings(env, releaseAt + 120_000)).released).not.toContain(unbonding.id);
+    expect((await releaseMaturedUnbondings(connection(env).money, releaseAt + 60_000)).released).toContain(unbonding.id);
+    expect((await releaseMaturedUnbondings(connection(env).money, releaseAt + 120_000)).released).not.toContain(unbonding.id);
     expect((await ledgerOf(a)).transactions).toBe(before.transactions + 1);
     expect((await balances(a)).GRID!.available).toBe('4100.00');
     expect(await me(a)).toMatchObject({ bonded: '900.00', unbonding: '0.00', unbondings: [] });
