@@ -33,6 +33,7 @@ const OfferSchema = z
     expires_at: z.string(),
     reliability: z.number().openapi({ description: '0–1' }),
     verified: z.boolean(),
+    verified_at: z.string().nullable().openapi({ description: 'When the node last passed its challenges (while verified), else null' }),
     vram_gb: z.number().int().openapi({ description: 'Memory per GPU in GB, as the catalog lists the model' }),
     cpu_cores: z.number().int(),
     ram_gb: z.number().int(),
@@ -98,6 +99,8 @@ type Ask = Awaited<ReturnType<ReturnType<typeof regionBook>['openAsks']>>[number
 interface Candidate {
   offer: Offer;
   ask: Ask;
+  /** When the node last became verified (ms), while it is verified. */
+  verifiedAt: number | null;
 }
 
 /** Region × model pairs the filters leave possible: `=`/`in` keep only theirs, `!=`/`notin` drop theirs. */
@@ -121,6 +124,7 @@ function narrow(all: readonly string[], field: 'region' | 'gpu_model', filters: 
 interface NodeFacts {
   reliability: number;
   verified: boolean;
+  verifiedAt: number | null;
   cpuCores: number;
   ramGb: number;
   diskGb: number;
@@ -147,6 +151,7 @@ async function restingOffers(env: Bindings, books: Array<{ region: string; model
     if (!node || vram === undefined) continue;
     out.push({
       ask,
+      verifiedAt: node.verifiedAt,
       offer: {
         id: ask.id,
         region,
@@ -168,7 +173,7 @@ async function restingOffers(env: Bindings, books: Array<{ region: string; model
 /** One query for every node at once; the ids travel as one JSON array, so no bound-parameter limit applies. */
 async function nodeFacts(env: Bindings, nodeIds: string[]): Promise<Map<string, NodeFacts>> {
   const rs = await connection(env).client.execute({
-    sql: `SELECT n.id, n.machine, n.reliability_ppm, n.verified, g.model, min(g.memory_mib) AS memory_mib
+    sql: `SELECT n.id, n.machine, n.reliability_ppm, n.verified, n.verified_at, g.model, min(g.memory_mib) AS memory_mib
           FROM nodes n JOIN node_gpus g ON g.node_id = n.id
           WHERE n.id IN (SELECT value FROM json_each(?)) AND n.status != 'revoked' AND g.model IS NOT NULL
           GROUP BY n.id, g.model`,
@@ -183,6 +188,7 @@ async function nodeFacts(env: Bindings, nodeIds: string[]): Promise<Map<string, 
       node = {
         reliability: Number(row.reliability_ppm) / 1_000_000,
         verified: Number(row.verified) === 1,
+        verifiedAt: Number(row.verified) === 1 && row.verified_at !== null ? Number(row.verified_at) : null,
         cpuCores: wholeNumber(machine.cpu_cores),
         ramGb: Math.floor(wholeNumber(machine.ram_mib) / 1024),
         diskGb: wholeNumber(machine.disk_free_gib),
@@ -210,7 +216,7 @@ function wholeNumber(value: unknown): number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.floor(value) : 0;
 }
 
-function toWire({ offer, ask }: Candidate): z.infer<typeof OfferSchema> {
+function toWire({ offer, ask, verifiedAt }: Candidate): z.infer<typeof OfferSchema> {
   return {
     id: offer.id,
     region: offer.region,
@@ -222,6 +228,7 @@ function toWire({ offer, ask }: Candidate): z.infer<typeof OfferSchema> {
     expires_at: iso(ask.expiresAt)!,
     reliability: offer.reliability,
     verified: offer.verified,
+    verified_at: iso(verifiedAt),
     vram_gb: offer.vram_gb,
     cpu_cores: offer.cpu_cores,
     ram_gb: offer.ram_gb,

@@ -75,7 +75,9 @@ async function market() {
   );
   await db().update(nodes).set({ reliabilityPpm: 950_000 }).where(eq(nodes.id, l4.nodeId));
   await db().update(nodes).set({ reliabilityPpm: 970_000 }).where(eq(nodes.id, rtx.nodeId));
-  await db().update(nodes).set({ reliabilityPpm: 990_000, verified: true }).where(eq(nodes.id, a100.nodeId));
+  // Verified when it passed its challenges, at a moment offers show.
+  const verifiedAt = Date.now() - 3_600_000;
+  await db().update(nodes).set({ reliabilityPpm: 990_000, verified: true, verifiedAt, verifiedUntil: verifiedAt + 7 * 86_400_000 }).where(eq(nodes.id, a100.nodeId));
 
   const asks = {
     l4: await placeAsk(provider, l4.nodeId, 'ap-southeast', 'l4-24gb', {
@@ -95,19 +97,19 @@ async function market() {
   const offers = {
     l4: wire(asks.l4, {
       region: 'ap-southeast', gpu_model: 'l4-24gb', gpus: 8, price: formatAmount(BigInt(price(0.5))),
-      reliability: 0.95, verified: false, vram_gb: 24, cpu_cores: 16, ram_gb: 64, disk_gb: 300,
+      reliability: 0.95, verified: false, verified_at: null, vram_gb: 24, cpu_cores: 16, ram_gb: 64, disk_gb: 300,
     }),
     rtx: wire(asks.rtx, {
       region: 'us-east', gpu_model: 'rtx-4090-24gb', gpus: 1, price: formatAmount(BigInt(price(1))),
-      reliability: 0.97, verified: false, vram_gb: 24, cpu_cores: 32, ram_gb: 250, disk_gb: 900,
+      reliability: 0.97, verified: false, verified_at: null, vram_gb: 24, cpu_cores: 32, ram_gb: 250, disk_gb: 900,
     }),
     h100: wire(asks.h100, {
       region: 'us-east', gpu_model: 'h100-80gb', gpus: 3, price: formatAmount(BigInt(price(1))),
-      reliability: 0.9, verified: false, vram_gb: 80, cpu_cores: 32, ram_gb: 250, disk_gb: 900,
+      reliability: 0.9, verified: false, verified_at: null, vram_gb: 80, cpu_cores: 32, ram_gb: 250, disk_gb: 900,
     }),
     a100: wire(asks.a100, {
       region: 'eu-west', gpu_model: 'a100-80gb', gpus: 2, price: formatAmount(BigInt(price(2))),
-      reliability: 0.99, verified: true, vram_gb: 80, cpu_cores: 64, ram_gb: 500, disk_gb: 2_000,
+      reliability: 0.99, verified: true, verified_at: new Date(verifiedAt).toISOString(), vram_gb: 80, cpu_cores: 64, ram_gb: 500, disk_gb: 2_000,
     }),
   };
   const ids = Object.fromEntries(Object.entries(asks).map(([name, ask]) => [name, ask.id])) as Record<keyof typeof asks, string>;
@@ -148,7 +150,7 @@ describe('GET /v1/offers', () => {
     expect(data).toHaveLength(4);
     for (const offer of data) {
       expect(Object.keys(offer).sort()).toEqual(
-        ['cpu_cores', 'disk_gb', 'expires_at', 'gpu_model', 'gpus', 'id', 'max_duration_s', 'min_duration_s', 'price', 'ram_gb', 'region', 'reliability', 'verified', 'vram_gb'],
+        ['cpu_cores', 'disk_gb', 'expires_at', 'gpu_model', 'gpus', 'id', 'max_duration_s', 'min_duration_s', 'price', 'ram_gb', 'region', 'reliability', 'verified', 'verified_at', 'vram_gb'],
       );
     }
   });
