@@ -222,8 +222,26 @@ describe('POST /v1/inspectors/unbond', () => {
   });
 });
 
-describe('GET /v1/inspectors/me', () => {
-  it('needs a credential', async () => {
+describe('credentials', () => {
+  it('needs a credential on every route', async () => {
     await expectError(await call('/v1/inspectors/me'), 401, 'unauthorized');
+    for (const path of ['/v1/inspectors/bond', '/v1/inspectors/unbond']) {
+      await expectError(await call(path, { headers: { 'idempotency-key': crypto.randomUUID() }, body: { amount: '1000' } }), 401, 'unauthorized');
+    }
+  });
+
+  it('needs funds:write to bond or unbond and funds:read to look, and a read-only key moves nothing', async () => {
+    const a = await inspectorCandidate();
+    const minted = await call('/v1/api-keys', { auth: a.apiKey, body: { name: 'read only', scopes: ['funds:read'] } });
+    expect(minted.status).toBe(201);
+    const readOnly = (await json(minted)).api_key.key;
+    const asReader = (path: string) => call(path, { auth: readOnly, headers: { 'idempotency-key': crypto.randomUUID() }, body: { amount: '1000' } });
+    await expectError(await asReader('/v1/inspectors/bond'), 403, 'forbidden');
+    await expectError(await asReader('/v1/inspectors/unbond'), 403, 'forbidden');
+    expect((await call('/v1/inspectors/me', { auth: readOnly })).status).toBe(200);
+    expect((await balances(a)).GRID!.available).toBe('5000.00');
+
+    const none = await call('/v1/api-keys', { auth: a.apiKey, body: { name: 'orders only', scopes: ['orders:read'] } });
+    await expectError(await call('/v1/inspectors/me', { auth: (await json(none)).api_key.key }), 403, 'forbidden');
   });
 });
