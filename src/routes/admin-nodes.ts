@@ -7,6 +7,8 @@ import { nodes } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
 import { CannotChallenge, issueChallenge } from '../inspections/issue.ts';
+import { auditNodeLeases } from '../inspections/node-audit.ts';
+import { OrderProcessingSchema, orderProcessingWire } from './order-processing-wire.ts';
 import { ChallengeSummarySchema, challengeSummary, collectorFor } from '../nodes/registry.ts';
 
 const app = router();
@@ -53,6 +55,25 @@ app.openapi(
       if (err instanceof CannotChallenge) throw new ApiError('conflict', err.message);
       throw err;
     }
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/nodes/{id}/order-processing',
+    tags: ['admin'],
+    summary: "How a node served and billed its recent leases (operators): each lease's record checked against the billing rules",
+    security: BEARER,
+    middleware: guard('nodes:read', 'admin'),
+    request: { params: z.object({ id: z.string().max(64) }), query: z.object({ limit: z.string().regex(/^[1-9][0-9]?$/, 'a whole number from 1 to 99').optional() }).strict() },
+    responses: { 200: jsonContent(OrderProcessingSchema, 'The check'), ...errorResponses(400, 401, 403, 404) },
+  }),
+  async (c) => {
+    const [node] = await c.get('db').select({ id: nodes.id }).from(nodes).where(eq(nodes.id, c.req.valid('param').id));
+    if (!node) throw new ApiError('not_found', 'no such node');
+    const limit = Number(c.req.valid('query').limit ?? 20);
+    return c.json(orderProcessingWire(node.id, await auditNodeLeases(c.env, node.id, limit)), 200);
   },
 );
 

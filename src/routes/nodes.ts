@@ -10,6 +10,8 @@ import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
 import { newId } from '../ids.ts';
 import { ChallengeSummarySchema, NodeSchema, challengeSummary, collectorFor, publicNode } from '../nodes/registry.ts';
+import { auditNodeLeases } from '../inspections/node-audit.ts';
+import { OrderProcessingSchema, orderProcessingWire } from './order-processing-wire.ts';
 
 const RECENT_CHALLENGES = 10;
 
@@ -114,6 +116,25 @@ app.openapi(
       },
       200,
     );
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'get',
+    path: '/{id}/order-processing',
+    tags: ['nodes'],
+    summary: "How your node served and billed its recent leases: each lease's record checked against the billing rules (404 unless it is yours)",
+    security: BEARER,
+    middleware: guard('nodes:read'),
+    request: { params: z.object({ id: z.string().max(64) }), query: z.object({ limit: z.string().regex(/^[1-9][0-9]?$/, 'a whole number from 1 to 99').optional() }).strict() },
+    responses: { 200: jsonContent(OrderProcessingSchema, 'The check'), ...errorResponses(400, 401, 403, 404) },
+  }),
+  async (c) => {
+    const { id } = c.req.valid('param');
+    const [row] = await c.get('db').select({ id: nodes.id }).from(nodes).where(and(eq(nodes.id, id), eq(nodes.accountId, c.get('principal').accountId)));
+    if (!row) throw new ApiError('not_found', 'no such node');
+    return c.json(orderProcessingWire(id, await auditNodeLeases(c.env, id, Number(c.req.valid('query').limit ?? 20))), 200);
   },
 );
 

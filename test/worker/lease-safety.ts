@@ -397,3 +397,31 @@ describe('random overlapping calls to one lease', () => {
     );
   }, 180_000);
 });
+
+describe("a node's order-processing check", () => {
+  it('passes leases served and billed by the rules, and names a record that was not', async () => {
+    const s = await leased('a10-24gb');
+    await report(s, { type: 'started' });
+    await elapse(s.leaseId, 60_000);
+    const { startedAt } = await record(s.leaseId);
+    await confirmEvery10s(s, startedAt!, startedAt! + 60_000);
+    await call(`/v1/leases/${s.leaseId}/terminate`, { method: 'POST', auth: s.renter.apiKey });
+    await runToEnd(s.leaseId);
+    const check = async (auth: string) => call(`/v1/nodes/${s.node.nodeId}/order-processing`, { auth });
+    const res = await check(s.provider.apiKey);
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    expect(body).toMatchObject({ node_id: s.node.nodeId, leases: 1, passed: 1 });
+    expect(body.audits[0]).toMatchObject({ lease_id: s.leaseId, state: 'completed', findings: [], billed_micro: (await record(s.leaseId)).billed });
+    expect(body.audits[0].start_latency_ms).toBeGreaterThanOrEqual(0);
+
+    // A record claiming more than its confirmed time is named; the renter and strangers see nothing.
+    await rewrite(s.leaseId, (rec) => (rec.billed = String(BigInt(rec.billed) + 50_000n)));
+    const tampered = await json(await check(s.provider.apiKey));
+    expect(tampered.passed).toBe(0);
+    expect(tampered.audits[0].findings.join('\n')).toMatch(/confirmed time is worth/);
+    expect((await check(s.renter.apiKey)).status).toBe(404);
+    expect((await call(`/v1/nodes/${s.node.nodeId}/order-processing?limit=0`, { auth: s.provider.apiKey })).status).toBe(400);
+    await rewrite(s.leaseId, (rec) => (rec.billed = String(BigInt(rec.billed) - 50_000n)));
+  });
+});
