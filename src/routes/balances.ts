@@ -35,7 +35,7 @@ const EntrySchema = z
     kind: z.string().openapi({ description: 'deposit, hold, release, capture, withdrawal, …' }),
     reference: z.string().nullable(),
     asset: AssetSchema,
-    account: z.enum(['available', 'held']),
+    account: z.enum(['available', 'held', 'bonded']).openapi({ description: 'bonded: GRID bonded as an inspector' }),
     amount: MoneyString.openapi({ description: 'Signed: negative leaves the account' }),
     balance_after: MoneyString,
     created_at: z.string(),
@@ -98,7 +98,7 @@ app.openapi(
     });
     const rows = rs.rows.slice(0, limit);
     const data = rows.map((r) => {
-      const account = r.account_kind === 'held' ? ('held' as const) : ('available' as const);
+      const account = r.account_kind === 'held' ? ('held' as const) : r.account_kind === 'bonded' ? ('bonded' as const) : ('available' as const);
       return {
         id: String(r.id),
         transaction_id: String(r.transaction_id),

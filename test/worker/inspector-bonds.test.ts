@@ -147,6 +147,17 @@ describe('POST /v1/inspectors/bond', () => {
     await bond(a, '1000');
     expect((await balances(a)).GRID).toEqual({ available: '4000.00', held: '0.00' });
   });
+
+  it('shows the bond in the ledger as its own account, bonded', async () => {
+    const a = await inspectorCandidate();
+    await bond(a, '1000');
+    const { data } = await json(await call('/v1/ledger/entries?limit=5', { auth: a.apiKey }));
+    const movement = data.filter((e: { kind: string }) => e.kind === 'bond');
+    expect(movement.map((e: { account: string; amount: string }) => [e.account, e.amount]).sort()).toEqual([
+      ['available', '-1000.00'],
+      ['bonded', '1000.00'],
+    ]);
+  });
 });
 
 describe('POST /v1/inspectors/unbond', () => {

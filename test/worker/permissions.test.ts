@@ -25,6 +25,12 @@ const PRIVATE_ROUTES = [
   { method: 'GET', path: '/v1/webhook-endpoints', scope: 'account:read' },
   { method: 'GET', path: '/v1/webhook-endpoints/whe_x', scope: 'account:read' },
   { method: 'DELETE', path: '/v1/webhook-endpoints/whe_x', scope: 'account:write' },
+  { method: 'GET', path: '/v1/nodes/node_x/order-processing', scope: 'nodes:read' },
+  { method: 'GET', path: '/v1/admin/nodes/node_x/order-processing', scope: 'nodes:read', role: 'admin' },
+  { method: 'POST', path: '/v1/admin/nodes/node_x/challenges', scope: 'nodes:write', role: 'admin', body: { kind: 'identity' } },
+  { method: 'POST', path: '/v1/inspectors/bond', scope: 'funds:write', body: { amount: '1000.00' } },
+  { method: 'POST', path: '/v1/inspectors/unbond', scope: 'funds:write', body: { amount: '1000.00' } },
+  { method: 'GET', path: '/v1/inspectors/me', scope: 'funds:read' },
 ] as const;
 
 describe.each(PRIVATE_ROUTES)('$method $path', (route) => {
