@@ -267,6 +267,8 @@ export const nodeChallenges = sqliteTable(
     openDeadline: integer('open_deadline'),
     answer: text('answer', { mode: 'json' }).$type<Record<string, unknown>>(),
     answerSignature: text('answer_signature'),
+    /** A capacity challenge's openings answer, kept so that its report can be re-checked by anyone. */
+    openings: text('openings', { mode: 'json' }).$type<Record<string, unknown>>(),
     reasons: text('reasons', { mode: 'json' }).$type<string[]>(),
     decision: text('decision'),
     decidedAt: integer('decided_at'),

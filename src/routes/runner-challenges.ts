@@ -20,6 +20,7 @@ import {
   SignedCommitmentSchema,
   SignedIdentityAnswerSchema,
   type ChallengeOutcome,
+  type OpeningsAnswer,
 } from '../contracts/inspections.ts';
 import { signedMessage } from '../contracts/signed-message.ts';
 import { nodeChallenges, nodeGpus, nodes } from '../db/schema.ts';
@@ -62,10 +63,20 @@ async function refuseLate(c: Context<RunnerEnv>, row: ChallengeRow, from: 'issue
   throw new ApiError('conflict', `challenge ${row.id} is past its deadline and has expired`);
 }
 
-async function decide(c: Context<RunnerEnv>, row: ChallengeRow, from: 'issued' | 'committed', reasons: string[], now: number, answer?: { body: unknown; signature: string }) {
+async function decide(
+  c: Context<RunnerEnv>,
+  row: ChallengeRow,
+  from: 'issued' | 'committed',
+  reasons: string[],
+  now: number,
+  answer?: { body: unknown; signature: string },
+  openings?: OpeningsAnswer,
+) {
   const decision: Decision = reasons.length === 0 ? 'passed' : 'failed';
   const applied = await decideChallenge(c.env, { challengeId: row.id, nodeId: row.nodeId, from, decision, reasons: reasons.slice(0, MAX_REASONS), answer }, now);
   if (!applied) throw answered(row);
+  // Only the request whose decision applied keeps its openings: the challenge's public report re-checks them.
+  if (openings) await c.get('db').update(nodeChallenges).set({ openings }).where(eq(nodeChallenges.id, row.id));
   const outcome: ChallengeOutcome = { challenge_id: row.id, outcome: decision === 'passed' ? 'passed' : 'failed', reasons: reasons.slice(0, MAX_REASONS) };
   return c.json(outcome, 200);
 }
@@ -174,11 +185,11 @@ app.openapi(
     const challenge = CapacityChallengeSchema.parse(row.challenge);
     const request = OpeningRequestSchema.parse(row.openingRequest);
     const verdict = await checkCapacityAnswer(challenge, request, row.commitment, body);
-    if (verdict.ok) return decide(ctx, row, 'committed', [], now);
+    if (verdict.ok) return decide(ctx, row, 'committed', [], now, undefined, body);
     // Only a wrong value under a valid path to the signed root proves the committed product wrong;
     // anything else (a path, an index, a count) may be anyone's garbage and is refused unchanged.
     const wrong = verdict.failures.filter((f) => f.reason === 'value');
-    if (wrong.length > 0) return decide(ctx, row, 'committed', wrong.map(describe), now);
+    if (wrong.length > 0) return decide(ctx, row, 'committed', wrong.map(describe), now, undefined, body);
     throw new ApiError('validation_failed', `invalid body: gpus: the openings do not match the commitment (${verdict.failures.slice(0, 3).map(describe).join('; ')})`);
   },
 );

@@ -1,0 +1,1 @@
+ALTER TABLE `node_challenges` ADD `openings` text;
