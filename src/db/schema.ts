@@ -269,6 +269,8 @@ export const nodeChallenges = sqliteTable(
     answerSignature: text('answer_signature'),
     /** A capacity challenge's openings answer, kept so that its report can be re-checked by anyone. */
     openings: text('openings', { mode: 'json' }).$type<Record<string, unknown>>(),
+    /** The node's key when the challenge was decided: a later join may change the node's key. */
+    nodePublicKey: text('node_public_key'),
     reasons: text('reasons', { mode: 'json' }).$type<string[]>(),
     decision: text('decision'),
     decidedAt: integer('decided_at'),

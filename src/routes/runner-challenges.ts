@@ -69,14 +69,15 @@ async function decide(
   from: 'issued' | 'committed',
   reasons: string[],
   now: number,
+  publicKey: string,
   answer?: { body: unknown; signature: string },
   openings?: OpeningsAnswer,
 ) {
   const decision: Decision = reasons.length === 0 ? 'passed' : 'failed';
   const applied = await decideChallenge(c.env, { challengeId: row.id, nodeId: row.nodeId, from, decision, reasons: reasons.slice(0, MAX_REASONS), answer }, now);
   if (!applied) throw answered(row);
-  // Only the request whose decision applied keeps its openings: the challenge's public report re-checks them.
-  if (openings) await c.get('db').update(nodeChallenges).set({ openings }).where(eq(nodeChallenges.id, row.id));
+  // Only the request whose decision applied keeps its openings and the key that signed: the public report re-checks both.
+  await c.get('db').update(nodeChallenges).set({ openings: openings ?? null, nodePublicKey: publicKey }).where(eq(nodeChallenges.id, row.id));
   const outcome: ChallengeOutcome = { challenge_id: row.id, outcome: decision === 'passed' ? 'passed' : 'failed', reasons: reasons.slice(0, MAX_REASONS) };
   return c.json(outcome, 200);
 }
@@ -112,7 +113,7 @@ app.openapi(
     if (sent.size !== body.answer.gpu_uuids.length || sent.size !== registered.length || registered.some((u) => !sent.has(u))) {
       reasons.push(`the GPUs present (${body.answer.gpu_uuids.length}) are not the ${registered.length} registered`.slice(0, 300));
     }
-    return decide(ctx, row, 'issued', reasons, now, { body: body.answer, signature: body.signature });
+    return decide(ctx, row, 'issued', reasons, now, publicKey, { body: body.answer, signature: body.signature });
   },
 );
 
@@ -176,7 +177,7 @@ app.openapi(
     const ctx = c as unknown as Context<RunnerEnv>;
     const body = c.req.valid('json');
     const now = Date.now();
-    const { row } = await load(ctx, 'capacity');
+    const { row, publicKey } = await load(ctx, 'capacity');
     if (row.status === 'issued') throw new ApiError('conflict', `challenge ${row.id} has no commitment yet; commit first`);
     if (row.status !== 'committed') throw answered(row);
     if (now > (row.openDeadline ?? 0)) return refuseLate(ctx, row, 'committed', now);
@@ -185,11 +186,11 @@ app.openapi(
     const challenge = CapacityChallengeSchema.parse(row.challenge);
     const request = OpeningRequestSchema.parse(row.openingRequest);
     const verdict = await checkCapacityAnswer(challenge, request, row.commitment, body);
-    if (verdict.ok) return decide(ctx, row, 'committed', [], now, undefined, body);
+    if (verdict.ok) return decide(ctx, row, 'committed', [], now, publicKey, undefined, body);
     // Only a wrong value under a valid path to the signed root proves the committed product wrong;
     // anything else (a path, an index, a count) may be anyone's garbage and is refused unchanged.
     const wrong = verdict.failures.filter((f) => f.reason === 'value');
-    if (wrong.length > 0) return decide(ctx, row, 'committed', wrong.map(describe), now, undefined, body);
+    if (wrong.length > 0) return decide(ctx, row, 'committed', wrong.map(describe), now, publicKey, undefined, body);
     throw new ApiError('validation_failed', `invalid body: gpus: the openings do not match the commitment (${verdict.failures.slice(0, 3).map(describe).join('; ')})`);
   },
 );
