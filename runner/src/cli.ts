@@ -6,11 +6,19 @@ import { stderrLogger } from './log.ts';
 import { HELP, parseOptions } from './options.ts';
 import { start } from './start.ts';
 import { status } from './status.ts';
+import { verifyReport } from './verify-report.ts';
+import { defaultConfigPath } from './config.ts';
 import { RUNNER_VERSION } from './version.ts';
 
 export async function main(argv: readonly string[]): Promise<number> {
   const log = stderrLogger();
   try {
+    // verify-report takes a positional argument and needs no node config: its own parser.
+    if (argv[0] === 'verify-report') {
+      const out = (stream: NodeJS.WriteStream) => (line: string) => stream.write(`${line}\n`);
+      const configPath = process.env.GRIDLEASE_CONFIG || defaultConfigPath();
+      return await verifyReport(argv.slice(1), { env: process.env, configPath, out: out(process.stdout), err: out(process.stderr) });
+    }
     const options = parseOptions(argv);
     switch (options.command) {
       case 'help':

@@ -116,6 +116,8 @@ Usage:
                                           register this machine; saves the node credentials to the config file
   gridlease-runner start                  heartbeat and run leases until SIGINT/SIGTERM
   gridlease-runner status                 print the config (without the token) and whether the API answers
+  gridlease-runner verify-report ID|URL|FILE [--api URL] [--jwks FILE|URL] [--json]
+                                          re-check a platform challenge report offline (exit 0 holds, 1 not)
   gridlease-runner --help | --version
 
 Options:

@@ -5,13 +5,14 @@
 import { CompactSign } from 'jose';
 import { canonicalBytes } from '../contracts/canonical-json.ts';
 import type { KeyRing } from '../auth/tokens.ts';
-import type { ChallengeRow } from './issue.ts';
+import type { nodeChallenges } from '../db/schema.ts';
 
 export const REPORT_VERSION = 1;
 /** The JWS `typ` of a challenge report, so that it can never pass for a token (or a token for it). */
 export const REPORT_TYP = 'gridlease-challenge-report';
 
 type Json = Record<string, unknown>;
+type ChallengeRow = typeof nodeChallenges.$inferSelect;
 
 export interface ChallengeReport {
   version: typeof REPORT_VERSION;
