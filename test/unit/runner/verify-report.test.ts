@@ -96,6 +96,23 @@ describe('verify-report', () => {
     expect(id.out).toContain('✓ decision: passed: the answered nonce is the challenge’s');
   });
 
+  it('holds for an honest failed capacity report: the openings re-check as wrong, as it says', async () => {
+    const ch: CapacityChallenge = { kind: 'capacity', challenge_id: 'chl_failed', seed: hex(), n: 64, gpu_count: 1, leaf_size: 256, deadline: later };
+    const cheat = createCpuSolver({ product: (_a, _b, n) => new Int32Array(n * n).fill(7) });
+    const commitment = await cheat.commit(ch);
+    const request: OpeningRequest = { challenge_id: ch.challenge_id, open_seed: hex(), count: 8, deadline: later };
+    const openings = (await cheat.open(request)) as unknown as Record<string, unknown>;
+    const commitmentSignature = signNodeMessage(node.privateKey, signedMessage(COMMITMENT_DOMAIN, commitmentFields(NODE_ID, ch, commitment)));
+    const failed = buildReport(row({ id: ch.challenge_id, challenge: ch, status: 'failed', reasons: ['GPU 0 opening 0: C[0][0] is 7, not 12'], commitment, commitmentSignature, openingRequest: request, openings }), null)!;
+    const res = await check(await signed(failed));
+    expect(res.code).toBe(0);
+    expect(res.out).toContain(': failed, decided');
+    expect(res.out).toMatch(/✓ openings: re-checked: they do not verify \(GPU 0: value/);
+    const flipped = await check(await signed({ ...failed, status: 'passed', reasons: [] }));
+    expect(flipped.code).toBe(1);
+    expect(flipped.out).toContain('✗ openings: the report says passed, but the openings do not verify');
+  });
+
   it('recovers the report from a bare JWS and prints JSON with --json', async () => {
     const { jws } = await signed(capacity);
     const file = path.join(dir, 'bare.jws');
