@@ -9,6 +9,7 @@ const DEFAULT_PER_IP = { limit: 60, windowMs: 60_000 };
 const DEFAULT_STREAM_PER_IP = { limit: 30, windowMs: 60_000 };
 const DEFAULT_ORDERS_PER_ACCOUNT = { limit: 300, windowMs: 60_000 };
 const DEFAULT_OFFER_SEARCHES_PER_IP = { limit: 120, windowMs: 60_000 };
+const DEFAULT_REPORT_READS_PER_IP = { limit: 120, windowMs: 60_000 };
 
 /** On Cloudflare the edge sets this header and strips any the client sent. */
 export function clientIp(c: Context<AppEnv>): string {
@@ -47,6 +48,13 @@ export const offerSearchBucket = (ip: string) => `offers:ip:${ip}`;
 /** Offer searches per client IP (`OFFERS_IP_RATE_LIMIT`): each one asks every book it may match. */
 export async function limitOfferSearches(c: Context<AppEnv>): Promise<void> {
   await enforce(c, [[offerSearchBucket(clientIp(c)), parseLimit(c.env.OFFERS_IP_RATE_LIMIT, DEFAULT_OFFER_SEARCHES_PER_IP)]], 'offer searches');
+}
+
+export const reportReadBucket = (ip: string) => `reports:ip:${ip}`;
+
+/** Public challenge report reads per client IP (`REPORTS_IP_RATE_LIMIT`): each signs its report. */
+export async function limitReportReads(c: Context<AppEnv>): Promise<void> {
+  await enforce(c, [[reportReadBucket(clientIp(c)), parseLimit(c.env.REPORTS_IP_RATE_LIMIT, DEFAULT_REPORT_READS_PER_IP)]], 'report reads');
 }
 
 type Bucket = [name: string, rate: { limit: number; windowMs: number } | null];

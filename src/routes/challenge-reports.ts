@@ -3,6 +3,7 @@
 // a copy kept anywhere can be re-checked offline with `gridlease-runner verify-report`.
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, desc, eq, isNotNull } from 'drizzle-orm';
+import { limitReportReads } from '../auth/rate-limit.ts';
 import { cors } from 'hono/cors';
 import { keyRing } from '../auth/tokens.ts';
 import { errorResponses, jsonContent } from '../contracts/common.ts';
@@ -34,9 +35,10 @@ app.openapi(
     tags: ['inspections'],
     summary: "A decided challenge's platform-signed report, re-checkable offline",
     request: { params },
-    responses: { 200: jsonContent(ReportResponse, 'The report and its signature'), ...errorResponses(400, 404) },
+    responses: { 200: jsonContent(ReportResponse, 'The report and its signature'), ...errorResponses(400, 404, 429) },
   }),
   async (c) => {
+    await limitReportReads(c);
     const { id } = c.req.valid('param');
     const db = c.get('db');
     const [found] = await db
@@ -71,10 +73,11 @@ app.openapi(
     request: { params, query: PageQuery },
     responses: {
       200: jsonContent(z.object({ data: z.array(ReportSummary), next_cursor: z.string().nullable() }).openapi('ChallengeReportList'), 'Decided challenges'),
-      ...errorResponses(400, 404),
+      ...errorResponses(400, 404, 429),
     },
   }),
   async (c) => {
+    await limitReportReads(c);
     const { id } = c.req.valid('param');
     const { limit, cursor } = c.req.valid('query');
     const db = c.get('db');

@@ -5,7 +5,7 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { offerSearchBucket, orderPlacementBucket } from '../../src/auth/rate-limit.ts';
+import { offerSearchBucket, reportReadBucket, orderPlacementBucket } from '../../src/auth/rate-limit.ts';
 import { parseRate } from '../../src/auth/sliding-window.ts';
 import { orders } from '../../src/db/schema.ts';
 import type { AskOrder } from '../../src/market/orders.ts';
@@ -124,5 +124,21 @@ describe('offer searches', () => {
     expect((await search(elsewhere)).status).toBe(200);
     // A malformed search is refused before it is counted or reaches a book.
     await expectError(await call('/v1/offers?q=gpus>>1', { headers: { 'cf-connecting-ip': ip } }), 400, 'validation_failed');
+  });
+});
+
+describe('challenge report reads', () => {
+  it('answer 429 with Retry-After past REPORTS_IP_RATE_LIMIT per client IP; other addresses still read', async () => {
+    const rate = parseRate(bindings.REPORTS_IP_RATE_LIMIT, { limit: 0, windowMs: 0 });
+    expect(rate.limit).toBeGreaterThan(1);
+    const [ip, elsewhere] = [`198.51.100.${1 + Math.floor(Math.random() * 250)}`, `203.0.113.${1 + Math.floor(Math.random() * 250)}`];
+    const read = (from: string) => call('/v1/nodes/node_unknown/reports', { headers: { 'cf-connecting-ip': from } });
+    await spend(reportReadBucket(ip), rate.limit - 1);
+    await expectError(await read(ip), 404, 'not_found');
+    const limited = await read(ip);
+    await expectError(limited, 429, 'rate_limited');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    await expectError(await call('/v1/challenges/chl_unknown/report', { headers: { 'cf-connecting-ip': ip } }), 429, 'rate_limited');
+    await expectError(await read(elsewhere), 404, 'not_found');
   });
 });
