@@ -1,70 +1,21 @@
 // Public challenge reports in workerd: a node with its own Ed25519 key answers real challenges
 // (products, roots and openings computed with the pure protocol), then anyone fetches the signed
 // report and checks it against the platform's published keys.
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
-import worker from '../../src/index.ts';
 import { canonicalJson } from '../../src/contracts/canonical-json.ts';
-import {
-  COMMITMENT_DOMAIN,
-  commitmentFields,
-  IDENTITY_DOMAIN,
-  identityFields,
-  type CapacityChallenge,
-  type IdentityAnswer,
-  type IdentityChallenge,
-  type OpeningRequest,
-} from '../../src/contracts/inspections.ts';
+import { IDENTITY_DOMAIN, identityFields, type CapacityChallenge, type IdentityAnswer, type IdentityChallenge } from '../../src/contracts/inspections.ts';
 import { signedMessage } from '../../src/contracts/signed-message.ts';
+import { checkCapacityAnswer } from '../../src/inspections/capacity-wire.ts';
 import { nodeChallenges } from '../../src/db/schema.ts';
-import { challengeParams, checkCapacityAnswer, encodeOpenings } from '../../src/inspections/capacity-wire.ts';
-import { fromHex, toHex } from '../../src/inspections/encoding.ts';
-import { generateLines, matrixKey, multiply } from '../../src/inspections/matrices.ts';
-import { buildMerkleTree, merklePath, merkleRoot, type MerkleTree } from '../../src/inspections/merkle.ts';
-import { leafBytes, leafCountFor, leafOf, openingPositions } from '../../src/inspections/openings.ts';
-import { webCryptoSha256 } from '../../src/inspections/sha256.ts';
-import { call, db, expectError, joinToken, json, machine, makeAdmin, ORIGIN, signUp, type TestAccount } from './support.ts';
-import { bindings, GPU_NAMES } from './trading.ts';
+import { call, db, expectError, json, makeAdmin, signUp, type TestAccount } from './support.ts';
+import { answer, answerCapacity as answerCapacityIn, identityAnswer, issue, join as joinIn, type TestNode } from './challenge-support.ts';
 
 // This file places no orders; the region and model only describe the machine.
 const REGION = 'eu-central';
 const MODEL = 'rtx-3090-24gb';
-
-const b64u = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-
-async function keyPair() {
-  const pair = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const publicKey = b64u(new Uint8Array((await crypto.subtle.exportKey('raw', pair.publicKey)) as ArrayBuffer));
-  const sign = async (message: Uint8Array) => b64u(new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, pair.privateKey, message)));
-  return { publicKey, sign };
-}
-type Key = Awaited<ReturnType<typeof keyPair>>;
-interface TestNode {
-  nodeId: string;
-  token: string;
-  machine: ReturnType<typeof machine>;
-  key: Key;
-}
-
-async function fetchWith(vars: Record<string, string>, path: string, body: unknown, auth?: string): Promise<Response> {
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) };
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(ORIGIN + path, { method: 'POST', headers, body: JSON.stringify(body) }), { ...bindings, ...vars }, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
-
-async function join(provider: TestAccount): Promise<TestNode> {
-  const key = await keyPair();
-  const m = machine([{ name: GPU_NAMES[MODEL]!, memory_mib: 24_576 }]);
-  const body = { join_token: await joinToken(provider), region: REGION, machine: m, public_key: key.publicKey };
-  const res = await fetchWith({ CHALLENGE_ON_JOIN: 'false' }, '/v1/runner/register', body);
-  expect(res.status).toBe(201);
-  const registered = await json(res);
-  return { nodeId: registered.node_id, token: registered.node_token, machine: m, key };
-}
+const join = (provider: TestAccount) => joinIn(provider, { region: REGION, model: MODEL });
 
 async function setup() {
   const [operator, provider] = await Promise.all([signUp(['provider']), signUp(['provider'])]);
@@ -72,44 +23,15 @@ async function setup() {
   return { operator, node: await join(provider) };
 }
 
-async function issue(operator: TestAccount, nodeId: string, kind: 'identity' | 'capacity') {
-  const res = await call(`/v1/admin/nodes/${nodeId}/challenges`, { auth: operator.apiKey, body: { kind } });
-  expect(res.status).toBe(201);
-  return (await json(res)).challenge as { id: string; challenge: any };
-}
-
-const BIG_BODY = { BODY_LIMIT_BYTES: String(8 * 1024 * 1024) };
-const answer = (node: TestNode, path: string, body: unknown) => fetchWith(BIG_BODY, `/v1/runner/challenges/${path}`, body, node.token);
-
 async function answerIdentity(node: TestNode, ch: IdentityChallenge, o: Partial<IdentityAnswer> = {}) {
-  const a: IdentityAnswer = { challenge_id: ch.challenge_id, nonce: ch.nonce, gpu_uuids: node.machine.gpus.map((g) => g.uuid), driver: '550.54.15', at: new Date().toISOString(), ...o };
-  const res = await answer(node, `${ch.challenge_id}/identity`, { answer: a, signature: await node.key.sign(signedMessage(IDENTITY_DOMAIN, identityFields(node.nodeId, a))) });
+  const res = await answer(node, `${ch.challenge_id}/identity`, await identityAnswer(node, ch, o));
   expect(res.status).toBe(200);
   return json(res);
 }
 
 /** Commits (an honest or corrupted C) and answers the opening request with real openings. */
 async function answerCapacity(node: TestNode, ch: CapacityChallenge, corrupt?: (c: Int32Array) => void) {
-  const { seed, n, leafSize } = challengeParams(ch);
-  const products: Int32Array[] = [];
-  const trees: MerkleTree[] = [];
-  for (let gpu = 0; gpu < ch.gpu_count; gpu++) {
-    const c = multiply(generateLines(await matrixKey(seed, gpu, 'A', webCryptoSha256), n), generateLines(await matrixKey(seed, gpu, 'B', webCryptoSha256), n), n);
-    corrupt?.(c);
-    products.push(c);
-    trees.push(await buildMerkleTree(leafCountFor(n, leafSize), (i) => leafBytes(c, n, leafSize, i), webCryptoSha256));
-  }
-  const commitment = { challenge_id: ch.challenge_id, roots: trees.map((t) => toHex(merkleRoot(t))) };
-  const signature = await node.key.sign(signedMessage(COMMITMENT_DOMAIN, commitmentFields(node.nodeId, ch, commitment)));
-  const committed = await answer(node, `${ch.challenge_id}/commitment`, { commitment, signature });
-  expect(committed.status).toBe(200);
-  const request = (await json(committed)) as OpeningRequest;
-  const gpus = [];
-  for (let gpu = 0; gpu < ch.gpu_count; gpu++) {
-    const positions = await openingPositions(seed, fromHex(request.open_seed)!, gpu, n, request.count, webCryptoSha256);
-    gpus.push(positions.map((p) => ({ leafIndex: leafOf(n, leafSize, p).leafIndex, leaf: leafBytes(products[gpu]!, n, leafSize, leafOf(n, leafSize, p).leafIndex), path: merklePath(trees[gpu]!, leafOf(n, leafSize, p).leafIndex) })));
-  }
-  const res = await answer(node, `${ch.challenge_id}/openings`, encodeOpenings(ch.challenge_id, gpus));
+  const { res } = await answerCapacityIn(node, ch, corrupt);
   expect(res.status).toBe(200);
   return json(res);
 }
