@@ -139,8 +139,11 @@ Options:
   --memory SIZE, --cpus N   docker --memory / --cpus limits for every container
   --port-range FIRST-LAST   host ports for workload ports (env GRIDLEASE_PORT_RANGE; default 40000-40999)
   --solver cpu|gpu          what answers capacity challenges (env GRIDLEASE_SOLVER; default cpu, the reference
-                            CPU solver, for small challenges; gpu is not available yet)
+                            CPU solver, for small challenges; gpu runs the CUDA solver image
+                            gridlease/capacity-solver:<version> with docker --gpus all, built from runner/gpu)
 
 Environment: GRIDLEASE_BACKOFF_MAX_S caps the retry back-off when the API is down (default 60).
+GRIDLEASE_GPU_SOLVER_IMAGE replaces the GPU solver's image; GRIDLEASE_GPU_SOLVER_CMD replaces its whole
+command (split at spaces; it must speak the JSON lines of runner/gpu/capacity.cu on stdin/stdout).
 Exit codes: 0 ok, 1 error, 2 usage, 3 node token refused (node revoked or joined again elsewhere).
 `;

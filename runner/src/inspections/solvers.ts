@@ -1,8 +1,9 @@
 // `--solver cpu|gpu`: which ChallengeSolver answers capacity challenges on this machine.
 import { createHash } from 'node:crypto';
 import type { Sha256 } from '../../../src/inspections/sha256.ts';
-import { EXIT, RunnerError } from '../errors.ts';
+import { MAX_CAPACITY_N } from '../../../src/inspections/sizing.ts';
 import { createCpuSolver } from './cpu-solver.ts';
+import { createGpuSolver, dockerSolverCommand } from './gpu-solver.ts';
 import type { ChallengeSolver } from './solver.ts';
 
 export const SOLVERS = ['cpu', 'gpu'] as const;
@@ -10,11 +11,19 @@ export type SolverName = (typeof SOLVERS)[number];
 
 export const isSolverName = (name: string): name is SolverName => (SOLVERS as readonly string[]).includes(name);
 
-/** The solver to run; refuses `gpu` until a GPU solver ships, rather than silently using the CPU. */
-export function createSolver(name: SolverName): ChallengeSolver {
-  if (name === 'gpu') {
-    throw new RunnerError('the GPU challenge solver is not available yet: use --solver cpu (the reference CPU solver answers small capacity challenges)', EXIT.usage);
-  }
+/**
+ * The GPU solver's argv: GRIDLEASE_GPU_SOLVER_CMD (split at whitespace, no quoting) when set, else
+ * `docker run … <image> /capacity` with GRIDLEASE_GPU_SOLVER_IMAGE or the image of this version.
+ */
+export function gpuSolverCommand(env: NodeJS.ProcessEnv = process.env): string[] {
+  const custom = env.GRIDLEASE_GPU_SOLVER_CMD?.trim();
+  if (custom) return custom.split(/\s+/);
+  return dockerSolverCommand(env.GRIDLEASE_GPU_SOLVER_IMAGE?.trim() || undefined);
+}
+
+/** The solver to run. The GPU solver's process starts now, so its CUDA contexts are ready before a challenge comes. */
+export function createSolver(name: SolverName, env: NodeJS.ProcessEnv = process.env): ChallengeSolver {
+  if (name === 'gpu') return createGpuSolver({ command: gpuSolverCommand(env), warm: true });
   return createCpuSolver({ sha256: yieldingSha256() });
 }
 
@@ -36,7 +45,7 @@ export function yieldingSha256(): Sha256 {
 }
 
 /** One line for `status`. */
-export function describeSolver(name: SolverName): string {
-  if (name === 'gpu') return 'gpu (not available yet; `start` refuses it)';
+export function describeSolver(name: SolverName, env: NodeJS.ProcessEnv = process.env): string {
+  if (name === 'gpu') return `gpu (CUDA solver, capacity challenges up to n = ${MAX_CAPACITY_N}: ${gpuSolverCommand(env).join(' ')})`;
   return `cpu (reference solver in TypeScript: capacity challenges up to n = ${createCpuSolver().maxN})`;
 }

@@ -431,12 +431,15 @@ describe.concurrent('gridlease-runner CLI', () => {
     expect(SignedCommitmentSchema.parse(api.requests.find((r) => r.url.endsWith('/commitment'))!.body).commitment.roots).toHaveLength(1);
   });
 
-  it('start refuses --solver gpu (not available yet); an unknown solver is a usage error', async () => {
+  it('status names the GPU solver and the command it runs; an unknown solver is a usage error', async () => {
     const dir = tempDir();
     joinedConfig(dir, 'http://127.0.0.1:9');
-    const gpu = await runCli(['start', '--solver', 'gpu'], baseEnv(dir));
-    expect(gpu).toMatchObject({ code: 2, stdout: '' });
-    expect(gpu.stderr).toBe('gridlease-runner: the GPU challenge solver is not available yet: use --solver cpu (the reference CPU solver answers small capacity challenges)\n');
+    const gpu = await runCli(['status', '--solver', 'gpu'], baseEnv(dir, { GRIDLEASE_GPU_SOLVER_IMAGE: 'registry.example/capacity:1' }));
+    expect(gpu.stdout).toContain(
+      'solver: gpu (CUDA solver, capacity challenges up to n = 133120: docker run --rm -i --init --gpus all --network none --read-only registry.example/capacity:1 /capacity)',
+    );
+    const custom = await runCli(['status'], baseEnv(dir, { GRIDLEASE_SOLVER: 'gpu', GRIDLEASE_GPU_SOLVER_CMD: ' /opt/capacity  --flag ' }));
+    expect(custom.stdout).toContain('solver: gpu (CUDA solver, capacity challenges up to n = 133120: /opt/capacity --flag)');
     const unknown = await runCli(['status'], baseEnv(dir, { GRIDLEASE_SOLVER: 'quantum' }));
     expect(unknown).toMatchObject({ code: 2, stderr: 'gridlease-runner: unknown solver "quantum": use cpu or gpu (see gridlease-runner --help)\n' });
   });

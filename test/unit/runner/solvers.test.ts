@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { CapacityChallenge } from '../../../src/contracts/inspections.ts';
-import { RunnerError } from '../../../runner/src/errors.ts';
 import { createCpuSolver } from '../../../runner/src/inspections/cpu-solver.ts';
+import { DEFAULT_GPU_SOLVER_IMAGE, dockerSolverCommand } from '../../../runner/src/inspections/gpu-solver.ts';
 import type { ChallengeSolver } from '../../../runner/src/inspections/solver.ts';
-import { createSolver, describeSolver } from '../../../runner/src/inspections/solvers.ts';
+import { createSolver, describeSolver, gpuSolverCommand } from '../../../runner/src/inspections/solvers.ts';
+import { MAX_CAPACITY_N } from '../../../src/inspections/sizing.ts';
 
 const challenge: CapacityChallenge = {
   kind: 'capacity',
@@ -31,9 +32,15 @@ async function commitCountingTurns(solver: ChallengeSolver) {
 }
 
 describe('challenge solvers', () => {
-  it('refuse --solver gpu until a GPU solver ships, with a clear message', () => {
-    expect(() => createSolver('gpu')).toThrow(RunnerError);
-    expect(() => createSolver('gpu')).toThrow('the GPU challenge solver is not available yet: use --solver cpu');
+  it('run --solver gpu as the GPU solver process, whose command the environment can replace', async () => {
+    const gpu = createSolver('gpu', { GRIDLEASE_GPU_SOLVER_CMD: '/nonexistent/gridlease-capacity --verbose' });
+    expect(gpu).toMatchObject({ name: 'gpu', maxN: MAX_CAPACITY_N });
+    await expect(gpu.commit(challenge)).rejects.toMatchObject({ name: 'SolverError', code: 'invalid', message: expect.stringContaining('could not be run') });
+    expect(gpuSolverCommand({})).toEqual(dockerSolverCommand(DEFAULT_GPU_SOLVER_IMAGE));
+    expect(gpuSolverCommand({ GRIDLEASE_GPU_SOLVER_IMAGE: 'registry.example/capacity:2' })).toEqual(dockerSolverCommand('registry.example/capacity:2'));
+    expect(gpuSolverCommand({ GRIDLEASE_GPU_SOLVER_CMD: ' /opt/capacity  -q ', GRIDLEASE_GPU_SOLVER_IMAGE: 'ignored' })).toEqual(['/opt/capacity', '-q']);
+    expect(DEFAULT_GPU_SOLVER_IMAGE).toBe('gridlease/capacity-solver:0.1.0');
+    expect(describeSolver('gpu', { GRIDLEASE_GPU_SOLVER_CMD: '/opt/capacity' })).toBe('gpu (CUDA solver, capacity challenges up to n = 133120: /opt/capacity)');
     expect(describeSolver('cpu')).toBe('cpu (reference solver in TypeScript: capacity challenges up to n = 1024)');
   });
 
