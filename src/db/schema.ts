@@ -504,3 +504,81 @@ export const inspectorBonds = sqliteTable(
     check('inspector_bonds_amount_positive', sql`${t.amount} > 0`),
   ],
 );
+
+// ── Inspections ──────────────────────────────────────────────────────────────────────
+
+/** An inspector's Ed25519 key (raw, base64url) that signs its verdicts; one account per key. */
+export const inspectorKeys = sqliteTable(
+  'inspector_keys',
+  {
+    accountId: text('account_id').primaryKey(),
+    publicKey: text('public_key').notNull(),
+    createdAt: createdAt(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [uniqueIndex('inspector_keys_key_uq').on(t.publicKey)],
+);
+
+/**
+ * An inspection (docs/inspections.md, "Inspectors"): a decided challenge's transcript, or a decoy,
+ * put to a panel of bonded inspectors. `status` moves open → decided once, by a conditional
+ * UPDATE; `settled_at` is set when every assignment's payment or slash has been posted.
+ */
+export const inspections = sqliteTable(
+  'inspections',
+  {
+    id: text('id').primaryKey(),
+    /** The challenge inspected; null for a decoy. */
+    challengeId: text('challenge_id'),
+    nodeId: text('node_id').notNull(),
+    kind: text('kind', { enum: ['identity', 'capacity'] }).notNull(),
+    decoy: integer('decoy', { mode: 'boolean' }).notNull().default(false),
+    /** A decoy's known verdict. */
+    expect: text('expect', { enum: ['pass', 'fail'] }),
+    transcript: text('transcript', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    /** The draw: its seed and inputs, the candidate pool with weights, and the panel. */
+    draw: text('draw', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    status: text('status', { enum: ['open', 'decided'] }).notNull().default('open'),
+    commitDeadline: integer('commit_deadline').notNull(),
+    revealDeadline: integer('reveal_deadline').notNull(),
+    outcome: text('outcome', { enum: ['pass', 'fail'] }),
+    basis: text('basis', { enum: ['recomputation', 'decoy'] }),
+    /** The revealed verdicts' majority (null on a tie or none); it disagreeing with the outcome is recorded, not obeyed. */
+    majority: text('majority', { enum: ['pass', 'fail'] }),
+    reasons: text('reasons', { mode: 'json' }).$type<string[]>(),
+    createdAt: integer('created_at').notNull(),
+    decidedAt: integer('decided_at'),
+    settledAt: integer('settled_at'),
+  },
+  (t) => [
+    uniqueIndex('inspections_challenge_uq').on(t.challengeId).where(sql`challenge_id IS NOT NULL`),
+    index('inspections_node_idx').on(t.nodeId, t.decidedAt),
+    index('inspections_open_idx').on(t.revealDeadline).where(sql`status = 'open'`),
+    index('inspections_unsettled_idx').on(t.decidedAt).where(sql`status = 'decided' AND settled_at IS NULL`),
+  ],
+);
+
+/** One inspector's part in one inspection: its commitment, its revealed and signed verdict, and what it earned. */
+export const inspectionAssignments = sqliteTable(
+  'inspection_assignments',
+  {
+    inspectionId: text('inspection_id').notNull(),
+    accountId: text('account_id').notNull(),
+    /** Its capped bond at the draw. */
+    weight: integer('weight').notNull(),
+    commitment: text('commitment'),
+    committedAt: integer('committed_at'),
+    verdict: text('verdict', { mode: 'json' }).$type<Record<string, unknown>>(),
+    salt: text('salt'),
+    signature: text('signature'),
+    /** The inspector key that signed, kept as it was: the account may change its key later. */
+    publicKey: text('public_key'),
+    revealedAt: integer('revealed_at'),
+    result: text('result', { enum: ['paid', 'wrong', 'missed'] }),
+    /** GRID micro-units paid (paid) or slashed (wrong, missed). */
+    amount: integer('amount'),
+    transactionId: text('transaction_id'),
+    settledAt: integer('settled_at'),
+  },
+  (t) => [uniqueIndex('inspection_assignments_pk').on(t.inspectionId, t.accountId), index('inspection_assignments_account_idx').on(t.accountId, t.settledAt)],
+);

@@ -12,6 +12,7 @@ import { newId } from '../ids.ts';
 import type { BookOrder } from '../market/orders.ts';
 import { publishNodeTrust } from '../nodes/trust.ts';
 import { challengeConfig, FAIL_RELIABILITY_PPM, PASS_RELIABILITY_PPM } from './challenge-terms.ts';
+import { openInspection } from './inspections.ts';
 
 export type Decision = 'passed' | 'failed' | 'expired';
 
@@ -23,6 +24,10 @@ export interface DecideInput {
   reasons: string[];
   /** The identity answer, stored with the decision. */
   answer?: { body: unknown; signature: string };
+  /** A capacity challenge's openings, stored with the decision (its public report re-checks them). */
+  openings?: unknown;
+  /** The node key that verified the answer. */
+  nodePublicKey?: string;
 }
 
 /** The latest decided challenge of a kind has passed, and one passed within the window. */
@@ -39,9 +44,21 @@ export async function decideChallenge(env: Bindings, input: DecideInput, now = D
   const statements: InStatement[] = [
     {
       sql: `UPDATE node_challenges SET status = ?, reasons = ?, decided_at = ?, decision = ?,
-              answer = coalesce(?, answer), answer_signature = coalesce(?, answer_signature)
+              answer = coalesce(?, answer), answer_signature = coalesce(?, answer_signature),
+              openings = coalesce(?, openings), node_public_key = coalesce(?, node_public_key)
             WHERE id = ? AND status = ?`,
-      args: [input.decision, JSON.stringify(input.reasons), now, decision, input.answer ? JSON.stringify(input.answer.body) : null, input.answer?.signature ?? null, input.challengeId, input.from],
+      args: [
+        input.decision,
+        JSON.stringify(input.reasons),
+        now,
+        decision,
+        input.answer ? JSON.stringify(input.answer.body) : null,
+        input.answer?.signature ?? null,
+        input.openings === undefined ? null : JSON.stringify(input.openings),
+        input.nodePublicKey ?? null,
+        input.challengeId,
+        input.from,
+      ],
     },
     input.decision === 'passed'
       ? {
@@ -60,7 +77,20 @@ export async function decideChallenge(env: Bindings, input: DecideInput, now = D
   if (moved!.rowsAffected === 0) return false;
   log('info', 'node challenge decided', { challenge_id: input.challengeId, node_id: input.nodeId, decision: input.decision, node_changed: node!.rowsAffected > 0 });
   await afterDecision(env, input.nodeId, input.decision !== 'passed', now);
+  await inspectDecision(env, input.challengeId, now);
   return true;
+}
+
+/**
+ * Puts a decided challenge to the inspectors (inspections.ts); its report is public once that
+ * inspection is decided. A failure is logged: the each-minute cron opens what is missing.
+ */
+export async function inspectDecision(env: Bindings, challengeId: string, now = Date.now()): Promise<void> {
+  try {
+    await openInspection(env, challengeId, now);
+  } catch (err) {
+    log('warn', 'inspection of a decided challenge not opened; the cron retries', { challenge_id: challengeId, error: String(err) });
+  }
 }
 
 /** Tells the books the node's trust and, after a failure, cancels its asks. Failures are logged: the decision stands. */

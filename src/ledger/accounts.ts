@@ -16,6 +16,7 @@ export const PLATFORM_KINDS = [
   'clearing_payouts',
   'withdrawals_in_flight',
   'adjustments',
+  'genesis',
 ] as const;
 export type UserKind = (typeof USER_KINDS)[number];
 export type PlatformKind = (typeof PLATFORM_KINDS)[number];
@@ -25,9 +26,9 @@ export const PLATFORM = 'platform';
 
 /**
  * Accounts that mirror money outside the ledger (a gateway's settlement, operator
- * corrections) may go negative; every other account, and every user account, may not.
+ * corrections, GRID not yet issued: `genesis` goes as negative as the GRID minted) may go negative; every other account, and every user account, may not.
  */
-const MAY_GO_NEGATIVE: ReadonlySet<AccountKind> = new Set(['clearing_stripe', 'clearing_chain', 'clearing_faucet', 'clearing_payouts', 'adjustments']);
+const MAY_GO_NEGATIVE: ReadonlySet<AccountKind> = new Set(['clearing_stripe', 'clearing_chain', 'clearing_faucet', 'clearing_payouts', 'adjustments', 'genesis']);
 
 export interface LedgerAccountRef {
   owner: string;

@@ -18,6 +18,9 @@ export const TRANSACTION_KINDS = [
   'adjustment',
   'bond',
   'unbond',
+  'mint',
+  'reward',
+  'slash',
 ] as const;
 export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
 
@@ -171,6 +174,21 @@ export function bond(a: Base & { owner: string; asset: Asset; amount: bigint }):
 /** A matured unbonding: bonded → available. */
 export function unbond(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
   return build('unbond', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'bonded'), userAccount(a.owner, a.asset, 'available'), a.amount));
+}
+
+/** GRID issued into the rewards pool: genesis (its negative balance is the GRID issued so far) → rewards_pool. */
+export function mint(a: Base & { asset: Asset; amount: bigint }): RuleResult {
+  return build('mint', a, [a.amount], () => leg(platformAccount(a.asset, 'genesis'), platformAccount(a.asset, 'rewards_pool'), a.amount));
+}
+
+/** A reward paid from the pool: rewards_pool → the user's available. */
+export function reward(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('reward', a, [a.amount], () => leg(platformAccount(a.asset, 'rewards_pool'), userAccount(a.owner, a.asset, 'available'), a.amount));
+}
+
+/** A slash: the user's bonded → rewards_pool. */
+export function slash(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('slash', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'bonded'), platformAccount(a.asset, 'rewards_pool'), a.amount));
 }
 
 /** The canonical text of a spec, hashed to tell a retry from a different request under one key. */

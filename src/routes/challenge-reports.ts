@@ -1,8 +1,8 @@
 // Public reports of decided platform challenges: no credentials, any origin, cacheable (a decided
-// challenge never changes). Each report is signed by the platform (src/inspections/report.ts), so
+// challenge never changes), shown once the challenge's inspection is decided. Each report is signed by the platform (src/inspections/report.ts), so
 // a copy kept anywhere can be re-checked offline with `gridlease-runner verify-report`.
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, desc, eq, isNotNull } from 'drizzle-orm';
+import { and, desc, eq, isNotNull, sql } from 'drizzle-orm';
 import { limitReportReads } from '../auth/rate-limit.ts';
 import { cors } from 'hono/cors';
 import { keyRing } from '../auth/tokens.ts';
@@ -11,6 +11,7 @@ import { olderThan, PageQuery, toPage } from '../db/pagination.ts';
 import { nodeChallenges, nodes } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
+import { challengeReportReleased } from '../inspections/inspections.ts';
 import { buildReport, signReport } from '../inspections/report.ts';
 
 const CACHE = 'public, max-age=300';
@@ -47,8 +48,9 @@ app.openapi(
       .leftJoin(nodes, eq(nodes.id, nodeChallenges.nodeId))
       .where(eq(nodeChallenges.id, id));
     const report = found ? buildReport(found.row, found.key ?? null) : null;
-    // Undecided and superseded challenges are not reported: there is no decision to show yet (or ever).
-    if (!report) throw new ApiError('not_found', `no decided challenge ${id}`);
+    // Undecided and superseded challenges are not reported: there is no decision to show yet (or
+    // ever); nor is a decided one until its inspection is decided, so no inspector can copy it.
+    if (!report || !(await challengeReportReleased(c.env, id))) throw new ApiError('not_found', `no decided challenge ${id}`);
     const jws = await signReport(await keyRing(c.env.JWT_PRIVATE_KEYS), report);
     c.header('Cache-Control', CACHE);
     return c.json({ report: report as unknown as Record<string, unknown>, jws }, 200);
@@ -83,7 +85,11 @@ app.openapi(
     const db = c.get('db');
     const [node] = await db.select({ id: nodes.id }).from(nodes).where(eq(nodes.id, id));
     if (!node) throw new ApiError('not_found', `no node ${id}`);
-    const decided = and(eq(nodeChallenges.nodeId, id), isNotNull(nodeChallenges.decidedAt));
+    const decided = and(
+      eq(nodeChallenges.nodeId, id),
+      isNotNull(nodeChallenges.decidedAt),
+      sql`EXISTS (SELECT 1 FROM inspections i WHERE i.challenge_id = ${nodeChallenges.id} AND i.status = 'decided')`,
+    );
     const order = { createdAt: nodeChallenges.decidedAt, id: nodeChallenges.id };
     let after;
     if (cursor) {

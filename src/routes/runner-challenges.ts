@@ -74,10 +74,9 @@ async function decide(
   openings?: OpeningsAnswer,
 ) {
   const decision: Decision = reasons.length === 0 ? 'passed' : 'failed';
-  const applied = await decideChallenge(c.env, { challengeId: row.id, nodeId: row.nodeId, from, decision, reasons: reasons.slice(0, MAX_REASONS), answer }, now);
+  // The openings and the key that signed go with the decision: the public report re-checks both.
+  const applied = await decideChallenge(c.env, { challengeId: row.id, nodeId: row.nodeId, from, decision, reasons: reasons.slice(0, MAX_REASONS), answer, openings, nodePublicKey: publicKey }, now);
   if (!applied) throw answered(row);
-  // Only the request whose decision applied keeps its openings and the key that signed: the public report re-checks both.
-  await c.get('db').update(nodeChallenges).set({ openings: openings ?? null, nodePublicKey: publicKey }).where(eq(nodeChallenges.id, row.id));
   const outcome: ChallengeOutcome = { challenge_id: row.id, outcome: decision === 'passed' ? 'passed' : 'failed', reasons: reasons.slice(0, MAX_REASONS) };
   return c.json(outcome, 200);
 }
