@@ -107,11 +107,14 @@ async function main(): Promise<void> {
       CHAIN_NAME: LOCAL_CHAIN,
       USDC_DEPOSIT_ADDRESS: LOCAL_USDC_ADDRESS,
       GRID_DEPOSIT_ADDRESS: LOCAL_GRID_ADDRESS,
-      // The runner's CPU solver handles n ≤ 1024 and no GPU solver exists yet: challenges here are
-      // liveness-grade only (docs/inspections.md, "Platform challenges").
+      // Small enough for the runner's CPU solver (n ≤ 1024), so machines without a GPU can answer:
+      // challenges here are liveness-grade only (docs/inspections.md, "Platform challenges").
       CAPACITY_MAX_N: '256',
+      // Inspectors decide within a minute or two here, rather than the production ten minutes each.
+      INSPECTION_COMMIT_S: '60',
+      INSPECTION_REVEAL_S: '60',
       // Tuning knobs passed through from the environment (tests, benchmarks, demos).
-      ...passThrough(['LOG_REQUESTS', 'COLLECTOR_SHARDS', 'HEARTBEAT_INTERVAL_S', 'HEARTBEAT_MIN_INTERVAL_S', 'HEARTBEAT_FLUSH_S', 'NODE_GRACE_S', 'AUTH_RATE_LIMIT', 'AUTH_IP_RATE_LIMIT', 'LEASE_PROVISION_TIMEOUT_S', 'LEASE_SETTLE_S', 'PLATFORM_FEE_BPS', 'STREAM_IP_RATE_LIMIT', 'ORDER_MIN_VALUE', 'ORDER_MAX_OPEN', 'ORDER_RATE_LIMIT', 'OFFERS_IP_RATE_LIMIT', 'REPORTS_IP_RATE_LIMIT', 'CAPACITY_MAX_N', 'CHALLENGE_ALLOWANCE_S', 'VERIFIED_TTL_S', 'VERIFY_WINDOW_S', 'RECHALLENGE_BEFORE_S', 'RECHALLENGE_PER_RUN', 'CHALLENGE_ON_JOIN', 'INSPECTOR_MIN_BOND', 'INSPECTOR_UNBOND_COOLDOWN_S']),
+      ...passThrough(['LOG_REQUESTS', 'COLLECTOR_SHARDS', 'HEARTBEAT_INTERVAL_S', 'HEARTBEAT_MIN_INTERVAL_S', 'HEARTBEAT_FLUSH_S', 'NODE_GRACE_S', 'AUTH_RATE_LIMIT', 'AUTH_IP_RATE_LIMIT', 'LEASE_PROVISION_TIMEOUT_S', 'LEASE_SETTLE_S', 'PLATFORM_FEE_BPS', 'STREAM_IP_RATE_LIMIT', 'ORDER_MIN_VALUE', 'ORDER_MAX_OPEN', 'ORDER_RATE_LIMIT', 'OFFERS_IP_RATE_LIMIT', 'REPORTS_IP_RATE_LIMIT', 'CAPACITY_MAX_N', 'CHALLENGE_ALLOWANCE_S', 'VERIFIED_TTL_S', 'VERIFY_WINDOW_S', 'RECHALLENGE_BEFORE_S', 'RECHALLENGE_PER_RUN', 'CHALLENGE_ON_JOIN', 'INSPECTOR_MIN_BOND', 'INSPECTOR_UNBOND_COOLDOWN_S', 'INSPECTION_N', 'INSPECTION_WEIGHT_CAP', 'INSPECTION_COMMIT_S', 'INSPECTION_REVEAL_S', 'INSPECTION_REWARD', 'INSPECTION_WRONG_SLASH', 'INSPECTION_MISS_SLASH', 'INSPECTION_DECOY_PPM', 'GRID_TOTAL_SUPPLY']),
     },
   });
   // Cron triggers (wrangler.toml) are the platform's to fire; locally the launcher fires them.
