@@ -407,17 +407,25 @@ static uint64_t tree_bytes(uint64_t leaves) {
 #ifndef GRIDLEASE_HOST_ONLY
 static const size_t GEMM_WORKSPACE = 64u << 20;
 
-/** C = A·B with cuBLASLt int8 → int32; false when no cuBLASLt algorithm takes this shape. */
+/** Rows and columns of one GEMM tile: at most 2³¹ − 1 elements in any operand's span, in whole 256s. */
+static uint32_t tile_for(uint32_t n) {
+  const uint64_t limit = 0x7fffffffULL / n;
+  if (limit >= n) return n;
+  return (uint32_t)(limit / 256 * 256);
+}
+
+/** C = A·B with cuBLASLt int8 → int32; false when no cuBLASLt algorithm takes a tile's shape. */
 static bool lt_product(uint32_t n, const int8_t* a_rows, const int8_t* b_cols, int32_t* c) {
   // cuBLAS is column-major. Row-major C is column-major Cᵀ = Bᵀ·Aᵀ: B's column-major buffer under
   // op T is Bᵀ, A's row-major buffer read column-major is Aᵀ (op N). This is the "TN" layout that
-  // int8 tensor-core kernels take.
+  // int8 tensor-core kernels take. Above n = 46,340 the product runs in tiles of C (rows p, columns
+  // q of Cᵀ) so that no operand spans more than 2³¹ − 1 elements; every tile still sums all n terms.
+  const uint32_t tile = tile_for(n);
   cublasLtHandle_t lt = nullptr;
   cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
   cublasLtMatmulPreference_t pref = nullptr;
   void* workspace = nullptr;
-  bool done = false;
+  bool done = true;
   std::string failure;
   bool memory = false;
   try {
@@ -426,31 +434,42 @@ static bool lt_product(uint32_t n, const int8_t* a_rows, const int8_t* b_cols, i
     cublasOperation_t t = CUBLAS_OP_T, nt = CUBLAS_OP_N;
     lt_check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t), "TRANSA");
     lt_check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &nt, sizeof nt), "TRANSB");
-    lt_check(cublasLtMatrixLayoutCreate(&la, CUDA_R_8I, n, n, n), "layout A");
-    lt_check(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8I, n, n, n), "layout B");
-    lt_check(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32I, n, n, n), "layout C");
     lt_check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
     size_t ws = GEMM_WORKSPACE;
     lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "workspace preference");
-    cublasLtMatmulHeuristicResult_t result;
-    int found = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &result, &found);
-    if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
-      if (result.workspaceSize > 0) cuda_check(cudaMalloc(&workspace, result.workspaceSize), "cudaMalloc workspace");
-      int32_t alpha = 1, beta = 0;
-      lt_check(cublasLtMatmul(lt, op, &alpha, b_cols, la, a_rows, lb, &beta, c, lc, c, lc, &result.algo, workspace, result.workspaceSize, 0), "cublasLtMatmul");
-      cuda_check(cudaDeviceSynchronize(), "cublasLtMatmul");
-      done = true;
+    cuda_check(cudaMalloc(&workspace, GEMM_WORKSPACE), "cudaMalloc workspace");
+    for (uint32_t p0 = 0; p0 < n && done; p0 += tile) {
+      for (uint32_t q0 = 0; q0 < n && done; q0 += tile) {
+        const uint32_t rows = n - p0 < tile ? n - p0 : tile;  // of Cᵀ: columns p0.. of C
+        const uint32_t cols = n - q0 < tile ? n - q0 : tile;  // of Cᵀ: rows q0.. of C
+        cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+        cublasStatus_t st = cublasLtMatrixLayoutCreate(&la, CUDA_R_8I, n, rows, n);  // k × m, op T
+        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lb, CUDA_R_8I, n, cols, n);  // k × n, op N
+        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lc, CUDA_R_32I, rows, cols, n);
+        cublasLtMatmulHeuristicResult_t result;
+        int found = 0;
+        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &result, &found);
+        if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+          done = false;  // no algorithm for this shape (n not a multiple of 4, say): the plain kernel instead
+        } else {
+          const int32_t alpha = 1, beta = 0;
+          int32_t* d = c + (uint64_t)q0 * n + p0;
+          st = cublasLtMatmul(lt, op, &alpha, b_cols + (uint64_t)p0 * n, la, a_rows + (uint64_t)q0 * n, lb, &beta, d, lc, d, lc, &result.algo, workspace,
+                              GEMM_WORKSPACE, 0);
+        }
+        if (lc) cublasLtMatrixLayoutDestroy(lc);
+        if (lb) cublasLtMatrixLayoutDestroy(lb);
+        if (la) cublasLtMatrixLayoutDestroy(la);
+        if (done) lt_check(st, "cublasLtMatmul");
+      }
     }
+    if (done) cuda_check(cudaDeviceSynchronize(), "cublasLtMatmul");
   } catch (const CudaError& err) {
     failure = err.what();
     memory = err.memory;
   }
   if (workspace) cudaFree(workspace);
   if (pref) cublasLtMatmulPreferenceDestroy(pref);
-  if (lc) cublasLtMatrixLayoutDestroy(lc);
-  if (lb) cublasLtMatrixLayoutDestroy(lb);
-  if (la) cublasLtMatrixLayoutDestroy(la);
   if (op) cublasLtMatmulDescDestroy(op);
   if (lt) cublasLtDestroy(lt);
   if (!failure.empty()) throw CudaError(failure, memory);

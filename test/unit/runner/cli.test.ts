@@ -1,15 +1,17 @@
 // The CLI as a subprocess against a fake API. It runs the esbuild bundle (what ships, and much
 // quicker to start than the TypeScript source under type stripping), built once here.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HeartbeatRequestSchema, LeaseEventSchema, MachineSchema, RegisterRequestSchema, type HeartbeatRequest } from '../../../src/contracts/runner.ts';
 import { readConfig, writeConfig } from '../../../runner/src/config.ts';
 import { generateNodeKey, keyFingerprint, publicKeyOf } from '../../../runner/src/identity.ts';
 import { IDENTITY_DOMAIN, SignedCommitmentSchema, SignedIdentityAnswerSchema, identityFields } from '../../../src/contracts/inspections.ts';
 import { signedMessage } from '../../../src/contracts/signed-message.ts';
+import { checkCapacityAnswer } from '../../../src/inspections/capacity-wire.ts';
 import { CLI, DOCKER_DIR, FAKE_SMI, FakeApi, ROOT, SMI_DIR, apiError, freePort, mode, tempDir, waitFor } from './helpers.ts';
 
 interface Run {
@@ -442,6 +444,33 @@ describe.concurrent('gridlease-runner CLI', () => {
     expect(custom.stdout).toContain('solver: gpu (CUDA solver, capacity challenges up to n = 133120: /opt/capacity --flag)');
     const unknown = await runCli(['status'], baseEnv(dir, { GRIDLEASE_SOLVER: 'quantum' }));
     expect(unknown).toMatchObject({ code: 2, stderr: 'gridlease-runner: unknown solver "quantum": use cpu or gpu (see gridlease-runner --help)\n' });
+  });
+
+  it('start --solver gpu answers a capacity challenge through the GPU solver process (its g++ host build here)', async ({ onTestFinished }) => {
+    const dir = tempDir();
+    const solver = path.join(dir, 'capacity');
+    await promisify(execFile)('g++', ['-x', 'c++', '-std=c++17', '-O2', '-DGRIDLEASE_HOST_ONLY', '-o', solver, path.join(ROOT, 'runner/gpu/capacity.cu')]);
+    const api = await fakeApi(onTestFinished);
+    const key = generateNodeKey();
+    const deadline = new Date(Date.now() + 60_000).toISOString();
+    const challenge = { kind: 'capacity' as const, challenge_id: 'chl_3', seed: '5a'.repeat(32), n: 48, gpu_count: 1, leaf_size: 16, deadline };
+    const request = { challenge_id: 'chl_3', open_seed: 'a5'.repeat(32), count: 8, deadline };
+    api.handler = (req) => {
+      if (req.url.endsWith('/commitment')) return { status: 200, body: request };
+      if (req.url.endsWith('/openings')) return { status: 200, body: { challenge_id: 'chl_3', outcome: 'passed', reasons: [] } };
+      if (req.url !== '/v1/runner/heartbeats') return undefined;
+      const commands = api.heartbeats().length === 1 ? [{ id: 'cmd_cap', type: 'challenge', challenge }] : [];
+      return { status: 202, body: { accepted: true, commands, next_interval_s: 1 } };
+    };
+    joinedConfig(dir, api.url, key.privateKey);
+    const run = spawnCli(['start', '--solver', 'gpu'], baseEnv(dir, { GRIDLEASE_GPU_SOLVER_CMD: solver }), onTestFinished);
+    await waitFor(() => run.stderr().includes('challenge chl_3 capacity: passed'), 8_000, 'the capacity outcome');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    expect(run.stderr()).toContain('gpu challenge solver');
+    const { commitment } = SignedCommitmentSchema.parse(api.requests.find((r) => r.url.endsWith('/commitment'))!.body);
+    const openings = api.requests.find((r) => r.url.endsWith('/openings'))!.body;
+    expect(await checkCapacityAnswer(challenge, request, commitment, openings)).toEqual({ ok: true, failures: [] });
   });
 
   it('start without a config says to join first', async () => {
