@@ -43,6 +43,8 @@ export const dockerSolverCommand = (image = DEFAULT_GPU_SOLVER_IMAGE): string[] 
 /** The longest legitimate answer: every GPU and opening at the largest leaf and path, plus punctuation. */
 export const MAX_ANSWER_LINE_BYTES = MAX_GPU_COUNT * MAX_OPENINGS * (MAX_LEAF_BASE64 + MAX_PATH_LENGTH * 67 + 64) + 4096;
 const DEFAULT_COMMIT_TIMEOUT_MS = 10 * 60_000;
+/** How long past a challenge's deadline a commitment is still awaited before the process is restarted. */
+const DEFAULT_LATE_GRACE_MS = 30_000;
 const DEFAULT_OPEN_TIMEOUT_MS = 2 * 60_000;
 const DEFAULT_KILL_GRACE_MS = 5_000;
 /** Committed challenges whose GPU count is remembered, to check the openings' shape. */
@@ -54,7 +56,10 @@ export interface GpuSolverOptions {
   command?: readonly string[];
   image?: string;
   maxN?: number;
+  /** The longest a commitment is awaited; less when the challenge's deadline plus `lateGraceMs` comes first. */
   commitTimeoutMs?: number;
+  /** A commitment that late cannot be sent anyway; the process is restarted to free the GPUs. */
+  lateGraceMs?: number;
   openTimeoutMs?: number;
   /** Longest answer line accepted; a longer one kills the process. */
   maxLineBytes?: number;
@@ -92,6 +97,7 @@ export function createGpuSolver(options: GpuSolverOptions = {}): GpuSolver {
   if (command.length === 0 || !command[0]) throw new TypeError('the GPU solver command is empty');
   const maxN = options.maxN ?? MAX_CAPACITY_N;
   const commitTimeoutMs = options.commitTimeoutMs ?? DEFAULT_COMMIT_TIMEOUT_MS;
+  const lateGraceMs = options.lateGraceMs ?? DEFAULT_LATE_GRACE_MS;
   const openTimeoutMs = options.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
   const maxLineBytes = options.maxLineBytes ?? MAX_ANSWER_LINE_BYTES;
   const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
@@ -215,7 +221,9 @@ export function createGpuSolver(options: GpuSolverOptions = {}): GpuSolver {
       const challenge = parsed.data;
       if (challenge.n > maxN) return Promise.reject(new SolverError('too_large', `n = ${challenge.n} is above this solver's ${maxN}`));
       return enqueue(async (): Promise<CapacityCommitment> => {
-        const answer = await call({ op: 'commit', challenge }, commitTimeoutMs);
+        const left = Date.parse(challenge.deadline) - Date.now();
+        const timeoutMs = Math.min(commitTimeoutMs, Math.max(left, 0) + lateGraceMs);
+        const answer = await call({ op: 'commit', challenge }, timeoutMs);
         const commitment = CapacityCommitmentSchema.safeParse(answer.commitment);
         if (!commitment.success) throw fault('answered a malformed commitment');
         if (commitment.data.challenge_id !== challenge.challenge_id) throw fault('committed to another challenge');

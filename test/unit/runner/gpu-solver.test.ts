@@ -312,6 +312,13 @@ describe('the GPU solver process', () => {
     expect(starts()).toBe(2);
   });
 
+  it('awaits a commitment until the challenge’s deadline plus a grace, not longer', async () => {
+    const { s } = withFake('silent', { lateGraceMs: 250 });
+    const deadline = new Date(Date.now() + 100).toISOString();
+    await expect(s.commit({ ...challenge, deadline })).rejects.toThrow(/gave no answer within (2|3)\d\d ms/);
+    await expect(s.commit({ ...challenge, deadline: '2020-01-01T00:00:00.000Z' })).rejects.toThrow('gave no answer within 250 ms');
+  });
+
   it('refuses a line longer than its bound, with or without a newline, and a line that is not JSON', async () => {
     const long = withFake('long', { maxLineBytes: 1000 });
     await expect(long.s.commit(challenge)).rejects.toThrow('printed a line longer than 1000 bytes');
