@@ -7,6 +7,7 @@ import { HELP, parseOptions } from './options.ts';
 import { start } from './start.ts';
 import { status } from './status.ts';
 import { verifyReport } from './verify-report.ts';
+import { inspect } from './inspect.ts';
 import { defaultConfigPath } from './config.ts';
 import { RUNNER_VERSION } from './version.ts';
 
@@ -18,6 +19,19 @@ export async function main(argv: readonly string[]): Promise<number> {
       const out = (stream: NodeJS.WriteStream) => (line: string) => stream.write(`${line}\n`);
       const configPath = process.env.GRIDLEASE_CONFIG || defaultConfigPath();
       return await verifyReport(argv.slice(1), { env: process.env, configPath, out: out(process.stdout), err: out(process.stderr) });
+    }
+    // inspect: an inspector's agent, with credentials of its own (inspector.json): its own parser.
+    if (argv[0] === 'inspect') {
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        return await inspect(argv.slice(1), { env: process.env, log, out: (line) => process.stdout.write(`${line}\n`), signal: stop.signal });
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
     }
     const options = parseOptions(argv);
     switch (options.command) {

@@ -117,7 +117,12 @@ Usage:
   gridlease-runner start                  heartbeat and run leases until SIGINT/SIGTERM
   gridlease-runner status                 print the config (without the token) and whether the API answers
   gridlease-runner verify-report ID|URL|FILE [--api URL] [--jwks FILE|URL] [--json]
-                                          re-check a platform challenge report offline (exit 0 holds, 1 not)
+                                          re-check a platform challenge or inspection report offline (exit 0 holds, 1 not)
+  gridlease-runner inspect login --api URL --token TOKEN [--account ACCOUNT_ID]
+                                          inspectors: make a verdict key, register it, save inspector.json (0600)
+  gridlease-runner inspect [run|once] [--interval SECONDS] [--own-entries N]
+                                          inspectors: re-check assigned transcripts, commit then reveal signed
+                                          verdicts (run polls until SIGINT/SIGTERM; once does one pass)
   gridlease-runner --help | --version
 
 Options:
@@ -141,6 +146,10 @@ Options:
   --solver cpu|gpu          what answers capacity challenges (env GRIDLEASE_SOLVER; default cpu, the reference
                             CPU solver, for small challenges; gpu runs the CUDA solver image
                             gridlease/capacity-solver:<version> with docker --gpus all, built from runner/gpu)
+
+Inspectors: inspect keeps its own config (--config PATH, env GRIDLEASE_INSPECTOR_CONFIG; default inspector.json
+next to runner.json) and pending verdicts in inspector.state.json; the token may come from GRIDLEASE_INSPECTOR_TOKEN.
+--interval defaults to 5 s, --own-entries (entries per GPU it picks itself inside the opened leaves) to 16.
 
 Environment: GRIDLEASE_BACKOFF_MAX_S caps the retry back-off when the API is down (default 60).
 GRIDLEASE_GPU_SOLVER_IMAGE replaces the GPU solver's image; GRIDLEASE_GPU_SOLVER_CMD replaces its whole

@@ -479,6 +479,39 @@ describe.concurrent('gridlease-runner CLI', () => {
     expect(r.stderr).toMatch(/^gridlease-runner: no config at .*: run `gridlease-runner join --api URL --token JOIN_TOKEN --region REGION` first\n$/);
   });
 
+  it('inspect: login saves inspector.json 0600 next to runner.json, once polls with its token, run stops on SIGTERM', async ({ onTestFinished }) => {
+    const dir = tempDir();
+    const api = await fakeApi(onTestFinished);
+    let key = '';
+    api.handler = (req) => {
+      if (req.auth !== 'Bearer glk_inspector') return { status: 401, body: apiError('unauthorized', 'bad token') };
+      if (req.url === '/v1/accounts/me') return { status: 200, body: { account: { id: 'acc_insp', email: 'i@example.com', roles: ['inspector'], status: 'active', created_at: '2026-01-01T00:00:00.000Z' } } };
+      if (req.method === 'PUT' && req.url === '/v1/inspectors/key') return (key = (req.body as { public_key: string }).public_key), { status: 200, body: { public_key: key, updated_at: '2026-01-01T00:00:00.000Z' } };
+      if (req.url.startsWith('/v1/inspectors/assignments')) return { status: 200, body: { data: [] } };
+      return undefined;
+    };
+    const env = baseEnv(dir);
+    const missing = await runCli(['inspect', 'once'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no inspector config at .*inspector\.json: run `gridlease-runner inspect login --api URL --token TOKEN` first/);
+    const login = await runCli(['inspect', 'login', '--api', api.url], { ...env, GRIDLEASE_INSPECTOR_TOKEN: 'glk_inspector' });
+    expect(login.code, login.stderr).toBe(0);
+    const file = path.join(dir, 'gridlease', 'inspector.json');
+    expect(login.stdout).toContain(`inspector acc_insp: key ${key} registered with ${api.url}; config saved to ${file}`);
+    expect(mode(file)).toBe(0o600);
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ api: api.url, token: 'glk_inspector', inspector_id: 'acc_insp', public_key: key });
+    expect((await runCli(['inspect', 'once'], env)).code).toBe(0);
+    const run = spawnCli(['inspect', '--interval', '0.1'], env, onTestFinished);
+    await waitFor(() => api.requests.filter((r) => r.url.startsWith('/v1/inspectors/assignments')).length >= 3, 10_000, 'polls');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    expect(run.stderr()).toContain('info inspector stopped');
+    fs.chmodSync(file, 0o644);
+    const open = await runCli(['inspect', 'once'], env);
+    expect(open.code).toBe(1);
+    expect(open.stderr).toContain(`inspector config ${file} is open to group or others (mode 644)`);
+  });
+
   it('the esbuild bundle is one self-contained executable file', () => {
     expect(buildOutput.trim().split('\n')).toEqual([expect.stringMatching(/^gridlease-runner 0\.1\.0: built .* \(\d+ KiB, \d+ ms\)$/)]);
     const text = fs.readFileSync(BUNDLE, 'utf8');

@@ -1,0 +1,472 @@
+// `gridlease-runner inspect`: an inspector's agent. It polls the account's assignments, re-checks
+// each transcript with the same pure check the platform uses (checkTranscript, plus entries of its
+// own choosing), commits to a signed verdict with a random salt while the panel commits, and
+// reveals it once reveals open. The verdict and salt are saved (0600) before the commitment is
+// sent, so a restart in between still reveals. Its credentials are its own (inspector.json), never
+// the node's.
+import util from 'node:util';
+import { ApiErrorBodySchema } from '../../src/contracts/runner.ts';
+import { AssignmentSchema, VERDICT_DOMAIN, VerdictSchema, verdictFields, type Assignment, type Verdict } from '../../src/contracts/inspector-verdicts.ts';
+import { signedMessage } from '../../src/contracts/signed-message.ts';
+import { verdictCommitment } from '../../src/inspections/panel.ts';
+import { checkTranscript } from '../../src/inspections/transcript-check.ts';
+import { ApiError, NetworkError, normaliseApiUrl } from './api.ts';
+import { Backoff, parseRetryAfter } from './backoff.ts';
+import { EXIT, RunnerError, describeError, oneLine } from './errors.ts';
+import { generateNodeKey, publicKeyOf, signNodeMessage } from './identity.ts';
+import {
+  defaultInspectorConfigPath,
+  inspectorStatePath,
+  readInspectorConfig,
+  readInspectorState,
+  writeInspectorConfig,
+  writeInspectorState,
+  type InspectorConfig,
+  type InspectorState,
+  type PendingVerdict,
+} from './inspect-config.ts';
+import { cryptoRandom, nodeSha256, nodeVerify, randomHex } from './inspect-crypto.ts';
+import type { Logger } from './log.ts';
+import { USER_AGENT } from './version.ts';
+
+export const INSPECT_USAGE = `usage: gridlease-runner inspect login --api URL --token TOKEN [--account ACCOUNT_ID] [--config PATH]
+       gridlease-runner inspect [run|once] [--config PATH] [--interval SECONDS] [--own-entries N]`;
+
+export const DEFAULT_INTERVAL_MS = 5_000;
+export const DEFAULT_OWN_ENTRIES = 16;
+const MAX_OWN_ENTRIES = 4_096;
+
+export interface InspectIo {
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  /** Command output (login's summary). */
+  out: (line: string) => void;
+  fetch?: typeof fetch;
+  /** Stops `run` (SIGINT/SIGTERM in the CLI). */
+  signal?: AbortSignal;
+}
+
+class Usage extends Error {}
+
+/** Runs `inspect …`; returns the exit code (0 ok, 1 error, 2 usage, 3 credential refused). */
+export async function inspect(argv: readonly string[], io: InspectIo): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (err) {
+    if (err instanceof Usage) {
+      io.log.error(`${err.message} (see gridlease-runner --help)`);
+      return EXIT.usage;
+    }
+    if (err instanceof RunnerError) {
+      io.log.error(err.message);
+      return err.exitCode;
+    }
+    io.log.error(describeError(err));
+    return EXIT.error;
+  }
+}
+
+interface InspectOptions {
+  command: 'login' | 'run' | 'once';
+  configPath: string;
+  api: string | undefined;
+  token: string | undefined;
+  account: string | undefined;
+  intervalMs: number;
+  ownEntries: number;
+  backoffMaxMs: number;
+}
+
+export function parseInspectOptions(argv: readonly string[], env: NodeJS.ProcessEnv): InspectOptions {
+  let parsed;
+  try {
+    parsed = util.parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        api: { type: 'string' },
+        token: { type: 'string' },
+        account: { type: 'string' },
+        config: { type: 'string' },
+        interval: { type: 'string' },
+        'own-entries': { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new Usage((err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, ''));
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0] ?? 'run';
+  if (command !== 'login' && command !== 'run' && command !== 'once') throw new Usage(`unknown inspect command "${command}": use login, run or once`);
+  if (positionals.length > 1) throw new Usage(`unexpected argument "${positionals[1]}"`);
+  const interval = values.interval ?? env.GRIDLEASE_INSPECT_INTERVAL_S;
+  let intervalMs = DEFAULT_INTERVAL_MS;
+  if (interval !== undefined && interval !== '') {
+    const s = Number(interval);
+    if (!Number.isFinite(s) || s < 0.05 || s > 3600) throw new Usage('--interval must be a number of seconds in [0.05, 3600]');
+    intervalMs = Math.round(s * 1000);
+  }
+  let ownEntries = DEFAULT_OWN_ENTRIES;
+  if (values['own-entries'] !== undefined) {
+    const n = Number(values['own-entries']);
+    if (!Number.isInteger(n) || n < 0 || n > MAX_OWN_ENTRIES) throw new Usage(`--own-entries must be an integer in [0, ${MAX_OWN_ENTRIES}]`);
+    ownEntries = n;
+  }
+  const backoffS = Number(env.GRIDLEASE_BACKOFF_MAX_S);
+  return {
+    command,
+    configPath: values.config ?? (env.GRIDLEASE_INSPECTOR_CONFIG || defaultInspectorConfigPath(env)),
+    api: values.api ?? (env.GRIDLEASE_API || undefined),
+    token: values.token ?? (env.GRIDLEASE_INSPECTOR_TOKEN || undefined),
+    account: values.account,
+    intervalMs,
+    ownEntries,
+    backoffMaxMs: env.GRIDLEASE_BACKOFF_MAX_S && Number.isFinite(backoffS) && backoffS >= 1 ? Math.round(backoffS * 1000) : 60_000,
+  };
+}
+
+async function dispatch(argv: readonly string[], io: InspectIo): Promise<number> {
+  const options = parseInspectOptions(argv, io.env);
+  if (options.command === 'login') return login(options, io);
+  const config = readInspectorConfig(options.configPath);
+  const agent = new Inspector(config, options, io);
+  if (options.command === 'once') return (await agent.pass()) ? EXIT.ok : EXIT.error;
+  return agent.run();
+}
+
+// ── HTTP ─────────────────────────────────────────────────────────────────────────────
+
+/** The few calls an inspector makes, with its bearer credential. */
+export class InspectorApi {
+  readonly api: string;
+  private readonly token: string;
+  private readonly fetchFn: typeof fetch;
+  private readonly timeoutMs: number;
+
+  constructor(api: string, token: string, fetchFn: typeof fetch = fetch, timeoutMs = 15_000) {
+    this.api = normaliseApiUrl(api);
+    this.token = token;
+    this.fetchFn = fetchFn;
+    this.timeoutMs = timeoutMs;
+  }
+
+  async accountId(): Promise<string> {
+    const body = (await this.request('GET', '/v1/accounts/me')) as { account?: { id?: unknown } } | null;
+    const id = body?.account?.id;
+    if (typeof id !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new RunnerError('GET /v1/accounts/me did not answer an account id');
+    return id;
+  }
+
+  async registerKey(publicKey: string): Promise<void> {
+    await this.request('PUT', '/v1/inspectors/key', { public_key: publicKey });
+  }
+
+  /** The assignments as sent: each is validated on its own, so one malformed entry does not hide the others. */
+  async assignments(): Promise<unknown[]> {
+    const body = (await this.request('GET', '/v1/inspectors/assignments?limit=50')) as { data?: unknown } | null;
+    if (!body || !Array.isArray(body.data)) throw new NetworkError('the assignments reply is not {"data": [...]}');
+    return body.data;
+  }
+
+  async commit(inspectionId: string, commitment: string): Promise<{ reveal_from?: unknown }> {
+    return ((await this.request('POST', `/v1/inspections/${encodeURIComponent(inspectionId)}/commitment`, { commitment })) ?? {}) as { reveal_from?: unknown };
+  }
+
+  async reveal(inspectionId: string, body: { verdict: Verdict; salt: string; signature: string }): Promise<{ decided?: unknown }> {
+    return ((await this.request('POST', `/v1/inspections/${encodeURIComponent(inspectionId)}/verdict`, body)) ?? {}) as { decided?: unknown };
+  }
+
+  private async request(method: string, path: string, body?: unknown): Promise<unknown> {
+    const headers: Record<string, string> = { 'user-agent': USER_AGENT, accept: 'application/json', authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    let res: Response;
+    try {
+      res = await this.fetchFn(`${this.api}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: timeout });
+    } catch (err) {
+      if (timeout.aborted) throw new NetworkError(`no answer from ${this.api} within ${this.timeoutMs / 1000} s`);
+      throw new NetworkError(`cannot reach ${this.api}: ${describeError(err).replace(/^fetch failed: /, '')}`);
+    }
+    const text = await res.text().catch(() => '');
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const parsed = ApiErrorBodySchema.safeParse(json);
+      const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
+      if (parsed.success) throw new ApiError(res.status, parsed.data.error.code, parsed.data.error.message, parsed.data.error.request_id, retryAfter);
+      throw new ApiError(res.status, `http_${res.status}`, `HTTP ${res.status}${text ? `: ${oneLine(text, 120)}` : ''}`, null, retryAfter);
+    }
+    if (json === undefined) throw new NetworkError(`${method} ${path.split('?')[0]}: the API answered HTTP ${res.status} but not JSON`);
+    return json;
+  }
+}
+
+// ── login ────────────────────────────────────────────────────────────────────────────
+
+async function login(options: InspectOptions, io: InspectIo): Promise<number> {
+  if (!options.api) throw new Usage('login needs --api URL (or GRIDLEASE_API)');
+  if (!options.token) throw new Usage('login needs --token TOKEN (or GRIDLEASE_INSPECTOR_TOKEN): an access token or API key of the inspector account');
+  if (options.account !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(options.account)) throw new Usage('--account must be an account id');
+  const client = new InspectorApi(options.api, options.token, io.fetch);
+  let inspectorId = options.account;
+  if (!inspectorId) {
+    try {
+      inspectorId = await client.accountId();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 403) {
+        throw new RunnerError(`the token may not read its account (${err.message}): give the account id with --account ACCOUNT_ID, or use a token with account:read`);
+      }
+      throw loginError(err);
+    }
+  }
+  const key = generateNodeKey();
+  try {
+    await client.registerKey(key.publicKey);
+  } catch (err) {
+    throw loginError(err);
+  }
+  writeInspectorConfig(options.configPath, {
+    api: client.api,
+    token: options.token,
+    inspector_id: inspectorId,
+    private_key: key.privateKey,
+    public_key: key.publicKey,
+    registered_at: new Date().toISOString(),
+  });
+  io.out(`inspector ${inspectorId}: key ${key.publicKey} registered with ${client.api}; config saved to ${options.configPath}`);
+  return EXIT.ok;
+}
+
+function loginError(err: unknown): RunnerError {
+  if (err instanceof ApiError) {
+    const hint = err.status === 401 ? ' (the token was refused)' : err.status === 403 ? ' (the token lacks inspections:write, or the account is not active)' : '';
+    return new RunnerError(`login failed: ${err.status} ${err.code}: ${err.message}${hint}`, err.status === 401 ? EXIT.revoked : EXIT.error);
+  }
+  return new RunnerError(`login failed: ${describeError(err)}`);
+}
+
+// ── The agent ────────────────────────────────────────────────────────────────────────
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** A credential the API refuses: retrying cannot help. */
+const fatal = (err: unknown) => err instanceof ApiError && (err.status === 401 || err.status === 403);
+
+export class Inspector {
+  private readonly config: InspectorConfig;
+  private readonly options: Pick<InspectOptions, 'configPath' | 'intervalMs' | 'ownEntries' | 'backoffMaxMs'>;
+  private readonly io: InspectIo;
+  private readonly client: InspectorApi;
+  private readonly statePath: string;
+  private state: InspectorState;
+  /** Inspection ids already reported as unusable, so each is logged once. */
+  private readonly skipped = new Set<string>();
+
+  constructor(config: InspectorConfig, options: Pick<InspectOptions, 'configPath' | 'intervalMs' | 'ownEntries' | 'backoffMaxMs'>, io: InspectIo) {
+    this.config = config;
+    this.options = options;
+    this.io = io;
+    this.client = new InspectorApi(config.api, config.token, io.fetch);
+    this.statePath = inspectorStatePath(options.configPath);
+    this.state = readInspectorState(this.statePath, (m) => io.log.warn(m));
+    if (publicKeyOf(config.private_key) !== config.public_key) throw new RunnerError(`inspector config ${options.configPath}: the key pair does not match; run \`gridlease-runner inspect login\` again`);
+  }
+
+  /** Polls until the signal; back-off on errors; stops (exit 3) when the credential is refused. */
+  async run(): Promise<number> {
+    const { log, signal } = this.io;
+    log.info(`inspector ${this.config.inspector_id} polling ${this.client.api} every ${this.options.intervalMs / 1000} s`);
+    const backoff = new Backoff({ maxMs: this.options.backoffMaxMs });
+    while (!signal?.aborted) {
+      try {
+        await this.poll();
+        if (backoff.failures > 0) log.info('the API answers again');
+        backoff.reset();
+        await sleep(this.options.intervalMs, signal);
+      } catch (err) {
+        if (fatal(err)) return this.refused(err as ApiError);
+        const wait = Math.max(backoff.next(), err instanceof ApiError && err.retryAfterMs !== null ? err.retryAfterMs : 0);
+        if (backoff.failures === 1 || backoff.failures % 10 === 0) log.warn(`assignments: ${describeError(err)}; retrying (failure ${backoff.failures})`);
+        await sleep(wait, signal);
+      }
+    }
+    log.info('inspector stopped');
+    return EXIT.ok;
+  }
+
+  /** One pass (`inspect once`): true when the assignments could be read. */
+  async pass(): Promise<boolean> {
+    try {
+      await this.poll();
+      return true;
+    } catch (err) {
+      if (fatal(err)) {
+        this.refused(err as ApiError);
+        throw new RunnerError(`the API refused the inspector's token: ${(err as ApiError).message}`, (err as ApiError).status === 401 ? EXIT.revoked : EXIT.error);
+      }
+      this.io.log.error(`assignments: ${describeError(err)}`);
+      return false;
+    }
+  }
+
+  private refused(err: ApiError): number {
+    this.io.log.error(`the API refused the inspector's token (${err.status} ${err.code}: ${err.message}): run \`gridlease-runner inspect login\` again`);
+    return err.status === 401 ? EXIT.revoked : EXIT.error;
+  }
+
+  private async poll(): Promise<void> {
+    const items = await this.client.assignments();
+    const seen = new Set<string>();
+    for (const item of items) {
+      const id = typeof (item as { inspection_id?: unknown })?.inspection_id === 'string' ? (item as { inspection_id: string }).inspection_id.slice(0, 64) : '(no id)';
+      seen.add(id);
+      const parsed = AssignmentSchema.safeParse(item);
+      if (!parsed.success) {
+        if (!this.skipped.has(id)) {
+          this.skipped.add(id);
+          const issue = parsed.error.issues[0];
+          this.io.log.warn(`inspection ${id}: skipped, malformed assignment (${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'unreadable'})`);
+        }
+        continue;
+      }
+      try {
+        await this.handle(parsed.data);
+      } catch (err) {
+        if (fatal(err)) throw err;
+        this.io.log.warn(`inspection ${id}: ${describeError(err)}`);
+      }
+    }
+    this.prune(seen);
+  }
+
+  private async handle(a: Assignment): Promise<void> {
+    const id = a.inspection_id;
+    const { log } = this.io;
+    if (a.revealed) return this.forget(id);
+    let entry: PendingVerdict | undefined = this.state.pending[id];
+    if (!a.committed && !entry?.committed) {
+      if (a.phase === 'reveal') {
+        // Reveals open to the others only after the commit deadline (or once everyone committed): too late to commit.
+        if (!this.skipped.has(id)) (this.skipped.add(id), log.warn(`inspection ${id}: the commit window has closed; no verdict`));
+        return;
+      }
+      entry ??= await this.judge(a);
+      let revealFrom: unknown;
+      try {
+        revealFrom = (await this.client.commit(id, entry.commitment)).reveal_from;
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 409) throw err;
+        log.warn(`inspection ${id}: commitment refused (${err.message})`);
+        // Committed before (a lost answer) or too late: either way the saved verdict may still reveal.
+        if (!/already committed/i.test(err.message)) return this.forget(id);
+        revealFrom = undefined;
+      }
+      entry = { ...entry, committed: true };
+      this.save(id, entry);
+      log.info(`inspection ${id}: committed ${entry.verdict.verdict}${entry.verdict.reasons.length ? ` (${entry.verdict.reasons.slice(0, 3).join('; ')})` : ''}`);
+      // The last to commit opens the reveals at once.
+      if (typeof revealFrom !== 'string' || !(Date.parse(revealFrom) <= Date.now())) return;
+    } else if (a.phase !== 'reveal') {
+      return;
+    }
+    if (!entry) {
+      if (!this.skipped.has(id)) (this.skipped.add(id), log.warn(`inspection ${id}: committed, but no saved verdict to reveal (the state file ${this.statePath} was lost)`));
+      return;
+    }
+    await this.reveal(entry);
+  }
+
+  /** Re-checks the transcript and saves the verdict, salt and signature before anything is sent. */
+  private async judge(a: Assignment): Promise<PendingVerdict> {
+    const started = Date.now();
+    const checked = await checkTranscript(a.transcript, { sha256: nodeSha256, verify: nodeVerify, random: cryptoRandom, ownEntriesPerGpu: this.options.ownEntries });
+    const reasons = [...checked.reasons];
+    let verdict: 'pass' | 'fail' = checked.verdict;
+    if (a.transcript.inspection_id !== a.inspection_id) {
+      verdict = 'fail';
+      reasons.unshift('the transcript is for another inspection');
+    }
+    const v: Verdict = VerdictSchema.parse({
+      inspection_id: a.inspection_id,
+      inspector_id: this.config.inspector_id,
+      verdict,
+      reasons: reasons.slice(0, 16),
+      entries_checked: Math.min(checked.entriesChecked, 1_000_000),
+      leases_checked: Math.min(checked.leasesChecked, 20),
+      lease_findings: Math.min(checked.leaseFindings, 10_000),
+    });
+    const salt = randomHex(32);
+    const entry: PendingVerdict = {
+      inspection_id: a.inspection_id,
+      verdict: v,
+      salt,
+      signature: signNodeMessage(this.config.private_key, signedMessage(VERDICT_DOMAIN, verdictFields(v))),
+      public_key: this.config.public_key,
+      commitment: await verdictCommitment(salt, v, nodeSha256),
+      committed: false,
+      reveal_deadline: a.reveal_deadline,
+    };
+    this.save(a.inspection_id, entry);
+    this.io.log.info(
+      `inspection ${a.inspection_id} (${a.transcript.kind}, node ${a.transcript.node_id}): ${v.verdict}, ${v.entries_checked} entries and ${v.leases_checked} leases checked in ${Date.now() - started} ms` +
+        (v.reasons.length ? `: ${v.reasons.slice(0, 3).join('; ')}` : ''),
+    );
+    return entry;
+  }
+
+  private async reveal(entry: PendingVerdict): Promise<void> {
+    const id = entry.inspection_id;
+    // Ed25519 is deterministic: re-signing with the same key gives the same bytes; a newer key (login again) signs afresh.
+    const signature = entry.public_key === this.config.public_key ? entry.signature : signNodeMessage(this.config.private_key, signedMessage(VERDICT_DOMAIN, verdictFields(entry.verdict)));
+    try {
+      const res = await this.client.reveal(id, { verdict: entry.verdict, salt: entry.salt, signature });
+      this.io.log.info(`inspection ${id}: revealed ${entry.verdict.verdict}${res.decided === true ? '; the inspection is decided' : ''}`);
+      this.forget(id);
+    } catch (err) {
+      if (!(err instanceof ApiError) || (err.status !== 409 && err.status !== 400 && err.status !== 404)) throw err;
+      this.io.log.warn(`inspection ${id}: reveal refused (${err.status} ${err.message})`);
+      // Not open yet: try again next pass. Anything else (revealed, too late, decided, a mismatch) will not change.
+      if (err.status === 409 && /open once/i.test(err.message)) return;
+      this.forget(id);
+    }
+  }
+
+  private save(id: string, entry: PendingVerdict): void {
+    this.state.pending[id] = entry;
+    writeInspectorState(this.statePath, this.state);
+  }
+
+  private forget(id: string): void {
+    if (!(id in this.state.pending)) return;
+    delete this.state.pending[id];
+    writeInspectorState(this.statePath, this.state);
+  }
+
+  /** Drops saved verdicts whose reveal deadline has passed and that the API no longer lists. */
+  private prune(seen: Set<string>): void {
+    const now = Date.now();
+    let changed = false;
+    for (const [id, entry] of Object.entries(this.state.pending)) {
+      if (!seen.has(id) && Date.parse(entry.reveal_deadline) < now) {
+        delete this.state.pending[id];
+        changed = true;
+      }
+    }
+    if (changed) writeInspectorState(this.statePath, this.state);
+  }
+}
