@@ -4,12 +4,14 @@
 // heartbeat, acknowledge commands, report `started` for each lease and list it running until its
 // paid end), then trades: asks and bids around a drifting mid price per book, some crossing, so
 // trades happen every few seconds; old orders are cancelled. Leases last 60–300 s, so GPUs come
-// back. Ctrl-C stops every timer and exits 0; orders left resting expire within two minutes.
+// back. One more node claims eight H100s with one card's work: its capacity challenge fails, visibly.
+// Ctrl-C stops every timer and exits 0; orders left resting expire within two minutes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { COMMITMENT_DOMAIN, commitmentFields, IDENTITY_DOMAIN, identityFields, type Challenge } from '../src/contracts/inspections.ts';
 import { signedMessage } from '../src/contracts/signed-message.ts';
 import { generateNodeKey, signNodeMessage, type NodeKey } from '../runner/src/identity.ts';
 import { createCpuSolver } from '../runner/src/inspections/cpu-solver.ts';
+import { multiply } from '../src/inspections/matrices.ts';
 
 const API = (process.env.GRIDLEASE_API ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
 const REGIONS = ['us-east', 'eu-west'] as const;
@@ -50,6 +52,8 @@ interface SimNode {
   online: boolean;
   key: NodeKey;
   gpuUuids: string[];
+  /** Claims more GPUs than it has: one card answers every capacity challenge for all of them. */
+  cheat: boolean;
 }
 
 interface Book {
@@ -102,7 +106,7 @@ async function signUp(role: 'provider' | 'renter'): Promise<string> {
   return created.api_key.key as string;
 }
 
-async function joinNode(providerKey: string, region: string, model: Model, n: number): Promise<SimNode> {
+async function joinNode(providerKey: string, region: string, model: Model, n: number | string, gpus = GPUS_PER_NODE, cheat = false): Promise<SimNode> {
   const { join_token } = await api('/v1/nodes/join-tokens', { method: 'POST', auth: providerKey });
   const machine = {
     hostname: `demo-${region}-${model.id}-${n}`,
@@ -112,7 +116,7 @@ async function joinNode(providerKey: string, region: string, model: Model, n: nu
     ram_mib: 512_000,
     disk_free_gib: 2_000,
     runner_version: 'demo',
-    gpus: Array.from({ length: GPUS_PER_NODE }, (_, i) => ({
+    gpus: Array.from({ length: gpus }, (_, i) => ({
       index: i,
       uuid: `GPU-${crypto.randomUUID()}`,
       name: model.smiName,
@@ -124,7 +128,7 @@ async function joinNode(providerKey: string, region: string, model: Model, n: nu
   const key = generateNodeKey();
   const reg = await api('/v1/runner/register', { body: { join_token, region, machine, public_key: key.publicKey } });
   const gpuUuids = machine.gpus.map((g) => g.uuid);
-  return { id: reg.node_id, token: reg.node_token, region, model, bootId: crypto.randomUUID(), seq: 0, acks: [], leases: new Map(), timer: null, online: false, key, gpuUuids };
+  return { id: reg.node_id, token: reg.node_token, region, model, bootId: crypto.randomUUID(), seq: 0, acks: [], leases: new Map(), timer: null, online: false, key, gpuUuids, cheat };
 }
 
 /**
@@ -141,16 +145,28 @@ async function answerChallenge(node: SimNode, challenge: Challenge): Promise<voi
       const signature = signNodeMessage(node.key.privateKey, signedMessage(IDENTITY_DOMAIN, identityFields(node.id, answer)));
       outcome = await api(`${base}/identity`, { body: { answer, signature }, auth: node.token });
     } else {
-      const solver = createCpuSolver();
+      const solver = node.cheat ? oneCardForAll() : createCpuSolver();
       const commitment = await solver.commit(challenge);
       const signature = signNodeMessage(node.key.privateKey, signedMessage(COMMITMENT_DOMAIN, commitmentFields(node.id, challenge, commitment)));
       const request = await api(`${base}/commitment`, { body: { commitment, signature }, auth: node.token });
       outcome = await api(`${base}/openings`, { body: await solver.open(request), auth: node.token });
     }
-    console.log(`  node ${node.id}: ${challenge.kind} challenge ${outcome.outcome}`);
+    const who = node.cheat ? `node ${node.id} (claims ${node.gpuUuids.length} × ${node.model.id}, has one)` : `node ${node.id}`;
+    const why = outcome.reasons.length > 0 ? `: ${outcome.reasons[0]}${outcome.reasons.length > 1 ? ` (+${outcome.reasons.length - 1} more)` : ''}` : '';
+    console.log(`  ${who}: ${challenge.kind} challenge ${outcome.outcome.toUpperCase()}${why}`);
   } catch (err) {
     if (!stopping) console.error(`  node ${node.id}: ${challenge.kind} challenge not answered: ${String(err)}`);
   }
+}
+
+/**
+ * The cheater's solver: it computes the product of GPU 0 and sends it for every GPU it claims, as
+ * a machine with one card listing eight would. Each GPU's matrices come from its own seed, so the
+ * openings of every other GPU are wrong under valid paths, and the challenge fails.
+ */
+function oneCardForAll() {
+  let first: Int32Array | null = null;
+  return createCpuSolver({ product: (a, b, n) => (first ??= multiply(a, b, n)) });
 }
 
 /** What a runner does with a command; it is acknowledged in the next heartbeat either way. */
@@ -196,7 +212,7 @@ async function heartbeat(node: SimNode): Promise<number> {
       seq: node.seq++,
       sent_at: new Date().toISOString(),
       draining: false,
-      gpus: Array.from({ length: GPUS_PER_NODE }, (_, i) => ({
+      gpus: Array.from({ length: node.gpuUuids.length }, (_, i) => ({
         index: i,
         utilization_pct: busy.has(i) ? randInt(85, 100) : randInt(0, 3),
         memory_used_mib: busy.has(i) ? randInt(20_000, node.model.memoryMib) : 0,
@@ -303,7 +319,10 @@ async function main(): Promise<void> {
       books.push({ region, model, mid: model.midCents, nodes, asks: [], bids: [] });
     }
   }
-  const nodes = books.flatMap((b) => b.nodes);
+  // A machine with one H100 whose (fake) nvidia-smi lists eight: it fails its capacity challenge
+  // visibly, loses any chance of `verified`, and its sells are refused. It does not trade.
+  const cheater = await joinNode(providerKey, REGIONS[0], MODELS[0]!, 'fake-smi', 8, true);
+  const nodes = [...books.flatMap((b) => b.nodes), cheater];
   console.log(`demo: ${nodes.length} simulated nodes (${MODELS.map((m) => m.id).join(', ')}) in ${REGIONS.join(', ')}; trading starts once they are online`);
   for (const node of nodes) runNode(node);
 
