@@ -31,6 +31,21 @@ const PRIVATE_ROUTES = [
   { method: 'POST', path: '/v1/inspectors/bond', scope: 'funds:write', body: { amount: '1000.00' } },
   { method: 'POST', path: '/v1/inspectors/unbond', scope: 'funds:write', body: { amount: '1000.00' } },
   { method: 'GET', path: '/v1/inspectors/me', scope: 'funds:read' },
+  { method: 'PUT', path: '/v1/inspectors/key', scope: 'inspections:write', body: { public_key: 'A'.repeat(43) } },
+  { method: 'GET', path: '/v1/inspectors/assignments', scope: 'inspections:read' },
+  { method: 'POST', path: '/v1/inspections/insp_x/commitment', scope: 'inspections:write', body: { commitment: 'ab'.repeat(32) } },
+  {
+    method: 'POST',
+    path: '/v1/inspections/insp_x/verdict',
+    scope: 'inspections:write',
+    body: {
+      verdict: { inspection_id: 'insp_x', inspector_id: 'acc_x', verdict: 'pass', reasons: [], entries_checked: 1, leases_checked: 0, lease_findings: 0 },
+      salt: 'ab'.repeat(32),
+      signature: 'A'.repeat(86),
+    },
+  },
+  { method: 'POST', path: '/v1/admin/inspections/decoys', scope: 'inspections:write', role: 'admin', body: { expect: 'fail' } },
+  { method: 'POST', path: '/v1/admin/rewards-pool/mint', scope: 'funds:write', role: 'admin', body: { amount: '1.00', reason: 'test' } },
 ] as const;
 
 describe.each(PRIVATE_ROUTES)('$method $path', (route) => {
