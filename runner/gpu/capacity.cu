@@ -14,6 +14,7 @@
 //   anything refused → {"ok":false,"code":"too_large|unknown_challenge|invalid","message":"…"}
 // It keeps one committed challenge (its products fill the VRAM) and forgets it once opened. It
 // exits at the end of stdin. Nothing but answers is written to stdout.
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -344,6 +345,8 @@ struct Committed {
 };
 
 static Committed committed;
+/** Set when a CUDA call failed other than for memory: the context may be unusable, so the process exits after answering. */
+static std::atomic<bool> device_broken{false};
 
 static void release(Committed& state) {
   for (GpuState& g : state.gpus) {
@@ -407,11 +410,17 @@ static uint64_t tree_bytes(uint64_t leaves) {
 #ifndef GRIDLEASE_HOST_ONLY
 static const size_t GEMM_WORKSPACE = 64u << 20;
 
-/** Rows and columns of one GEMM tile: at most 2³¹ − 1 elements in any operand's span, in whole 256s. */
+#ifndef GRIDLEASE_GEMM_SPAN
+/** The most elements one GEMM operand may span (a compile-time knob only so that tests can exercise the tiling). */
+#define GRIDLEASE_GEMM_SPAN 0x7fffffffULL
+#endif
+
+/** Rows and columns of one GEMM tile: at most GRIDLEASE_GEMM_SPAN elements in any operand's span, in whole 256s. */
 static uint32_t tile_for(uint32_t n) {
-  const uint64_t limit = 0x7fffffffULL / n;
+  const uint64_t limit = (uint64_t)(GRIDLEASE_GEMM_SPAN) / n;
   if (limit >= n) return n;
-  return (uint32_t)(limit / 256 * 256);
+  const uint64_t tile = limit >= 256 ? limit / 256 * 256 : limit;
+  return tile ? (uint32_t)tile : 1;
 }
 
 /** C = A·B with cuBLASLt int8 → int32; false when no cuBLASLt algorithm takes a tile's shape. */
@@ -820,6 +829,7 @@ static std::string commit_request(const Json& request) {
     } catch (const CudaError& err) {
       failures[g] = err.what();
       out_of_memory[g] = err.memory;
+      if (!err.memory) device_broken = true;
 #endif
     } catch (const std::exception& err) {
       failures[g] = err.what();
@@ -908,6 +918,7 @@ static std::string open_request(const Json& request) {
 #ifndef GRIDLEASE_HOST_ONLY
   } catch (const CudaError& err) {
     release(committed);
+    if (!err.memory) device_broken = true;
     throw Refusal{"invalid", err.what()};
 #endif
   } catch (...) {
@@ -977,6 +988,8 @@ int main() {
     out += '\n';
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
+    // A failed kernel or library call can leave a CUDA context unusable: exit, and the runner starts a fresh process.
+    if (device_broken) return 1;
   }
   release(committed);
   return 0;
