@@ -1,7 +1,8 @@
-// `gridlease-runner verify-report`: re-checks a platform challenge report offline. The platform's
-// ES256 signature (its published JWKS), the node's Ed25519 signatures, and for capacity the
-// openings themselves, re-run with the same pure verifier the platform uses. Only node:* and
-// the bundled pure modules: anyone can run it without trusting the platform's verdict.
+// `gridlease-runner verify-report`: re-checks a platform challenge report or an inspection report
+// offline. The platform's ES256 signature (its published JWKS), the node's Ed25519 signatures, and
+// for capacity the openings themselves, re-run with the same pure verifier the platform uses; for an
+// inspection also the transcript's recomputation, the draw and every verdict (inspect-report.ts).
+// Only node:* and the bundled pure modules: anyone can run it without trusting the platform's verdict.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import util from 'node:util';
@@ -22,8 +23,10 @@ import { signedMessage } from '../../src/contracts/signed-message.ts';
 import { checkCapacityAnswer } from '../../src/inspections/capacity-wire.ts';
 import { readConfig } from './config.ts';
 import { EXIT } from './errors.ts';
+import { INSPECTION_REPORT_TYP, InspectionReportSchema, inspectionChecks, type InspectionReportView } from './inspect-report.ts';
+import { ed25519Verifies, nodeSha256 } from './inspect-crypto.ts';
 
-export const VERIFY_REPORT_USAGE = 'usage: gridlease-runner verify-report <challenge-id|url|file> [--api URL] [--jwks file|url] [--json]';
+export const VERIFY_REPORT_USAGE = 'usage: gridlease-runner verify-report <challenge-id|insp_…|url|file> [--api URL] [--jwks file|url] [--json]';
 const REPORT_TYP = 'gridlease-challenge-report';
 const MAX_BYTES = 64 * 1024 * 1024;
 const CHALLENGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -84,7 +87,7 @@ async function run(argv: readonly string[], io: VerifyIo): Promise<number> {
     throw new Usage((err as Error).message.split('\n')[0]!);
   }
   const { values, positionals } = parsed;
-  if (positionals.length !== 1) throw new Usage(positionals.length === 0 ? 'which report? give a challenge id, a URL or a file' : `unexpected argument "${positionals[1]}"`);
+  if (positionals.length !== 1) throw new Usage(positionals.length === 0 ? 'which report? give a challenge id, an inspection id (insp_…), a URL or a file' : `unexpected argument "${positionals[1]}"`);
   const source = positionals[0]!;
   const api = () => {
     const url = values.api ?? io.env.GRIDLEASE_API ?? configApi(io.configPath);
@@ -102,9 +105,11 @@ async function run(argv: readonly string[], io: VerifyIo): Promise<number> {
     text = readFile(source);
   } else if (CHALLENGE_ID.test(source)) {
     apiBase = api();
-    text = await fetchText(io, `${apiBase}/v1/challenges/${encodeURIComponent(source)}/report`);
+    // An inspection's public report is GET /v1/inspections/{id}; a challenge's, /v1/challenges/{id}/report.
+    const where = source.startsWith('insp_') ? `/v1/inspections/${encodeURIComponent(source)}` : `/v1/challenges/${encodeURIComponent(source)}/report`;
+    text = await fetchText(io, `${apiBase}${where}`);
   } else {
-    throw new Usage(`no such file, URL or challenge id: ${source}`);
+    throw new Usage(`no such file, URL, challenge or inspection id: ${source}`);
   }
   const jwksSource = values.jwks ?? (apiBase ? `${apiBase.replace(/\/+$/, '')}/.well-known/jwks.json` : undefined);
   if (!jwksSource) throw new Usage('whose keys? pass --jwks file|url or --api URL');
@@ -113,7 +118,18 @@ async function run(argv: readonly string[], io: VerifyIo): Promise<number> {
   const checks = await verify(text, jwks);
   const ok = checks.every((c) => c.ok);
   const report = checks.report;
-  if (values.json) {
+  const inspection = checks.inspection;
+  if (inspection) {
+    if (values.json) {
+      io.out(JSON.stringify({ ok, inspection_id: inspection.inspection_id, node_id: inspection.node_id, kind: inspection.kind, decoy: inspection.decoy, outcome: inspection.outcome, checks: [...checks] }));
+    } else {
+      io.out(
+        `inspection ${inspection.inspection_id} (${inspection.kind}${inspection.decoy ? ', decoy' : ''}) of node ${inspection.node_id}: ${inspection.outcome} by ${inspection.basis}, majority ${inspection.majority ?? 'none'}, decided ${inspection.decided_at}`,
+      );
+      for (const c of checks) io.out(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
+      io.out(ok ? 'the report holds' : 'the report does NOT hold');
+    }
+  } else if (values.json) {
     io.out(JSON.stringify({ ok, challenge_id: report?.challenge_id ?? null, node_id: report?.node_id ?? null, kind: report?.kind ?? null, status: report?.status ?? null, checks: [...checks] }));
   } else {
     if (report) io.out(`challenge ${report.challenge_id} (${report.kind}) of node ${report.node_id}: ${report.status}, decided ${report.decided_at}`);
@@ -124,8 +140,8 @@ async function run(argv: readonly string[], io: VerifyIo): Promise<number> {
 }
 
 /** Every check, in order; `report` is the report as parsed (absent when it could not be read). */
-export async function verify(text: string, jwksText: string): Promise<Check[] & { report?: Report }> {
-  const checks: Check[] & { report?: Report } = [];
+export async function verify(text: string, jwksText: string): Promise<Check[] & { report?: Report; inspection?: InspectionReportView }> {
+  const checks: Check[] & { report?: Report; inspection?: InspectionReportView } = [];
   const fail = (name: string, detail: string) => (checks.push({ name, ok: false, detail }), checks);
   const pass = (name: string, detail: string) => checks.push({ name, ok: true, detail });
 
@@ -136,7 +152,7 @@ export async function verify(text: string, jwksText: string): Promise<Check[] & 
   if (/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(trimmed)) jws = trimmed;
   else {
     const body = parseJson(trimmed);
-    if (!body || typeof body !== 'object' || typeof (body as { jws?: unknown }).jws !== 'string') return fail('input', 'not a challenge report: expected {"report", "jws"} or a compact JWS');
+    if (!body || typeof body !== 'object' || typeof (body as { jws?: unknown }).jws !== 'string') return fail('input', 'not a challenge or inspection report: expected {"report", "jws"} or a compact JWS');
     jws = (body as { jws: string }).jws;
     given = (body as { report?: unknown }).report;
   }
@@ -146,7 +162,7 @@ export async function verify(text: string, jwksText: string): Promise<Check[] & 
   // (a) The platform's signature, and that it signed exactly this report.
   const [h, p, s] = jws.split('.') as [string, string, string];
   const header = parseJson(Buffer.from(h, 'base64url').toString('utf8')) as { alg?: unknown; kid?: unknown; typ?: unknown } | undefined;
-  if (!header || header.alg !== 'ES256' || header.typ !== REPORT_TYP) return fail('platform signature', `not a report JWS (alg ${String(header?.alg)}, typ ${String(header?.typ)})`);
+  if (!header || header.alg !== 'ES256' || (header.typ !== REPORT_TYP && header.typ !== INSPECTION_REPORT_TYP)) return fail('platform signature', `not a report JWS (alg ${String(header?.alg)}, typ ${String(header?.typ)})`);
   const jwk = (keys.keys as { kid?: unknown }[]).find((k) => k && k.kid === header.kid);
   if (!jwk) return fail('platform signature', `no key with kid ${JSON.stringify(header.kid)} in the JWKS`);
   let signed = false;
@@ -168,6 +184,13 @@ export async function verify(text: string, jwksText: string): Promise<Check[] & 
   }
   if (!canonical || !payload.equals(canonical)) return fail('signed content', 'the report differs from what the platform signed');
   pass('signed content', 'the report is exactly what the platform signed');
+  if (header.typ === INSPECTION_REPORT_TYP) {
+    const inspection = InspectionReportSchema.safeParse(given);
+    if (!inspection.success) return fail('report', `not a version-1 inspection report (${inspection.error.issues[0]?.path.join('.')}: ${inspection.error.issues[0]?.message})`);
+    checks.inspection = inspection.data;
+    await inspectionChecks(inspection.data, pass, fail);
+    return checks;
+  }
   const parsed = ReportSchema.safeParse(given);
   if (!parsed.success) return fail('report', `not a version-1 challenge report (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})`);
   const report = parsed.data;
@@ -226,16 +249,8 @@ async function capacityChecks(report: Report, pass: Mark, fail: Mark): Promise<v
 }
 
 function nodeSigned(report: Report, message: Uint8Array, signature: string | null): boolean {
-  if (!report.node_public_key || !signature) return false;
-  try {
-    const key = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: report.node_public_key }, format: 'jwk' });
-    return crypto.verify(null, message, key, Buffer.from(signature, 'base64url'));
-  } catch {
-    return false;
-  }
+  return !!report.node_public_key && !!signature && ed25519Verifies(report.node_public_key, message, signature);
 }
-
-const nodeSha256 = async (data: Uint8Array) => new Uint8Array(crypto.createHash('sha256').update(data).digest());
 
 function parseJson(text: string): unknown {
   try {
