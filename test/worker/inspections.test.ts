@@ -138,8 +138,8 @@ async function verdictFor(who: Inspector, inspectionId: string, verdict: 'pass' 
 const commit = (who: Inspector, inspectionId: string, body: unknown) => call(`/v1/inspections/${inspectionId}/commitment`, { auth: who.account.apiKey, body });
 const reveal = (who: Inspector, inspectionId: string, body: unknown) => call(`/v1/inspections/${inspectionId}/verdict`, { auth: who.account.apiKey, body });
 
-/** Commits and, once `revealNow`, reveals; returns the reveal's reply. */
-async function commitThenReveal(who: Inspector, inspectionId: string, verdict: 'pass' | 'fail') {
+/** Commits to a fresh signed verdict; returns it, to reveal later. */
+async function commitTo(who: Inspector, inspectionId: string, verdict: 'pass' | 'fail') {
   const v = await verdictFor(who, inspectionId, verdict);
   const c = await commit(who, inspectionId, { commitment: v.commitment });
   expect(c.status).toBe(200);
@@ -223,14 +223,17 @@ describe('inspections: the whole loop', () => {
       expect(text).not.toContain('"reasons"');
       expect(text).not.toContain('passed');
     }
-    // The challenge's own report waits for the inspection.
+    // The challenge's own report waits for the inspection, and an open inspection has no report.
     await expectError(await call(`/v1/challenges/${issued.id}/report`), 404, 'not_found');
+    await expectError(await call(`/v1/inspections/${inspectionId}`), 404, 'not_found');
+    await expectError(await call('/v1/inspections/insp_nobody'), 404, 'not_found');
+    await expectError(await call('/v1/inspections/bad%20id'), 400, 'validation_failed');
     expect((await json(await call(`/v1/nodes/${node.nodeId}/inspections`))).data).toEqual([]);
 
     const before = await holdings([a, b, c]);
-    const va = await commitThenReveal(a, inspectionId, 'pass');
-    const vb = await commitThenReveal(b, inspectionId, 'pass');
-    const vc = await commitThenReveal(c, inspectionId, 'fail');
+    const va = await commitTo(a, inspectionId, 'pass');
+    const vb = await commitTo(b, inspectionId, 'pass');
+    const vc = await commitTo(c, inspectionId, 'fail');
     // All committed: every one is now in the reveal phase.
     expect((await assignments(a)).find((x) => x.inspection_id === inspectionId)).toMatchObject({ phase: 'reveal', committed: true, revealed: false });
     await revealOk(a, inspectionId, va, false);
@@ -249,6 +252,10 @@ describe('inspections: the whole loop', () => {
     expect(after.pool).toBe(before.pool - 2n * REWARD + WRONG_SLASH);
     expect((await balances(a.account)).GRID!.available).toBe('4001.00');
     expect((await json(await call('/v1/inspectors/me', { auth: c.account.apiKey }))).bonded).toBe('950.00');
+    // Below the minimum after the slash: the role goes with it; the others keep theirs.
+    const rolesOf = async (who: Inspector) => (await json(await call('/v1/accounts/me', { auth: who.account.apiKey }))).account.roles as string[];
+    expect(await rolesOf(c)).not.toContain('inspector');
+    expect(await rolesOf(a)).toContain('inspector');
     for (const who of [a, b]) expect(await settlementsOf(inspectionId, who.account.id)).toEqual(['reward']);
     expect(await settlementsOf(inspectionId, c.account.id)).toEqual(['slash']);
     await expectLedgerBalanced();
@@ -282,8 +289,8 @@ describe('inspections: deadlines and the cron', () => {
     const [a, b, lazy] = [await inspector(), await inspector(), await inspector()];
     const inspectionId = await plantDecoy(operator, 'pass');
     expect(await panelOf(inspectionId)).toEqual(ids([a, b, lazy]));
-    const va = await commitThenReveal(a, inspectionId, 'pass');
-    const vb = await commitThenReveal(b, inspectionId, 'pass');
+    const va = await commitTo(a, inspectionId, 'pass');
+    const vb = await commitTo(b, inspectionId, 'pass');
     const row = await inspectionRow(inspectionId);
     // The lazy one never commits: reveals open at the commit deadline, which the test passes by
     // making it the past in the database (the deadlines are fixed per file by the bindings).
@@ -323,7 +330,7 @@ describe('inspections: deadlines and the cron', () => {
     const [a, b, c] = [await inspector(), await inspector(), await inspector()];
     const inspectionId = await plantDecoy(operator, 'fail');
     expect(await panelOf(inspectionId)).toEqual(ids([a, b, c]));
-    const va = await commitThenReveal(a, inspectionId, 'fail');
+    const va = await commitTo(a, inspectionId, 'fail');
     await money().execute({ sql: 'UPDATE inspections SET commit_deadline = ? WHERE id = ?', args: [Date.now() - 1_000, inspectionId] });
     await revealOk(a, inspectionId, va, false);
     const before = await holdings([a, b, c]);
@@ -363,12 +370,17 @@ describe('inspections: refusals change nothing', () => {
     await expectError(await commit(a, 'insp_nobody', { commitment: vo.commitment }), 404, 'not_found');
     expect(await state(inspectionId, people)).toEqual(before);
 
-    const va = await commitThenReveal(a, inspectionId, 'pass');
+    // Two commitments at once: one is taken.
+    const va = await verdictFor(a, inspectionId, 'pass');
+    const vaOther = await verdictFor(a, inspectionId, 'fail');
+    const raced = await Promise.all([commit(a, inspectionId, { commitment: va.commitment }), commit(a, inspectionId, { commitment: vaOther.commitment })]);
+    expect(raced.map((r) => r.status).sort()).toEqual([200, 409]);
+    const taken = raced[0]!.status === 200 ? va : vaOther;
     const committed = await state(inspectionId, people);
     const other = await verdictFor(a, inspectionId, 'fail');
     await expectError(await commit(a, inspectionId, { commitment: other.commitment }), 409, 'conflict');
     expect(await state(inspectionId, people)).toEqual(committed);
-    expect(committed.rows.find((r) => r.account_id === a.account.id)!.commitment).toBe(va.commitment);
+    expect(committed.rows.find((r) => r.account_id === a.account.id)!.commitment).toBe(taken.commitment);
 
     // The commit deadline is fixed per file by the bindings: moved into the past in the database.
     await money().execute({ sql: 'UPDATE inspections SET commit_deadline = ? WHERE id = ?', args: [Date.now() - 1_000, inspectionId] });
@@ -381,22 +393,26 @@ describe('inspections: refusals change nothing', () => {
 
   it('refuses a reveal before every inspector committed and before the commit deadline (409)', async () => {
     const { a, b, c, inspectionId } = await setup();
-    const va = await commitThenReveal(a, inspectionId, 'pass');
-    await commitThenReveal(b, inspectionId, 'pass');
+    const va = await commitTo(a, inspectionId, 'pass');
+    await commitTo(b, inspectionId, 'pass');
     const before = await state(inspectionId, [a, b, c]);
     await expectError(await reveal(a, inspectionId, va.reveal), 409, 'conflict');
+    // Nor can one that never committed reveal.
+    const vc = await verdictFor(c, inspectionId, 'pass');
+    const uncommitted = await expectError(await reveal(c, inspectionId, vc.reveal), 409, 'conflict');
+    expect(uncommitted.message).toContain('commit first');
     expect(await state(inspectionId, [a, b, c])).toEqual(before);
     expect((await assignments(a)).find((x) => x.inspection_id === inspectionId)).toMatchObject({ phase: 'commit', committed: true, revealed: false });
     // The last commitment opens the reveals.
-    await commitThenReveal(c, inspectionId, 'pass');
+    expect((await commit(c, inspectionId, { commitment: vc.commitment })).status).toBe(200);
     await revealOk(a, inspectionId, va, false);
   });
 
   it('refuses a reveal that does not match the commitment (400), one signed by another key (401), malformed ones (400), a second reveal (409), and one after the reveal deadline (409)', async () => {
     const { a, b, c, inspectionId } = await setup();
     const people = [a, b, c];
-    const va = await commitThenReveal(a, inspectionId, 'pass');
-    const vb = await commitThenReveal(b, inspectionId, 'pass');
+    const va = await commitTo(a, inspectionId, 'pass');
+    const vb = await commitTo(b, inspectionId, 'pass');
     // Signed by another key, committed to as such: the commitment matches, the signature does not.
     const vc = await verdictFor(c, inspectionId, 'pass', {}, await keyPair());
     expect((await commit(c, inspectionId, { commitment: vc.commitment })).status).toBe(200);
@@ -430,6 +446,7 @@ describe('inspections: refusals change nothing', () => {
     await expectError(await reveal(a, 'bad%20id', va.reveal), 400, 'validation_failed');
     expect(await state(inspectionId, people)).toEqual(before);
 
+    // Reveals are open (everyone committed), but a reveal needs this account's own commitment.
     await revealOk(a, inspectionId, va, false);
     const revealed = await state(inspectionId, people);
     await expectError(await reveal(a, inspectionId, va.reveal), 409, 'conflict');
@@ -445,8 +462,8 @@ describe('inspections: refusals change nothing', () => {
 
   it('refuses an inspector whose active bond fell below the minimum after it was drawn (403)', async () => {
     const { a, b, c, inspectionId } = await setup();
-    const va = await commitThenReveal(a, inspectionId, 'pass');
-    await commitThenReveal(b, inspectionId, 'pass');
+    const va = await commitTo(a, inspectionId, 'pass');
+    await commitTo(b, inspectionId, 'pass');
     const vc = await verdictFor(c, inspectionId, 'pass');
     for (const who of [a, c]) {
       const res = await call('/v1/inspectors/unbond', { auth: who.account.apiKey, headers: { 'idempotency-key': crypto.randomUUID() }, body: { amount: '1' } });
@@ -511,9 +528,9 @@ describe('inspections: decoys', () => {
     expect(shown).toMatchObject({ phase: 'commit', transcript: { kind: 'capacity', inspection_id: inspectionId } });
     expect(JSON.stringify(shown.transcript)).not.toContain('decoy');
     const before = await holdings([stamper, careful1, careful2]);
-    const vs = await commitThenReveal(stamper, inspectionId, 'pass');
-    const v1 = await commitThenReveal(careful1, inspectionId, 'fail');
-    const v2 = await commitThenReveal(careful2, inspectionId, 'fail');
+    const vs = await commitTo(stamper, inspectionId, 'pass');
+    const v1 = await commitTo(careful1, inspectionId, 'fail');
+    const v2 = await commitTo(careful2, inspectionId, 'fail');
     await revealOk(stamper, inspectionId, vs, false);
     await revealOk(careful1, inspectionId, v1, false);
     await revealOk(careful2, inspectionId, v2, true);
