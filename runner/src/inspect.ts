@@ -276,6 +276,8 @@ export class Inspector {
   private state: InspectorState;
   /** Inspection ids already reported as unusable, so each is logged once. */
   private readonly skipped = new Set<string>();
+  /** Per-assignment warnings already logged. */
+  private readonly warned = new Set<string>();
 
   constructor(config: InspectorConfig, options: Pick<InspectOptions, 'configPath' | 'intervalMs' | 'ownEntries' | 'backoffMaxMs'>, io: InspectIo) {
     this.config = config;
@@ -347,8 +349,11 @@ export class Inspector {
       try {
         await this.handle(parsed.data);
       } catch (err) {
-        if (fatal(err)) throw err;
-        this.io.log.warn(`inspection ${id}: ${describeError(err)}`);
+        // The token refused: stop. Anything else (403 for a bond below the minimum, a network
+        // failure) is this assignment's: logged once per distinct message, tried again next pass.
+        if (err instanceof ApiError && err.status === 401) throw err;
+        const line = `inspection ${id}: ${describeError(err)}`;
+        if (!this.warned.has(line)) (this.warned.add(line), this.io.log.warn(line));
       }
     }
     this.prune(seen);
@@ -438,6 +443,9 @@ export class Inspector {
       this.io.log.info(`inspection ${id}: revealed ${entry.verdict.verdict}${res.decided === true ? '; the inspection is decided' : ''}`);
       this.forget(id);
     } catch (err) {
+      // 401 here is most likely the signature: the key registered now is not inspector.json's (a login
+      // elsewhere). Kept, and tried again: a refused token stops the next poll anyway.
+      if (err instanceof ApiError && err.status === 401) throw new Error(`reveal refused (${err.message}); was the inspector key replaced by another login?`);
       if (!(err instanceof ApiError) || (err.status !== 409 && err.status !== 400 && err.status !== 404)) throw err;
       this.io.log.warn(`inspection ${id}: reveal refused (${err.status} ${err.message})`);
       // Not open yet: try again next pass. Anything else (revealed, too late, decided, a mismatch) will not change.

@@ -58,6 +58,8 @@ interface Case {
   open: boolean;
   /** The commit deadline has passed: commitments are refused. */
   late?: boolean;
+  /** Commitments are refused with 403 (a bond below the minimum). */
+  refuseCommit?: boolean;
 }
 
 /** The inspector routes with the Worker's rules, over a FakeApi. */
@@ -92,6 +94,7 @@ class FakeInspections {
       const id = m[1]!;
       if (m[2] === 'commitment') {
         if (c.commitment !== null) return { status: 409, body: apiError('conflict', `a verdict for inspection ${id} was already committed`) };
+        if (c.refuseCommit) return { status: 403, body: apiError('forbidden', 'this account is not an inspector in good standing') };
         if (c.late) return { status: 409, body: apiError('conflict', `the commit deadline of inspection ${id} has passed`) };
         c.commitment = (req.body as { commitment: string }).commitment;
         if (this.lastToCommit) c.open = true;
@@ -100,7 +103,11 @@ class FakeInspections {
       if (c.commitment === null) return { status: 409, body: apiError('conflict', `no committed verdict for inspection ${id}: commit first`) };
       if (!c.open) return { status: 409, body: apiError('conflict', `reveals of inspection ${id} open once every inspector has committed, or at ${later()}`) };
       if (c.reveal) return { status: 409, body: apiError('conflict', `the verdict for inspection ${id} was already revealed`) };
-      c.reveal = VerdictRevealBodySchema.parse(req.body);
+      const body = VerdictRevealBodySchema.parse(req.body);
+      if (!this.key || !crypto.verify(null, signedMessage(VERDICT_DOMAIN, verdictFields(body.verdict)), publicKey(this.key), Buffer.from(body.signature, 'base64url'))) {
+        return { status: 401, body: apiError('unauthorized', "signature does not verify with this inspector's key over this verdict") };
+      }
+      c.reveal = body;
       return { status: 200, body: { inspection_id: id, decided: false } };
     };
   }
@@ -277,6 +284,52 @@ describe('gridlease-runner inspect', () => {
     expect(again.code, again.log).toBe(0);
     expect(s.fake.cases.get('insp_honest')!.reveal?.verdict.verdict).toBe('pass');
     expect(s.fake.cases.get('insp_hostile')!.reveal?.verdict.verdict).toBe('fail');
+  });
+
+  it('a 403 on a commitment and a reveal signature refused (the key replaced elsewhere) keep the saved verdict for the next pass', async ({ onTestFinished }) => {
+    const s = await setup();
+    onTestFinished(s.close);
+    await loggedIn(s);
+    s.fake.add(honest, 'insp_honest', { refuseCommit: true });
+    const first = await run(['once', '--config', s.configPath]);
+    expect(first.code, first.log).toBe(0);
+    expect(first.log).toMatch(/warn inspection insp_honest: .*not an inspector in good standing/);
+    const c = s.fake.cases.get('insp_honest')!;
+    expect(c.commitment).toBeNull();
+    const statePath = path.join(path.dirname(s.configPath), 'inspector.state.json');
+    const saved = JSON.parse(fs.readFileSync(statePath, 'utf8')).pending.insp_honest;
+    c.refuseCommit = false;
+    expect((await run(['once', '--config', s.configPath])).code).toBe(0);
+    expect(c.commitment).toBe(saved.commitment);
+    // Another machine registers another key: the reveal is refused (401) but not forgotten.
+    const registered = s.fake.key;
+    s.fake.key = generateNodeKey().publicKey;
+    c.open = true;
+    const refused = await run(['once', '--config', s.configPath]);
+    expect(refused.code, refused.log).toBe(0);
+    expect(refused.log).toContain('was the inspector key replaced by another login?');
+    expect(c.reveal).toBeNull();
+    expect(JSON.parse(fs.readFileSync(statePath, 'utf8')).pending.insp_honest.salt).toBe(saved.salt);
+    s.fake.key = registered;
+    expect((await run(['once', '--config', s.configPath])).code).toBe(0);
+    expect(c.reveal?.salt).toBe(saved.salt);
+    expect(await verdictCommitment(c.reveal!.salt, c.reveal!.verdict, sha256)).toBe(c.commitment);
+  });
+
+  it('a login again between commit and reveal re-signs the saved verdict with the new key', async ({ onTestFinished }) => {
+    const s = await setup();
+    onTestFinished(s.close);
+    await loggedIn(s);
+    s.fake.add(honest);
+    expect((await run(['once', '--config', s.configPath])).code).toBe(0);
+    await loggedIn(s);
+    const c = s.fake.cases.get('insp_honest')!;
+    c.open = true;
+    const r = await run(['once', '--config', s.configPath]);
+    expect(r.code, r.log).toBe(0);
+    expect(c.reveal?.verdict.verdict).toBe('pass');
+    expect(crypto.verify(null, signedMessage(VERDICT_DOMAIN, verdictFields(c.reveal!.verdict)), publicKey(s.fake.key!), Buffer.from(c.reveal!.signature, 'base64url'))).toBe(true);
+    expect(await verdictCommitment(c.reveal!.salt, c.reveal!.verdict, sha256)).toBe(c.commitment);
   });
 
   it('a refused token stops it with exit 3; a network failure is exit 1 for once', async ({ onTestFinished }) => {
