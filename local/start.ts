@@ -117,13 +117,15 @@ async function main(): Promise<void> {
       ...passThrough(['LOG_REQUESTS', 'COLLECTOR_SHARDS', 'HEARTBEAT_INTERVAL_S', 'HEARTBEAT_MIN_INTERVAL_S', 'HEARTBEAT_FLUSH_S', 'NODE_GRACE_S', 'AUTH_RATE_LIMIT', 'AUTH_IP_RATE_LIMIT', 'LEASE_PROVISION_TIMEOUT_S', 'LEASE_SETTLE_S', 'PLATFORM_FEE_BPS', 'STREAM_IP_RATE_LIMIT', 'ORDER_MIN_VALUE', 'ORDER_MAX_OPEN', 'ORDER_RATE_LIMIT', 'OFFERS_IP_RATE_LIMIT', 'REPORTS_IP_RATE_LIMIT', 'CAPACITY_MAX_N', 'CHALLENGE_ALLOWANCE_S', 'VERIFIED_TTL_S', 'VERIFY_WINDOW_S', 'RECHALLENGE_BEFORE_S', 'RECHALLENGE_PER_RUN', 'CHALLENGE_ON_JOIN', 'INSPECTOR_MIN_BOND', 'INSPECTOR_UNBOND_COOLDOWN_S', 'INSPECTION_N', 'INSPECTION_WEIGHT_CAP', 'INSPECTION_COMMIT_S', 'INSPECTION_REVEAL_S', 'INSPECTION_REWARD', 'INSPECTION_WRONG_SLASH', 'INSPECTION_MISS_SLASH', 'INSPECTION_DECOY_PPM', 'GRID_TOTAL_SUPPLY']),
     },
   });
-  // Cron triggers (wrangler.toml) are the platform's to fire; locally the launcher fires them.
+  // Cron triggers (wrangler.toml) are the platform's to fire; locally the launcher fires them,
+  // each minute as deployed, or every GRIDLEASE_CRON_S seconds (tests that wait on the cron).
+  const cronSeconds = Number(process.env.GRIDLEASE_CRON_S) > 0 ? Number(process.env.GRIDLEASE_CRON_S) : 60;
   const worker = await mf.getWorker('gridlease');
   const cron = setInterval(() => {
     worker.scheduled({ scheduledTime: new Date(), cron: '* * * * *' }).catch((err: unknown) => {
       if (!stopping) console.error(JSON.stringify({ component: 'launcher', level: 'error', msg: 'scheduled run failed', error: String(err) }));
     });
-  }, 60_000);
+  }, cronSeconds * 1000);
   cron.unref();
   stopWorker = () => {
     clearInterval(cron);
