@@ -294,7 +294,7 @@ describe('inspections: deadlines and the cron', () => {
     const row = await inspectionRow(inspectionId);
     // The lazy one never commits: reveals open at the commit deadline, which the test passes by
     // making it the past in the database (the deadlines are fixed per file by the bindings).
-    await expectError(await reveal(a, inspectionId, va.reveal), 409, 'conflict');
+    expect((await expectError(await reveal(a, inspectionId, va.reveal), 409, 'conflict')).message).toContain('open once every inspector has committed');
     await money().execute({ sql: 'UPDATE inspections SET commit_deadline = ? WHERE id = ?', args: [Date.now() - 1_000, inspectionId] });
     await revealOk(a, inspectionId, va, false);
     await revealOk(b, inspectionId, vb, false);
@@ -318,6 +318,21 @@ describe('inspections: deadlines and the cron', () => {
     expect(second.decided).not.toContain(inspectionId);
     expect(await holdings([a, b, lazy])).toEqual(after);
     for (const who of [a, b, lazy]) expect(await settlementsOf(inspectionId, who.account.id)).toHaveLength(1);
+    // As if a run had posted the money but lost the assignments' rows: the next run finds each
+    // ledger transaction under its key and only marks the rows again (rows reset in the database).
+    await money().execute({ sql: 'UPDATE inspection_assignments SET result = NULL, amount = NULL, transaction_id = NULL, settled_at = NULL WHERE inspection_id = ?', args: [inspectionId] });
+    await money().execute({ sql: 'UPDATE inspections SET settled_at = NULL WHERE id = ?', args: [inspectionId] });
+    expect((await runInspectionCron(bindings, revealDeadline + 120_000)).settled).toBeGreaterThanOrEqual(3);
+    expect(await holdings([a, b, lazy])).toEqual(after);
+    const remarked = await assignmentRows(inspectionId);
+    expect(remarked.map((r) => [String(r.account_id), r.result, big(r.amount), r.transaction_id !== null])).toEqual(
+      [
+        [a.account.id, 'paid', REWARD, true],
+        [b.account.id, 'paid', REWARD, true],
+        [lazy.account.id, 'missed', MISS_SLASH, true],
+      ].sort((x, y) => (String(x[0]) < String(y[0]) ? -1 : 1)),
+    );
+    expect((await inspectionRow(inspectionId)).settled_at).not.toBeNull();
     const report = await verifiedInspectionReport(inspectionId);
     const lazyVerdict = report.verdicts.find((v: any) => v.inspector_id === lazy.account.id);
     expect(lazyVerdict).toMatchObject({ result: 'missed', amount: '5.00', commitment: null, verdict: null });
@@ -378,7 +393,7 @@ describe('inspections: refusals change nothing', () => {
     const taken = raced[0]!.status === 200 ? va : vaOther;
     const committed = await state(inspectionId, people);
     const other = await verdictFor(a, inspectionId, 'fail');
-    await expectError(await commit(a, inspectionId, { commitment: other.commitment }), 409, 'conflict');
+    expect((await expectError(await commit(a, inspectionId, { commitment: other.commitment }), 409, 'conflict')).message).toContain('already committed');
     expect(await state(inspectionId, people)).toEqual(committed);
     expect(committed.rows.find((r) => r.account_id === a.account.id)!.commitment).toBe(taken.commitment);
 
@@ -386,7 +401,7 @@ describe('inspections: refusals change nothing', () => {
     await money().execute({ sql: 'UPDATE inspections SET commit_deadline = ? WHERE id = ?', args: [Date.now() - 1_000, inspectionId] });
     const late = await state(inspectionId, people);
     const vb = await verdictFor(b, inspectionId, 'pass');
-    await expectError(await commit(b, inspectionId, { commitment: vb.commitment }), 409, 'conflict');
+    expect((await expectError(await commit(b, inspectionId, { commitment: vb.commitment }), 409, 'conflict')).message).toContain('commit deadline');
     expect(await state(inspectionId, people)).toEqual(late);
     expect(late.rows.find((r) => r.account_id === b.account.id)!.committed_at).toBeNull();
   });
@@ -396,7 +411,7 @@ describe('inspections: refusals change nothing', () => {
     const va = await commitTo(a, inspectionId, 'pass');
     await commitTo(b, inspectionId, 'pass');
     const before = await state(inspectionId, [a, b, c]);
-    await expectError(await reveal(a, inspectionId, va.reveal), 409, 'conflict');
+    expect((await expectError(await reveal(a, inspectionId, va.reveal), 409, 'conflict')).message).toContain('open once every inspector has committed');
     // Nor can one that never committed reveal.
     const vc = await verdictFor(c, inspectionId, 'pass');
     const uncommitted = await expectError(await reveal(c, inspectionId, vc.reveal), 409, 'conflict');
@@ -420,15 +435,15 @@ describe('inspections: refusals change nothing', () => {
 
     // Another verdict than the one committed to, validly signed.
     const flipped = await verdictFor(a, inspectionId, 'fail');
-    await expectError(await reveal(a, inspectionId, { ...flipped.reveal, salt: va.reveal.salt }), 400, 'validation_failed');
+    expect((await expectError(await reveal(a, inspectionId, { ...flipped.reveal, salt: va.reveal.salt }), 400, 'validation_failed')).message).toContain('do not match the commitment');
     // The committed verdict with another salt.
-    await expectError(await reveal(a, inspectionId, { ...va.reveal, salt: toHex(crypto.getRandomValues(new Uint8Array(32))) }), 400, 'validation_failed');
+    expect((await expectError(await reveal(a, inspectionId, { ...va.reveal, salt: toHex(crypto.getRandomValues(new Uint8Array(32))) }), 400, 'validation_failed')).message).toContain('do not match the commitment');
     // Someone else's verdict (matching their commitment, not this account's).
-    await expectError(await reveal(a, inspectionId, vb.reveal), 400, 'validation_failed');
-    await expectError(await reveal(c, inspectionId, vc.reveal), 401, 'unauthorized');
+    expect((await expectError(await reveal(a, inspectionId, vb.reveal), 400, 'validation_failed')).message).toContain('inspector_id');
+    expect((await expectError(await reveal(c, inspectionId, vc.reveal), 401, 'unauthorized')).message).toContain('signature does not verify');
     // A valid signature by the right key, but over another verdict than the one revealed.
     const signedOther = await verdictFor(a, inspectionId, 'pass', { entries_checked: 9 });
-    await expectError(await reveal(a, inspectionId, { ...va.reveal, signature: signedOther.reveal.signature }), 401, 'unauthorized');
+    expect((await expectError(await reveal(a, inspectionId, { ...va.reveal, signature: signedOther.reveal.signature }), 401, 'unauthorized')).message).toContain('signature does not verify');
     for (const body of [
       {},
       { ...va.reveal, salt: 'zz' },
@@ -449,13 +464,13 @@ describe('inspections: refusals change nothing', () => {
     // Reveals are open (everyone committed), but a reveal needs this account's own commitment.
     await revealOk(a, inspectionId, va, false);
     const revealed = await state(inspectionId, people);
-    await expectError(await reveal(a, inspectionId, va.reveal), 409, 'conflict');
+    expect((await expectError(await reveal(a, inspectionId, va.reveal), 409, 'conflict')).message).toContain('already revealed');
     expect(await state(inspectionId, people)).toEqual(revealed);
 
     // The reveal deadline is fixed per file by the bindings: moved into the past in the database.
     await money().execute({ sql: 'UPDATE inspections SET reveal_deadline = ? WHERE id = ?', args: [Date.now() - 1_000, inspectionId] });
     const late = await state(inspectionId, people);
-    await expectError(await reveal(b, inspectionId, vb.reveal), 409, 'conflict');
+    expect((await expectError(await reveal(b, inspectionId, vb.reveal), 409, 'conflict')).message).toContain('reveal deadline');
     expect(await state(inspectionId, people)).toEqual(late);
     expect(late.rows.find((r) => r.account_id === b.account.id)!.revealed_at).toBeNull();
   });
@@ -500,11 +515,11 @@ describe('inspections: refusals change nothing', () => {
     const provider = await signUp(['provider']);
     const node = await join(provider);
     const [a, b] = [await inspector(), await inspector()];
-    await expectError(await putKey(a.account, node.key.publicKey), 409, 'conflict');
-    await expectError(await putKey(a.account, b.key.publicKey), 409, 'conflict');
+    expect((await expectError(await putKey(a.account, node.key.publicKey), 409, 'conflict')).message).toContain('node key');
+    expect((await expectError(await putKey(a.account, b.key.publicKey), 409, 'conflict')).message).toContain('another account');
     // An account with no key yet cannot take another's either.
     const fresh = await signUp(['provider']);
-    await expectError(await putKey(fresh, a.key.publicKey), 409, 'conflict');
+    expect((await expectError(await putKey(fresh, a.key.publicKey), 409, 'conflict')).message).toContain('another account');
     await expectError(await putKey(fresh, 'not-a-key'), 400, 'validation_failed');
     const rs = await money().execute({ sql: 'SELECT account_id, public_key FROM inspector_keys WHERE account_id IN (?, ?, ?) ORDER BY account_id', args: [a.account.id, b.account.id, fresh.id] });
     expect(rs.rows.map((r) => [String(r.account_id), String(r.public_key)])).toEqual(
