@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { TranscriptSchema, VERDICT_DOMAIN, VerdictSchema, verdictFields, type Transcript } from '../../src/contracts/inspector-verdicts.ts';
 import { signedMessage } from '../../src/contracts/signed-message.ts';
 import { assignmentResult, drawPanel, drawSeed, majority, verdictCommitment } from '../../src/inspections/panel.ts';
-import { checkTranscript } from '../../src/inspections/transcript-check.ts';
+import { checkTranscript, confirmEvidence } from '../../src/inspections/transcript-check.ts';
 import { cryptoRandom, ed25519Verifies, nodeSha256, nodeVerify } from './inspect-crypto.ts';
 
 export const INSPECTION_REPORT_TYP = 'gridlease-inspection-report';
@@ -86,6 +86,18 @@ export async function inspectionChecks(report: InspectionReportView, pass: Mark,
   } else {
     transcript = parsed.data;
     const check = await checkTranscript(transcript, { sha256: nodeSha256, verify: nodeVerify, random: cryptoRandom, ownEntriesPerGpu: OWN_ENTRIES });
+    // As the platform decides: wrong entries an inspector found inside the opened leaves, where they hold, fail the node too.
+    if (check.verdict === 'pass' && !report.decoy) {
+      const claimed = report.verdicts.flatMap((v) => {
+        const parsedVerdict = VerdictSchema.safeParse(v.verdict);
+        return parsedVerdict.success && parsedVerdict.data.verdict === 'fail' ? (parsedVerdict.data.evidence ?? []) : [];
+      });
+      const confirmed = claimed.length > 0 ? await confirmEvidence(transcript, claimed, nodeSha256) : [];
+      if (confirmed.length > 0) {
+        check.verdict = 'fail';
+        check.reasons = confirmed.map((e) => `GPU ${e.gpu}: C[${e.row}][${e.col}] in an opened leaf is wrong (an inspector's evidence)`);
+      }
+    }
     const why = check.reasons.slice(0, 2).join('; ');
     if (check.verdict !== report.outcome) fail('transcript', `the outcome is ${report.outcome}, but recomputing the transcript gives ${check.verdict}${why ? ` (${why})` : ''}`);
     else pass('transcript', `recomputed (${check.entriesChecked} entries, own picks included; ${check.leasesChecked} leases): ${check.verdict}, as the outcome says${why ? ` (${why})` : ''}`);

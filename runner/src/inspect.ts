@@ -414,6 +414,7 @@ export class Inspector {
       entries_checked: Math.min(checked.entriesChecked, 1_000_000),
       leases_checked: Math.min(checked.leasesChecked, 20),
       lease_findings: Math.min(checked.leaseFindings, 10_000),
+      evidence: checked.evidence,
     });
     const salt = randomHex(32);
     const entry: PendingVerdict = {

@@ -10,6 +10,7 @@ export const VERDICT_DOMAIN = 'inspection.verdict';
 export const VERDICT_COMMIT_DOMAIN = 'gridlease/inspection/v1/verdict-commit\n';
 
 export const MAX_VERDICT_REASONS = 16;
+export const MAX_VERDICT_EVIDENCE = 16;
 export const MAX_VERDICT_REASON = 200;
 const HEX32 = /^[0-9a-f]{64}$/;
 const id = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and -');
@@ -60,6 +61,15 @@ export const VerdictSchema = z
     /** Leases of the order-processing record re-audited, and the findings among them. */
     leases_checked: z.number().int().min(0).max(20),
     lease_findings: z.number().int().min(0).max(10_000),
+    /**
+     * Entries of C found wrong (inside the transcript's opened leaves): each can be recomputed by
+     * anyone in O(n), so one that holds decides the inspection as failed, whatever the platform's
+     * own openings showed.
+     */
+    evidence: z
+      .array(z.object({ gpu: z.number().int().min(0).max(15), row: z.number().int().min(0).max(133_144), col: z.number().int().min(0).max(133_144) }).strict())
+      .max(MAX_VERDICT_EVIDENCE)
+      .optional(),
   })
   .strict();
 export type Verdict = z.infer<typeof VerdictSchema>;
@@ -98,5 +108,6 @@ export function verdictFields(v: Verdict): Record<string, string> {
     entries_checked: String(v.entries_checked),
     leases_checked: String(v.leases_checked),
     lease_findings: String(v.lease_findings),
+    evidence: JSON.stringify((v.evidence ?? []).map((e) => [e.gpu, e.row, e.col])),
   };
 }

@@ -9,6 +9,7 @@
 // decided once (`status = 'open'`), and each assignment settled once (`settled_at IS NULL`, and
 // its ledger key `inspection:<id>:<account>`).
 import type { Client, InStatement } from '@libsql/client/web';
+import { sql } from 'drizzle-orm';
 import { toBase64Url } from '../auth/encoding.ts';
 import { CapacityChallengeSchema, type OpeningRequest } from '../contracts/inspections.ts';
 import { TranscriptSchema, VerdictSchema, type Transcript, type VerdictReveal } from '../contracts/inspector-verdicts.ts';
@@ -30,7 +31,7 @@ import { toHex } from './encoding.ts';
 import { orderProcessingRecord } from './node-audit.ts';
 import { assignmentResult, drawPanel, drawSeed, majority, payConfig, verdictCommitment, type Candidate } from './panel.ts';
 import { webCryptoSha256 } from './sha256.ts';
-import { checkTranscript } from './transcript-check.ts';
+import { checkTranscript, confirmEvidence } from './transcript-check.ts';
 
 const POOL_MAX = 1_000;
 /** Decoys are made at most this large: building one is O(m·leaf·n) per GPU in the Worker. */
@@ -315,6 +316,8 @@ export async function decideInspection(env: Bindings, inspectionId: string, now 
   if (!r || r.status !== 'open') return false;
   let outcome: 'pass' | 'fail';
   let reasons: string[];
+  const revealed = await client.execute({ sql: 'SELECT verdict FROM inspection_assignments WHERE inspection_id = ? AND verdict IS NOT NULL', args: [inspectionId] });
+  const verdicts = revealed.rows.map((v) => VerdictSchema.parse(JSON.parse(String(v.verdict))));
   if (Number(r.decoy) === 1) {
     outcome = r.expect as 'pass' | 'fail';
     reasons = [outcome === 'pass' ? 'a decoy made to pass' : 'a decoy made to fail'];
@@ -325,9 +328,18 @@ export async function decideInspection(env: Bindings, inspectionId: string, now 
       : { verdict: 'fail' as const, reasons: ['the transcript is malformed'] };
     outcome = check.verdict;
     reasons = check.reasons;
+    // The openings hold; an inspector's own picks inside the opened leaves may still have found
+    // wrong entries. Each is recomputed here, and one that holds fails the node.
+    if (outcome === 'pass' && parsed.success) {
+      const claimed = verdicts.filter((v) => v.verdict === 'fail').flatMap((v) => v.evidence ?? []);
+      const confirmed = claimed.length > 0 ? await confirmEvidence(parsed.data, claimed, webCryptoSha256) : [];
+      if (confirmed.length > 0) {
+        outcome = 'fail';
+        reasons = confirmed.map((e) => `GPU ${e.gpu}: C[${e.row}][${e.col}] in an opened leaf is wrong (an inspector's evidence, recomputed)`);
+      }
+    }
   }
-  const revealed = await client.execute({ sql: 'SELECT verdict FROM inspection_assignments WHERE inspection_id = ? AND verdict IS NOT NULL', args: [inspectionId] });
-  const votes = revealed.rows.map((v) => (JSON.parse(String(v.verdict)) as { verdict: 'pass' | 'fail' }).verdict);
+  const votes = verdicts.map((v) => v.verdict);
   const major = majority(votes);
   const moved = await client.execute({
     sql: `UPDATE inspections SET status = 'decided', outcome = ?, basis = ?, majority = ?, reasons = ?, decided_at = ? WHERE id = ? AND status = 'open'`,
@@ -434,7 +446,7 @@ export async function runInspectionCron(env: Bindings, now = Date.now()): Promis
   const missing = await client.execute({
     sql: `SELECT c.id FROM node_challenges c WHERE c.decision IS NOT NULL AND c.decided_at > ?
             AND NOT EXISTS (SELECT 1 FROM inspections i WHERE i.challenge_id = c.id) ORDER BY c.decided_at LIMIT ?`,
-    args: [now - 7 * 86_400_000, CRON_BATCH],
+    args: [now - INSPECTION_LOOKBACK_MS, CRON_BATCH],
   });
   for (const r of missing.rows) {
     try {
@@ -451,9 +463,25 @@ export async function runInspectionCron(env: Bindings, now = Date.now()): Promis
   return result;
 }
 
-/** Whether a challenge's report may be shown: only once its inspection is decided, so that no inspector can copy the platform's decision. */
-export async function challengeReportReleased(env: Bindings, challengeId: string): Promise<boolean> {
-  const rs = await connection(env).client.execute({ sql: `SELECT 1 FROM inspections WHERE challenge_id = ? AND status = 'decided'`, args: [challengeId] });
-  return rs.rows.length > 0;
+/** Decided challenges older than this get no inspection from the cron (and their reports are shown without one). */
+export const INSPECTION_LOOKBACK_MS = 7 * 86_400_000;
+
+/**
+ * Whether a challenge's report may be shown: once its inspection is decided, so that no inspector
+ * can copy the platform's decision; or, with no inspection at all, once the cron no longer opens
+ * one (decided before inspections existed, or longer ago than it looks back).
+ */
+export async function challengeReportReleased(env: Bindings, challengeId: string, decidedAt: number, now = Date.now()): Promise<boolean> {
+  const rs = await connection(env).client.execute({
+    sql: `SELECT status FROM inspections WHERE challenge_id = ?`,
+    args: [challengeId],
+  });
+  const status = rs.rows[0]?.status;
+  return status === undefined ? decidedAt < now - INSPECTION_LOOKBACK_MS : status === 'decided';
 }
 
+/** The same rule as SQL over a challenge's id and decision time, for lists. */
+export function releasedSql(idColumn: unknown, decidedAtColumn: unknown, now: number) {
+  return sql`(EXISTS (SELECT 1 FROM inspections i WHERE i.challenge_id = ${idColumn} AND i.status = 'decided')
+    OR (NOT EXISTS (SELECT 1 FROM inspections i WHERE i.challenge_id = ${idColumn}) AND ${decidedAtColumn} < ${now - INSPECTION_LOOKBACK_MS}))`;
+}

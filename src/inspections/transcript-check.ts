@@ -5,7 +5,7 @@
 // hashing and randomness are injected, so it runs in workerd and in the runner (Node 18).
 import { COMMITMENT_DOMAIN, commitmentFields, IDENTITY_DOMAIN, identityFields, CapacityChallengeSchema, CapacityCommitmentSchema, IdentityAnswerSchema, IdentityChallengeSchema, OpeningRequestSchema, OpeningsAnswerSchema } from '../contracts/inspections.ts';
 import type { Transcript } from '../contracts/inspector-verdicts.ts';
-import { MAX_VERDICT_REASON, MAX_VERDICT_REASONS } from '../contracts/inspector-verdicts.ts';
+import { MAX_VERDICT_EVIDENCE, MAX_VERDICT_REASON, MAX_VERDICT_REASONS } from '../contracts/inspector-verdicts.ts';
 import { signedMessage } from '../contracts/signed-message.ts';
 import type { LeaseConfig } from '../leases/config.ts';
 import type { LeaseRecord } from '../leases/lifecycle.ts';
@@ -26,9 +26,17 @@ export interface TranscriptCheckDeps {
   ownEntriesPerGpu: number;
 }
 
+export interface WrongEntry {
+  gpu: number;
+  row: number;
+  col: number;
+}
+
 export interface TranscriptVerdict {
   verdict: 'pass' | 'fail';
   reasons: string[];
+  /** Entries found wrong under valid paths: the verdict's evidence (at most MAX_VERDICT_EVIDENCE). */
+  evidence: WrongEntry[];
   entriesChecked: number;
   leasesChecked: number;
   leaseFindings: number;
@@ -39,15 +47,23 @@ const clip = (reasons: string[]) => reasons.slice(0, MAX_VERDICT_REASONS).map((r
 /** Never throws: whatever cannot be read is a reason to fail. */
 export async function checkTranscript(t: Transcript, deps: TranscriptCheckDeps): Promise<TranscriptVerdict> {
   const reasons: string[] = [];
+  const evidence: WrongEntry[] = [];
   let entriesChecked = 0;
   try {
     if (t.kind === 'identity') await checkIdentity(t, deps, reasons);
-    else entriesChecked = await checkCapacity(t, deps, reasons);
+    else entriesChecked = await checkCapacity(t, deps, reasons, evidence);
   } catch {
     reasons.push('the transcript could not be checked');
   }
   const leases = auditLeases(t);
-  return { verdict: reasons.length === 0 ? 'pass' : 'fail', reasons: clip(reasons), entriesChecked, leasesChecked: leases.checked, leaseFindings: leases.findings };
+  return {
+    verdict: reasons.length === 0 ? 'pass' : 'fail',
+    reasons: clip(reasons),
+    evidence: evidence.slice(0, MAX_VERDICT_EVIDENCE),
+    entriesChecked,
+    leasesChecked: leases.checked,
+    leaseFindings: leases.findings,
+  };
 }
 
 async function checkIdentity(t: Transcript, deps: TranscriptCheckDeps, reasons: string[]): Promise<void> {
@@ -68,7 +84,7 @@ async function checkIdentity(t: Transcript, deps: TranscriptCheckDeps, reasons: 
 }
 
 /** Returns the entries recomputed. */
-async function checkCapacity(t: Transcript, deps: TranscriptCheckDeps, reasons: string[]): Promise<number> {
+async function checkCapacity(t: Transcript, deps: TranscriptCheckDeps, reasons: string[], evidence: WrongEntry[]): Promise<number> {
   const challenge = CapacityChallengeSchema.safeParse(t.challenge);
   if (!challenge.success) return void reasons.push('the challenge is malformed'), 0;
   const c = t.capacity;
@@ -83,11 +99,14 @@ async function checkCapacity(t: Transcript, deps: TranscriptCheckDeps, reasons: 
   if (!openings.success) return void reasons.push('no openings'), 0;
   const verdict = await checkCapacityAnswer(challenge.data, request.data, commitment.data, openings.data, deps.sha256);
   for (const f of verdict.failures) {
-    reasons.push(f.reason === 'value' ? `GPU ${f.gpu} opening ${f.opening}: C[${f.row}][${f.col}] is ${f.got}, not ${f.expected}` : `openings: ${f.reason}`);
+    if (f.reason === 'value') {
+      reasons.push(`GPU ${f.gpu} opening ${f.opening}: C[${f.row}][${f.col}] is ${f.got}, not ${f.expected}`);
+      evidence.push({ gpu: f.gpu, row: f.row, col: f.col });
+    } else reasons.push(`openings: ${f.reason}`);
   }
   let checked = request.data.count * challenge.data.gpu_count;
   if (!verdict.ok) return checked;
-  checked += await checkOwnEntries(challenge.data, openings.data, deps, reasons);
+  checked += await checkOwnEntries(challenge.data, openings.data, deps, reasons, evidence);
   return checked;
 }
 
@@ -101,6 +120,7 @@ async function checkOwnEntries(
   answer: ReturnType<typeof OpeningsAnswerSchema.parse>,
   deps: TranscriptCheckDeps,
   reasons: string[],
+  evidence: WrongEntry[],
 ): Promise<number> {
   const openings = decodeOpenings(answer);
   if (!openings || deps.ownEntriesPerGpu <= 0) return 0;
@@ -126,11 +146,44 @@ async function checkOwnEntries(
       checked++;
       if (got !== expected) {
         reasons.push(`GPU ${gpu}: own check of C[${r}][${k}] in leaf ${opening.leafIndex} is ${got}, not ${expected}`);
+        evidence.push({ gpu, row: r, col: k });
         break;
       }
     }
   }
   return checked;
+}
+
+/**
+ * The wrong entries among an inspector's evidence that hold: each must lie inside one of the
+ * transcript's opened leaves (so the signed root binds its value), and its value there must differ
+ * from the dot product recomputed from the seed. O(n) each; an entry that cannot be checked (not
+ * in an opened leaf, out of range) is dropped. Only meaningful once the openings themselves verify.
+ */
+export async function confirmEvidence(t: Transcript, evidence: readonly WrongEntry[], sha256: Sha256): Promise<WrongEntry[]> {
+  try {
+    const challenge = CapacityChallengeSchema.safeParse(t.challenge);
+    const answer = OpeningsAnswerSchema.safeParse(t.capacity?.openings);
+    if (t.kind !== 'capacity' || !challenge.success || !answer.success) return [];
+    const openings = decodeOpenings(answer.data);
+    if (!openings) return [];
+    const { seed, n, leafSize } = challengeParams(challenge.data);
+    const row = new Int8Array(n);
+    const col = new Int8Array(n);
+    const confirmed: WrongEntry[] = [];
+    for (const e of evidence.slice(0, MAX_VERDICT_EVIDENCE)) {
+      if (e.gpu >= openings.length || e.row >= n || e.col >= n) continue;
+      const flat = e.row * n + e.col;
+      const opening = openings[e.gpu]!.find((o) => o.leafIndex === Math.floor(flat / leafSize));
+      if (!opening || opening.leaf.length !== leafEntries(n, leafSize, opening.leafIndex) * 4) continue;
+      fillLine(await matrixKey(seed, e.gpu, 'A', sha256), e.row, n, row);
+      fillLine(await matrixKey(seed, e.gpu, 'B', sha256), e.col, n, col);
+      if (readLeafEntry(opening.leaf, flat % leafSize) !== dot(row, 0, col, 0, n)) confirmed.push(e);
+    }
+    return confirmed;
+  } catch {
+    return [];
+  }
 }
 
 /** The order-processing record re-audited: leases checked and the findings among them. */

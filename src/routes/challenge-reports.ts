@@ -11,7 +11,7 @@ import { olderThan, PageQuery, toPage } from '../db/pagination.ts';
 import { nodeChallenges, nodes } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
-import { challengeReportReleased } from '../inspections/inspections.ts';
+import { challengeReportReleased, releasedSql } from '../inspections/inspections.ts';
 import { buildReport, signReport } from '../inspections/report.ts';
 
 const CACHE = 'public, max-age=300';
@@ -50,7 +50,7 @@ app.openapi(
     const report = found ? buildReport(found.row, found.key ?? null) : null;
     // Undecided and superseded challenges are not reported: there is no decision to show yet (or
     // ever); nor is a decided one until its inspection is decided, so no inspector can copy it.
-    if (!report || !(await challengeReportReleased(c.env, id))) throw new ApiError('not_found', `no decided challenge ${id}`);
+    if (!report || !(await challengeReportReleased(c.env, id, report ? found!.row.decidedAt! : 0))) throw new ApiError('not_found', `no decided challenge ${id}`);
     const jws = await signReport(await keyRing(c.env.JWT_PRIVATE_KEYS), report);
     c.header('Cache-Control', CACHE);
     return c.json({ report: report as unknown as Record<string, unknown>, jws }, 200);
@@ -75,7 +75,7 @@ app.openapi(
     request: { params, query: PageQuery },
     responses: {
       200: jsonContent(z.object({ data: z.array(ReportSummary), next_cursor: z.string().nullable() }).openapi('ChallengeReportList'), 'Decided challenges'),
-      ...errorResponses(400, 404, 429),
+      ...errorResponses(400, 429),
     },
   }),
   async (c) => {
@@ -83,12 +83,12 @@ app.openapi(
     const { id } = c.req.valid('param');
     const { limit, cursor } = c.req.valid('query');
     const db = c.get('db');
-    const [node] = await db.select({ id: nodes.id }).from(nodes).where(eq(nodes.id, id));
-    if (!node) throw new ApiError('not_found', `no node ${id}`);
+    // Any well-formed id answers, known or not: the list must not tell which node ids exist (a
+    // decoy inspection's node is made up).
     const decided = and(
       eq(nodeChallenges.nodeId, id),
       isNotNull(nodeChallenges.decidedAt),
-      sql`EXISTS (SELECT 1 FROM inspections i WHERE i.challenge_id = ${nodeChallenges.id} AND i.status = 'decided')`,
+      sql`${releasedSql(nodeChallenges.id, nodeChallenges.decidedAt, Date.now())}`,
     );
     const order = { createdAt: nodeChallenges.decidedAt, id: nodeChallenges.id };
     let after;

@@ -11,7 +11,10 @@ import { signedMessage } from '../../src/contracts/signed-message.ts';
 import { buildDecoyTranscript } from '../../src/inspections/decoys.ts';
 import { assignmentResult, drawPanel, drawSeed, majority, payConfig, verdictCommitment, type Candidate } from '../../src/inspections/panel.ts';
 import type { Sha256 } from '../../src/inspections/sha256.ts';
-import { checkTranscript, type VerifySignature } from '../../src/inspections/transcript-check.ts';
+import { checkTranscript, confirmEvidence, type VerifySignature } from '../../src/inspections/transcript-check.ts';
+import { multiply } from '../../src/inspections/matrices.ts';
+import { openingPositions } from '../../src/inspections/openings.ts';
+import { fromHex } from '../../src/inspections/encoding.ts';
 
 const sha256: Sha256 = async (data) => new Uint8Array(createHash('sha256').update(data).digest());
 const hex32 = (label: string) => createHash('sha256').update(label).digest('hex');
@@ -43,11 +46,11 @@ function challengeFor(n: number, gpus: number, label: string): { challenge: Capa
   return { challenge, request: { challenge_id: challenge.challenge_id, open_seed: hex32(`open-${label}`), count: 16, deadline: DEADLINE } };
 }
 
-/** An honest node's transcript, answered by the reference CPU solver and signed by its key. */
-async function honestTranscript(n: number, gpus: number, label: string): Promise<Transcript> {
+/** An honest node's transcript, answered by the reference CPU solver and signed by its key (or a product the test bends). */
+async function honestTranscript(n: number, gpus: number, label: string, bend?: (c: Int32Array, gpu: number) => void): Promise<Transcript> {
   const key = nodeKey();
   const { challenge, request } = challengeFor(n, gpus, label);
-  const solver = createCpuSolver();
+  const solver = createCpuSolver(bend ? { product: (a, b, size, gpu) => { const c = multiply(a, b, size); bend(c, gpu); return c; } } : {});
   const commitment = await solver.commit(challenge);
   const openings = await solver.open(request);
   const signature = await key.sign(signedMessage(COMMITMENT_DOMAIN, commitmentFields('node_honest', challenge, commitment)));
@@ -94,6 +97,42 @@ describe('the transcript check', () => {
     const t = await honestTranscript(16, 1, 'no-openings');
     expect((await checkTranscript({ ...t, capacity: { ...t.capacity!, openings: null } }, deps())).reasons).toEqual(['no openings']);
     expect((await checkTranscript({ ...t, challenge: { kind: 'capacity' } }, deps())).reasons).toEqual(['the challenge is malformed']);
+  });
+});
+
+describe('evidence inside the opened leaves', () => {
+  /** A node that computed the requested positions right but another entry of the first opened leaf wrong. */
+  async function bentTranscript() {
+    const n = 32;
+    const { challenge, request } = challengeFor(n, 1, 'bent');
+    const positions = await openingPositions(fromHex(challenge.seed)!, fromHex(request.open_seed)!, 0, n, request.count, sha256);
+    const opened = new Set(positions.map((p) => p.row * n + p.col));
+    const leaf = Math.floor(opened.values().next().value! / 64);
+    let flat = leaf * 64;
+    while (opened.has(flat)) flat++;
+    const wrong = { gpu: 0, row: Math.floor(flat / n), col: flat % n };
+    const t = await honestTranscript(n, 1, 'bent', (c) => void (c[flat] = c[flat]! + 7));
+    return { t, wrong, rightInLeaf: { gpu: 0, row: Math.floor((leaf * 64 + 63) / n), col: (leaf * 64 + 63) % n }, opened, flat };
+  }
+
+  it("passes the platform's openings, but an inspector's own pick finds the wrong entry, and the evidence holds", async () => {
+    const { t, wrong } = await bentTranscript();
+    expect((await checkTranscript(t, deps(0))).verdict).toBe('pass');
+    // Enough own picks to hit the one wrong entry among the leaf's 64.
+    const careful = await checkTranscript(t, deps(2_000));
+    expect(careful.verdict).toBe('fail');
+    expect(careful.evidence).toEqual([wrong]);
+    expect(await confirmEvidence(t, careful.evidence, sha256)).toEqual([wrong]);
+  });
+
+  it('drops evidence that does not hold: a right entry, one outside every opened leaf, one out of range', async () => {
+    const { t, wrong, rightInLeaf, opened, flat } = await bentTranscript();
+    const right = rightInLeaf.row * 32 + rightInLeaf.col === flat ? { ...rightInLeaf, col: rightInLeaf.col - 1 } : rightInLeaf;
+    const openedLeaves = new Set([...opened].map((f) => Math.floor(f / 64)));
+    const outside = [...Array(16).keys()].find((leaf) => !openedLeaves.has(leaf))!;
+    const claims = [right, { gpu: 0, row: Math.floor((outside * 64) / 32), col: 0 }, { gpu: 3, row: 0, col: 0 }, { gpu: 0, row: 99, col: 0 }];
+    expect(await confirmEvidence(t, claims, sha256)).toEqual([]);
+    expect(await confirmEvidence(t, [...claims, wrong], sha256)).toEqual([wrong]);
   });
 });
 

@@ -92,7 +92,10 @@ describe('challenge reports', () => {
     await expectError(await call(`/v1/challenges/${issued.id}/report`), 404, 'not_found');
     await expectError(await call('/v1/challenges/chl_nobody/report'), 404, 'not_found');
     await expectError(await call('/v1/challenges/bad%20id/report'), 400, 'validation_failed');
-    await expectError(await call('/v1/nodes/node_nobody/reports'), 404, 'not_found');
+    // A node's list answers for any id: it must not tell which node ids exist.
+    const nobody = await call('/v1/nodes/node_nobody/reports');
+    expect(nobody.status).toBe(200);
+    expect(await json(nobody)).toEqual({ data: [], next_cursor: null });
   });
 
   it("lists a node's decided challenges newest first, page by page, without the undecided one", async () => {
