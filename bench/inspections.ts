@@ -60,6 +60,8 @@ const { values: args } = parseArgs({
     'timeout-s': { type: 'string', default: '150' },
     'decoy-n': { type: 'string', default: '64' },
     'inspector-concurrency': { type: 'string', default: '8' },
+    'poll-idle-ms': { type: 'string', default: '100' },
+    'plant-first': { type: 'boolean', default: false },
     'skip-e2e': { type: 'boolean', default: false },
     'skip-cost': { type: 'boolean', default: false },
   },
@@ -85,9 +87,10 @@ const TIMEOUT_S = intArg('timeout-s', 5, 3_600);
 const DECOY_N = intArg('decoy-n', 16, 512);
 /** Assignments of one poll an inspector handles at once (check, commit, reveal). */
 const INSPECTOR_CONCURRENCY = intArg('inspector-concurrency', 1, 64);
+/** An inspector polls again after this long when a poll brought nothing to do. */
+const POLL_IDLE_MS = intArg('poll-idle-ms', 0, 60_000);
 const INSPECTORS = 3;
 const OWN_ENTRIES_PER_GPU = 8;
-const POLL_IDLE_MS = 100;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 const GOAL_VERIFIER_SHARE = 0.01;
@@ -554,7 +557,10 @@ async function endToEnd(): Promise<void> {
     let plantFailures = 0;
     const cpu0 = { workerd: ticks(workerdPid), launcher: ticks(launcherPid), self: process.cpuUsage() };
     const phaseStarted = Date.now();
-    const running = inspectors.map((ins) => runInspector(ins, shared));
+    // By default the inspectors start with the planting; --plant-first holds them until every
+    // decoy is planted, to time the inspection pipeline alone.
+    let running: Promise<void>[] = args['plant-first'] ? [] : inspectors.map((ins) => runInspector(ins, shared));
+    let inspectStart = phaseStarted;
     let plantsDoneAt = 0;
     const planting = (async () => {
       await each(Array.from({ length: K }, (_, i) => i), PLANT_CONCURRENCY, async (i) => {
@@ -575,7 +581,12 @@ async function endToEnd(): Promise<void> {
       plantsDoneAt = Date.now();
       progress(`planted ${plantedAt.size} decoys (${plantFailures} failed) in ${fmt((plantsDoneAt - phaseStarted) / 1000)} s`);
     })();
-    const giveUpAt = phaseStarted + TIMEOUT_S * 1000;
+    if (args['plant-first']) {
+      await planting;
+      inspectStart = Date.now();
+      running = inspectors.map((ins) => runInspector(ins, shared));
+    }
+    const giveUpAt = inspectStart + TIMEOUT_S * 1000;
     let lastReport = Date.now();
     for (;;) {
       const decided = [...plantedAt.keys()].filter((id) => shared.decidedAt.has(id)).length;
@@ -631,7 +642,7 @@ async function endToEnd(): Promise<void> {
     const others = [...shared.verdicts.keys()].filter((id) => !plantedAt.has(id)).length;
 
     const latencies = sorted(decidedIds.map((id) => (shared.decidedAt.get(id)! - plantedAt.get(id)!) / 1000));
-    const wallS = (phaseEnd - phaseStarted) / 1000;
+    const wallS = (phaseEnd - inspectStart) / 1000;
     const rate = decidedIds.length / wallS;
     const plantS = (plantsDoneAt - phaseStarted) / 1000;
     const checkMs = sorted(inspectors.flatMap((i) => i.checkMs));
@@ -640,7 +651,7 @@ async function endToEnd(): Promise<void> {
     console.log(
       `\nTable 2. End to end on the local platform: ${K} decoy inspections planted (${PLANT_CONCURRENCY} plant requests at a time, alternately known good and known bad; ` +
         `decoys of 1–4 GPUs at n = ${Math.min(DECOY_N, 512)}: CAPACITY_MAX_N=${DECOY_N}, --decoy-n; \`npm start\` uses 256) ` +
-        `while ${INSPECTORS} inspectors poll (limit ${POLL_LIMIT}; again after ${POLL_IDLE_MS} ms when a poll brought nothing to do) and, up to ${INSPECTOR_CONCURRENCY} assignments at a time each, check (checkTranscript, node:crypto SHA-256 + Ed25519, ${OWN_ENTRIES_PER_GPU} own entries per GPU), commit and reveal, concurrently. ` +
+        `${args['plant-first'] ? 'and then (--plant-first), once all are planted,' : 'while'} ${INSPECTORS} inspectors poll (limit ${POLL_LIMIT}; again after ${POLL_IDLE_MS} ms when a poll brought nothing to do) and, up to ${INSPECTOR_CONCURRENCY} assignments at a time each, check (checkTranscript, node:crypto SHA-256 + Ed25519, ${OWN_ENTRIES_PER_GPU} own entries per GPU), commit and reveal, concurrently. ` +
         `${cpus().length} CPUs shared by this process, the launcher (libSQL) and workerd; load average ${loadBefore.map((x) => x.toFixed(2)).join(' / ')} before, ` +
         `${loadavg().map((x) => x.toFixed(2)).join(' / ')} after.\n`,
     );
@@ -648,7 +659,11 @@ async function endToEnd(): Promise<void> {
     console.log('|---|---:|');
     console.log(`| K (decoys planted / asked) | ${plantedAt.size} / ${K} |`);
     console.log(`| decided (reveal answered decided: true) | ${decidedIds.length} |`);
-    console.log(`| wall time, first plant sent → last decided | ${fmt(wallS)} s |`);
+    console.log(
+      args['plant-first']
+        ? `| wall time, inspectors started (all planted) → last decided | ${fmt(wallS)} s |`
+        : `| wall time, first plant sent → last decided (inspectors running from the start) | ${fmt(wallS)} s |`,
+    );
     console.log(`| inspections completed per second | ${fmt(rate)} |`);
     console.log(`| planting alone: all ${plantedAt.size} planted after | ${fmt(plantS)} s (${fmt(plantedAt.size / plantS)} plants/s) |`);
     console.log(`| last decided − last plant answered | ${fmt((phaseEnd - plantsDoneAt) / 1000)} s |`);
@@ -656,10 +671,14 @@ async function endToEnd(): Promise<void> {
     console.log(`| inspector's checkTranscript per transcript p50 / p99 | ${fmt(percentile(checkMs, 50))} / ${fmt(percentile(checkMs, 99))} ms (${checkMs.length} checks) |`);
     console.log(`| CPU over the phase (% of one core): workerd / launcher (libSQL) / this process | ${cpuPct(cpu1.workerd - cpu0.workerd)} / ${cpuPct(cpu1.launcher - cpu0.launcher)} / ${cpuPct((cpu1.self.user + cpu1.self.system) / 1000)} |`);
     console.log(`| reports read (200) / failed | ${reportsRead} / ${reportFailures} |`);
-    for (const [result, count] of [...results].sort()) {
-      const label = result === 'paid' ? 'paid' : result === 'unsettled' ? 'not settled' : `slashed (${result})`;
-      console.log(`| verdicts ${label} | ${count} (${fmt(amounts.get(result) ?? 0)} GRID) |`);
-    }
+    const slashedKinds = [...results.keys()].filter((r) => r !== 'paid' && r !== 'unsettled');
+    const slashed = slashedKinds.reduce((sum, r) => sum + results.get(r)!, 0);
+    const slashedGrid = slashedKinds.reduce((sum, r) => sum + (amounts.get(r) ?? 0), 0);
+    console.log(`| verdicts paid (from the reports) | ${results.get('paid') ?? 0} (${fmt(amounts.get('paid') ?? 0)} GRID) |`);
+    console.log(
+      `| verdicts slashed (from the reports) | ${slashed} (${fmt(slashedGrid)} GRID${slashedKinds.length ? `; ${slashedKinds.map((r) => `${r} ${results.get(r)}`).join(', ')}` : ''}) |`,
+    );
+    console.log(`| verdicts not settled yet | ${results.get('unsettled') ?? 0} |`);
     console.log(`| outcome ≠ decoy's expectation / majority ≠ outcome / our inspectors' verdict ≠ expectation | ${outcomeMismatch} / ${majorityMismatch} / ${verdictsDisagree} |`);
     console.log(`| other inspections assigned (not planted by the bench) | ${others} |`);
     console.log(`| baseline: ${K} × GET /v1/inspectors/me, ${INSPECTORS} clients | ${fmt(baselineS)} s, ${fmt(K / baselineS)} requests/s |`);
