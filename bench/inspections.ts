@@ -376,6 +376,8 @@ async function prepare(ins: Inspector, inspectionId: string, transcript: Transcr
     entries_checked: check.entriesChecked,
     leases_checked: check.leasesChecked,
     lease_findings: check.leaseFindings,
+    // A fail verdict carries the wrong entries it found, which anyone can recompute.
+    evidence: check.evidence,
   };
   const salt = hex();
   const signature = edSign(null, signedMessage(VERDICT_DOMAIN, verdictFields(verdict)), ins.privateKey).toString('base64url');
