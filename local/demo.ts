@@ -6,7 +6,12 @@
 // trades happen every few seconds; old orders are cancelled. Leases last 60–300 s, so GPUs come
 // back. One more node claims eight H100s with one card's work: its capacity challenge fails, visibly.
 // Ctrl-C stops every timer and exits 0; orders left resting expire within two minutes.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createClient } from '@libsql/client/node';
 import { COMMITMENT_DOMAIN, commitmentFields, IDENTITY_DOMAIN, identityFields, type Challenge } from '../src/contracts/inspections.ts';
 import { signedMessage } from '../src/contracts/signed-message.ts';
 import { generateNodeKey, signNodeMessage, type NodeKey } from '../runner/src/identity.ts';
@@ -77,6 +82,10 @@ class ApiFailure extends Error {
 
 let stopping = false;
 const timers = new Set<NodeJS.Timeout>();
+const children = new Set<ChildProcess>();
+const RUNNER = join(import.meta.dirname, '..', 'runner', 'dist', 'gridlease-runner.js');
+const INSPECTORS = 2;
+const work = mkdtempSync(join(tmpdir(), 'gridlease-demo-'));
 
 async function api(path: string, init: { method?: string; body?: unknown; auth?: string; idempotent?: boolean } = {}): Promise<any> {
   const headers: Record<string, string> = {};
@@ -154,8 +163,22 @@ async function answerChallenge(node: SimNode, challenge: Challenge): Promise<voi
     const who = node.cheat ? `node ${node.id} (claims ${node.gpuUuids.length} × ${node.model.id}, has one)` : `node ${node.id}`;
     const why = outcome.reasons.length > 0 ? `: ${outcome.reasons[0]}${outcome.reasons.length > 1 ? ` (+${outcome.reasons.length - 1} more)` : ''}` : '';
     console.log(`  ${who}: ${challenge.kind} challenge ${outcome.outcome.toUpperCase()}${why}`);
+    if (node.cheat && outcome.outcome === 'failed') void pointAtReport(node);
   } catch (err) {
     if (!stopping) console.error(`  node ${node.id}: ${challenge.kind} challenge not answered: ${String(err)}`);
+  }
+}
+
+/** Once the inspectors have decided the cheater's failed challenge, where its public report is and how to check it. */
+async function pointAtReport(node: SimNode): Promise<void> {
+  for (let tries = 0; tries < 80 && !stopping; tries++) {
+    await sleep(3_000);
+    const list = await api(`/v1/nodes/${node.id}/inspections`).catch(() => ({ data: [] }));
+    const failed = (list.data as Array<{ id: string; kind: string; outcome: string }>).find((i) => i.kind === 'capacity' && i.outcome === 'fail');
+    if (!failed) continue;
+    console.log(`  node ${node.id} inspected: capacity FAILED; public report ${API}/v1/inspections/${failed.id}`);
+    console.log(`    check it yourself: node runner/dist/gridlease-runner.js verify-report ${failed.id} --api ${API}`);
+    return;
   }
 }
 
@@ -242,6 +265,47 @@ function runNode(node: SimNode): void {
   void beat();
 }
 
+/**
+ * Two inspectors, each the real `gridlease-runner inspect` with its own account, bond and key,
+ * and a funded rewards pool: every challenge the nodes answer is re-checked by both, and their
+ * verdict lines are printed. The pool is minted by an operator whose role is set in the local
+ * libSQL database (LIBSQL_URL, default the launcher's http://127.0.0.1:8081), as only a local
+ * platform allows; elsewhere the demo runs without inspectors.
+ */
+async function startInspectors(): Promise<void> {
+  const operatorKey = await signUp('renter');
+  const me = await api('/v1/accounts/me', { auth: operatorKey });
+  const db = createClient({ url: process.env.LIBSQL_URL ?? `http://127.0.0.1:${process.env.LIBSQL_PORT ?? 8081}`, authToken: process.env.LIBSQL_AUTH_TOKEN || undefined });
+  try {
+    await db.execute({ sql: `UPDATE accounts SET roles = '["renter","admin"]' WHERE id = ?`, args: [me.account.id] });
+  } catch (err) {
+    console.log(`demo: no inspectors (the platform's database is not reachable here: ${String(err)})`);
+    return;
+  } finally {
+    db.close();
+  }
+  await api('/v1/admin/rewards-pool/mint', { auth: operatorKey, idempotent: true, body: { amount: '1000', reason: 'demo rewards pool' } });
+  const { min_bond } = await api('/v1/inspectors/me', { auth: operatorKey });
+  for (let i = 1; i <= INSPECTORS; i++) {
+    const key = await signUp('renter');
+    await api('/v1/dev/faucet', { auth: key, idempotent: true, body: { asset: 'GRID', amount: String(Number(min_bond) + 100) } });
+    await api('/v1/inspectors/bond', { auth: key, idempotent: true, body: { amount: min_bond } });
+    const env = { ...process.env, GRIDLEASE_INSPECTOR_CONFIG: join(work, `inspector-${i}`, 'inspector.json') };
+    const login = spawnSync(process.execPath, [RUNNER, 'inspect', 'login', '--api', API, '--token', key], { env, encoding: 'utf8' });
+    if (login.status !== 0) throw new Error(`inspector ${i} could not log in: ${login.stderr.trim() || login.error}`);
+    const child = spawn(process.execPath, [RUNNER, 'inspect', 'run', '--interval', '2'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    let rest = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split('\n');
+      rest = lines.pop() ?? '';
+      // The verdict lines (and anything that went wrong), without the timestamps.
+      for (const line of lines) if (/ (warn|error) |\): (pass|fail)/.test(line)) console.log(`  inspector ${i}: ${line.replace(/^\S+ (info )?/, '')}`);
+    });
+  }
+  console.log(`demo: ${INSPECTORS} inspectors (gridlease-runner inspect) bonded ${min_bond} GRID each; the rewards pool holds 1000 GRID`);
+}
+
 /** One step of the trading loop: the mid drifts, and the provider or renter acts on one book. */
 async function trade(book: Book, providerKey: string, renterKey: string): Promise<void> {
   const base = book.model.midCents;
@@ -311,6 +375,9 @@ async function main(): Promise<void> {
   const renterKey = await signUp('renter');
   await api('/v1/dev/faucet', { auth: renterKey, idempotent: true, body: { asset: 'USD', amount: '100000.00' } });
 
+  // Inspectors first, so the challenges sent at join are inspected.
+  await startInspectors();
+
   const books: Book[] = [];
   for (const region of REGIONS) {
     for (const model of MODELS) {
@@ -353,6 +420,8 @@ function stop(): void {
   if (stopping) return;
   stopping = true;
   for (const t of timers) clearTimeout(t);
+  for (const child of children) child.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
   console.log('\ndemo: stopped (resting orders expire by themselves within two minutes)');
   process.exit(0);
 }

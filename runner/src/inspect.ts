@@ -34,6 +34,9 @@ export const INSPECT_USAGE = `usage: gridlease-runner inspect login --api URL --
 
 export const DEFAULT_INTERVAL_MS = 5_000;
 export const DEFAULT_OWN_ENTRIES = 16;
+
+/** An assignment still to be judged: it carries its transcript. */
+type Judged = Assignment & { transcript: NonNullable<Assignment['transcript']> };
 const MAX_OWN_ENTRIES = 4_096;
 
 export interface InspectIo {
@@ -370,7 +373,11 @@ export class Inspector {
         if (!this.skipped.has(id)) (this.skipped.add(id), log.warn(`inspection ${id}: the commit window has closed; no verdict`));
         return;
       }
-      entry ??= await this.judge(a);
+      if (!entry && a.transcript === null) {
+        if (!this.skipped.has(id)) (this.skipped.add(id), log.warn(`inspection ${id}: skipped, no transcript to check`));
+        return;
+      }
+      entry ??= await this.judge(a as Judged);
       let revealFrom: unknown;
       try {
         revealFrom = (await this.client.commit(id, entry.commitment)).reveal_from;
@@ -397,7 +404,7 @@ export class Inspector {
   }
 
   /** Re-checks the transcript and saves the verdict, salt and signature before anything is sent. */
-  private async judge(a: Assignment): Promise<PendingVerdict> {
+  private async judge(a: Judged): Promise<PendingVerdict> {
     const started = Date.now();
     const checked = await checkTranscript(a.transcript, { sha256: nodeSha256, verify: nodeVerify, random: cryptoRandom, ownEntriesPerGpu: this.options.ownEntries });
     const reasons = [...checked.reasons];

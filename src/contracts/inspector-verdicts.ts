@@ -93,7 +93,8 @@ export const AssignmentSchema = z
     reveal_deadline: z.string().datetime(),
     committed: z.boolean(),
     revealed: z.boolean(),
-    transcript: TranscriptSchema,
+    /** What to re-check; null once the caller has committed (its verdict is made, and polls stay small). */
+    transcript: TranscriptSchema.nullable(),
   })
   .strict();
 export type Assignment = z.infer<typeof AssignmentSchema>;

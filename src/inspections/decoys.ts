@@ -60,9 +60,11 @@ export async function buildDecoyTranscript(input: DecoyInput, deps: DecoyDeps): 
       const count = leafEntries(n, leafSize, leafIndex);
       const bytes = new Uint8Array(count * 4);
       const view = new DataView(bytes.buffer);
+      // A leaf spans few rows of C: each row of A is generated once per leaf, a column of B per entry.
+      let rowAt = -1;
       for (let e = 0; e < count; e++) {
         const flat = leafIndex * leafSize + e;
-        fillLine(keyA, Math.floor(flat / n), n, row);
+        if (Math.floor(flat / n) !== rowAt) fillLine(keyA, (rowAt = Math.floor(flat / n)), n, row);
         fillLine(keyB, flat % n, n, col);
         view.setInt32(e * 4, dot(row, 0, col, 0, n), true);
       }

@@ -207,11 +207,14 @@ export interface AssignmentRow {
   committedAt: number | null;
   revealedAt: number | null;
   commitment: string | null;
-  transcript: Transcript;
+  /** Null once the caller has committed. */
+  transcript: Transcript | null;
   pending: number;
 }
 
-const assignmentSql = `SELECT i.id, i.commit_deadline, i.reveal_deadline, i.status, i.transcript, a.commitment, a.committed_at, a.revealed_at,
+// The transcript only while the caller has yet to commit: a poll then carries each one once.
+const assignmentSql = `SELECT i.id, i.commit_deadline, i.reveal_deadline, i.status, CASE WHEN a.committed_at IS NULL THEN i.transcript END AS transcript,
+    a.commitment, a.committed_at, a.revealed_at,
     (SELECT count(*) FROM inspection_assignments x WHERE x.inspection_id = i.id AND x.committed_at IS NULL) AS pending
   FROM inspection_assignments a JOIN inspections i ON i.id = a.inspection_id`;
 
@@ -224,7 +227,7 @@ function assignmentOf(r: Record<string, unknown>): AssignmentRow {
     committedAt: r.committed_at === null ? null : Number(r.committed_at),
     revealedAt: r.revealed_at === null ? null : Number(r.revealed_at),
     commitment: (r.commitment as string | null) ?? null,
-    transcript: JSON.parse(String(r.transcript)) as Transcript,
+    transcript: r.transcript === null ? null : (JSON.parse(String(r.transcript)) as Transcript),
     pending: Number(r.pending),
   };
 }

@@ -236,7 +236,8 @@ describe('inspections: the whole loop', () => {
     const vb = await commitTo(b, inspectionId, 'pass');
     const vc = await commitTo(c, inspectionId, 'fail');
     // All committed: every one is now in the reveal phase.
-    expect((await assignments(a)).find((x) => x.inspection_id === inspectionId)).toMatchObject({ phase: 'reveal', committed: true, revealed: false });
+    // Once committed, polls leave the transcript out: the verdict is made.
+    expect((await assignments(a)).find((x) => x.inspection_id === inspectionId)).toMatchObject({ phase: 'reveal', committed: true, revealed: false, transcript: null });
     await revealOk(a, inspectionId, va, false);
     await revealOk(c, inspectionId, vc, false);
     expect((await inspectionRow(inspectionId)).status).toBe('open');
