@@ -30,7 +30,7 @@ import { buildDecoyTranscript } from './decoys.ts';
 import { toHex } from './encoding.ts';
 import { orderProcessingRecord } from './node-audit.ts';
 import { assignmentResult, drawPanel, drawSeed, majority, payConfig, verdictCommitment, type Candidate } from './panel.ts';
-import { webCryptoSha256 } from './sha256.ts';
+import { nodeSha256 } from './node-sha256.ts';
 import { checkTranscript, confirmEvidence } from './transcript-check.ts';
 
 const POOL_MAX = 1_000;
@@ -80,8 +80,8 @@ async function insertInspection(env: Bindings, input: NewInspection, now: number
   const config = payConfig(env);
   const pool = await candidatePool(money, env, { ownerId: input.ownerId, nodeKey: input.nodeKey });
   const platformRandom = randomHex();
-  const seed = await drawSeed({ inspectionId: input.id, challengeSeed: input.challengeSeed, nodeSignature: input.nodeSignature, platformRandom }, webCryptoSha256);
-  const panel = await drawPanel(seed, pool, config.panelSize, config.weightCap, webCryptoSha256);
+  const seed = await drawSeed({ inspectionId: input.id, challengeSeed: input.challengeSeed, nodeSignature: input.nodeSignature, platformRandom }, nodeSha256);
+  const panel = await drawPanel(seed, pool, config.panelSize, config.weightCap, nodeSha256);
   const draw = {
     seed,
     inputs: { inspection_id: input.id, challenge_seed: input.challengeSeed, node_signature: input.nodeSignature, platform_random: platformRandom },
@@ -177,7 +177,7 @@ export async function plantDecoy(env: Bindings, expect: 'pass' | 'fail', now = D
   const transcript = await buildDecoyTranscript(
     { inspectionId: id, nodeId, nodePublicKey: publicKey, challenge, request, expect, order: noLeases(env, now) },
     {
-      sha256: webCryptoSha256,
+      sha256: nodeSha256,
       sign: async (message) => toBase64Url(new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, keys.privateKey, message as Uint8Array<ArrayBuffer>))),
       randomBytes: (length) => crypto.getRandomValues(new Uint8Array(length)),
       random: Math.random,
@@ -282,7 +282,7 @@ export async function revealVerdict(env: Bindings, inspectionId: string, account
   const v = body.verdict;
   if (v.inspection_id !== inspectionId) throw new ApiError('validation_failed', 'invalid body: verdict.inspection_id: not this inspection');
   if (v.inspector_id !== accountId) throw new ApiError('validation_failed', 'invalid body: verdict.inspector_id: not this account');
-  if ((await verdictCommitment(body.salt, v, webCryptoSha256)) !== a.commitment) {
+  if ((await verdictCommitment(body.salt, v, nodeSha256)) !== a.commitment) {
     throw new ApiError('validation_failed', 'invalid body: the verdict and salt do not match the commitment');
   }
   const { client } = connection(env);
@@ -327,7 +327,7 @@ export async function decideInspection(env: Bindings, inspectionId: string, now 
   } else {
     const parsed = TranscriptSchema.safeParse(JSON.parse(String(r.transcript)));
     const check = parsed.success
-      ? await checkTranscript(parsed.data, { sha256: webCryptoSha256, verify: verifyNodeSignature, random: Math.random, ownEntriesPerGpu: 0 })
+      ? await checkTranscript(parsed.data, { sha256: nodeSha256, verify: verifyNodeSignature, random: Math.random, ownEntriesPerGpu: 0 })
       : { verdict: 'fail' as const, reasons: ['the transcript is malformed'] };
     outcome = check.verdict;
     reasons = check.reasons;
@@ -335,7 +335,7 @@ export async function decideInspection(env: Bindings, inspectionId: string, now 
     // wrong entries. Each is recomputed here, and one that holds fails the node.
     if (outcome === 'pass' && parsed.success) {
       const claimed = verdicts.filter((v) => v.verdict === 'fail').flatMap((v) => v.evidence ?? []);
-      const confirmed = claimed.length > 0 ? await confirmEvidence(parsed.data, claimed, webCryptoSha256) : [];
+      const confirmed = claimed.length > 0 ? await confirmEvidence(parsed.data, claimed, nodeSha256) : [];
       if (confirmed.length > 0) {
         outcome = 'fail';
         reasons = confirmed.map((e) => `GPU ${e.gpu}: C[${e.row}][${e.col}] in an opened leaf is wrong (an inspector's evidence, recomputed)`);

@@ -27,6 +27,7 @@ import { nodeChallenges, nodeGpus, nodes } from '../db/schema.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
 import { checkCapacityAnswer } from '../inspections/capacity-wire.ts';
+import { nodeSha256 } from '../inspections/node-sha256.ts';
 import { challengeConfig, openingRequest } from '../inspections/challenge-terms.ts';
 import { decideChallenge, type Decision } from '../inspections/effects.ts';
 import { randomHex32, type ChallengeRow } from '../inspections/issue.ts';
@@ -184,7 +185,7 @@ app.openapi(
 
     const challenge = CapacityChallengeSchema.parse(row.challenge);
     const request = OpeningRequestSchema.parse(row.openingRequest);
-    const verdict = await checkCapacityAnswer(challenge, request, row.commitment, body);
+    const verdict = await checkCapacityAnswer(challenge, request, row.commitment, body, nodeSha256);
     if (verdict.ok) return decide(ctx, row, 'committed', [], now, publicKey, undefined, body);
     // Only a wrong value under a valid path to the signed root proves the committed product wrong;
     // anything else (a path, an index, a count) may be anyone's garbage and is refused unchanged.
