@@ -42,6 +42,8 @@ export default defineConfig({
           CHALLENGE_ON_JOIN: 'false',
           // Long deadlines: other files run the cron at times a minute or more ahead.
           CHALLENGE_ALLOWANCE_S: '600',
+          // The challenge cron's tests were written for re-challenges a day before verification ends.
+          RECHALLENGE_BEFORE_S: '86400',
           // Decoys only where a test plants them.
           INSPECTION_DECOY_PPM: '0',
         },

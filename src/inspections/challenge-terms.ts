@@ -50,7 +50,7 @@ export function challengeConfig(env: ChallengeVars): ChallengeConfig {
     allowanceMs: positive(env.CHALLENGE_ALLOWANCE_S, 30) * 1000,
     verifiedTtlMs: positive(env.VERIFIED_TTL_S, 7 * 86_400) * 1000,
     verifyWindowMs: positive(env.VERIFY_WINDOW_S, 3_600) * 1000,
-    rechallengeBeforeMs: positive(env.RECHALLENGE_BEFORE_S, 86_400) * 1000,
+    rechallengeBeforeMs: positive(env.RECHALLENGE_BEFORE_S, 6 * 86_400) * 1000,
     rechallengePerRun: Math.floor(positive(env.RECHALLENGE_PER_RUN, 20)),
     onJoin: env.CHALLENGE_ON_JOIN !== 'false',
   };

@@ -24,13 +24,13 @@ const a100 = { model: 'a100-40gb', memoryMib: 40_960 };
 const noCap = { capacityMaxN: null, allowanceMs: 30_000 };
 
 describe('challenge configuration', () => {
-  it('defaults to no cap, a 30 s allowance, 7 days verified, a 1 hour window, a day ahead and 20 per run', () => {
+  it('defaults to no cap, a 30 s allowance, 7 days verified, a 1 hour window, six days ahead (a re-inspection about daily) and 20 per run', () => {
     expect(challengeConfig({})).toEqual({
       capacityMaxN: null,
       allowanceMs: 30_000,
       verifiedTtlMs: 7 * 86_400_000,
       verifyWindowMs: 3_600_000,
-      rechallengeBeforeMs: 86_400_000,
+      rechallengeBeforeMs: 6 * 86_400_000,
       rechallengePerRun: 20,
       onJoin: true,
     });
