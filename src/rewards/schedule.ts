@@ -3,11 +3,12 @@
 //
 // Exact definition (GRID micro-units, every division floors):
 //
-//   P(k)  = f^k in 10^18 fixed point by exponentiation by squaring, scanning k's bits from the
-//           lowest: result = 10^18, base = f; for each bit: if set, result = ⌊result·base/10^18⌋;
-//           then base = ⌊base·base/10^18⌋. (P(0) = 10^18.)
+//   f     = the configured retention, an integer of 10^18
+//   P(k)  = f^k in 10^36 fixed point by exponentiation by squaring, scanning k's bits from the
+//           lowest: result = 10^36, base = f · 10^18; for each bit: if set,
+//           result = ⌊result·base/10^36⌋; then base = ⌊base·base/10^36⌋. (P(0) = 10^36.)
 //   S     = ⌊E0 · 10^18 / (10^18 − f)⌋          the whole infinite schedule, E0 / (1 − f)
-//   T(k)  = ⌊S · P(k) / 10^18⌋                    what the infinite schedule has left after k epochs
+//   T(k)  = ⌊S · P(k) / 10^36⌋                    what the infinite schedule has left after k epochs
 //   raw(n)= T(n) − T(n+1)                         ≈ E0 · f^n (within 2 micro-units, tested)
 //   emittedThrough(n) = min(S − T(n+1), allocation)       (0 for n < 0)
 //   E(n)  = emittedThrough(n) − emittedThrough(n − 1)
@@ -18,19 +19,25 @@
 // has no closed form, a telescoping difference does. It is non-increasing while consecutive
 // emissions differ by at least 2 micro-units (E0 · (1 − f) · f^n ≥ 2, i.e. while E(n) ≥
 // 2 / (1 − f) micro ≈ 0.14 GRID for the defaults, decades after the allocation runs out); past
-// that it may step up by one micro-unit. With no decay (f = 10^18), E(n) = E0 until the
+// that it may step up by one micro-unit. The powers carry 36 decimals although f has 18: T
+// multiplies P by S ≈ E0 / (1 − f), so P's rounding (a few units per squaring) is scaled up by
+// 1 / (1 − f); at 10^18 a slow decay with short epochs (1 − f ≈ 10⁻⁹) would make that noise as
+// large as the step between consecutive emissions. With no decay (f = 10^18), E(n) = E0 until the
 // allocation is spent.
 import { FIXED_ONE, type RewardsConfig } from './config.ts';
 
-/** f^k in 10^18 fixed point, exponentiation by squaring, flooring at every multiplication (see above). */
+/** One in the powers' fixed point: 10^36. */
+export const POW_ONE = 10n ** 36n;
+
+/** f^k (f an integer of 10^18) as an integer of 10^36, exponentiation by squaring, flooring at every multiplication (see above). */
 export function powFixed(f: bigint, k: number): bigint {
   if (!Number.isSafeInteger(k) || k < 0) throw new RangeError('the exponent must be a non-negative integer');
-  let result = FIXED_ONE;
-  let base = f;
+  let result = POW_ONE;
+  let base = f * FIXED_ONE;
   let e = k;
   while (e > 0) {
-    if (e % 2 === 1) result = (result * base) / FIXED_ONE;
-    base = (base * base) / FIXED_ONE;
+    if (e % 2 === 1) result = (result * base) / POW_ONE;
+    base = (base * base) / POW_ONE;
     e = Math.floor(e / 2);
   }
   return result;
@@ -57,7 +64,7 @@ export function scheduleTotal(config: RewardsConfig): bigint | null {
 function rawThrough(config: RewardsConfig, n: number): bigint {
   const total = scheduleTotal(config);
   if (total === null) return BigInt(n + 1) * config.initialPerEpoch;
-  return total - (total * powFixed(config.retention, n + 1)) / FIXED_ONE;
+  return total - (total * powFixed(config.retention, n + 1)) / POW_ONE;
 }
 
 /** Σ E(0..n), exactly, in O(log n); 0 for n < 0; never above the allocation. */
