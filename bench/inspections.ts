@@ -19,7 +19,10 @@
 // (limit --poll-limit), check each transcript with checkTranscript (node:crypto SHA-256, Ed25519
 // verify, 8 entries of their own per GPU), commit, and reveal once the phase is 'reveal' (at once
 // when their own commitment was the last: its reveal_from is now), until every planted inspection
-// is decided or --timeout-s passes. Plant → decided is from sending the plant request to the
+// is decided or --timeout-s passes. By default each poll's new commitments go in one request
+// (POST /v1/inspections/commitments) and its due reveals in one more (POST /v1/inspections/verdicts);
+// --single sends one request per inspection instead (the per-inspection routes), to compare the
+// two in separate runs. Plant → decided is from sending the plant request to the
 // answer of the reveal that decided it. Then every planted inspection's report
 // (GET /v1/inspections/{id}) gives the paid and slashed verdicts.
 //
@@ -62,6 +65,7 @@ const { values: args } = parseArgs({
     'inspector-concurrency': { type: 'string', default: '8' },
     'poll-idle-ms': { type: 'string', default: '100' },
     'plant-first': { type: 'boolean', default: false },
+    single: { type: 'boolean', default: false },
     'skip-e2e': { type: 'boolean', default: false },
     'skip-cost': { type: 'boolean', default: false },
   },
@@ -90,6 +94,8 @@ const INSPECTOR_CONCURRENCY = intArg('inspector-concurrency', 1, 64);
 /** An inspector polls again after this long when a poll brought nothing to do. */
 const POLL_IDLE_MS = intArg('poll-idle-ms', 0, 60_000);
 const INSPECTORS = 3;
+/** --single: one request per commitment and per reveal (the per-inspection routes) instead of one batch per poll. */
+const SINGLE = args.single;
 const OWN_ENTRIES_PER_GPU = 8;
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -437,6 +443,79 @@ async function handle(ins: Inspector, shared: Shared, a: { inspection_id: string
   return progressed;
 }
 
+type Polled = { inspection_id: string; phase: 'commit' | 'reveal'; committed: boolean; transcript: Transcript };
+
+/** One batch request's per-item results, counted as the single routes' answers would be. */
+function tally(ins: Inspector, r: Reply, count: number): Array<{ ok: boolean; body: any }> | null {
+  if (r.status !== 200 || !Array.isArray(r.body?.results) || r.body.results.length !== count) {
+    ins.failures += count;
+    return null;
+  }
+  return r.body.results.map((x: any) => ({ ok: x.ok === true, body: x }));
+}
+
+/** A poll's work in two requests: every new commitment in one batch, then every due reveal in one. */
+async function handleBatch(ins: Inspector, shared: Shared, data: Polled[]): Promise<boolean> {
+  let progressed = false;
+  // Checking transcripts is this process's CPU: up to --inspector-concurrency at a time, as with --single.
+  await each(data, INSPECTOR_CONCURRENCY, async (a) => {
+    if (shared.done || ins.held.has(a.inspection_id) || a.transcript === null) return;
+    const held = await prepare(ins, a.inspection_id, a.transcript);
+    ins.held.set(a.inspection_id, held);
+    const votes = shared.verdicts.get(a.inspection_id) ?? new Set();
+    votes.add(held.verdict.verdict);
+    shared.verdicts.set(a.inspection_id, votes);
+  });
+  const due = new Set<string>();
+  const toCommit: Array<{ inspection_id: string; commitment: string }> = [];
+  for (const a of data) {
+    const held = ins.held.get(a.inspection_id);
+    if (!held) continue;
+    if (a.committed) held.committed = true;
+    if (!held.committed) toCommit.push({ inspection_id: a.inspection_id, commitment: await verdictCommitment(held.salt, held.verdict, nodeSha256) });
+    else if (a.phase === 'reveal' && !held.revealed) due.add(a.inspection_id);
+  }
+  if (toCommit.length > 0 && !shared.done) {
+    const r = await call(ins.agent, 'commit batch (POST /v1/inspections/commitments)', 'POST', '/v1/inspections/commitments', { auth: ins.apiKey, body: { items: toCommit } });
+    for (const [i, x] of (tally(ins, r, toCommit.length) ?? []).entries()) {
+      const id = toCommit[i]!.inspection_id;
+      const held = ins.held.get(id)!;
+      if (x.ok) {
+        held.committed = true;
+        ins.commits++;
+        progressed = true;
+        // The last of the panel to commit opens the reveals: its result says so (reveal_from = now).
+        if (Date.parse(x.body.reveal_from) <= Date.now()) due.add(id);
+      } else if (x.body.error?.code === 'conflict') {
+        ins.conflicts++;
+        held.committed = true;
+      } else ins.failures++;
+    }
+  }
+  const reveals = [...due].map((id) => {
+    const held = ins.held.get(id)!;
+    return { inspection_id: id, verdict: held.verdict, salt: held.salt, signature: held.signature };
+  });
+  if (reveals.length > 0 && !shared.done) {
+    const r = await call(ins.agent, 'reveal batch (POST /v1/inspections/verdicts)', 'POST', '/v1/inspections/verdicts', { auth: ins.apiKey, body: { items: reveals } });
+    const answered = Date.now();
+    for (const [i, x] of (tally(ins, r, reveals.length) ?? []).entries()) {
+      const id = reveals[i]!.inspection_id;
+      const held = ins.held.get(id)!;
+      if (x.ok) {
+        held.revealed = true;
+        ins.reveals++;
+        progressed = true;
+        if (x.body.decided) shared.decidedAt.set(id, answered);
+      } else if (x.body.error?.code === 'conflict') {
+        ins.conflicts++;
+        if (/decided|already revealed/.test(String(x.body.error.message))) held.revealed = true;
+      } else ins.failures++;
+    }
+  }
+  return progressed;
+}
+
 async function runInspector(ins: Inspector, shared: Shared): Promise<void> {
   while (!shared.done) {
     let r: Reply;
@@ -452,16 +531,24 @@ async function runInspector(ins: Inspector, shared: Shared): Promise<void> {
       await sleep(200);
       continue;
     }
-    const data = r.body.data as Array<{ inspection_id: string; phase: 'commit' | 'reveal'; committed: boolean; transcript: Transcript }>;
+    const data = r.body.data as Polled[];
     let progressed = false;
-    await each(data, INSPECTOR_CONCURRENCY, async (a) => {
-      if (shared.done) return;
+    if (!SINGLE) {
       try {
-        if (await handle(ins, shared, a)) progressed = true;
+        progressed = await handleBatch(ins, shared, data);
       } catch {
         ins.failures++;
       }
-    });
+    } else {
+      await each(data, INSPECTOR_CONCURRENCY, async (a) => {
+        if (shared.done) return;
+        try {
+          if (await handle(ins, shared, a)) progressed = true;
+        } catch {
+          ins.failures++;
+        }
+      });
+    }
     if (!progressed) {
       ins.emptyPolls++;
       await sleep(POLL_IDLE_MS);
@@ -653,7 +740,8 @@ async function endToEnd(): Promise<void> {
     console.log(
       `\nTable 2. End to end on the local platform: ${K} decoy inspections planted (${PLANT_CONCURRENCY} plant requests at a time, alternately known good and known bad; ` +
         `decoys of 1–4 GPUs at n = ${Math.min(DECOY_N, 512)}: CAPACITY_MAX_N=${DECOY_N}, --decoy-n; \`npm start\` uses 256) ` +
-        `${args['plant-first'] ? 'and then (--plant-first), once all are planted,' : 'while'} ${INSPECTORS} inspectors poll (limit ${POLL_LIMIT}; again after ${POLL_IDLE_MS} ms when a poll brought nothing to do) and, up to ${INSPECTOR_CONCURRENCY} assignments at a time each, check (checkTranscript, node:crypto SHA-256 + Ed25519, ${OWN_ENTRIES_PER_GPU} own entries per GPU), commit and reveal, concurrently. ` +
+        `${args['plant-first'] ? 'and then (--plant-first), once all are planted,' : 'while'} ${INSPECTORS} inspectors poll (limit ${POLL_LIMIT}; again after ${POLL_IDLE_MS} ms when a poll brought nothing to do) and, up to ${INSPECTOR_CONCURRENCY} assignments at a time each, check (checkTranscript, node:crypto SHA-256 + Ed25519, ${OWN_ENTRIES_PER_GPU} own entries per GPU), commit and reveal, concurrently` +
+        `${SINGLE ? ', one request per commitment and per reveal (--single)' : ', each poll\'s commitments in one batch request and its due reveals in another'}. ` +
         `${cpus().length} CPUs shared by this process, the launcher (libSQL) and workerd; load average ${loadBefore.map((x) => x.toFixed(2)).join(' / ')} before, ` +
         `${loadavg().map((x) => x.toFixed(2)).join(' / ')} after.\n`,
     );

@@ -1,8 +1,9 @@
 // `gridlease-runner inspect`: an inspector's agent. It polls the account's assignments, re-checks
 // each transcript with the same pure check the platform uses (checkTranscript, plus entries of its
 // own choosing), commits to a signed verdict with a random salt while the panel commits, and
-// reveals it once reveals open. The verdict and salt are saved (0600) before the commitment is
-// sent, so a restart in between still reveals. Its credentials are its own (inspector.json), never
+// reveals it once reveals open: each pass commits all its new verdicts in one request and reveals
+// all those due in one more (the batch routes). The verdict and salt are saved (0600) before the
+// commitment is sent, so a restart in between still reveals. Its credentials are its own (inspector.json), never
 // the node's.
 import util from 'node:util';
 import { ApiErrorBodySchema } from '../../src/contracts/runner.ts';
@@ -140,6 +141,29 @@ async function dispatch(argv: readonly string[], io: InspectIo): Promise<number>
 
 // ── HTTP ─────────────────────────────────────────────────────────────────────────────
 
+/** The most items the batch routes take in one request. */
+export const BATCH_MAX = 50;
+
+/** One item of a batch answer: done (with the route's fields), or refused with the single route's error. */
+export type BatchItemResult =
+  | { inspection_id: string; ok: true; reveal_from?: unknown; decided?: unknown }
+  | { inspection_id: string; ok: false; error: { code: string; message: string } };
+
+function batchResults(body: unknown, count: number, what: string): BatchItemResult[] {
+  const results = (body as { results?: unknown } | null)?.results;
+  if (!Array.isArray(results) || results.length !== count) throw new NetworkError(`${what}: the reply is not {"results": [...]} with one result per item`);
+  return results.map((r) => {
+    const item = (r ?? {}) as { inspection_id?: unknown; ok?: unknown; error?: { code?: unknown; message?: unknown } };
+    if (item.ok === true) return item as BatchItemResult;
+    return { inspection_id: String(item.inspection_id), ok: false, error: { code: String(item.error?.code ?? 'unknown'), message: String(item.error?.message ?? 'refused') } };
+  });
+}
+
+/** The HTTP status a refused item's code stands for (the single routes' statuses). */
+const ITEM_STATUS: Record<string, number> = { validation_failed: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409 };
+
+const chunks = <T>(items: T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+
 /** The few calls an inspector makes, with its bearer credential. */
 export class InspectorApi {
   readonly api: string;
@@ -172,12 +196,14 @@ export class InspectorApi {
     return body.data;
   }
 
-  async commit(inspectionId: string, commitment: string): Promise<{ reveal_from?: unknown }> {
-    return ((await this.request('POST', `/v1/inspections/${encodeURIComponent(inspectionId)}/commitment`, { commitment })) ?? {}) as { reveal_from?: unknown };
+  /** Commitments to several inspections in one request (at most BATCH_MAX): one result per item, in order. */
+  async commitMany(items: Array<{ inspection_id: string; commitment: string }>): Promise<BatchItemResult[]> {
+    return batchResults(await this.request('POST', '/v1/inspections/commitments', { items }), items.length, 'POST /v1/inspections/commitments');
   }
 
-  async reveal(inspectionId: string, body: { verdict: Verdict; salt: string; signature: string }): Promise<{ decided?: unknown }> {
-    return ((await this.request('POST', `/v1/inspections/${encodeURIComponent(inspectionId)}/verdict`, body)) ?? {}) as { decided?: unknown };
+  /** Reveals of several inspections in one request (at most BATCH_MAX): one result per item, in order. */
+  async revealMany(items: Array<{ inspection_id: string; verdict: Verdict; salt: string; signature: string }>): Promise<BatchItemResult[]> {
+    return batchResults(await this.request('POST', '/v1/inspections/verdicts', { items }), items.length, 'POST /v1/inspections/verdicts');
   }
 
   private async request(method: string, path: string, body?: unknown): Promise<unknown> {
@@ -334,9 +360,15 @@ export class Inspector {
     return err.status === 401 ? EXIT.revoked : EXIT.error;
   }
 
+  /**
+   * One pass: every assignment is classified; the new verdicts are committed in one request and
+   * the reveals due (with those opened by this pass's own commitments) sent in one more.
+   */
   private async poll(): Promise<void> {
     const items = await this.client.assignments();
     const seen = new Set<string>();
+    const toCommit: PendingVerdict[] = [];
+    const toReveal: PendingVerdict[] = [];
     for (const item of items) {
       const id = typeof (item as { inspection_id?: unknown })?.inspection_id === 'string' ? (item as { inspection_id: string }).inspection_id.slice(0, 64) : '(no id)';
       seen.add(id);
@@ -350,57 +382,94 @@ export class Inspector {
         continue;
       }
       try {
-        await this.handle(parsed.data);
+        const next = await this.classify(parsed.data);
+        if (next?.[0] === 'commit') toCommit.push(next[1]);
+        else if (next?.[0] === 'reveal') toReveal.push(next[1]);
       } catch (err) {
-        // The token refused: stop. Anything else (403 for a bond below the minimum, a network
-        // failure) is this assignment's: logged once per distinct message, tried again next pass.
-        if (err instanceof ApiError && err.status === 401) throw err;
-        const line = `inspection ${id}: ${describeError(err)}`;
-        if (!this.warned.has(line)) (this.warned.add(line), this.io.log.warn(line));
+        this.warnOnce(`inspection ${id}: ${describeError(err)}`);
       }
     }
+    for (const batch of chunks(toCommit, BATCH_MAX)) toReveal.push(...(await this.commitBatch(batch)));
+    for (const batch of chunks(toReveal, BATCH_MAX)) await this.revealBatch(batch);
     this.prune(seen);
   }
 
-  private async handle(a: Assignment): Promise<void> {
+  /** Logged once per distinct line. */
+  private warnOnce(line: string): void {
+    if (!this.warned.has(line)) (this.warned.add(line), this.io.log.warn(line));
+  }
+
+  /**
+   * A request of a batch that failed as a whole. The token refused: stop. Anything else (403 for
+   * a bond below the minimum, a network failure) is each item's: logged once per distinct
+   * message, tried again next pass.
+   */
+  private batchFailed(ids: string[], err: unknown): void {
+    if (err instanceof ApiError && err.status === 401) throw err;
+    for (const id of ids) this.warnOnce(`inspection ${id}: ${describeError(err)}`);
+  }
+
+  /** What an assignment needs this pass: its verdict committed, revealed, or nothing. */
+  private async classify(a: Assignment): Promise<['commit' | 'reveal', PendingVerdict] | null> {
     const id = a.inspection_id;
     const { log } = this.io;
-    if (a.revealed) return this.forget(id);
-    let entry: PendingVerdict | undefined = this.state.pending[id];
+    if (a.revealed) return (this.forget(id), null);
+    const entry: PendingVerdict | undefined = this.state.pending[id];
     if (!a.committed && !entry?.committed) {
       if (a.phase === 'reveal') {
         // Reveals open to the others only after the commit deadline (or once everyone committed): too late to commit.
         if (!this.skipped.has(id)) (this.skipped.add(id), log.warn(`inspection ${id}: the commit window has closed; no verdict`));
-        return;
+        return null;
       }
       if (!entry && a.transcript === null) {
         if (!this.skipped.has(id)) (this.skipped.add(id), log.warn(`inspection ${id}: skipped, no transcript to check`));
-        return;
+        return null;
       }
-      entry ??= await this.judge(a as Judged);
+      return ['commit', entry ?? (await this.judge(a as Judged))];
+    }
+    if (a.phase !== 'reveal') return null;
+    if (!entry) {
+      if (!this.skipped.has(id)) (this.skipped.add(id), log.warn(`inspection ${id}: committed, but no saved verdict to reveal (the state file ${this.statePath} was lost)`));
+      return null;
+    }
+    return ['reveal', entry];
+  }
+
+  /** Commits saved verdicts in one request; returns those whose reveals this opened (the last of their panels to commit). */
+  private async commitBatch(entries: PendingVerdict[]): Promise<PendingVerdict[]> {
+    const { log } = this.io;
+    let results: BatchItemResult[];
+    try {
+      results = await this.client.commitMany(entries.map((e) => ({ inspection_id: e.inspection_id, commitment: e.commitment })));
+    } catch (err) {
+      this.batchFailed(entries.map((e) => e.inspection_id), err);
+      return [];
+    }
+    const opened: PendingVerdict[] = [];
+    for (const [i, result] of results.entries()) {
+      let entry = entries[i]!;
+      const id = entry.inspection_id;
       let revealFrom: unknown;
-      try {
-        revealFrom = (await this.client.commit(id, entry.commitment)).reveal_from;
-      } catch (err) {
-        if (!(err instanceof ApiError) || err.status !== 409) throw err;
-        log.warn(`inspection ${id}: commitment refused (${err.message})`);
+      if (result.ok) {
+        revealFrom = result.reveal_from;
+      } else if (result.error.code !== 'conflict') {
+        this.warnOnce(`inspection ${id}: ${ITEM_STATUS[result.error.code] ?? ''} ${result.error.code}: ${result.error.message}`.replace(':  ', ': '));
+        continue;
+      } else {
+        log.warn(`inspection ${id}: commitment refused (${result.error.message})`);
         // Committed before (a lost answer) or too late: either way the saved verdict may still reveal.
-        if (!/already committed/i.test(err.message)) return this.forget(id);
-        revealFrom = undefined;
+        if (!/already committed/i.test(result.error.message)) {
+          this.forget(id);
+          continue;
+        }
       }
       entry = { ...entry, committed: true };
       this.save(id, entry);
       log.info(`inspection ${id}: committed ${entry.verdict.verdict}${entry.verdict.reasons.length ? ` (${entry.verdict.reasons.slice(0, 3).join('; ')})` : ''}`);
       // The last to commit opens the reveals at once.
-      if (typeof revealFrom !== 'string' || !(Date.parse(revealFrom) <= Date.now())) return;
-    } else if (a.phase !== 'reveal') {
-      return;
+      if (typeof revealFrom === 'string' && Date.parse(revealFrom) <= Date.now()) opened.push(entry);
     }
-    if (!entry) {
-      if (!this.skipped.has(id)) (this.skipped.add(id), log.warn(`inspection ${id}: committed, but no saved verdict to reveal (the state file ${this.statePath} was lost)`));
-      return;
-    }
-    await this.reveal(entry);
+    return opened;
   }
 
   /** Re-checks the transcript and saves the verdict, salt and signature before anything is sent. */
@@ -442,22 +511,41 @@ export class Inspector {
     return entry;
   }
 
-  private async reveal(entry: PendingVerdict): Promise<void> {
-    const id = entry.inspection_id;
+  /** Reveals saved verdicts in one request. */
+  private async revealBatch(entries: PendingVerdict[]): Promise<void> {
     // Ed25519 is deterministic: re-signing with the same key gives the same bytes; a newer key (login again) signs afresh.
-    const signature = entry.public_key === this.config.public_key ? entry.signature : signNodeMessage(this.config.private_key, signedMessage(VERDICT_DOMAIN, verdictFields(entry.verdict)));
+    const signatureOf = (e: PendingVerdict) =>
+      e.public_key === this.config.public_key ? e.signature : signNodeMessage(this.config.private_key, signedMessage(VERDICT_DOMAIN, verdictFields(e.verdict)));
+    let results: BatchItemResult[];
     try {
-      const res = await this.client.reveal(id, { verdict: entry.verdict, salt: entry.salt, signature });
-      this.io.log.info(`inspection ${id}: revealed ${entry.verdict.verdict}${res.decided === true ? '; the inspection is decided' : ''}`);
-      this.forget(id);
+      results = await this.client.revealMany(entries.map((e) => ({ inspection_id: e.inspection_id, verdict: e.verdict, salt: e.salt, signature: signatureOf(e) })));
     } catch (err) {
-      // 401 here is most likely the signature: the key registered now is not inspector.json's (a login
+      this.batchFailed(entries.map((e) => e.inspection_id), err);
+      return;
+    }
+    for (const [i, result] of results.entries()) {
+      const entry = entries[i]!;
+      const id = entry.inspection_id;
+      if (result.ok) {
+        this.io.log.info(`inspection ${id}: revealed ${entry.verdict.verdict}${result.decided === true ? '; the inspection is decided' : ''}`);
+        this.forget(id);
+        continue;
+      }
+      const { code, message } = result.error;
+      const status = ITEM_STATUS[code];
+      // Unauthorized here is the signature: the key registered now is not inspector.json's (a login
       // elsewhere). Kept, and tried again: a refused token stops the next poll anyway.
-      if (err instanceof ApiError && err.status === 401) throw new Error(`reveal refused (${err.message}); was the inspector key replaced by another login?`);
-      if (!(err instanceof ApiError) || (err.status !== 409 && err.status !== 400 && err.status !== 404)) throw err;
-      this.io.log.warn(`inspection ${id}: reveal refused (${err.status} ${err.message})`);
+      if (code === 'unauthorized') {
+        this.warnOnce(`inspection ${id}: reveal refused (${message}); was the inspector key replaced by another login?`);
+        continue;
+      }
+      if (status !== 409 && status !== 400 && status !== 404) {
+        this.warnOnce(`inspection ${id}: ${status ?? ''} ${code}: ${message}`.replace(':  ', ': '));
+        continue;
+      }
+      this.io.log.warn(`inspection ${id}: reveal refused (${status} ${message})`);
       // Not open yet: try again next pass. Anything else (revealed, too late, decided, a mismatch) will not change.
-      if (err.status === 409 && /open once/i.test(err.message)) return;
+      if (status === 409 && /open once/i.test(message)) continue;
       this.forget(id);
     }
   }

@@ -112,3 +112,29 @@ export function verdictFields(v: Verdict): Record<string, string> {
     evidence: JSON.stringify((v.evidence ?? []).map((e) => [e.gpu, e.row, e.col])),
   };
 }
+
+/** At most this many inspections in one batch of commitments or reveals. */
+export const MAX_VERDICT_BATCH = 50;
+
+export const VerdictCommitmentBatchSchema = z
+  .object({
+    items: z
+      .array(z.object({ inspection_id: id }).extend(VerdictCommitmentBodySchema.shape).strict())
+      .min(1)
+      .max(MAX_VERDICT_BATCH),
+  })
+  .strict();
+export type VerdictCommitmentBatch = z.infer<typeof VerdictCommitmentBatchSchema>;
+
+export const VerdictRevealBatchSchema = z
+  .object({
+    items: z
+      .array(z.object({ inspection_id: id }).extend(VerdictRevealBodySchema.shape).strict())
+      .min(1)
+      .max(MAX_VERDICT_BATCH),
+  })
+  .strict();
+export type VerdictRevealBatch = z.infer<typeof VerdictRevealBatchSchema>;
+
+/** One item's refusal inside a batch's 200: the code and message the single route would have answered. */
+export const BatchItemErrorSchema = z.object({ code: z.string(), message: z.string() }).strict();

@@ -7,7 +7,7 @@
 // the exact product entries (every one of them, so an inspector's own picks inside them hold),
 // and every subtree that covers no opened leaf is a random 32-byte hash, which no one can tell
 // from a real subtree's hash without its preimage. Building one costs m·leaf·n multiply-adds per
-// GPU instead of n³. A known-bad decoy changes one opened entry before hashing: a wrong value
+// GPU instead of n³ (and at most 2n generated lines of A and B per GPU). A known-bad decoy changes one opened entry before hashing: a wrong value
 // under a valid path, exactly what a real node that skipped work shows.
 import type { CapacityChallenge, OpeningRequest } from '../contracts/inspections.ts';
 import { COMMITMENT_DOMAIN, commitmentFields } from '../contracts/inspections.ts';
@@ -47,26 +47,29 @@ export async function buildDecoyTranscript(input: DecoyInput, deps: DecoyDeps): 
   const wrongOpening = Math.floor(deps.random() * input.request.count);
   const roots: string[] = [];
   const answers: Opening[][] = [];
-  const row = new Int8Array(n);
-  const col = new Int8Array(n);
   for (let gpu = 0; gpu < gpuCount; gpu++) {
     const keyA = await matrixKey(seed, gpu, 'A', deps.sha256);
     const keyB = await matrixKey(seed, gpu, 'B', deps.sha256);
     const positions = await openingPositions(seed, openSeed, gpu, n, input.request.count, deps.sha256);
     const leaves = new Map<number, Uint8Array>();
+    // Each row of A and column of B is generated once per GPU, however many opened entries use it
+    // (a leaf spans few rows and, at small n, the openings cover most of C): at most 2n lines.
+    const rows = new Map<number, Int8Array>();
+    const cols = new Map<number, Int8Array>();
+    const lineOf = (cache: Map<number, Int8Array>, key: typeof keyA, line: number) => {
+      let out = cache.get(line);
+      if (!out) fillLine(key, line, n, (out = new Int8Array(n))), cache.set(line, out);
+      return out;
+    };
     for (const p of positions) {
       const { leafIndex } = leafOf(n, leafSize, p);
       if (leaves.has(leafIndex)) continue;
       const count = leafEntries(n, leafSize, leafIndex);
       const bytes = new Uint8Array(count * 4);
       const view = new DataView(bytes.buffer);
-      // A leaf spans few rows of C: each row of A is generated once per leaf, a column of B per entry.
-      let rowAt = -1;
       for (let e = 0; e < count; e++) {
         const flat = leafIndex * leafSize + e;
-        if (Math.floor(flat / n) !== rowAt) fillLine(keyA, (rowAt = Math.floor(flat / n)), n, row);
-        fillLine(keyB, flat % n, n, col);
-        view.setInt32(e * 4, dot(row, 0, col, 0, n), true);
+        view.setInt32(e * 4, dot(lineOf(rows, keyA, Math.floor(flat / n)), 0, lineOf(cols, keyB, flat % n), 0, n), true);
       }
       leaves.set(leafIndex, bytes);
     }
@@ -94,8 +97,28 @@ export async function buildDecoyTranscript(input: DecoyInput, deps: DecoyDeps): 
     challenge: input.challenge as unknown as Record<string, unknown>,
     registered_gpu_uuids: [],
     identity: null,
-    capacity: { commitment, signature, opening_request: input.request, openings: encodeOpenings(input.challenge.challenge_id, answers) },
+    capacity: { commitment, signature, opening_request: input.request, openings: encodeOpeningsOnce(input.challenge.challenge_id, answers) },
     order_processing: input.order,
+  };
+}
+
+/**
+ * encodeOpenings's wire shape, each distinct leaf and hash encoded once: openings often share a
+ * leaf (at small n they cover most of C), and each carries the leaf's bytes again.
+ */
+function encodeOpeningsOnce(challengeId: string, gpus: readonly (readonly Opening[])[]): ReturnType<typeof encodeOpenings> {
+  const hex = new Map<Uint8Array, string>();
+  const hexOf = (h: Uint8Array) => hex.get(h) ?? (hex.set(h, toHex(h)), hex.get(h)!);
+  return {
+    challenge_id: challengeId,
+    gpus: gpus.map((openings) => {
+      const leaves = new Map<Uint8Array, string>();
+      return openings.map((o) => {
+        let leaf = leaves.get(o.leaf);
+        if (leaf === undefined) leaves.set(o.leaf, (leaf = encodeOpenings(challengeId, [[{ ...o, path: [] }]]).gpus[0]![0]!.leaf));
+        return { leaf_index: o.leafIndex, leaf, path: o.path.map(hexOf) };
+      });
+    }),
   };
 }
 

@@ -245,63 +245,206 @@ export async function openAssignments(env: Bindings, accountId: string, limit: n
   return rs.rows.map((r) => assignmentOf(r as unknown as Record<string, unknown>));
 }
 
-/** The caller's assignment, refusing everything that is not a live assignment of an inspector in good standing. */
-async function loadAssignment(env: Bindings, inspectionId: string, accountId: string): Promise<AssignmentRow> {
-  const { client, money } = connection(env);
-  const rs = await client.execute({ sql: `${assignmentSql} WHERE a.inspection_id = ? AND a.account_id = ?`, args: [inspectionId, accountId] });
-  const row = rs.rows[0];
-  if (!row) throw new ApiError('not_found', `no inspection ${inspectionId} assigned to this account`);
-  const standing = await candidatePool(money, env, { ownerId: null, nodeKey: null }, accountId);
-  if (standing.length === 0) throw new ApiError('forbidden', 'this account is not an inspector in good standing: its active bond is below the minimum (or it has no key)');
-  const a = assignmentOf(row as unknown as Record<string, unknown>);
-  if (a.status !== 'open') throw new ApiError('conflict', `inspection ${inspectionId} is decided`);
-  return a;
+export interface BatchRefusal {
+  inspectionId: string;
+  ok: false;
+  error: ApiError;
+}
+export type BatchResult<T> = ({ inspectionId: string; ok: true } & T) | BatchRefusal;
+
+/** At most this many items in one batch request. */
+export const MAX_BATCH_ITEMS = 50;
+
+interface Loaded {
+  /** Active bond at least the minimum, a registered key, the role and an active account. */
+  standing: boolean;
+  publicKey: string | null;
+  rows: Map<string, AssignmentRow>;
 }
 
-export async function commitVerdict(env: Bindings, inspectionId: string, accountId: string, commitment: string, now = Date.now()): Promise<AssignmentRow> {
-  const a = await loadAssignment(env, inspectionId, accountId);
-  if (a.committedAt !== null) throw new ApiError('conflict', `a verdict for inspection ${inspectionId} was already committed`);
-  if (now > a.commitDeadline) throw new ApiError('conflict', `the commit deadline of inspection ${inspectionId} has passed`);
-  const rs = await connection(env).client.execute({
+/**
+ * One statement for a whole request: the caller's standing (active bond, key) and its assignment
+ * to each of the inspections (a row per id; the assignment's columns null when there is none).
+ */
+async function loadAssignments(env: Bindings, accountId: string, inspectionIds: string[]): Promise<Loaded> {
+  const { minBond } = bondConfig(env);
+  const rs = await connection(env).money.execute({
+    sql: `SELECT s.active, s.public_key, s.in_role, j.value AS item_id, i.id, i.commit_deadline, i.reveal_deadline, i.status,
+            a.commitment, a.committed_at, a.revealed_at, NULL AS transcript,
+            (SELECT count(*) FROM inspection_assignments x WHERE x.inspection_id = i.id AND x.committed_at IS NULL) AS pending
+          FROM (SELECT k.public_key,
+                  (acc.status = 'active' AND EXISTS (SELECT 1 FROM json_each(acc.roles) WHERE value = 'inspector')) AS in_role,
+                  COALESCE((SELECT balance FROM ledger_accounts WHERE id = acc.id || ':${BOND_ASSET}:bonded'), 0)
+                    - COALESCE((SELECT SUM(amount) FROM inspector_bonds b WHERE b.account_id = acc.id AND b.kind = 'unbond' AND b.status = 'pending'), 0) AS active
+                FROM accounts acc LEFT JOIN inspector_keys k ON k.account_id = acc.id WHERE acc.id = ?) s
+          LEFT JOIN json_each(?) j
+          LEFT JOIN inspection_assignments a ON a.inspection_id = j.value AND a.account_id = ?
+          LEFT JOIN inspections i ON i.id = a.inspection_id`,
+    args: [accountId, JSON.stringify(inspectionIds), accountId],
+  });
+  const first = rs.rows[0];
+  const publicKey = (first?.public_key as string | null | undefined) ?? null;
+  const standing = !!first && publicKey !== null && Number(first.in_role) === 1 && BigInt(first.active as bigint) >= minBond;
+  const rows = new Map<string, AssignmentRow>();
+  for (const r of rs.rows) if (r.id !== null && r.id !== undefined) rows.set(String(r.id), assignmentOf(r as unknown as Record<string, unknown>));
+  return { standing, publicKey, rows };
+}
+
+const NOT_STANDING = 'this account is not an inspector in good standing: its active bond is below the minimum (or it has no key)';
+
+/**
+ * The checks every item shares: assigned to the caller (404), the caller in good standing (403,
+ * once for the request, and only when something is assigned: an id not assigned is a 404 either
+ * way), the inspection open (409), not twice in the request (409).
+ */
+function precheck(loaded: Loaded, inspectionIds: string[]): Array<AssignmentRow | ApiError> {
+  if (!loaded.standing && inspectionIds.some((id) => loaded.rows.has(id))) throw new ApiError('forbidden', NOT_STANDING);
+  const seen = new Set<string>();
+  return inspectionIds.map((id) => {
+    const a = loaded.rows.get(id);
+    if (!a) return new ApiError('not_found', `no inspection ${id} assigned to this account`);
+    if (a.status !== 'open') return new ApiError('conflict', `inspection ${id} is decided`);
+    if (seen.has(id)) return new ApiError('conflict', `inspection ${id} is already in this request`);
+    seen.add(id);
+    return a;
+  });
+}
+
+const refused = (inspectionId: string, error: ApiError): BatchRefusal => ({ inspectionId, ok: false, error });
+
+/**
+ * Commits verdicts to several inspections: one read for all of them, one write batch of
+ * conditional updates. Each item is refused on its own (and changes nothing) for exactly the
+ * reasons of a single commitment; a caller not in good standing is refused as a whole (403).
+ */
+export async function commitVerdicts(
+  env: Bindings,
+  accountId: string,
+  items: Array<{ inspectionId: string; commitment: string }>,
+  now = Date.now(),
+): Promise<Array<BatchResult<{ committedAt: number; revealFrom: number }>>> {
+  const loaded = await loadAssignments(env, accountId, items.map((i) => i.inspectionId));
+  const checked = precheck(loaded, items.map((i) => i.inspectionId));
+  const results: Array<BatchResult<{ committedAt: number; revealFrom: number }> | null> = [];
+  const writes: Array<{ index: number; a: AssignmentRow }> = [];
+  items.forEach((item, index) => {
+    const a = checked[index]!;
+    const id = item.inspectionId;
+    if (a instanceof ApiError) return void results.push(refused(id, a));
+    if (a.committedAt !== null) return void results.push(refused(id, new ApiError('conflict', `a verdict for inspection ${id} was already committed`)));
+    if (now > a.commitDeadline) return void results.push(refused(id, new ApiError('conflict', `the commit deadline of inspection ${id} has passed`)));
+    results.push(null);
+    writes.push({ index, a });
+  });
+  if (writes.length === 0) return results as Array<BatchResult<{ committedAt: number; revealFrom: number }>>;
+  const statements: InStatement[] = writes.map(({ index }) => ({
     sql: `UPDATE inspection_assignments SET commitment = ?, committed_at = ? WHERE inspection_id = ? AND account_id = ? AND committed_at IS NULL
             AND EXISTS (SELECT 1 FROM inspections WHERE id = ? AND status = 'open' AND commit_deadline >= ?)`,
-    args: [commitment, now, inspectionId, accountId, inspectionId, now],
+    args: [items[index]!.commitment, now, items[index]!.inspectionId, accountId, items[index]!.inspectionId, now],
+  }));
+  // In the same transaction: how many of each panel have yet to commit, after these commitments.
+  statements.push({
+    sql: `SELECT j.value AS id, (SELECT count(*) FROM inspection_assignments x WHERE x.inspection_id = j.value AND x.committed_at IS NULL) AS pending FROM json_each(?) j`,
+    args: [JSON.stringify(writes.map((w) => w.a.inspectionId))],
   });
-  if (rs.rowsAffected === 0) throw new ApiError('conflict', `a verdict for inspection ${inspectionId} was already committed`);
-  return { ...a, committedAt: now, commitment, pending: Math.max(0, a.pending - 1) };
+  const out = await connection(env).money.batch(statements, 'write');
+  const pending = new Map(out[out.length - 1]!.rows.map((r) => [String(r.id), Number(r.pending)]));
+  writes.forEach(({ index, a }, k) => {
+    const id = a.inspectionId;
+    results[index] =
+      out[k]!.rowsAffected === 0
+        ? refused(id, new ApiError('conflict', `a verdict for inspection ${id} was already committed`))
+        : { inspectionId: id, ok: true, committedAt: now, revealFrom: pending.get(id) === 0 ? now : a.commitDeadline };
+  });
+  return results as Array<BatchResult<{ committedAt: number; revealFrom: number }>>;
 }
 
-export async function revealVerdict(env: Bindings, inspectionId: string, accountId: string, body: VerdictReveal, now = Date.now()): Promise<{ decided: boolean }> {
-  const a = await loadAssignment(env, inspectionId, accountId);
-  if (a.committedAt === null || a.commitment === null) throw new ApiError('conflict', `no committed verdict for inspection ${inspectionId}: commit first`);
-  if (a.revealedAt !== null) throw new ApiError('conflict', `the verdict for inspection ${inspectionId} was already revealed`);
-  if (now > a.revealDeadline) throw new ApiError('conflict', `the reveal deadline of inspection ${inspectionId} has passed`);
-  if (!revealOpen(a, now)) {
-    throw new ApiError('conflict', `reveals of inspection ${inspectionId} open once every inspector has committed, or at ${new Date(a.commitDeadline).toISOString()}`);
+/**
+ * Reveals verdicts to several inspections: one read for all of them (with the caller's key), the
+ * hash and signature checks, one write batch of conditional updates, and then the decision of each
+ * inspection whose last reveal this was. Each item is refused on its own (changing nothing) for
+ * exactly the reasons of a single reveal; a caller not in good standing is refused as a whole (403).
+ */
+export async function revealVerdicts(
+  env: Bindings,
+  accountId: string,
+  items: Array<{ inspectionId: string; body: VerdictReveal }>,
+  now = Date.now(),
+): Promise<Array<BatchResult<{ decided: boolean }>>> {
+  const loaded = await loadAssignments(env, accountId, items.map((i) => i.inspectionId));
+  const checked = precheck(loaded, items.map((i) => i.inspectionId));
+  const publicKey = loaded.publicKey;
+  const results: Array<BatchResult<{ decided: boolean }> | null> = [];
+  const writes: Array<{ index: number; a: AssignmentRow }> = [];
+  for (const [index, item] of items.entries()) {
+    const a = checked[index]!;
+    const id = item.inspectionId;
+    const error = a instanceof ApiError ? a : await revealRefusal(a, item.body, accountId, publicKey, now);
+    if (error) {
+      results.push(refused(id, error));
+    } else {
+      results.push(null);
+      writes.push({ index, a: a as AssignmentRow });
+    }
   }
-  const v = body.verdict;
-  if (v.inspection_id !== inspectionId) throw new ApiError('validation_failed', 'invalid body: verdict.inspection_id: not this inspection');
-  if (v.inspector_id !== accountId) throw new ApiError('validation_failed', 'invalid body: verdict.inspector_id: not this account');
-  if ((await verdictCommitment(body.salt, v, nodeSha256)) !== a.commitment) {
-    throw new ApiError('validation_failed', 'invalid body: the verdict and salt do not match the commitment');
-  }
-  const { client } = connection(env);
-  const key = await client.execute({ sql: 'SELECT public_key FROM inspector_keys WHERE account_id = ?', args: [accountId] });
-  const publicKey = key.rows[0]?.public_key as string | undefined;
-  if (!publicKey || !(await verifyNodeSignature(publicKey, signedMessage(VERDICT_DOMAIN, verdictFields(v)), body.signature))) {
-    throw new ApiError('unauthorized', "signature does not verify with this inspector's key over this verdict");
-  }
-  const rs = await client.execute({
-    sql: `UPDATE inspection_assignments SET verdict = ?, salt = ?, signature = ?, public_key = ?, revealed_at = ?
-          WHERE inspection_id = ? AND account_id = ? AND revealed_at IS NULL AND commitment = ?
-            AND EXISTS (SELECT 1 FROM inspections WHERE id = ? AND status = 'open' AND reveal_deadline >= ?)`,
-    args: [json(v), body.salt, body.signature, publicKey, now, inspectionId, accountId, a.commitment, inspectionId, now],
+  if (writes.length === 0) return results as Array<BatchResult<{ decided: boolean }>>;
+  const statements: InStatement[] = writes.map(({ index, a }) => {
+    const { verdict, salt, signature } = items[index]!.body;
+    return {
+      sql: `UPDATE inspection_assignments SET verdict = ?, salt = ?, signature = ?, public_key = ?, revealed_at = ?
+            WHERE inspection_id = ? AND account_id = ? AND revealed_at IS NULL AND commitment = ?
+              AND EXISTS (SELECT 1 FROM inspections WHERE id = ? AND status = 'open' AND reveal_deadline >= ?)`,
+      args: [json(verdict), salt, signature, publicKey, now, a.inspectionId, accountId, a.commitment, a.inspectionId, now],
+    };
   });
-  if (rs.rowsAffected === 0) throw new ApiError('conflict', `the verdict for inspection ${inspectionId} was already revealed`);
-  // The last reveal decides at once; otherwise the cron decides at the reveal deadline.
-  const left = await client.execute({ sql: 'SELECT count(*) AS n FROM inspection_assignments WHERE inspection_id = ? AND revealed_at IS NULL', args: [inspectionId] });
-  const decided = Number(left.rows[0]!.n) === 0 ? await decideInspection(env, inspectionId, now) : false;
-  return { decided };
+  // In the same transaction: the panels with no reveal left after these.
+  statements.push({
+    sql: `SELECT j.value AS id FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM inspection_assignments x WHERE x.inspection_id = j.value AND x.revealed_at IS NULL)`,
+    args: [JSON.stringify(writes.map((w) => w.a.inspectionId))],
+  });
+  const out = await connection(env).money.batch(statements, 'write');
+  const complete = new Set(out[out.length - 1]!.rows.map((r) => String(r.id)));
+  for (const [k, { index, a }] of writes.entries()) {
+    const id = a.inspectionId;
+    if (out[k]!.rowsAffected === 0) {
+      results[index] = refused(id, new ApiError('conflict', `the verdict for inspection ${id} was already revealed`));
+      continue;
+    }
+    // The last reveal decides at once; otherwise the cron decides at the reveal deadline.
+    results[index] = { inspectionId: id, ok: true, decided: complete.has(id) ? await decideInspection(env, id, now) : false };
+  }
+  return results as Array<BatchResult<{ decided: boolean }>>;
+}
+
+/** Why one reveal is refused (before anything is written), or null. */
+async function revealRefusal(a: AssignmentRow, body: VerdictReveal, accountId: string, publicKey: string | null, now: number): Promise<ApiError | null> {
+  const id = a.inspectionId;
+  if (a.committedAt === null || a.commitment === null) return new ApiError('conflict', `no committed verdict for inspection ${id}: commit first`);
+  if (a.revealedAt !== null) return new ApiError('conflict', `the verdict for inspection ${id} was already revealed`);
+  if (now > a.revealDeadline) return new ApiError('conflict', `the reveal deadline of inspection ${id} has passed`);
+  if (!revealOpen(a, now)) return new ApiError('conflict', `reveals of inspection ${id} open once every inspector has committed, or at ${new Date(a.commitDeadline).toISOString()}`);
+  const v = body.verdict;
+  if (v.inspection_id !== id) return new ApiError('validation_failed', 'invalid body: verdict.inspection_id: not this inspection');
+  if (v.inspector_id !== accountId) return new ApiError('validation_failed', 'invalid body: verdict.inspector_id: not this account');
+  if ((await verdictCommitment(body.salt, v, nodeSha256)) !== a.commitment) return new ApiError('validation_failed', 'invalid body: the verdict and salt do not match the commitment');
+  if (!publicKey || !(await verifyNodeSignature(publicKey, signedMessage(VERDICT_DOMAIN, verdictFields(v)), body.signature))) {
+    return new ApiError('unauthorized', "signature does not verify with this inspector's key over this verdict");
+  }
+  return null;
+}
+
+/** One commitment: the batch of one, its refusal thrown. */
+export async function commitVerdict(env: Bindings, inspectionId: string, accountId: string, commitment: string, now = Date.now()): Promise<{ committedAt: number; revealFrom: number }> {
+  const [r] = await commitVerdicts(env, accountId, [{ inspectionId, commitment }], now);
+  if (!r!.ok) throw r!.error;
+  return r!;
+}
+
+/** One reveal: the batch of one, its refusal thrown. */
+export async function revealVerdict(env: Bindings, inspectionId: string, accountId: string, body: VerdictReveal, now = Date.now()): Promise<{ decided: boolean }> {
+  const [r] = await revealVerdicts(env, accountId, [{ inspectionId, body }], now);
+  if (!r!.ok) throw r!.error;
+  return { decided: r!.decided };
 }
 
 // ── Decision and settlement ─────────────────────────────────────────────────────────

@@ -9,7 +9,15 @@ import { requireActiveAccount } from '../auth/middleware.ts';
 import { limitReportReads } from '../auth/rate-limit.ts';
 import { keyRing } from '../auth/tokens.ts';
 import { BEARER, errorResponses, jsonBodyOf, jsonContent } from '../contracts/common.ts';
-import { AssignmentSchema, InspectorKeyBodySchema, VerdictCommitmentBodySchema, VerdictRevealBodySchema } from '../contracts/inspector-verdicts.ts';
+import {
+  AssignmentSchema,
+  BatchItemErrorSchema,
+  InspectorKeyBodySchema,
+  VerdictCommitmentBatchSchema,
+  VerdictCommitmentBodySchema,
+  VerdictRevealBatchSchema,
+  VerdictRevealBodySchema,
+} from '../contracts/inspector-verdicts.ts';
 import { MoneyString, amountSchema, money } from '../contracts/money.ts';
 import { connection } from '../db/client.ts';
 import { limitQuery, olderThan, PageQuery, toPage } from '../db/pagination.ts';
@@ -19,7 +27,7 @@ import { requireIdempotencyKey } from '../http/idempotency.ts';
 import { router } from '../http/router.ts';
 import { newId } from '../ids.ts';
 import { buildInspectionReport, signInspectionReport } from '../inspections/inspection-report.ts';
-import { commitVerdict, openAssignments, plantDecoy, revealOpen, revealVerdict } from '../inspections/inspections.ts';
+import { commitVerdict, commitVerdicts, openAssignments, plantDecoy, revealOpen, revealVerdict, revealVerdicts, type BatchRefusal } from '../inspections/inspections.ts';
 import { isUsableNodeKey } from '../nodes/identity.ts';
 import { platformAccount, accountId as ledgerAccountId } from '../ledger/accounts.ts';
 import { postOrThrow } from '../ledger/api.ts';
@@ -28,7 +36,9 @@ import { parseAmount } from '../money/amount.ts';
 
 const app = router();
 const publicCors = cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], maxAge: 86_400 });
-app.use('/inspections/:id', publicCors);
+// The batch routes are private: they share the public report's path shape, not its CORS.
+const BATCH_PATHS = new Set(['commitments', 'verdicts']);
+app.use('/inspections/:id', (c, next) => (BATCH_PATHS.has(c.req.param('id')) ? next() : publicCors(c, next)));
 app.use('/nodes/:id/inspections', publicCors);
 
 const params = z.object({ id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and -') });
@@ -117,7 +127,7 @@ app.openapi(
     const { id } = c.req.valid('param');
     const now = Date.now();
     const a = await commitVerdict(c.env, id, c.get('principal').accountId, c.req.valid('json').commitment, now);
-    return c.json({ inspection_id: id, committed_at: iso(now), reveal_from: iso(a.pending === 0 ? now : a.commitDeadline) }, 200);
+    return c.json({ inspection_id: id, committed_at: iso(a.committedAt), reveal_from: iso(a.revealFrom) }, 200);
   },
 );
 
@@ -136,6 +146,59 @@ app.openapi(
     const { id } = c.req.valid('param');
     const { decided } = await revealVerdict(c.env, id, c.get('principal').accountId, c.req.valid('json'));
     return c.json({ inspection_id: id, decided }, 200);
+  },
+);
+
+const refusalOf = (r: BatchRefusal) => ({ inspection_id: r.inspectionId, ok: false as const, error: { code: r.error.code, message: r.error.message } });
+const Refused = z.object({ inspection_id: z.string(), ok: z.literal(false), error: BatchItemErrorSchema });
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/inspections/commitments',
+    tags: ['inspections'],
+    summary: 'Commit to verdicts of up to 50 inspections at once; each item is committed or refused (with the single route’s error) on its own, in request order',
+    security: BEARER,
+    middleware: [...guard('inspections:write'), requireActiveAccount()],
+    request: { body: jsonBodyOf(VerdictCommitmentBatchSchema) },
+    responses: {
+      200: jsonContent(
+        z.object({
+          results: z.array(z.union([z.object({ inspection_id: z.string(), ok: z.literal(true), committed_at: z.string(), reveal_from: z.string() }), Refused])),
+        }),
+        'One result per item',
+      ),
+      ...errorResponses(400, 401, 403),
+    },
+  }),
+  async (c) => {
+    const items = c.req.valid('json').items.map((i) => ({ inspectionId: i.inspection_id, commitment: i.commitment }));
+    const results = await commitVerdicts(c.env, c.get('principal').accountId, items);
+    return c.json(
+      { results: results.map((r) => (r.ok ? { inspection_id: r.inspectionId, ok: true as const, committed_at: iso(r.committedAt), reveal_from: iso(r.revealFrom) } : refusalOf(r))) },
+      200,
+    );
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/inspections/verdicts',
+    tags: ['inspections'],
+    summary: 'Reveal the committed verdicts of up to 50 inspections at once; each item is revealed or refused (with the single route’s error) on its own, in request order',
+    security: BEARER,
+    middleware: [...guard('inspections:write'), requireActiveAccount()],
+    request: { body: jsonBodyOf(VerdictRevealBatchSchema) },
+    responses: {
+      200: jsonContent(z.object({ results: z.array(z.union([z.object({ inspection_id: z.string(), ok: z.literal(true), decided: z.boolean() }), Refused])) }), 'One result per item'),
+      ...errorResponses(400, 401, 403),
+    },
+  }),
+  async (c) => {
+    const items = c.req.valid('json').items.map(({ inspection_id, ...body }) => ({ inspectionId: inspection_id, body }));
+    const results = await revealVerdicts(c.env, c.get('principal').accountId, items);
+    return c.json({ results: results.map((r) => (r.ok ? { inspection_id: r.inspectionId, ok: true as const, decided: r.decided } : refusalOf(r))) }, 200);
   },
 );
 

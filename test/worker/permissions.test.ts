@@ -44,6 +44,22 @@ const PRIVATE_ROUTES = [
       signature: 'A'.repeat(86),
     },
   },
+  { method: 'POST', path: '/v1/inspections/commitments', scope: 'inspections:write', body: { items: [{ inspection_id: 'insp_x', commitment: 'ab'.repeat(32) }] } },
+  {
+    method: 'POST',
+    path: '/v1/inspections/verdicts',
+    scope: 'inspections:write',
+    body: {
+      items: [
+        {
+          inspection_id: 'insp_x',
+          verdict: { inspection_id: 'insp_x', inspector_id: 'acc_x', verdict: 'pass', reasons: [], entries_checked: 1, leases_checked: 0, lease_findings: 0 },
+          salt: 'ab'.repeat(32),
+          signature: 'A'.repeat(86),
+        },
+      ],
+    },
+  },
   { method: 'POST', path: '/v1/admin/inspections/decoys', scope: 'inspections:write', role: 'admin', body: { expect: 'fail' } },
   { method: 'POST', path: '/v1/admin/rewards-pool/mint', scope: 'funds:write', role: 'admin', body: { amount: '1.00', reason: 'test' } },
 ] as const;

@@ -88,28 +88,46 @@ class FakeInspections {
           .map((c) => (c.item && typeof c.item === 'object' ? { ...c.item, phase: c.open ? 'reveal' : 'commit', committed: c.commitment !== null, revealed: false } : c.item));
         return { status: 200, body: { data } };
       }
-      const m = /^\/v1\/inspections\/([^/]+)\/(commitment|verdict)$/.exec(req.url);
-      const c = m ? this.cases.get(decodeURIComponent(m[1]!)) : undefined;
-      if (!m || !c) return undefined;
-      const id = m[1]!;
-      if (m[2] === 'commitment') {
-        if (c.commitment !== null) return { status: 409, body: apiError('conflict', `a verdict for inspection ${id} was already committed`) };
-        if (c.refuseCommit) return { status: 403, body: apiError('forbidden', 'this account is not an inspector in good standing') };
-        if (c.late) return { status: 409, body: apiError('conflict', `the commit deadline of inspection ${id} has passed`) };
-        c.commitment = (req.body as { commitment: string }).commitment;
-        if (this.lastToCommit) c.open = true;
-        return { status: 200, body: { inspection_id: id, committed_at: later(0), reveal_from: c.open ? later(-1000) : later() } };
+      if (req.method !== 'POST' || (req.url !== '/v1/inspections/commitments' && req.url !== '/v1/inspections/verdicts')) return undefined;
+      const items = (req.body as { items?: Array<Record<string, unknown>> }).items ?? [];
+      if (items.length < 1 || items.length > 50) return { status: 400, body: apiError('validation_failed', 'invalid body: items: 1 to 50') };
+      this.batches.push({ url: req.url, ids: items.map((i) => String(i.inspection_id)) });
+      const commits = req.url === '/v1/inspections/commitments';
+      // Standing is the request's: one item of an account refused for its bond refuses them all.
+      if (commits && items.some((i) => this.cases.get(String(i.inspection_id))?.refuseCommit)) {
+        return { status: 403, body: apiError('forbidden', 'this account is not an inspector in good standing') };
       }
-      if (c.commitment === null) return { status: 409, body: apiError('conflict', `no committed verdict for inspection ${id}: commit first`) };
-      if (!c.open) return { status: 409, body: apiError('conflict', `reveals of inspection ${id} open once every inspector has committed, or at ${later()}`) };
-      if (c.reveal) return { status: 409, body: apiError('conflict', `the verdict for inspection ${id} was already revealed`) };
-      const body = VerdictRevealBodySchema.parse(req.body);
-      if (!this.key || !crypto.verify(null, signedMessage(VERDICT_DOMAIN, verdictFields(body.verdict)), publicKey(this.key), Buffer.from(body.signature, 'base64url'))) {
-        return { status: 401, body: apiError('unauthorized', "signature does not verify with this inspector's key over this verdict") };
-      }
-      c.reveal = body;
-      return { status: 200, body: { inspection_id: id, decided: false } };
+      const results = items.map(({ inspection_id: id, ...body }) => {
+        const c = this.cases.get(String(id));
+        const refused = (code: string, message: string) => ({ inspection_id: id, ok: false, error: { code, message } });
+        if (!c) return refused('not_found', `no inspection ${id} assigned to this account`);
+        return commits ? this.commit(String(id), c, body, refused) : this.reveal(String(id), c, body, refused);
+      });
+      return { status: 200, body: { results } };
     };
+  }
+
+  /** The batches sent, in order: which route and which inspections. */
+  readonly batches: Array<{ url: string; ids: string[] }> = [];
+
+  private commit(id: string, c: Case, body: Record<string, unknown>, refused: (code: string, message: string) => unknown) {
+    if (c.commitment !== null) return refused('conflict', `a verdict for inspection ${id} was already committed`);
+    if (c.late) return refused('conflict', `the commit deadline of inspection ${id} has passed`);
+    c.commitment = (body as { commitment: string }).commitment;
+    if (this.lastToCommit) c.open = true;
+    return { inspection_id: id, ok: true, committed_at: later(0), reveal_from: c.open ? later(-1000) : later() };
+  }
+
+  private reveal(id: string, c: Case, raw: Record<string, unknown>, refused: (code: string, message: string) => unknown) {
+    if (c.commitment === null) return refused('conflict', `no committed verdict for inspection ${id}: commit first`);
+    if (!c.open) return refused('conflict', `reveals of inspection ${id} open once every inspector has committed, or at ${later()}`);
+    if (c.reveal) return refused('conflict', `the verdict for inspection ${id} was already revealed`);
+    const body = VerdictRevealBodySchema.parse(raw);
+    if (!this.key || !crypto.verify(null, signedMessage(VERDICT_DOMAIN, verdictFields(body.verdict)), publicKey(this.key), Buffer.from(body.signature, 'base64url'))) {
+      return refused('unauthorized', "signature does not verify with this inspector's key over this verdict");
+    }
+    c.reveal = body;
+    return { inspection_id: id, ok: true, decided: false };
   }
 
   add(transcript: Transcript | unknown, id = (transcript as Transcript).inspection_id, extra: Partial<Case> = {}): void {
@@ -209,13 +227,15 @@ describe('gridlease-runner inspect', () => {
     // Still the commit phase: nothing more happens.
     expect((await run(['once', '--config', s.configPath])).code).toBe(0);
     expect(honestCase.reveal).toBeNull();
-    expect(s.api.requests.filter((r) => r.url.endsWith('/commitment'))).toHaveLength(2);
+    // Both verdicts went in one batch of commitments; the second pass sent nothing.
+    expect(s.fake.batches).toEqual([{ url: '/v1/inspections/commitments', ids: ['insp_honest', 'insp_cheat'] }]);
 
     // A fresh start once reveals are open: the state file carries the verdicts and salts.
     honestCase.open = cheatCase.open = true;
     const second = await run(['once', '--config', s.configPath]);
     expect(second.code, second.log).toBe(0);
     expect(second.log).toContain('inspection insp_honest: revealed pass');
+    expect(s.fake.batches.slice(1)).toEqual([{ url: '/v1/inspections/verdicts', ids: ['insp_honest', 'insp_cheat'] }]);
     const key = publicKey(readInspectorConfig(s.configPath).public_key);
     for (const [c, expected] of [[honestCase, 'pass'], [cheatCase, 'fail']] as const) {
       const r = c.reveal!;
@@ -241,6 +261,7 @@ describe('gridlease-runner inspect', () => {
     expect(r.code, r.log).toBe(0);
     const c = s.fake.cases.get('insp_honest')!;
     expect(c.reveal?.verdict).toMatchObject({ verdict: 'pass', entries_checked: 12 });
+    expect(s.fake.batches.map((b) => b.url)).toEqual(['/v1/inspections/commitments', '/v1/inspections/verdicts']);
     expect(await verdictCommitment(c.reveal!.salt, c.reveal!.verdict, sha256)).toBe(c.commitment);
   });
 
