@@ -647,6 +647,187 @@ describe('inspections: decoys', () => {
   });
 });
 
+describe('inspections: batches of commitments and reveals', () => {
+  type Made = Awaited<ReturnType<typeof verdictFor>>;
+  const commitBatch = (who: Inspector, items: Array<{ inspection_id: string; commitment: string }>) => call('/v1/inspections/commitments', { auth: who.account.apiKey, body: { items } });
+  const revealBatch = (who: Inspector, items: Array<{ inspection_id: string } & Made['reveal']>) => call('/v1/inspections/verdicts', { auth: who.account.apiKey, body: { items } });
+  const results = async (res: Response) => {
+    expect(res.status).toBe(200);
+    return (await json(res)).results as Array<{ inspection_id: string; ok: boolean; error?: { code: string; message: string }; decided?: boolean; reveal_from?: string }>;
+  };
+  /** One item's outcome, as [id, 'ok'] or [id, code, a word of the message]. */
+  const summary = (rs: Awaited<ReturnType<typeof results>>) => rs.map((r) => (r.ok ? [r.inspection_id, 'ok'] : [r.inspection_id, r.error!.code]));
+  const rowOf = async (inspectionId: string, who: Inspector) => (await assignmentRows(inspectionId)).find((r) => r.account_id === who.account.id)!;
+
+  /** Two decoys with the same panel of three, and a fourth bonded inspector drawn for neither. */
+  async function setup(first: 'pass' | 'fail' = 'pass', second: 'pass' | 'fail' = 'fail') {
+    const operator = await admin();
+    await fundPool(operator);
+    const [a, b, c] = [await inspector(), await inspector(), await inspector()];
+    const one = await plantDecoy(operator, first);
+    const two = await plantDecoy(operator, second);
+    for (const id of [one, two]) expect(await panelOf(id)).toEqual(ids([a, b, c]));
+    const outsider = await inspector();
+    return { a, b, c, outsider, one, two };
+  }
+
+  it('answers each item on its own, in order: the good ones are committed and revealed, the refused ones (not assigned, a second commitment, twice in one batch, a bad signature, not the commitment) change nothing', async () => {
+    const { a, b, c, outsider, one, two } = await setup();
+    const people = [a, b, c, outsider];
+    // a commits to `one` through the single route first: the batch's commitment to it is a second one.
+    const va1 = await commitTo(a, one, 'pass');
+    const va2 = await verdictFor(a, two, 'fail');
+    const other = await verdictFor(a, one, 'fail');
+    const beforeOne = await rowOf(one, a);
+    const committed = await results(
+      await commitBatch(a, [
+        { inspection_id: two, commitment: va2.commitment },
+        { inspection_id: 'insp_nobody', commitment: va2.commitment },
+        { inspection_id: one, commitment: other.commitment },
+        { inspection_id: two, commitment: other.commitment },
+      ]),
+    );
+    expect(summary(committed)).toEqual([
+      [two, 'ok'],
+      ['insp_nobody', 'not_found'],
+      [one, 'conflict'],
+      [two, 'conflict'],
+    ]);
+    expect(committed[2]!.error!.message).toContain('already committed');
+    expect(committed[3]!.error!.message).toContain('already in this request');
+    expect(committed[0]).toMatchObject({ inspection_id: two, ok: true, committed_at: expect.any(String), reveal_from: expect.any(String) });
+    expect(await rowOf(one, a)).toEqual(beforeOne);
+    expect((await rowOf(two, a)).commitment).toBe(va2.commitment);
+    // The outsider is assigned neither: every item is a 404, and nothing is written.
+    const vo = await verdictFor(outsider, one, 'pass');
+    expect(summary(await results(await commitBatch(outsider, [{ inspection_id: one, commitment: vo.commitment }, { inspection_id: two, commitment: vo.commitment }])))).toEqual([
+      [one, 'not_found'],
+      [two, 'not_found'],
+    ]);
+
+    // b commits to both in one batch; c signs `one` with another key (its commitment matches, its signature will not).
+    const vb1 = await verdictFor(b, one, 'pass');
+    const vb2 = await verdictFor(b, two, 'fail');
+    expect(summary(await results(await commitBatch(b, [{ inspection_id: one, commitment: vb1.commitment }, { inspection_id: two, commitment: vb2.commitment }])))).toEqual([
+      [one, 'ok'],
+      [two, 'ok'],
+    ]);
+    const vc1 = await verdictFor(c, one, 'pass', {}, await keyPair());
+    const vc2 = await verdictFor(c, two, 'fail');
+    const last = await results(await commitBatch(c, [{ inspection_id: one, commitment: vc1.commitment }, { inspection_id: two, commitment: vc2.commitment }]));
+    expect(summary(last)).toEqual([
+      [one, 'ok'],
+      [two, 'ok'],
+    ]);
+    // The last of each panel to commit opens its reveals at once.
+    for (const r of last) expect(Date.parse(r.reveal_from!)).toBeLessThanOrEqual(Date.now());
+
+    const before = { one: await assignmentRows(one), two: await assignmentRows(two), money: await holdings(people) };
+    // c: a bad signature on `one` and a reveal of `two` that is not its commitment (another salt).
+    const refusedC = await results(
+      await revealBatch(c, [
+        { inspection_id: one, ...vc1.reveal },
+        { inspection_id: two, ...vc2.reveal, salt: toHex(crypto.getRandomValues(new Uint8Array(32))) },
+      ]),
+    );
+    expect(summary(refusedC)).toEqual([
+      [one, 'unauthorized'],
+      [two, 'validation_failed'],
+    ]);
+    expect(refusedC[0]!.error!.message).toContain('signature does not verify');
+    expect(refusedC[1]!.error!.message).toContain('do not match the commitment');
+    expect({ one: await assignmentRows(one), two: await assignmentRows(two), money: await holdings(people) }).toEqual(before);
+
+    // a: `one` revealed, `two` with someone else's verdict refused, `one` again in the same batch refused.
+    const mixed = await results(
+      await revealBatch(a, [
+        { inspection_id: one, ...va1.reveal },
+        { inspection_id: two, ...vb2.reveal },
+        { inspection_id: one, ...va1.reveal },
+      ]),
+    );
+    expect(summary(mixed)).toEqual([
+      [one, 'ok'],
+      [two, 'validation_failed'],
+      [one, 'conflict'],
+    ]);
+    expect(mixed[0]).toEqual({ inspection_id: one, ok: true, decided: false });
+    expect(mixed[1]!.error!.message).toContain('inspector_id');
+    expect((await rowOf(one, a)).revealed_at).not.toBeNull();
+    expect(await rowOf(two, a)).toEqual(before.two.find((r) => r.account_id === a.account.id));
+    // A second reveal, now through the batch route alone.
+    const again = await results(await revealBatch(a, [{ inspection_id: one, ...va1.reveal }]));
+    expect(again[0]!.error).toMatchObject({ code: 'conflict', message: expect.stringContaining('already revealed') });
+    expect((await inspectionRow(one)).status).toBe('open');
+    expect((await inspectionRow(two)).status).toBe('open');
+    await expectLedgerBalanced();
+  });
+
+  it('decides every inspection whose last reveal is in the batch, and pays its panel', async () => {
+    const { a, b, c, one, two } = await setup('pass', 'fail');
+    const made = new Map<Inspector, [Made, Made]>();
+    for (const who of [a, b, c]) {
+      const pair: [Made, Made] = [await verdictFor(who, one, 'pass'), await verdictFor(who, two, 'fail')];
+      made.set(who, pair);
+      const res = await results(await commitBatch(who, [{ inspection_id: one, commitment: pair[0].commitment }, { inspection_id: two, commitment: pair[1].commitment }]));
+      expect(summary(res)).toEqual([
+        [one, 'ok'],
+        [two, 'ok'],
+      ]);
+    }
+    const before = await holdings([a, b, c]);
+    const both = (who: Inspector) => revealBatch(who, [{ inspection_id: one, ...made.get(who)![0].reveal }, { inspection_id: two, ...made.get(who)![1].reveal }]);
+    for (const who of [a, b]) expect((await results(await both(who))).map((r) => r.decided)).toEqual([false, false]);
+    expect((await inspectionRow(one)).status).toBe('open');
+    expect(await results(await both(c))).toEqual([
+      { inspection_id: one, ok: true, decided: true },
+      { inspection_id: two, ok: true, decided: true },
+    ]);
+    expect(await inspectionRow(one)).toMatchObject({ status: 'decided', outcome: 'pass', majority: 'pass' });
+    expect(await inspectionRow(two)).toMatchObject({ status: 'decided', outcome: 'fail', majority: 'fail' });
+    const after = await holdings([a, b, c]);
+    for (const who of [a, b, c]) expect(after.people[who.account.id]).toEqual({ available: before.people[who.account.id]!.available + 2n * REWARD, bonded: before.people[who.account.id]!.bonded });
+    expect(after.pool).toBe(before.pool - 6n * REWARD);
+    for (const id of [one, two]) for (const who of [a, b, c]) expect(await settlementsOf(id, who.account.id)).toHaveLength(1);
+    await expectLedgerBalanced();
+  });
+
+  it('takes 1 to 50 items: 51, none or a malformed item is a 400 for the whole batch, changing nothing', async () => {
+    const { a, one } = await setup();
+    const v = await verdictFor(a, one, 'pass');
+    const before = await assignmentRows(one);
+    const item = { inspection_id: one, commitment: v.commitment };
+    await expectError(await commitBatch(a, Array.from({ length: 51 }, () => item)), 400, 'validation_failed');
+    await expectError(await commitBatch(a, []), 400, 'validation_failed');
+    await expectError(await commitBatch(a, [item, { inspection_id: one, commitment: 'AB'.repeat(32) }]), 400, 'validation_failed');
+    await expectError(await call('/v1/inspections/commitments', { auth: a.account.apiKey, body: { items: [item], extra: 1 } }), 400, 'validation_failed');
+    await expectError(await revealBatch(a, Array.from({ length: 51 }, () => ({ inspection_id: one, ...v.reveal }))), 400, 'validation_failed');
+    await expectError(await revealBatch(a, [{ inspection_id: one, ...v.reveal, salt: 'zz' }]), 400, 'validation_failed');
+    await expectError(await call('/v1/inspections/verdicts', { auth: a.account.apiKey, body: '{"items":' }), 400, 'invalid_json');
+    expect(await assignmentRows(one)).toEqual(before);
+    // 50 is taken: the first is committed, the 49 repeats are refused as already in this request.
+    const fifty = await results(await commitBatch(a, Array.from({ length: 50 }, () => item)));
+    expect(fifty).toHaveLength(50);
+    expect(summary(fifty.slice(0, 2))).toEqual([
+      [one, 'ok'],
+      [one, 'conflict'],
+    ]);
+    expect(fifty.filter((r) => r.ok)).toHaveLength(1);
+    expect((await rowOf(one, a)).commitment).toBe(v.commitment);
+  });
+
+  it('refuses the whole batch (403) when the inspector is no longer in good standing', async () => {
+    const { a, one, two } = await setup();
+    const v1 = await verdictFor(a, one, 'pass');
+    const res = await call('/v1/inspectors/unbond', { auth: a.account.apiKey, headers: { 'idempotency-key': crypto.randomUUID() }, body: { amount: '1' } });
+    expect(res.status).toBe(201);
+    const before = [await assignmentRows(one), await assignmentRows(two)];
+    await expectError(await commitBatch(a, [{ inspection_id: one, commitment: v1.commitment }, { inspection_id: 'insp_nobody', commitment: v1.commitment }]), 403, 'forbidden');
+    await expectError(await revealBatch(a, [{ inspection_id: two, ...v1.reveal }]), 403, 'forbidden');
+    expect([await assignmentRows(one), await assignmentRows(two)]).toEqual(before);
+  });
+});
+
 describe('inspections: the rewards pool mint', () => {
   it('mints within the supply once per Idempotency-Key, refuses beyond the supply (409) and non-operators (403), minting nothing', async () => {
     const [operator, someone] = await Promise.all([admin(), signUp(['provider'])]);
