@@ -1,6 +1,10 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
+// Supply-rewards epoch 0 starts at this run's minute, so that whatever other files do in real
+// time falls in epochs 0 and 1, and test/worker/rewards.test.ts owns the hour-long epochs after.
+const REWARDS_START = new Date(Math.floor(Date.now() / 60_000) * 60_000).toISOString();
+
 // Route and Durable Object tests, run inside workerd with the Worker from wrangler.toml.
 export default defineConfig({
   plugins: [
@@ -46,6 +50,14 @@ export default defineConfig({
           RECHALLENGE_BEFORE_S: '86400',
           // Decoys only where a test plants them.
           INSPECTION_DECOY_PPM: '0',
+          // Supply rewards (test/worker/rewards.test.ts closes epochs with closeDueEpochs at chosen
+          // times): hour-long epochs from the start of the run; no owner cap, so that payments
+          // are in proportion to weight; two days of vesting; small chunks.
+          REWARDS_START,
+          REWARDS_EPOCH_S: '3600',
+          REWARDS_OWNER_CAP_PPM: '1000000',
+          REWARDS_VESTING_S: '172800',
+          REWARDS_CLOSE_CHUNK: '50',
         },
       },
     })),

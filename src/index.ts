@@ -40,12 +40,14 @@ import wellKnown from './routes/well-known.ts';
 import widget from './routes/widget.ts';
 import challengeReports from './routes/challenge-reports.ts';
 import inspectionRoutes from './routes/inspections.ts';
+import rewardsRoutes from './routes/rewards.ts';
 import type { MiddlewareHandler } from 'hono';
 import type { Bindings } from './env.ts';
 import { sweepUnplacedOrders } from './market/sweep.ts';
 import { runChallengeCron } from './inspections/cron.ts';
 import { releaseMaturedUnbondings } from './inspections/bonds.ts';
 import { runInspectionCron } from './inspections/inspections.ts';
+import { closeDueEpochs } from './rewards/close.ts';
 
 export { Collector } from './durable/collector.ts';
 export { Lease } from './durable/lease.ts';
@@ -88,6 +90,7 @@ app.route('/v1/nodes', nodesRoutes);
 app.route('/v1/inspectors', inspectors);
 app.route('/v1', challengeReports);
 app.route('/v1', inspectionRoutes);
+app.route('/v1', rewardsRoutes);
 app.route('/v1/runner/challenges', runnerChallenges);
 app.route('/v1/runner', runner);
 app.route('/v1/orders', orders);
@@ -116,6 +119,7 @@ async function scheduled(controller: ScheduledController, env: Bindings): Promis
   await runChallengeCron(env, controller.scheduledTime);
   await releaseMaturedUnbondings(connection(env).money, controller.scheduledTime);
   await runInspectionCron(env, controller.scheduledTime);
+  await closeDueEpochs(env, controller.scheduledTime);
 }
 
 export default { fetch: app.fetch, scheduled } satisfies ExportedHandler<Bindings>;

@@ -582,3 +582,63 @@ export const inspectionAssignments = sqliteTable(
   },
   (t) => [uniqueIndex('inspection_assignments_pk').on(t.inspectionId, t.accountId), index('inspection_assignments_account_idx').on(t.accountId, t.settledAt)],
 );
+
+// ── Supply rewards ───────────────────────────────────────────────────────────────────
+
+/**
+ * One supply-rewards epoch being closed or closed (docs/rewards.md, "Closing"). `status` moves
+ * computing → paying → closed, each by a conditional UPDATE; `cursor` is the last node id whose
+ * inputs were gathered (null before the first chunk). GRID amounts are micro-units.
+ */
+export const rewardEpochs = sqliteTable('reward_epochs', {
+  epoch: integer('epoch').primaryKey(),
+  status: text('status', { enum: ['computing', 'paying', 'closed'] }).notNull().default('computing'),
+  emission: integer('emission'),
+  inspectorPay: integer('inspector_pay'),
+  taperPpm: integer('taper_ppm'),
+  utilisationPpm: integer('utilisation_ppm'),
+  providersEmission: integer('providers_emission'),
+  paid: integer('paid'),
+  returned: integer('returned'),
+  lines: integer('lines'),
+  /** SHA-256 (hex) of the canonical JSON of the lines' inputs, in node id order. */
+  inputsHash: text('inputs_hash'),
+  cursor: text('cursor'),
+  startedAt: integer('started_at').notNull(),
+  closedAt: integer('closed_at'),
+});
+
+/** One node's inputs and reward in one epoch; `paid_at` and `transaction_id` set with its ledger payment. */
+export const rewardLines = sqliteTable(
+  'reward_lines',
+  {
+    epoch: integer('epoch').notNull(),
+    nodeId: text('node_id').notNull(),
+    ownerId: text('owner_id').notNull(),
+    gpuModel: text('gpu_model'),
+    gpusOffered: integer('gpus_offered').notNull(),
+    confirmedS: integer('confirmed_s').notNull(),
+    leasedGpuS: integer('leased_gpu_s').notNull(),
+    verified: integer('verified', { mode: 'boolean' }).notNull(),
+    /** GRID micro-units bonded for the node's GPUs (0 until provider stake exists). */
+    stake: integer('stake').notNull().default(0),
+    eligible: integer('eligible', { mode: 'boolean' }),
+    weight: integer('weight'),
+    amount: integer('amount'),
+    immediate: integer('immediate'),
+    vesting: integer('vesting'),
+    /** Of `vesting`, how much has been released to available, and how much forfeited. */
+    released: integer('released').notNull().default(0),
+    forfeited: integer('forfeited').notNull().default(0),
+    transactionId: text('transaction_id'),
+    paidAt: integer('paid_at'),
+    /** When vesting was last released (paid_at until the first release): the cron releases each line at most daily. */
+    releasedAt: integer('released_at'),
+  },
+  (t) => [
+    uniqueIndex('reward_lines_pk').on(t.epoch, t.nodeId),
+    index('reward_lines_owner_idx').on(t.ownerId, t.epoch),
+    // The vesting step walks lines with something still to release, least recently released first.
+    index('reward_lines_vesting_idx').on(t.releasedAt).where(sql`vesting > released + forfeited AND paid_at IS NOT NULL`),
+  ],
+);

@@ -2,11 +2,12 @@ import type { Asset } from '../money/assets.ts';
 
 /**
  * Ledger accounts are named, not numbered: `<owner>:<asset>:<kind>`. A user owns one
- * `available` and one `held` (escrow) account per asset, and a `bonded` one for an inspector's
- * bond (apart from escrow, so that escrow checks and slashing each see only their own money);
+ * `available` and one `held` (escrow) account per asset, a `bonded` one for an inspector's
+ * bond (apart from escrow, so that escrow checks and slashing each see only their own money),
+ * and a `vesting` one (GRID) for supply rewards not yet released (docs/rewards.md, "Vesting");
  * the platform owns the rest.
  */
-export const USER_KINDS = ['available', 'held', 'bonded'] as const;
+export const USER_KINDS = ['available', 'held', 'bonded', 'vesting'] as const;
 export const PLATFORM_KINDS = [
   'fees',
   'rewards_pool',

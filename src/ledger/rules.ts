@@ -21,6 +21,9 @@ export const TRANSACTION_KINDS = [
   'mint',
   'reward',
   'slash',
+  'supply_reward',
+  'vesting_release',
+  'forfeit',
 ] as const;
 export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
 
@@ -189,6 +192,32 @@ export function reward(a: Base & { owner: string; asset: Asset; amount: bigint }
 /** A slash: the user's bonded → rewards_pool. */
 export function slash(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
   return build('slash', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'bonded'), platformAccount(a.asset, 'rewards_pool'), a.amount));
+}
+
+/**
+ * A provider's supply reward for one node and epoch (docs/rewards.md): rewards_pool → the owner's
+ * available (`immediate`) and the owner's vesting (`vesting`), in one transaction. Either part
+ * may be zero, not both.
+ */
+export function supplyReward(a: Base & { owner: string; asset: Asset; immediate: bigint; vesting: bigint }): RuleResult {
+  if (a.immediate < 0n || a.vesting < 0n) return { ok: false, problem: 'non_positive_amount' };
+  const total = a.immediate + a.vesting;
+  const pool = platformAccount(a.asset, 'rewards_pool');
+  return build('supply_reward', a, [total], () => [
+    { account: pool, amount: -total },
+    ...(a.immediate > 0n ? [{ account: userAccount(a.owner, a.asset, 'available'), amount: a.immediate }] : []),
+    ...(a.vesting > 0n ? [{ account: userAccount(a.owner, a.asset, 'vesting'), amount: a.vesting }] : []),
+  ]);
+}
+
+/** Vested supply rewards released: the owner's vesting → available. */
+export function vestingRelease(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('vesting_release', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'vesting'), userAccount(a.owner, a.asset, 'available'), a.amount));
+}
+
+/** Unvested supply rewards forfeited (proven deception): the owner's vesting → rewards_pool. */
+export function forfeit(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('forfeit', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'vesting'), platformAccount(a.asset, 'rewards_pool'), a.amount));
 }
 
 /** The canonical text of a spec, hashed to tell a retry from a different request under one key. */

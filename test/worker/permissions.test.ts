@@ -62,6 +62,8 @@ const PRIVATE_ROUTES = [
   },
   { method: 'POST', path: '/v1/admin/inspections/decoys', scope: 'inspections:write', role: 'admin', body: { expect: 'fail' } },
   { method: 'POST', path: '/v1/admin/rewards-pool/mint', scope: 'funds:write', role: 'admin', body: { amount: '1.00', reason: 'test' } },
+  { method: 'POST', path: '/v1/admin/rewards/genesis', scope: 'funds:write', role: 'admin' },
+  { method: 'GET', path: '/v1/rewards', scope: 'funds:read' },
 ] as const;
 
 describe.each(PRIVATE_ROUTES)('$method $path', (route) => {
