@@ -27,6 +27,14 @@ export const POOL_ID = accountId(platformAccount(REWARD_ASSET, 'rewards_pool'));
 /** How long a passed capacity challenge keeps a node verified, as the challenge rules read it. */
 const DEFAULT_VERIFIED_TTL_S = 7 * 86_400;
 
+/**
+ * An epoch closes this long after its end: heartbeat roll-ups of its last minutes reach
+ * node_metrics_minute within HEARTBEAT_FLUSH_S and the queue's delivery.
+ */
+export const CLOSE_DELAY_MS = 120_000;
+/** The genesis mint's ledger key (POST /v1/admin/rewards/genesis): no epoch closes before it. */
+export const GENESIS_KEY = 'genesis:rewards';
+
 export interface CloseOptions {
   /** The most chunk steps (an inputs chunk, the split, a payments chunk) this call takes; default 8. */
   maxSteps?: number;
@@ -90,8 +98,13 @@ export async function closeDueEpochs(env: Bindings, now = Date.now(), opts: Clos
   return result;
 }
 
-/** The oldest unclosed epoch that has ended, its row created (computing) when it has none yet. */
+/**
+ * The oldest unclosed epoch that ended CLOSE_DELAY_MS ago, its row created (computing) when it has
+ * none yet; none before the genesis mint (the pool holds only what inspectors are paid from).
+ */
 async function dueEpoch(money: Client, config: RewardsConfig, now: number): Promise<number | null> {
+  const genesis = await money.execute({ sql: 'SELECT 1 FROM ledger_transactions WHERE idempotency_key = ?', args: [GENESIS_KEY] });
+  if (genesis.rows.length === 0) return null;
   const open = await money.execute("SELECT epoch FROM reward_epochs WHERE status <> 'closed' ORDER BY epoch LIMIT 1");
   let epoch: number;
   if (open.rows[0]) epoch = Number(open.rows[0].epoch);
@@ -100,7 +113,7 @@ async function dueEpoch(money: Client, config: RewardsConfig, now: number): Prom
     const n = last.rows[0]?.n;
     epoch = n === null || n === undefined ? 0 : Number(n) + 1;
   }
-  if (epoch < 0 || epochBounds(config, epoch).endMs > now) return null;
+  if (epoch < 0 || epochBounds(config, epoch).endMs + CLOSE_DELAY_MS > now) return null;
   await money.execute({
     sql: "INSERT INTO reward_epochs (epoch, status, started_at) VALUES (?, 'computing', ?) ON CONFLICT (epoch) DO NOTHING",
     args: [epoch, now],

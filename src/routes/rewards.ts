@@ -17,7 +17,7 @@ import { postOrThrow } from '../ledger/api.ts';
 import { mint } from '../ledger/rules.ts';
 import type { LedgerTransaction } from '../ledger/store.ts';
 import { parseAmount } from '../money/amount.ts';
-import { POOL_ID, REWARD_ASSET } from '../rewards/close.ts';
+import { GENESIS_KEY, POOL_ID, REWARD_ASSET } from '../rewards/close.ts';
 import { rewardsConfig } from '../rewards/config.ts';
 import { emission, epochBounds, epochOf } from '../rewards/schedule.ts';
 
@@ -30,7 +30,6 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(v as bigint | number | string));
 
 const GENESIS = ledgerAccountId(platformAccount(REWARD_ASSET, 'genesis'));
-export const GENESIS_KEY = 'genesis:rewards';
 const SUPPLY_EXCEEDED = '{supply exceeded';
 
 /**
@@ -233,7 +232,8 @@ app.openapi(
     const [epochRs, linesRs] = await client.batch(
       [
         { sql: "SELECT * FROM reward_epochs WHERE epoch = ? AND status = 'closed'", args: [n] },
-        { sql: 'SELECT * FROM reward_lines WHERE epoch = ? AND node_id > ? ORDER BY node_id LIMIT ?', args: [n, cursor ?? '', limit + 1] },
+        // A line whose inputs arrived after the split (late heartbeats) has none of its numbers: not part of the epoch.
+        { sql: 'SELECT * FROM reward_lines WHERE epoch = ? AND node_id > ? AND eligible IS NOT NULL ORDER BY node_id LIMIT ?', args: [n, cursor ?? '', limit + 1] },
       ],
       'read',
     );
@@ -336,7 +336,7 @@ app.openapi(
       [
         {
           sql: `SELECT l.*, e.status FROM reward_lines l JOIN reward_epochs e ON e.epoch = l.epoch
-                WHERE l.owner_id = ? AND l.epoch < ? AND e.status IN ('paying', 'closed')
+                WHERE l.owner_id = ? AND l.epoch < ? AND e.status IN ('paying', 'closed') AND l.eligible IS NOT NULL
                 ORDER BY l.epoch DESC, l.node_id LIMIT ?`,
           args: [owner, before ?? Number.MAX_SAFE_INTEGER, limit + 1],
         },

@@ -11,9 +11,9 @@ import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { money as money$ } from '../../src/contracts/money.ts';
 import { connection } from '../../src/db/client.ts';
-import { nodeChallenges, nodeMetricsMinute, orders } from '../../src/db/schema.ts';
+import { inspections, nodeChallenges, nodeMetricsMinute, orders } from '../../src/db/schema.ts';
 import type { Bindings } from '../../src/env.ts';
-import { closeDueEpochs, inputsHash } from '../../src/rewards/close.ts';
+import { CLOSE_DELAY_MS, closeDueEpochs, inputsHash } from '../../src/rewards/close.ts';
 import { rewardsConfig } from '../../src/rewards/config.ts';
 import { emission, epochBounds } from '../../src/rewards/schedule.ts';
 import { splitEpoch } from '../../src/rewards/split.ts';
@@ -26,6 +26,8 @@ const config = rewardsConfig(bindings);
 const money = () => connection(bindings).money;
 const H100 = { name: 'NVIDIA H100 80GB HBM3' };
 const bounds = (n: number) => epochBounds(config, n);
+/** When the cron may close epoch n. */
+const closeAt = (n: number) => bounds(n).endMs + CLOSE_DELAY_MS + 1_000;
 const big = (v: unknown) => BigInt(v as bigint | number);
 
 // Lines and epochs are read as numbers (every value here is far below 2^53), balances as bigint.
@@ -40,7 +42,7 @@ async function linesOf(n: number) {
 }
 
 /** Runs the cron step at `now` until epoch n is closed (every earlier epoch closes first). */
-async function closeThrough(n: number, now = bounds(n).endMs + 1_000, env: Bindings = bindings) {
+async function closeThrough(n: number, now = closeAt(n), env: Bindings = bindings) {
   for (let i = 0; i < 200; i++) {
     if ((await epochRow(n))?.status === 'closed') return;
     await closeDueEpochs(env, now);
@@ -119,7 +121,9 @@ beforeAll(async () => {
 });
 
 describe('rewards: the genesis mint', () => {
-  it('refuses an allocation beyond the supply, minting nothing', async () => {
+  it('closes no epoch before the genesis mint, and refuses an allocation beyond the supply, minting nothing', async () => {
+    expect(await closeDueEpochs(bindings, closeAt(2))).toMatchObject({ epoch: null, steps: 0 });
+    expect(await epochRow(0)).toBeUndefined();
     await expect(mintGenesis(money(), { actor: operator.id, allocation: 2_000_000n, supply: 1_000_000n })).rejects.toMatchObject({ code: 'conflict' });
     const txs = await money().execute("SELECT COUNT(*) AS n FROM ledger_transactions WHERE idempotency_key = 'genesis:rewards'");
     expect(Number(txs.rows[0]!.n)).toBe(0);
@@ -200,7 +204,7 @@ describe('rewards: closing an epoch', () => {
   it('pays each line once when closes overlap', async () => {
     await upAllEpoch(node.a, 3);
     await upAllEpoch(node.b, 3);
-    const now = bounds(3).endMs + 1_000;
+    const now = closeAt(3);
     for (let i = 0; i < 20 && (await epochRow(3))?.status !== 'closed'; i++) {
       await Promise.all([closeDueEpochs(bindings, now), closeDueEpochs(bindings, now), closeDueEpochs(bindings, now)]);
     }
@@ -218,7 +222,7 @@ describe('rewards: closing an epoch', () => {
   it('finishes exactly after a run that stops after one chunk, and after one that stops half-way through paying', async () => {
     for (const id of Object.values(node)) await upAllEpoch(id, 4);
     const oneByOne = { ...bindings, REWARDS_CLOSE_CHUNK: '1' } as Bindings;
-    const now = bounds(4).endMs + 1_000;
+    const now = closeAt(4);
     const first = await closeDueEpochs(oneByOne, now, { maxSteps: 1 });
     expect(first).toMatchObject({ epoch: 4, status: 'computing', steps: 1 });
     expect((await linesOf(4)).length).toBe(1);
@@ -267,6 +271,41 @@ describe('rewards: vesting', () => {
     expect(await accountBalance(honest1.id, 'vesting')).toBe(0n);
     const releases = await money().execute({ sql: "SELECT COUNT(*) AS n FROM ledger_transactions WHERE idempotency_key LIKE ?", args: [`vesting:2:${node.a}:%`] });
     expect(Number(releases.rows[0]!.n)).toBe(2);
+    await expectLedgerBalanced();
+  });
+});
+
+describe('rewards: forfeits', () => {
+  it('forfeits what is still vesting once a capacity inspection of the node fails, back to the pool, once', async () => {
+    await upAllEpoch(node.b, 10);
+    await closeThrough(10);
+    const line = (await linesOf(10)).find((l) => l.node_id === node.b)!;
+    const vesting = big(line.vesting);
+    expect(vesting).toBeGreaterThan(0n);
+    expect(await accountBalance(honest2.id, 'vesting')).toBe(vesting);
+    // A decided, failed capacity inspection of node b, written as the inspection cron decides one.
+    const decidedAt = closeAt(10) + 1_000;
+    await db().insert(inspections).values({
+      id: `insp_${crypto.randomUUID().replaceAll('-', '')}`, nodeId: node.b, kind: 'capacity', transcript: {}, draw: {}, status: 'decided',
+      commitDeadline: decidedAt, revealDeadline: decidedAt, outcome: 'fail', basis: 'recomputation', createdAt: decidedAt - 60_000, decidedAt, settledAt: decidedAt,
+    });
+    const pool0 = await accountBalance('platform', 'rewards_pool');
+    await Promise.all([closeDueEpochs(bindings, decidedAt + 1_000), closeDueEpochs(bindings, decidedAt + 1_000)]);
+    const after = (await linesOf(10)).find((l) => l.node_id === node.b)!;
+    expect([big(after.forfeited), big(after.released)]).toEqual([vesting, 0n]);
+    expect(await accountBalance(honest2.id, 'vesting')).toBe(0n);
+    const forfeits = await money().execute({ sql: 'SELECT kind FROM ledger_transactions WHERE idempotency_key = ?', args: [`forfeit:10:${node.b}`] });
+    expect(forfeits.rows.map((r) => r.kind)).toEqual(['forfeit']);
+    // The pool got it back (less anything a later epoch closed by these runs paid out).
+    const paidSince = await money().execute({
+      sql: `SELECT COALESCE(-SUM(e.amount), 0) AS s FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+            WHERE t.kind = 'supply_reward' AND t.created_at >= ? AND e.account_kind = 'rewards_pool'`,
+      args: [decidedAt],
+    });
+    expect(await accountBalance('platform', 'rewards_pool')).toBe(pool0 + vesting - big(paidSince.rows[0]!.s));
+    // Nothing of it is ever released.
+    await closeDueEpochs(bindings, bounds(10).endMs + 10 * 86_400_000);
+    expect(big((await linesOf(10)).find((l) => l.node_id === node.b)!.released)).toBe(0n);
     await expectLedgerBalanced();
   });
 });
