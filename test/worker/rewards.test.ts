@@ -11,10 +11,11 @@ import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { money as money$ } from '../../src/contracts/money.ts';
 import { connection } from '../../src/db/client.ts';
-import { inspections, nodeChallenges, nodeMetricsMinute, orders } from '../../src/db/schema.ts';
+import { inspections, leases, nodeChallenges, nodeMetricsMinute, orders } from '../../src/db/schema.ts';
 import type { Bindings } from '../../src/env.ts';
 import { CLOSE_DELAY_MS, closeDueEpochs, inputsHash } from '../../src/rewards/close.ts';
 import { rewardsConfig } from '../../src/rewards/config.ts';
+import { nodeInputsChunk } from '../../src/rewards/inputs.ts';
 import { emission, epochBounds } from '../../src/rewards/schedule.ts';
 import { splitEpoch } from '../../src/rewards/split.ts';
 import { releasedBy } from '../../src/rewards/vesting.ts';
@@ -70,15 +71,15 @@ async function upAllEpoch(nodeId: string, n: number) {
   await db().insert(nodeMetricsMinute).values(rows).onConflictDoNothing();
 }
 
-/** A sell order of the node's GPUs that was open from before epoch 2 to after epoch 10, now expired. */
-async function offered(provider: TestAccount, nodeId: string, gpus: number) {
+/** A sell order of the node's GPUs that was open from before epoch 2 to the end of epoch `until`, now expired. */
+async function offered(provider: TestAccount, nodeId: string, gpus: number, until = 10) {
   const id = `ord_${crypto.randomUUID().replaceAll('-', '')}`;
   await db()
     .insert(orders)
     .values({
       id, accountId: provider.id, idempotencyKey: id, requestHash: 'x', side: 'sell', region: 'us-east', gpuModel: 'h100-80gb', gpus,
       price: 2_000_000, tif: 'gtc', nodeId, book: {}, status: 'expired',
-      createdAt: bounds(2).startMs - 60_000, expiresAt: bounds(10).endMs, closedAt: bounds(10).endMs,
+      createdAt: bounds(2).startMs - 60_000, expiresAt: bounds(until).endMs, closedAt: bounds(until).endMs,
     });
 }
 
@@ -118,6 +119,52 @@ beforeAll(async () => {
   await passedCapacity(node.a);
   await passedCapacity(node.b);
   await passedCapacity(node.farm);
+});
+
+/** A lease row as the book's fill writes it. */
+async function leased(provider: TestAccount, nodeId: string, gpus: number, createdAt: number, durationS: number, state = 'running') {
+  const id = `lse_${crypto.randomUUID().replaceAll('-', '')}`;
+  await db().insert(leases).values({
+    id, tradeId: id, bidId: 'ord_bid', askId: 'ord_ask', renterId: operator.id, providerId: provider.id, nodeId, region: 'us-east', gpuModel: 'h100-80gb',
+    gpus, gpuIndices: [0], price: 2_000_000, durationS, asset: 'USD', amount: 1_000_000, state, createdAt,
+  });
+}
+
+describe('rewards: inputs', () => {
+  it('reads uptime, GPUs offered (sells and leases, capped by the node), leased GPU-seconds and verification from SQL', async () => {
+    const e = 20;
+    const { startMs, endMs } = bounds(e);
+    const provider = await signUp(['provider']);
+    const busy = (await registerNode(provider, machine([H100, H100]))).nodeId;
+    const shaky = (await registerNode(provider, machine([H100]))).nodeId;
+    const silent = (await registerNode(provider, machine([H100]))).nodeId;
+    // busy: up half the epoch, one GPU leased from the middle for two hours, another lease that failed.
+    const minutes = [];
+    for (let m = startMs / 60_000; m < startMs / 60_000 + 30; m++) minutes.push({ nodeId: busy, minute: m, heartbeats: 6, utilSum: 0, utilSamples: 6, powerSumW: 0, powerSamples: 6 });
+    await db().insert(nodeMetricsMinute).values(minutes);
+    await leased(provider, busy, 1, startMs + 1_800_000, 7_200);
+    await leased(provider, busy, 2, startMs, 3_600, 'failed');
+    // A lease that ended before the epoch does not count.
+    await leased(provider, busy, 2, startMs - 7_200_000, 3_600);
+    await passedCapacity(busy);
+    // shaky: up all epoch with a sell of three GPUs (more than it has) and a passed capacity challenge, but an identity challenge expired within the epoch.
+    await upAllEpoch(shaky, e);
+    await offered(provider, shaky, 3, e);
+    await passedCapacity(shaky);
+    await db().insert(nodeChallenges).values({ id: `chl_${crypto.randomUUID().replaceAll('-', '')}`, nodeId: shaky, kind: 'identity', challenge: {}, status: 'expired', issuedAt: startMs, deadline: startMs + 60_000, decidedAt: startMs + 60_000 });
+    // silent: no confirmed minute in the epoch: no line at all.
+    await offered(provider, silent, 1, e);
+    const all = await nodeInputsChunk(money(), { startMs, endMs }, 3600, { after: null, limit: 1000, verifiedTtlMs: 7 * 86_400_000 });
+    const mine = Object.fromEntries(all.filter((i) => i.ownerId === provider.id).map((i) => [i.nodeId, i]));
+    expect(Object.keys(mine).sort()).toEqual([busy, shaky].sort());
+    expect(mine[busy]).toEqual({ nodeId: busy, ownerId: provider.id, gpuModel: 'h100-80gb', gpusOffered: 1, confirmedS: 1800, leasedGpuS: 1800, verified: true, stake: 0n });
+    expect(mine[shaky]).toMatchObject({ gpusOffered: 1, confirmedS: 3600, leasedGpuS: 0, verified: false });
+    // In node id order, a chunk at a time after a cursor.
+    const ids = all.map((i) => i.nodeId);
+    expect(ids).toEqual([...ids].sort());
+    const after = await nodeInputsChunk(money(), { startMs, endMs }, 3600, { after: ids[0]!, limit: 1, verifiedTtlMs: 7 * 86_400_000 });
+    expect(after.map((i) => i.nodeId)).toEqual(ids.slice(1, 2));
+  });
 });
 
 describe('rewards: the genesis mint', () => {
@@ -311,6 +358,11 @@ describe('rewards: forfeits', () => {
 });
 
 describe('rewards: routes', () => {
+  it('are in the OpenAPI document', async () => {
+    const doc = await json(await call('/openapi.json'));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/admin/rewards/genesis', '/v1/rewards/schedule', '/v1/rewards/epochs/{n}', '/v1/rewards']));
+  });
+
   it('GET /v1/rewards/schedule shows every parameter, the current epoch and what has been emitted', async () => {
     const res = await call('/v1/rewards/schedule');
     expect(res.status).toBe(200);
