@@ -638,6 +638,8 @@ export const rewardLines = sqliteTable(
   (t) => [
     uniqueIndex('reward_lines_pk').on(t.epoch, t.nodeId),
     index('reward_lines_owner_idx').on(t.ownerId, t.epoch),
+    // A node's lines, when its unvested rewards are forfeited.
+    index('reward_lines_node_idx').on(t.nodeId, t.epoch),
     // The vesting step walks lines with something still to release, least recently released first.
     index('reward_lines_vesting_idx').on(t.releasedAt).where(sql`vesting > released + forfeited AND paid_at IS NOT NULL`),
   ],

@@ -38,7 +38,12 @@ export const GENESIS_KEY = 'genesis:rewards';
 export interface CloseOptions {
   /** The most chunk steps (an inputs chunk, the split, a payments chunk) this call takes; default 8. */
   maxSteps?: number;
+  /** Run the forfeit sweep now; by default it runs in minute FORFEIT_SWEEP_MINUTE of each hour. */
+  forfeitSweep?: boolean;
 }
+
+/** The minute of each hour in which the cron sweeps for forfeits. */
+export const FORFEIT_SWEEP_MINUTE = 7;
 
 export interface CloseResult {
   /** The epoch worked on, or null when none was due. */
@@ -49,7 +54,7 @@ export interface CloseResult {
   paid: number;
   /** Vesting releases posted by this call. */
   released: number;
-  /** Lines forfeited by this call. */
+  /** Lines forfeited by this call (only when it swept). */
   forfeited: number;
 }
 
@@ -63,8 +68,8 @@ const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt
 /**
  * The each-minute cron's rewards step: works on the oldest epoch whose end has passed and that is
  * not closed (never one before REWARDS_START, never more than one epoch per call), for at most
- * `maxSteps` chunk steps; then releases vested rewards and forfeits those of nodes caught
- * deceiving. Returns what it did.
+ * `maxSteps` chunk steps; then releases vested rewards and, once an hour, forfeits the unvested
+ * rewards of nodes caught deceiving. Returns what it did.
  */
 export async function closeDueEpochs(env: Bindings, now = Date.now(), opts: CloseOptions = {}): Promise<CloseResult> {
   const config = rewardsConfig(env);
@@ -94,7 +99,8 @@ export async function closeDueEpochs(env: Bindings, now = Date.now(), opts: Clos
     }
   }
   result.released = await releaseVested(money, config, now);
-  result.forfeited = await forfeitDeceivers(money, config, now);
+  const sweep = opts.forfeitSweep ?? Math.floor(now / 60_000) % 60 === FORFEIT_SWEEP_MINUTE;
+  if (sweep) result.forfeited = await forfeitSweep(money, config, now);
   return result;
 }
 
@@ -347,24 +353,23 @@ async function releaseVested(money: Client, config: RewardsConfig, now: number):
 }
 
 /**
- * Forfeits (vesting → rewards_pool) what is left vesting on lines of nodes whose capacity
- * inspection (not a decoy) was decided `fail` after the line's epoch began: a failed capacity
- * inspection proves deception. One transaction per line, keyed `forfeit:<epoch>:<node>`, with
- * `forfeited` set in the same batch from the `released` value read.
+ * Forfeits (vesting → rewards_pool) what is still vesting on the node's paid lines of epochs that
+ * began at or before `decidedAt`, the time a capacity inspection of the node was decided `fail`
+ * (which proves deception). One transaction per line, keyed `forfeit:<epoch>:<node>`, with the
+ * line's `forfeited` set in the same batch from the `released` value read (the batch fails,
+ * moving nothing, when a release moved it first; a later call forfeits the rest). Returns lines
+ * forfeited. The inspection code may call this when it decides such an inspection; the cron's
+ * sweep (forfeitSweep) catches any it did not.
  */
-async function forfeitDeceivers(money: Client, config: RewardsConfig, now: number): Promise<number> {
+export async function forfeitUnvested(money: Client, config: RewardsConfig, nodeId: string, decidedAt: number, now: number): Promise<number> {
   const rs = await money.execute({
-    sql: `SELECT l.epoch, l.node_id, l.owner_id, l.vesting, l.released FROM reward_lines l
-          WHERE l.vesting > l.released + l.forfeited AND l.paid_at IS NOT NULL
-            AND EXISTS (SELECT 1 FROM inspections i WHERE i.node_id = l.node_id AND i.kind = 'capacity' AND i.decoy = 0
-                          AND i.status = 'decided' AND i.outcome = 'fail' AND i.decided_at >= ? + l.epoch * ?)
-          ORDER BY l.epoch, l.node_id LIMIT ?`,
-    args: [config.startMs, config.epochMs, config.closeChunk],
+    sql: `SELECT epoch, owner_id, vesting, released FROM reward_lines
+          WHERE node_id = ? AND epoch <= ? AND vesting > released + forfeited AND paid_at IS NOT NULL ORDER BY epoch`,
+    args: [nodeId, Math.floor((decidedAt - config.startMs) / config.epochMs)],
   });
   let done = 0;
   for (const r of rs.rows) {
     const epoch = Number(r.epoch);
-    const nodeId = String(r.node_id);
     const released = big(r.released);
     const left = big(r.vesting) - released;
     const rule = forfeit({
@@ -387,5 +392,23 @@ async function forfeitDeceivers(money: Client, config: RewardsConfig, now: numbe
       if (!isStale(err)) log('warn', 'forfeit failed; a later run retries', { epoch, node_id: nodeId, error: String(err) });
     }
   }
+  return done;
+}
+
+/**
+ * The sweep: nodes with a failed, non-decoy capacity inspection decided recently enough that a
+ * line of theirs could still be vesting (within the vesting period and an epoch), each forfeited
+ * up to its latest such failure. It reads those inspections without an index on decided_at, so
+ * the cron runs it once an hour (FORFEIT_SWEEP_MINUTE), not every minute.
+ */
+async function forfeitSweep(money: Client, config: RewardsConfig, now: number): Promise<number> {
+  const rs = await money.execute({
+    sql: `SELECT node_id, MAX(decided_at) AS decided_at FROM inspections
+          WHERE kind = 'capacity' AND decoy = 0 AND status = 'decided' AND outcome = 'fail' AND decided_at >= ?
+          GROUP BY node_id ORDER BY node_id`,
+    args: [now - config.vestingMs - config.epochMs],
+  });
+  let done = 0;
+  for (const r of rs.rows) done += await forfeitUnvested(money, config, String(r.node_id), Number(r.decided_at), now);
   return done;
 }

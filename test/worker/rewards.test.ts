@@ -337,7 +337,10 @@ describe('rewards: forfeits', () => {
       commitDeadline: decidedAt, revealDeadline: decidedAt, outcome: 'fail', basis: 'recomputation', createdAt: decidedAt - 60_000, decidedAt, settledAt: decidedAt,
     });
     const pool0 = await accountBalance('platform', 'rewards_pool');
-    await Promise.all([closeDueEpochs(bindings, decidedAt + 1_000), closeDueEpochs(bindings, decidedAt + 1_000)]);
+    const sweep = { forfeitSweep: true };
+    // Not swept this minute: nothing yet.
+    expect((await closeDueEpochs(bindings, decidedAt + 1_000, { forfeitSweep: false })).forfeited).toBe(0);
+    await Promise.all([closeDueEpochs(bindings, decidedAt + 1_000, sweep), closeDueEpochs(bindings, decidedAt + 1_000, sweep)]);
     const after = (await linesOf(10)).find((l) => l.node_id === node.b)!;
     expect([big(after.forfeited), big(after.released)]).toEqual([vesting, 0n]);
     expect(await accountBalance(honest2.id, 'vesting')).toBe(0n);
@@ -351,7 +354,7 @@ describe('rewards: forfeits', () => {
     });
     expect(await accountBalance('platform', 'rewards_pool')).toBe(pool0 + vesting - big(paidSince.rows[0]!.s));
     // Nothing of it is ever released.
-    await closeDueEpochs(bindings, bounds(10).endMs + 10 * 86_400_000);
+    await closeDueEpochs(bindings, bounds(10).endMs + 10 * 86_400_000, sweep);
     expect(big((await linesOf(10)).find((l) => l.node_id === node.b)!.released)).toBe(0n);
     await expectLedgerBalanced();
   });

@@ -1,0 +1,1 @@
+CREATE INDEX `reward_lines_node_idx` ON `reward_lines` (`node_id`,`epoch`);
