@@ -109,16 +109,15 @@ export async function closeDueEpochs(env: Bindings, now = Date.now(), opts: Clos
  * none yet; none before the genesis mint (the pool holds only what inspectors are paid from).
  */
 async function dueEpoch(money: Client, config: RewardsConfig, now: number): Promise<number | null> {
-  const genesis = await money.execute({ sql: 'SELECT 1 FROM ledger_transactions WHERE idempotency_key = ?', args: [GENESIS_KEY] });
-  if (genesis.rows.length === 0) return null;
-  const open = await money.execute("SELECT epoch FROM reward_epochs WHERE status <> 'closed' ORDER BY epoch LIMIT 1");
-  let epoch: number;
-  if (open.rows[0]) epoch = Number(open.rows[0].epoch);
-  else {
-    const last = await money.execute('SELECT MAX(epoch) AS n FROM reward_epochs');
-    const n = last.rows[0]?.n;
-    epoch = n === null || n === undefined ? 0 : Number(n) + 1;
-  }
+  // Only the newest row can be unclosed: a row is added only once every earlier one is closed.
+  const [genesis, newest] = await money.batch(
+    [{ sql: 'SELECT 1 FROM ledger_transactions WHERE idempotency_key = ?', args: [GENESIS_KEY] }, 'SELECT epoch, status FROM reward_epochs ORDER BY epoch DESC LIMIT 1'],
+    'read',
+  );
+  if (genesis!.rows.length === 0) return null;
+  const last = newest!.rows[0];
+  if (last && last.status !== 'closed') return Number(last.epoch);
+  const epoch = last ? Number(last.epoch) + 1 : 0;
   if (epoch < 0 || epochBounds(config, epoch).endMs + CLOSE_DELAY_MS > now) return null;
   await money.execute({
     sql: "INSERT INTO reward_epochs (epoch, status, started_at) VALUES (?, 'computing', ?) ON CONFLICT (epoch) DO NOTHING",
