@@ -6,6 +6,7 @@ import { stderrLogger } from './log.ts';
 import { HELP, parseOptions } from './options.ts';
 import { start } from './start.ts';
 import { status } from './status.ts';
+import { verifyEpoch } from './verify-epoch.ts';
 import { verifyReport } from './verify-report.ts';
 import { inspect } from './inspect.ts';
 import { defaultConfigPath } from './config.ts';
@@ -15,10 +16,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const log = stderrLogger();
   try {
     // verify-report takes a positional argument and needs no node config: its own parser.
-    if (argv[0] === 'verify-report') {
+    // verify-epoch likewise: a closed rewards epoch recomputed from its public report.
+    if (argv[0] === 'verify-report' || argv[0] === 'verify-epoch') {
       const out = (stream: NodeJS.WriteStream) => (line: string) => stream.write(`${line}\n`);
       const configPath = process.env.GRIDLEASE_CONFIG || defaultConfigPath();
-      return await verifyReport(argv.slice(1), { env: process.env, configPath, out: out(process.stdout), err: out(process.stderr) });
+      const io = { env: process.env, configPath, out: out(process.stdout), err: out(process.stderr) };
+      return await (argv[0] === 'verify-report' ? verifyReport : verifyEpoch)(argv.slice(1), io);
     }
     // inspect: an inspector's agent, with credentials of its own (inspector.json): its own parser.
     if (argv[0] === 'inspect') {

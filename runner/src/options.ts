@@ -115,9 +115,13 @@ Usage:
   gridlease-runner join --api URL --token JOIN_TOKEN --region REGION
                                           register this machine; saves the node credentials to the config file
   gridlease-runner start                  heartbeat and run leases until SIGINT/SIGTERM
-  gridlease-runner status                 print the config (without the token) and whether the API answers
+  gridlease-runner status                 print the config (without the token), whether the API answers, and the
+                                          node's lines in the last 3 closed rewards epochs (public reports)
   gridlease-runner verify-report ID|URL|FILE [--api URL] [--jwks FILE|URL] [--json]
                                           re-check a platform challenge or inspection report offline (exit 0 holds, 1 not)
+  gridlease-runner verify-epoch EPOCH|URL|FILE [--api URL] [--schedule FILE|URL] [--save FILE] [--json]
+                                          recompute a closed rewards epoch from its public report (every page) and the
+                                          schedule: inputs hash, E(n), eligibility, weights, split, vesting, totals
   gridlease-runner inspect login --api URL --token TOKEN [--account ACCOUNT_ID]
                                           inspectors: make a verdict key, register it, save inspector.json (0600)
   gridlease-runner inspect [run|once] [--interval SECONDS] [--own-entries N]
