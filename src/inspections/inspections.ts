@@ -404,15 +404,17 @@ export async function revealVerdicts(
   });
   const out = await connection(env).money.batch(statements, 'write');
   const complete = new Set(out[out.length - 1]!.rows.map((r) => String(r.id)));
-  for (const [k, { index, a }] of writes.entries()) {
-    const id = a.inspectionId;
-    if (out[k]!.rowsAffected === 0) {
-      results[index] = refused(id, new ApiError('conflict', `the verdict for inspection ${id} was already revealed`));
-      continue;
-    }
-    // The last reveal decides at once; otherwise the cron decides at the reveal deadline.
-    results[index] = { inspectionId: id, ok: true, decided: complete.has(id) ? await decideInspection(env, id, now) : false };
-  }
+  // The last reveal decides at once (the inspections of one batch side by side: each is its own
+  // rows and ledger keys); otherwise the cron decides at the reveal deadline.
+  await Promise.all(
+    writes.map(async ({ index, a }, k) => {
+      const id = a.inspectionId;
+      results[index] =
+        out[k]!.rowsAffected === 0
+          ? refused(id, new ApiError('conflict', `the verdict for inspection ${id} was already revealed`))
+          : { inspectionId: id, ok: true, decided: complete.has(id) ? await decideInspection(env, id, now) : false };
+    }),
+  );
   return results as Array<BatchResult<{ decided: boolean }>>;
 }
 
