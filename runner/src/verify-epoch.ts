@@ -7,8 +7,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import util from 'node:util';
 import { z } from 'zod';
-import { canonicalJson } from '../../src/contracts/canonical-json.ts';
 import { formatAmount, parseAmount } from '../../src/money/amount.ts';
+import { inputsCanonicalJson } from '../../src/rewards/inputs-canonical.ts';
 import { PPM, type RewardsConfig } from '../../src/rewards/config.ts';
 import { emission as scheduledEmission, epochBounds } from '../../src/rewards/schedule.ts';
 import { splitEpoch } from '../../src/rewards/split.ts';
@@ -146,24 +146,9 @@ export function inputsOf(l: EpochLine): NodeInputs {
   };
 }
 
-/**
- * inputs_hash as the platform computes it (src/rewards/close.ts, inputsHash): SHA-256 (hex) of the
- * canonical JSON array of {node_id, owner_id, gpu_model, gpus_offered, confirmed_s, leased_gpu_s,
- * verified, stake as micro-units text}, by node id.
- */
+/** inputs_hash as the platform computes it: SHA-256 (hex) of the canonical inputs (src/rewards/inputs-canonical.ts). */
 export function inputsHashOf(lines: readonly NodeInputs[]): string {
-  const sorted = [...lines].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
-  const canonical = sorted.map((i) => ({
-    node_id: i.nodeId,
-    owner_id: i.ownerId,
-    gpu_model: i.gpuModel,
-    gpus_offered: i.gpusOffered,
-    confirmed_s: i.confirmedS,
-    leased_gpu_s: i.leasedGpuS,
-    verified: i.verified,
-    stake: i.stake.toString(),
-  }));
-  return crypto.createHash('sha256').update(canonicalJson(canonical), 'utf8').digest('hex');
+  return crypto.createHash('sha256').update(inputsCanonicalJson(lines), 'utf8').digest('hex');
 }
 
 const grid = (m: bigint) => `${formatAmount(m)} GRID`;

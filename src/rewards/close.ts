@@ -8,7 +8,6 @@
 // `reward:<epoch>:<node>` with its paid_at in the same batch.
 import type { Client, InStatement } from '@libsql/client/web';
 import { sha256Hex } from '../auth/encoding.ts';
-import { canonicalJson } from '../contracts/canonical-json.ts';
 import { connection } from '../db/client.ts';
 import type { Bindings } from '../env.ts';
 import { log } from '../http/log.ts';
@@ -16,6 +15,7 @@ import { accountId, platformAccount } from '../ledger/accounts.ts';
 import { forfeit, supplyReward, vestingRelease } from '../ledger/rules.ts';
 import { postTransaction } from '../ledger/store.ts';
 import { rewardsConfig, type RewardsConfig } from './config.ts';
+import { inputsCanonicalJson } from './inputs-canonical.ts';
 import { nodeInputsChunk } from './inputs.ts';
 import { emission, epochBounds } from './schedule.ts';
 import { splitEpoch } from './split.ts';
@@ -163,24 +163,9 @@ function inputsOf(r: Record<string, unknown>): NodeInputs {
   };
 }
 
-/** The published form of a line's inputs: what inputs_hash covers, in node id order. */
-export function canonicalInputs(i: NodeInputs) {
-  return {
-    node_id: i.nodeId,
-    owner_id: i.ownerId,
-    gpu_model: i.gpuModel,
-    gpus_offered: i.gpusOffered,
-    confirmed_s: i.confirmedS,
-    leased_gpu_s: i.leasedGpuS,
-    verified: i.verified,
-    stake: i.stake.toString(),
-  };
-}
-
-/** SHA-256 (hex) of the canonical JSON array of the lines' inputs, sorted by node id. */
+/** SHA-256 (hex) of the epoch's canonical inputs (inputs-canonical.ts). */
 export async function inputsHash(lines: readonly NodeInputs[]): Promise<string> {
-  const sorted = [...lines].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
-  return sha256Hex(canonicalJson(sorted.map(canonicalInputs)));
+  return sha256Hex(inputsCanonicalJson(lines));
 }
 
 /**
