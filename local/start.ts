@@ -4,6 +4,7 @@
 //   3. a local MOCK of the Stripe API (card deposits; Stripe itself is not reachable here);
 //   4. the Worker and its Durable Objects in workerd, state persisted under the data folder.
 // Ctrl-C (SIGINT) or SIGTERM stops everything; starting again keeps the data.
+import { createClient } from '@libsql/client/node';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LibsqlServer } from './libsql-server.ts';
@@ -14,8 +15,52 @@ import { assertPortFree, portFromEnv } from './ports.ts';
 import { loadOrCreateSecrets } from './secrets.ts';
 import { HOST, LOCAL_CHAIN, LOCAL_GRID_ADDRESS, LOCAL_STRIPE_KEY, LOCAL_USDC_ADDRESS, ROOT, dataDir as localDataDir } from './dev-config.ts';
 import { bundleWorker, startWorker } from './worker.ts';
+import { rewardsConfig } from '../src/rewards/config.ts';
 
 
+
+/** Supply-rewards settings passed through from the environment (docs/rewards.md), e.g. REWARDS_EPOCH_S=120 for short epochs. */
+const REWARDS_VARS = [
+  'REWARDS_EPOCH_S',
+  'REWARDS_INITIAL_PER_EPOCH',
+  'REWARDS_DECAY_PER_YEAR',
+  'REWARDS_ALLOCATION_PPM',
+  'REWARDS_MIN_UPTIME_PPM',
+  'REWARDS_LEASE_BONUS_PPM',
+  'REWARDS_STAKE_BONUS_PPM',
+  'REWARDS_STAKE_PER_GPU',
+  'REWARDS_TAPER_FLOOR_PPM',
+  'REWARDS_TAPER_FULL_UTIL_PPM',
+  'REWARDS_OWNER_CAP_PPM',
+  'REWARDS_IMMEDIATE_PPM',
+  'REWARDS_VESTING_S',
+  'REWARDS_CLOSE_CHUNK',
+];
+
+/**
+ * REWARDS_START for this launch: as set in the environment, or else chosen so that the next epoch
+ * to close (one after the newest in the database, 0 on a fresh one) begins this minute. wrangler.toml's
+ * start (2026-12-01) would make a fresh local platform close every epoch since then, one per cron
+ * minute, before any of its own; and epoch numbers continue across restarts (and a changed
+ * REWARDS_EPOCH_S), so the emission schedule goes on where it was and no closed epoch is redone.
+ * The time the platform was stopped belongs to no epoch; closed epochs' reports show bounds
+ * computed from this start.
+ */
+async function localRewardsStart(dbUrl: string): Promise<string> {
+  const set = process.env.REWARDS_START?.trim();
+  if (set) return set;
+  const client = createClient({ url: dbUrl });
+  try {
+    const rs = await client.execute('SELECT epoch, status FROM reward_epochs ORDER BY epoch DESC LIMIT 1');
+    const last = rs.rows[0];
+    // An epoch still closing keeps its number: its inputs are (partly) gathered already.
+    const next = last === undefined ? 0 : Number(last.epoch) + (last.status === 'closed' ? 1 : 0);
+    const { epochMs } = rewardsConfig({ REWARDS_EPOCH_S: process.env.REWARDS_EPOCH_S });
+    return new Date(Math.floor(Date.now() / 60_000) * 60_000 - next * epochMs).toISOString();
+  } finally {
+    client.close();
+  }
+}
 
 function passThrough(names: string[]): Record<string, string> {
   return Object.fromEntries(names.filter((n) => process.env[n]).map((n) => [n, process.env[n]!]));
@@ -36,6 +81,7 @@ async function main(): Promise<void> {
   const dbFile = join(dataDir, 'gridlease.db');
   await applyMigrations(`file:${dbFile}`);
   const secrets = await loadOrCreateSecrets(dataDir);
+  const rewardsStart = await localRewardsStart(`file:${dbFile}`);
   const libsqlToken = process.env.LIBSQL_AUTH_TOKEN || undefined;
 
   let libsql: LibsqlServer | undefined;
@@ -114,7 +160,9 @@ async function main(): Promise<void> {
       INSPECTION_COMMIT_S: '60',
       INSPECTION_REVEAL_S: '60',
       // Tuning knobs passed through from the environment (tests, benchmarks, demos).
-      ...passThrough(['LOG_REQUESTS', 'COLLECTOR_SHARDS', 'HEARTBEAT_INTERVAL_S', 'HEARTBEAT_MIN_INTERVAL_S', 'HEARTBEAT_FLUSH_S', 'NODE_GRACE_S', 'AUTH_RATE_LIMIT', 'AUTH_IP_RATE_LIMIT', 'LEASE_PROVISION_TIMEOUT_S', 'LEASE_SETTLE_S', 'PLATFORM_FEE_BPS', 'STREAM_IP_RATE_LIMIT', 'ORDER_MIN_VALUE', 'ORDER_MAX_OPEN', 'ORDER_RATE_LIMIT', 'OFFERS_IP_RATE_LIMIT', 'REPORTS_IP_RATE_LIMIT', 'CAPACITY_MAX_N', 'CHALLENGE_ALLOWANCE_S', 'VERIFIED_TTL_S', 'VERIFY_WINDOW_S', 'RECHALLENGE_BEFORE_S', 'RECHALLENGE_PER_RUN', 'CHALLENGE_ON_JOIN', 'INSPECTOR_MIN_BOND', 'INSPECTOR_UNBOND_COOLDOWN_S', 'INSPECTION_N', 'INSPECTION_WEIGHT_CAP', 'INSPECTION_COMMIT_S', 'INSPECTION_REVEAL_S', 'INSPECTION_REWARD', 'INSPECTION_WRONG_SLASH', 'INSPECTION_MISS_SLASH', 'INSPECTION_DECOY_PPM', 'GRID_TOTAL_SUPPLY']),
+      ...passThrough(['LOG_REQUESTS', 'COLLECTOR_SHARDS', 'HEARTBEAT_INTERVAL_S', 'HEARTBEAT_MIN_INTERVAL_S', 'HEARTBEAT_FLUSH_S', 'NODE_GRACE_S', 'AUTH_RATE_LIMIT', 'AUTH_IP_RATE_LIMIT', 'LEASE_PROVISION_TIMEOUT_S', 'LEASE_SETTLE_S', 'PLATFORM_FEE_BPS', 'STREAM_IP_RATE_LIMIT', 'ORDER_MIN_VALUE', 'ORDER_MAX_OPEN', 'ORDER_RATE_LIMIT', 'OFFERS_IP_RATE_LIMIT', 'REPORTS_IP_RATE_LIMIT', 'CAPACITY_MAX_N', 'CHALLENGE_ALLOWANCE_S', 'VERIFIED_TTL_S', 'VERIFY_WINDOW_S', 'RECHALLENGE_BEFORE_S', 'RECHALLENGE_PER_RUN', 'CHALLENGE_ON_JOIN', 'INSPECTOR_MIN_BOND', 'INSPECTOR_UNBOND_COOLDOWN_S', 'INSPECTION_N', 'INSPECTION_WEIGHT_CAP', 'INSPECTION_COMMIT_S', 'INSPECTION_REVEAL_S', 'INSPECTION_REWARD', 'INSPECTION_WRONG_SLASH', 'INSPECTION_MISS_SLASH', 'INSPECTION_DECOY_PPM', 'GRID_TOTAL_SUPPLY', ...REWARDS_VARS]),
+      // Epochs numbered on from this platform's last one, the next starting this minute (or REWARDS_START as set).
+      REWARDS_START: rewardsStart,
     },
   });
   // Cron triggers (wrangler.toml) are the platform's to fire; locally the launcher fires them,
@@ -150,6 +198,7 @@ async function main(): Promise<void> {
       `  libSQL     ${libsql.url}  (file ${dbFile})`,
       `  Stripe     ${stripe.url}  (a local MOCK of Stripe's API; card checkouts are paid on its page)`,
       `  data       ${dataDir}`,
+      `  rewards    epochs of ${rewardsConfig({ REWARDS_EPOCH_S: process.env.REWARDS_EPOCH_S }).epochMs / 1000} s from ${rewardsStart} (GET /v1/rewards/schedule)`,
       '',
       'Press Ctrl-C to stop.',
     ].join('\n'),
