@@ -78,10 +78,16 @@ export const EpochReportSchema = z.object({
   line_count: Int.nonnegative(),
   inputs_hash: z.string(),
   closed_at: z.string().optional(),
+  scheduled_emission: Money.nullable().optional(),
+  pool_balance: Money.nullable().optional(),
+  parameters: z.record(z.string(), z.unknown()).nullable().optional(),
   lines: z.array(LineSchema),
   next_cursor: z.string().nullable().optional(),
 });
 export type EpochReport = z.infer<typeof EpochReportSchema>;
+
+/** The parameter fields of a schedule (what an epoch's split depends on). */
+const PARAMETER_FIELDS = ['start', 'epoch_s', 'initial_per_epoch', 'retention', 'allocation', 'min_uptime_ppm', 'lease_bonus_ppm', 'stake_bonus_ppm', 'stake_per_gpu', 'taper_floor_ppm', 'taper_full_util_ppm', 'owner_cap_ppm', 'immediate_ppm', 'vesting_s'] as const;
 
 /** The fields every page of one report repeats: they must agree across pages. */
 const HEADER_FIELDS = ['epoch', 'start', 'end', 'emission', 'inspector_pay', 'taper_ppm', 'utilisation_ppm', 'providers_emission', 'paid', 'returned', 'line_count', 'inputs_hash'] as const;
@@ -294,16 +300,24 @@ export function verifyLoaded(loaded: Loaded): Verified {
   const pass = (name: string, detail: string) => checks.push({ name, ok: true, detail });
   const fail = (name: string, detail: string) => (checks.push({ name, ok: false, detail }), res);
 
-  // The parameters.
-  const sched = ScheduleSchema.safeParse(loaded.schedule);
-  if (!sched.success) return fail('schedule', `not a rewards schedule (${issue(sched.error)})`);
+  // The parameters: the epoch's own when the report carries them (the split used those), else
+  // today's schedule.
+  const own = (loaded.pages[0] as { parameters?: unknown } | undefined)?.parameters;
+  const today = ScheduleSchema.safeParse(loaded.schedule);
+  const sched = own ? ScheduleSchema.safeParse(own) : today;
+  if (!sched.success) return fail('schedule', `not rewards parameters (${issue(sched.error)})`);
   let config: RewardsConfig;
   try {
     config = configFromSchedule(sched.data);
   } catch (err) {
     return fail('schedule', (err as Error).message);
   }
-  pass('schedule', `E0 ${grid(config.initialPerEpoch)}, f = ${config.retention} / 10^18, epochs of ${config.epochMs / 1000} s from ${new Date(config.startMs).toISOString()}, allocation ${grid(config.allocation)}`);
+  const changed = own && today.success ? PARAMETER_FIELDS.filter((k) => String(today.data[k]) !== String(sched.data[k])) : [];
+  pass(
+    'schedule',
+    `${own ? "the epoch's own parameters" : "today's schedule (the report carries no parameters)"}: E0 ${grid(config.initialPerEpoch)}, f = ${config.retention} / 10^18, epochs of ${config.epochMs / 1000} s from ${new Date(config.startMs).toISOString()}, allocation ${grid(config.allocation)}` +
+      (changed.length ? `; today's schedule differs in ${changed.join(', ')}` : ''),
+  );
 
   // The report, every page.
   const pages: EpochReport[] = [];
@@ -356,7 +370,15 @@ export function verifyLoaded(loaded: Loaded): Verified {
   const scheduled = scheduledEmission(config, n);
   const emitted = micro(head.emission);
   const inspectorPay = micro(head.inspector_pay);
-  if (emitted < 0n || emitted > scheduled) fail('emission', `${grid(emitted)} is not min(E(${n}) = ${grid(scheduled)}, the pool's balance)`);
+  if (head.scheduled_emission != null && head.pool_balance != null) {
+    // Both published: exact.
+    const published = micro(head.scheduled_emission);
+    const pool = micro(head.pool_balance);
+    const expected = scheduled < pool ? scheduled : pool > 0n ? pool : 0n;
+    if (published !== scheduled) fail('emission', `scheduled ${grid(published)}, but E(${n}) = ${grid(scheduled)}`);
+    else if (emitted !== expected) fail('emission', `${grid(emitted)} is not min(E(${n}) = ${grid(scheduled)}, pool ${grid(pool)}) = ${grid(expected)}`);
+    else pass('emission', `${grid(emitted)} = min(E(${n}) = ${grid(scheduled)}, the pool's ${grid(pool)} at the split)`);
+  } else if (emitted < 0n || emitted > scheduled) fail('emission', `${grid(emitted)} is not min(E(${n}) = ${grid(scheduled)}, the pool's balance)`);
   else if (emitted === scheduled) pass('emission', `= E(${n}) = ${grid(scheduled)}`);
   else pass('emission', `${grid(emitted)}, less than E(${n}) = ${grid(scheduled)}: what the pool held at the split (its balance then is not in the report)`);
   if (inspectorPay < 0n) fail('inspector pay', `${grid(inspectorPay)} is negative`);

@@ -603,6 +603,11 @@ export const rewardEpochs = sqliteTable('reward_epochs', {
   lines: integer('lines'),
   /** SHA-256 (hex) of the canonical JSON of the lines' inputs, in node id order. */
   inputsHash: text('inputs_hash'),
+  /** E(n) of the schedule, and the pool's balance at the split: the emission is the smaller. */
+  scheduledEmission: integer('scheduled_emission'),
+  poolBalance: integer('pool_balance'),
+  /** The rules' parameters the split used (params.ts), as published with the epoch. */
+  params: text('params', { mode: 'json' }).$type<Record<string, unknown>>(),
   cursor: text('cursor'),
   startedAt: integer('started_at').notNull(),
   closedAt: integer('closed_at'),

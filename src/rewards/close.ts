@@ -16,6 +16,7 @@ import { forfeit, supplyReward, vestingRelease } from '../ledger/rules.ts';
 import { postTransaction } from '../ledger/store.ts';
 import { rewardsConfig, type RewardsConfig } from './config.ts';
 import { inputsCanonicalJson } from './inputs-canonical.ts';
+import { rewardsParams } from './params.ts';
 import { nodeInputsChunk } from './inputs.ts';
 import { emission, epochBounds } from './schedule.ts';
 import { splitEpoch } from './split.ts';
@@ -221,9 +222,23 @@ async function computeSplit(money: Client, config: RewardsConfig, epoch: number,
       },
       {
         sql: `UPDATE reward_epochs SET status = 'paying', emission = ?, inspector_pay = ?, taper_ppm = ?, utilisation_ppm = ?,
-                providers_emission = ?, paid = ?, returned = ?, lines = ?, inputs_hash = ?
+                providers_emission = ?, paid = ?, returned = ?, lines = ?, inputs_hash = ?, scheduled_emission = ?, pool_balance = ?, params = ?
               WHERE epoch = ? AND status = 'computing'`,
-        args: [emitted, inspectorPay, split.taperPpm, split.utilisationPpm, split.providersEmission, split.paid, split.returned, lines.length, hash, epoch],
+        args: [
+          emitted,
+          inspectorPay,
+          split.taperPpm,
+          split.utilisationPpm,
+          split.providersEmission,
+          split.paid,
+          split.returned,
+          lines.length,
+          hash,
+          scheduled,
+          pool,
+          JSON.stringify(rewardsParams(config)),
+          epoch,
+        ],
       },
     ],
     'write',

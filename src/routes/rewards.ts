@@ -19,6 +19,7 @@ import type { LedgerTransaction } from '../ledger/store.ts';
 import { parseAmount } from '../money/amount.ts';
 import { GENESIS_KEY, POOL_ID, REWARD_ASSET } from '../rewards/close.ts';
 import { rewardsConfig } from '../rewards/config.ts';
+import { rewardsParams } from '../rewards/params.ts';
 import { emission, epochBounds, epochOf } from '../rewards/schedule.ts';
 
 const app = router();
@@ -145,21 +146,8 @@ app.openapi(
     c.header('Cache-Control', 'public, max-age=30');
     return c.json(
       {
-        start: iso(config.startMs),
-        epoch_s: config.epochMs / 1000,
-        initial_per_epoch: money(config.initialPerEpoch),
-        retention: config.retention.toString(),
+        ...rewardsParams(config),
         decay_per_year: c.env.REWARDS_DECAY_PER_YEAR ?? null,
-        allocation: money(config.allocation),
-        min_uptime_ppm: config.minUptimePpm,
-        lease_bonus_ppm: config.leaseBonusPpm,
-        stake_bonus_ppm: config.stakeBonusPpm,
-        stake_per_gpu: money(config.stakePerGpu),
-        taper_floor_ppm: config.taperFloorPpm,
-        taper_full_util_ppm: config.taperFullUtilPpm,
-        owner_cap_ppm: config.ownerCapPpm,
-        immediate_ppm: config.immediatePpm,
-        vesting_s: config.vestingMs / 1000,
         close_chunk: config.closeChunk,
         current_epoch: current >= 0 ? current : null,
         current_epoch_start: bounds ? iso(bounds.startMs) : null,
@@ -207,6 +195,9 @@ const EpochReport = z
     line_count: z.number().int(),
     inputs_hash: z.string().openapi({ description: 'SHA-256 (hex) of the canonical JSON array of every line’s inputs (node_id, owner_id, gpu_model, gpus_offered, confirmed_s, leased_gpu_s, verified, stake as micro-units text), by node id' }),
     closed_at: z.string().datetime(),
+    scheduled_emission: MoneyString.nullable().openapi({ description: 'E(n) of the schedule; the emission is the smaller of it and pool_balance (null for epochs closed before these were kept)' }),
+    pool_balance: MoneyString.nullable().openapi({ description: "The rewards pool's balance when the split was computed" }),
+    parameters: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'The rules’ parameters this epoch was split under (the schedule’s parameter fields)' }),
     lines: z.array(EpochLine),
     next_cursor: z.string().nullable().openapi({ description: 'Pass as ?cursor= for the next page of lines (by node id)' }),
   })
@@ -257,6 +248,9 @@ app.openapi(
         line_count: Number(e.lines),
         inputs_hash: String(e.inputs_hash),
         closed_at: iso(Number(e.closed_at)),
+        scheduled_emission: e.scheduled_emission === null ? null : money(big(e.scheduled_emission)),
+        pool_balance: e.pool_balance === null ? null : money(big(e.pool_balance)),
+        parameters: e.params === null ? null : (JSON.parse(String(e.params)) as Record<string, unknown>),
         lines: rows.map((r) => ({
           node_id: String(r.node_id),
           owner_id: String(r.owner_id),

@@ -7,6 +7,7 @@
 // straight into the database (node_metrics_minute, orders, node_challenges), as the heartbeat
 // queue, the book's outbox and the challenge cron would write them; the nodes themselves are
 // registered through the API.
+import { rewardsParams } from '../../src/rewards/params.ts';
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { money as money$ } from '../../src/contracts/money.ts';
@@ -388,6 +389,11 @@ describe('rewards: routes', () => {
     const row = (await epochRow(2))!;
     expect(body).toMatchObject({ epoch: 2, start: new Date(bounds(2).startMs).toISOString(), end: new Date(bounds(2).endMs).toISOString(), taper_ppm: 1_000_000, utilisation_ppm: 0, line_count: 4, inputs_hash: row.inputs_hash, next_cursor: null });
     expect([body.emission, body.paid, body.returned]).toEqual([money$(big(row.emission)), money$(big(row.paid)), money$(big(row.returned))]);
+    // What the split used, published with it: E(n), the pool then (the emission is the smaller), and the parameters.
+    expect(body.scheduled_emission).toBe(money$(emission(rewardsConfig(bindings), 2)));
+    expect(big(row.emission)).toBe([emission(rewardsConfig(bindings), 2), big(row.pool_balance)].reduce((a, b) => (a < b ? a : b)));
+    expect(body.pool_balance).toBe(money$(big(row.pool_balance)));
+    expect(body.parameters).toEqual(rewardsParams(rewardsConfig(bindings)));
     expect(body.lines.map((l: any) => l.node_id)).toEqual(Object.values(node).sort());
     expect(body.lines.find((l: any) => l.node_id === node.a)).toMatchObject({ owner_id: honest1.id, gpu_model: 'h100-80gb', gpus_offered: 2, confirmed_s: 3600, leased_gpu_s: 0, verified: true, stake: '0.00', eligible: true });
     const page = await json(await call('/v1/rewards/epochs/2?limit=3'));

@@ -78,6 +78,9 @@ interface Report {
   line_count: number;
   inputs_hash: string;
   closed_at: string;
+  scheduled_emission?: string | null;
+  pool_balance?: string | null;
+  parameters?: object | null;
   lines: Record<string, any>[];
   next_cursor: string | null;
 }
@@ -171,16 +174,19 @@ let dir: string;
 let honest: Report;
 /** What the fake API serves as epoch EPOCH (tests swap it). */
 let served: Report;
+/** The schedule the fake API answers with: today's parameters. */
+let servedConfig: RewardsConfig;
 let maxLimit = 1000;
 
 beforeAll(async () => {
   dir = tempDir();
   honest = await buildReport(config, EPOCH, fleet(90, 42), 10n ** 15n, 37_500_000n);
   served = honest;
+  servedConfig = config;
   api = await new FakeApi().listen();
   api.handler = (req) => {
     const url = new URL(req.url, 'http://x');
-    if (url.pathname === '/v1/rewards/schedule') return { status: 200, body: scheduleOf(config) };
+    if (url.pathname === '/v1/rewards/schedule') return { status: 200, body: scheduleOf(servedConfig) };
     const m = /^\/v1\/rewards\/epochs\/(\d+)$/.exec(url.pathname);
     if (m && Number(m[1]) === served.epoch) return { status: 200, body: page(served, url, maxLimit) };
     if (m) return { status: 404, body: apiError('not_found', `epoch ${m[1]} is not closed`) };
@@ -199,12 +205,14 @@ async function run(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 /** Serves `report` and verifies epoch EPOCH from the fake API. */
-async function check(report: Report) {
+async function check(report: Report, today: RewardsConfig = config) {
   served = report;
+  servedConfig = today;
   try {
     return await run([String(EPOCH), '--api', api.url]);
   } finally {
     served = honest;
+    servedConfig = config;
   }
 }
 
@@ -318,6 +326,23 @@ describe('verify-epoch', () => {
     expect(none.code).toBe(0);
     expect(none.out).toContain('✓ lines: 0 lines by node id, 1 page');
     expect(none.out).toMatch(/✓ totals: emission 5999\.\d+ GRID = inspector pay 0\.00 \+ paid 0\.00 \+ returned 5999\.\d+/);
+  });
+
+  it("recomputes under the epoch's own parameters when the report carries them, and checks the emission against the published pool exactly", async () => {
+    const { rewardsParams } = await import('../../../src/rewards/params.ts');
+    const pool = 2_000_000_000n;
+    const r = { ...(await buildReport(config, EPOCH, fleet(20, 5), pool, 0n)), scheduled_emission: formatAmount(emission(config, EPOCH)), pool_balance: formatAmount(pool), parameters: rewardsParams(config) };
+    // Today's schedule has since changed: the epoch still recomputes under its own.
+    const today = rewardsConfig({ REWARDS_START: '2026-12-01T00:00:00Z', REWARDS_OWNER_CAP_PPM: '50000', REWARDS_IMMEDIATE_PPM: '500000' });
+    const res = await check(r, today);
+    expect(res.code, res.out).toBe(0);
+    expect(res.out).toContain("✓ schedule: the epoch's own parameters");
+    expect(res.out).toContain("today's schedule differs in owner_cap_ppm, immediate_ppm");
+    expect(res.out).toMatch(/✓ emission: 2000\.00 GRID = min\(E\(7\) = 5999\.\d+ GRID, the pool's 2000\.00 GRID at the split\)/);
+    // A pool balance that does not give the emission fails.
+    const off = await check({ ...r, pool_balance: '2000.000001' }, today);
+    expect(off.code).toBe(1);
+    expect(off.out).toMatch(/✗ emission: 2000\.00 GRID is not min/);
   });
 
   it('inspector pay larger than the emission: all of it is inspector pay, nothing paid', async () => {
