@@ -207,8 +207,8 @@ export interface AssignmentRow {
   committedAt: number | null;
   revealedAt: number | null;
   commitment: string | null;
-  /** Null once the caller has committed. */
-  transcript: Transcript | null;
+  /** The stored transcript's JSON text (served as is, never parsed here); null once the caller has committed. */
+  transcriptJson: string | null;
   pending: number;
 }
 
@@ -227,7 +227,7 @@ function assignmentOf(r: Record<string, unknown>): AssignmentRow {
     committedAt: r.committed_at === null ? null : Number(r.committed_at),
     revealedAt: r.revealed_at === null ? null : Number(r.revealed_at),
     commitment: (r.commitment as string | null) ?? null,
-    transcript: r.transcript === null ? null : (JSON.parse(String(r.transcript)) as Transcript),
+    transcriptJson: r.transcript === null || r.transcript === undefined ? null : String(r.transcript),
     pending: Number(r.pending),
   };
 }
