@@ -1,10 +1,13 @@
 // npm run demo — a market you can watch. Against a running local platform (`npm start`;
-// GRIDLEASE_API, default http://127.0.0.1:8787) it signs up a demo provider and renter (faucet
-// money), joins simulated runners over HTTP (fake GPUs of three models in two regions: they
+// GRIDLEASE_API, default http://127.0.0.1:8787) it signs up a renter (faucet money) and a provider
+// per book, joins simulated runners over HTTP (fake GPUs of three models in two regions: they
 // heartbeat, acknowledge commands, report `started` for each lease and list it running until its
 // paid end), then trades: asks and bids around a drifting mid price per book, some crossing, so
 // trades happen every few seconds; old orders are cancelled. Leases last 60–300 s, so GPUs come
 // back. One more node claims eight H100s with one card's work: its capacity challenge fails, visibly.
+// As the local operator it mints the rewards pool's genesis allocation, so supply-rewards epochs
+// close, and prints each closed epoch's top line (`REWARDS_EPOCH_S=120 npm start` for two-minute
+// epochs; the Worker's settings are the launcher's to set, not the demo's).
 // Ctrl-C stops every timer and exits 0; orders left resting expire within two minutes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -66,6 +69,8 @@ interface Book {
   model: Model;
   mid: number;
   nodes: SimNode[];
+  /** The book's own provider account: one per book, so that rewards go to several owners. */
+  providerKey: string;
   asks: string[];
   bids: string[];
 }
@@ -285,6 +290,9 @@ async function startInspectors(): Promise<void> {
     db.close();
   }
   await api('/v1/admin/rewards-pool/mint', { auth: operatorKey, idempotent: true, body: { amount: '1000', reason: 'demo rewards pool' } });
+  // The genesis allocation (once per platform; 200 with the same transaction after): supply-rewards epochs close only after it.
+  const genesis = await api('/v1/admin/rewards/genesis', { method: 'POST', auth: operatorKey });
+  console.log(`demo: rewards pool genesis allocation ${genesis.amount} GRID (transaction ${genesis.transaction_id})`);
   const { min_bond } = await api('/v1/inspectors/me', { auth: operatorKey });
   for (let i = 1; i <= INSPECTORS; i++) {
     const key = await signUp('renter');
@@ -306,8 +314,59 @@ async function startInspectors(): Promise<void> {
   console.log(`demo: ${INSPECTORS} inspectors (gridlease-runner inspect) bonded ${min_bond} GRID each; the rewards pool holds 1000 GRID`);
 }
 
+const ppmPercent = (ppm: number) => `${Math.floor(ppm / 10_000)}${ppm % 10_000 ? `.${String(ppm % 10_000).padStart(4, '0').replace(/0+$/, '')}` : ''}%`;
+
+/**
+ * Prints the supply-rewards schedule, then each epoch's top line as it closes (GET
+ * /v1/rewards/schedule every 10 s; GET /v1/rewards/epochs/{n} for each one newly closed).
+ */
+async function watchRewards(): Promise<void> {
+  let schedule: any;
+  try {
+    schedule = await api('/v1/rewards/schedule');
+  } catch (err) {
+    console.log(`demo: no rewards schedule (${String(err)})`);
+    return;
+  }
+  const ends = schedule.current_epoch_end ?? schedule.start;
+  console.log(
+    `demo: rewards epochs of ${schedule.epoch_s} s, ${schedule.current_emission} GRID each now; epoch ${schedule.current_epoch ?? '0'} ${schedule.current_epoch === null ? 'starts' : 'ends'} ${ends}, ` +
+      `its report ${API}/v1/rewards/epochs/${schedule.current_epoch ?? 0} about 2 minutes later` +
+      (schedule.epoch_s > 300 ? ' (`REWARDS_EPOCH_S=120 npm start` for two-minute epochs)' : ''),
+  );
+  let next = schedule.closed_epochs as number;
+  const poll = async () => {
+    try {
+      const { closed_epochs: closed } = await api('/v1/rewards/schedule');
+      for (; next < closed && !stopping; next++) {
+        const e = await api(`/v1/rewards/epochs/${next}?limit=1000`);
+        const paidLines: Array<{ owner_id: string }> = [];
+        for (let page = e; ; ) {
+          paidLines.push(...page.lines.filter((l: { amount: string }) => Number(l.amount) > 0));
+          if (!page.next_cursor) break;
+          page = await api(`/v1/rewards/epochs/${next}?limit=1000&cursor=${encodeURIComponent(page.next_cursor)}`);
+        }
+        const nodes = paidLines.length;
+        const owners = new Set(paidLines.map((l) => l.owner_id)).size;
+        console.log(
+          `${new Date().toISOString().slice(11, 19)}  rewards epoch ${e.epoch} closed: emission ${e.emission} GRID, paid ${e.paid} GRID to ${nodes} node${nodes === 1 ? '' : 's'} of ${owners} owner${owners === 1 ? '' : 's'} ` +
+            `(utilisation ${ppmPercent(e.utilisation_ppm)}, taper ${ppmPercent(e.taper_ppm)}, each owner at most ${ppmPercent(schedule.owner_cap_ppm)} of the providers' ${e.providers_emission}), ` +
+            `inspectors ${e.inspector_pay}, back to the pool ${e.returned}; ${API}/v1/rewards/epochs/${e.epoch}`,
+        );
+      }
+    } catch (err) {
+      if (!stopping) console.error(`  rewards: ${String(err)}`);
+    }
+    if (stopping) return;
+    const t = setTimeout(poll, 10_000);
+    timers.add(t);
+  };
+  void poll();
+}
+
 /** One step of the trading loop: the mid drifts, and the provider or renter acts on one book. */
-async function trade(book: Book, providerKey: string, renterKey: string): Promise<void> {
+async function trade(book: Book, renterKey: string): Promise<void> {
+  const { providerKey } = book;
   const base = book.model.midCents;
   book.mid = Math.min(Math.round(base * 1.4), Math.max(Math.round(base * 0.6), book.mid + randInt(-2, 2)));
   const label = `${book.region}:${book.model.id}`;
@@ -371,7 +430,6 @@ async function main(): Promise<void> {
     console.error(`No platform at ${API} (${String(err)}). Start one with \`npm start\`, or set GRIDLEASE_API.`);
     process.exit(1);
   }
-  const providerKey = await signUp('provider');
   const renterKey = await signUp('renter');
   await api('/v1/dev/faucet', { auth: renterKey, idempotent: true, body: { asset: 'USD', amount: '100000.00' } });
 
@@ -382,13 +440,14 @@ async function main(): Promise<void> {
   for (const region of REGIONS) {
     for (const model of MODELS) {
       const nodes: SimNode[] = [];
+      const providerKey = await signUp('provider');
       for (let n = 0; n < NODES_PER_BOOK; n++) nodes.push(await joinNode(providerKey, region, model, n));
-      books.push({ region, model, mid: model.midCents, nodes, asks: [], bids: [] });
+      books.push({ region, model, mid: model.midCents, nodes, providerKey, asks: [], bids: [] });
     }
   }
   // A machine with one H100 whose (fake) nvidia-smi lists eight: it fails its capacity challenge
   // visibly, loses any chance of `verified`, and its sells are refused. It does not trade.
-  const cheater = await joinNode(providerKey, REGIONS[0], MODELS[0]!, 'fake-smi', 8, true);
+  const cheater = await joinNode(await signUp('provider'), REGIONS[0], MODELS[0]!, 'fake-smi', 8, true);
   const nodes = [...books.flatMap((b) => b.nodes), cheater];
   console.log(`demo: ${nodes.length} simulated nodes (${MODELS.map((m) => m.id).join(', ')}) in ${REGIONS.join(', ')}; trading starts once they are online`);
   for (const node of nodes) runNode(node);
@@ -401,11 +460,12 @@ async function main(): Promise<void> {
 
 Ctrl-C stops the demo.
 `);
+  await watchRewards();
 
   let failures = 0;
   while (!stopping) {
     try {
-      await trade(pick(books), providerKey, renterKey);
+      await trade(pick(books), renterKey);
       failures = 0;
     } catch (err) {
       if (stopping) break;
