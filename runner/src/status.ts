@@ -8,7 +8,8 @@ import { describeError } from './errors.ts';
 import { keyFingerprint, publicKeyOf } from './identity.ts';
 import { describeSolver } from './inspections/solvers.ts';
 import type { Options } from './options.ts';
-import { EpochReportSchema, ScheduleSchema, configFromSchedule, fetchText, micro, type EpochLine } from './verify-epoch.ts';
+import { EpochReportSchema, ScheduleSchema, configFromSchedule, micro, type EpochLine } from './verify-epoch.ts';
+import { fetchText } from './verify-common.ts';
 import { RUNNER_VERSION } from './version.ts';
 
 /** How many of the newest closed epochs `status` shows. */

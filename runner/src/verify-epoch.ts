@@ -3,6 +3,7 @@
 // with the same pure rules the platform uses (src/rewards/: schedule, weights, split, vesting): the
 // inputs hash, E(n), each line's eligibility, weight, amount, immediate and vesting part, the taper
 // and the totals. Only node:* and the bundled pure modules (docs/rewards.md, "Reports").
+import { configApi, fetchText, parseJson, readFile, Usage, type Check, type VerifyIo } from './verify-common.ts';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import util from 'node:util';
@@ -18,7 +19,6 @@ import { readConfig } from './config.ts';
 import { EXIT } from './errors.ts';
 
 export const VERIFY_EPOCH_USAGE = 'usage: gridlease-runner verify-epoch <epoch|url|file> [--api URL] [--schedule file|url] [--save FILE] [--json]';
-const MAX_BYTES = 64 * 1024 * 1024;
 /** Lines per page asked of the API (the route's maximum). */
 const PAGE_LIMIT = 1000;
 
@@ -92,21 +92,7 @@ const PARAMETER_FIELDS = ['start', 'epoch_s', 'initial_per_epoch', 'retention', 
 /** The fields every page of one report repeats: they must agree across pages. */
 const HEADER_FIELDS = ['epoch', 'start', 'end', 'emission', 'inspector_pay', 'taper_ppm', 'utilisation_ppm', 'providers_emission', 'paid', 'returned', 'line_count', 'inputs_hash'] as const;
 
-interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
-
-export interface VerifyEpochIo {
-  env: NodeJS.ProcessEnv;
-  configPath: string;
-  out: (line: string) => void;
-  err: (line: string) => void;
-  fetch?: typeof fetch;
-}
-
-class Usage extends Error {}
+export type VerifyEpochIo = VerifyIo;
 
 /** A decimal amount as micro-units (negative allowed, so that a negative one fails a check rather than parsing). */
 export function micro(text: string): bigint {
@@ -447,13 +433,6 @@ function mismatches(lines: EpochLine[], say: (l: EpochLine) => string): string {
 
 const issue = (e: z.ZodError) => `${e.issues[0]?.path.join('.') || 'body'}: ${e.issues[0]?.message}`;
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
 function checkedUrl(text: string, what: string): string {
   let url: URL;
@@ -466,36 +445,9 @@ function checkedUrl(text: string, what: string): string {
   return url.href;
 }
 
-function readFile(file: string): string {
-  let stat;
-  try {
-    stat = fs.statSync(file);
-  } catch {
-    throw new Usage(`no such file: ${file}`);
-  }
-  if (!stat.isFile() || stat.size > MAX_BYTES) throw new Usage(`not a readable report file: ${file}`);
-  return fs.readFileSync(file, 'utf8');
-}
 
 function writeSaved(file: string, bundle: unknown): void {
   fs.writeFileSync(file, `${JSON.stringify(bundle, null, 1)}\n`);
 }
 
-export async function fetchText(io: { fetch?: typeof fetch }, url: string, timeoutMs = 30_000): Promise<string> {
-  const res = await (io.fetch ?? fetch)(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
-  const text = await res.text();
-  if (!res.ok) {
-    const message = (parseJson(text) as { error?: { message?: unknown } } | undefined)?.error?.message;
-    throw new Error(`${url} answered ${res.status}${typeof message === 'string' ? `: ${message}` : ''}`);
-  }
-  if (text.length > MAX_BYTES) throw new Error(`${url} answered more than ${MAX_BYTES} bytes`);
-  return text;
-}
 
-function configApi(file: string): string | undefined {
-  try {
-    return readConfig(file).api;
-  } catch {
-    return undefined;
-  }
-}

@@ -3,6 +3,7 @@
 // for capacity the openings themselves, re-run with the same pure verifier the platform uses; for an
 // inspection also the transcript's recomputation, the draw and every verdict (inspect-report.ts).
 // Only node:* and the bundled pure modules: anyone can run it without trusting the platform's verdict.
+import { configApi, fetchText, parseJson, readFile, Usage, type Check, type VerifyIo } from './verify-common.ts';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import util from 'node:util';
@@ -28,7 +29,6 @@ import { ed25519Verifies, nodeSha256 } from './inspect-crypto.ts';
 
 export const VERIFY_REPORT_USAGE = 'usage: gridlease-runner verify-report <challenge-id|insp_…|url|file> [--api URL] [--jwks file|url] [--json]';
 const REPORT_TYP = 'gridlease-challenge-report';
-const MAX_BYTES = 64 * 1024 * 1024;
 const CHALLENGE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const ReportSchema = z
@@ -49,21 +49,7 @@ const ReportSchema = z
   .strict();
 type Report = z.infer<typeof ReportSchema>;
 
-interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
-
-export interface VerifyIo {
-  env: NodeJS.ProcessEnv;
-  configPath: string;
-  out: (line: string) => void;
-  err: (line: string) => void;
-  fetch?: typeof fetch;
-}
-
-class Usage extends Error {}
+export type { VerifyIo };
 
 /** Runs the command; returns the exit code (0 all holds, 1 something does not, 2 usage). */
 export async function verifyReport(argv: readonly string[], io: VerifyIo): Promise<number> {
@@ -252,37 +238,6 @@ function nodeSigned(report: Report, message: Uint8Array, signature: string | nul
   return !!report.node_public_key && !!signature && ed25519Verifies(report.node_public_key, message, signature);
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
-function readFile(file: string): string {
-  let stat;
-  try {
-    stat = fs.statSync(file);
-  } catch {
-    throw new Usage(`no such file: ${file}`);
-  }
-  if (!stat.isFile() || stat.size > MAX_BYTES) throw new Usage(`not a readable report file: ${file}`);
-  return fs.readFileSync(file, 'utf8');
-}
 
-async function fetchText(io: VerifyIo, url: string): Promise<string> {
-  const res = await (io.fetch ?? fetch)(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(30_000) });
-  if (!res.ok) throw new Error(`${url} answered ${res.status}`);
-  const text = await res.text();
-  if (text.length > MAX_BYTES) throw new Error(`${url} answered more than ${MAX_BYTES} bytes`);
-  return text;
-}
 
-function configApi(file: string): string | undefined {
-  try {
-    return readConfig(file).api;
-  } catch {
-    return undefined;
-  }
-}

@@ -10,62 +10,30 @@
 //
 // The capacity challenge is capped at n = 1,024 here (the runner's CPU solver: 2–3 s a GPU), with
 // a deadline of about 12 s (CHALLENGE_ALLOWANCE_S 10): one GPU's product fits, sixteen do not.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT, freePort, launch, type Platform } from '../support/platform.ts';
+import { apiClient, FAKE_SMI, makeOperator, runnerProcesses, runRunner as runner, signUp, smiFixture } from '../support/e2e.ts';
+import { freePort, launch, type Platform } from '../support/platform.ts';
 
-const RUNNER = join(ROOT, 'runner', 'dist', 'gridlease-runner.js');
-const FAKE_SMI = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'fake-nvidia-smi');
-const H100 = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'h100.csv');
-const H100_METRICS = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'metrics-h100.csv');
+const H100 = smiFixture('h100.csv');
+const H100_METRICS = smiFixture('metrics-h100.csv');
 const MISS_SLASH = 5;
 const REWARD = 1;
 
 const work = mkdtempSync(join(tmpdir(), 'gridlease-inspections-e2e-'));
-const children: ChildProcess[] = [];
+const runners = runnerProcesses();
 let platform: Platform | undefined;
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  runners.killAll();
   await platform?.stop();
   rmSync(work, { recursive: true, force: true });
 });
 
-async function api(path: string, init: { method?: string; body?: unknown; auth?: string; key?: boolean } = {}) {
-  const res = await fetch(`${platform!.url}${path}`, {
-    method: init.method ?? (init.body ? 'POST' : 'GET'),
-    headers: {
-      'content-type': 'application/json',
-      ...(init.auth ? { authorization: `Bearer ${init.auth}` } : {}),
-      ...(init.key ? { 'idempotency-key': crypto.randomUUID() } : {}),
-    },
-    body: init.body ? JSON.stringify(init.body) : undefined,
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
-
-async function account(label: string) {
-  const res = await api('/v1/accounts', { body: { email: `${label}.${crypto.randomUUID().slice(0, 8)}@example.com`, password: 'Inspect-Lantern-4471', roles: ['provider'] } });
-  expect(res.status).toBe(201);
-  return { id: res.body.account.id as string, key: res.body.api_key.key as string };
-}
-
-/** Runs the bundled runner to completion. */
-function runner(args: string[], env: NodeJS.ProcessEnv) {
-  return spawnSync(process.execPath, [RUNNER, ...args], { env, encoding: 'utf8', timeout: 60_000 });
-}
-
-/** Starts a long-running runner command, keeping its output. */
-function background(args: string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [RUNNER, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const out = { log: '' };
-  child.stdout!.on('data', (d) => (out.log += d));
-  child.stderr!.on('data', (d) => (out.log += d));
-  return { child, out };
-}
+const api = apiClient(() => platform!.url);
+const account = (label: string) => signUp(api, label);
+const background = (args: string[], env: NodeJS.ProcessEnv) => runners.start(args, env);
 
 const nodeOf = async (nodeId: string, key: string) => (await api(`/v1/nodes/${nodeId}`, { auth: key })).body.node;
 
@@ -114,10 +82,7 @@ describe('inspections on the local platform', () => {
 
     // An operator (the role set in libSQL, as only a local platform allows) funds the rewards pool.
     const operator = await account('operator');
-    const { createClient } = await import('@libsql/client/node');
-    const db = createClient({ url: `http://127.0.0.1:${libsqlPort}` });
-    await db.execute({ sql: `UPDATE accounts SET roles = '["provider","admin"]' WHERE id = ?`, args: [operator.id] });
-    db.close();
+    await makeOperator(libsqlPort, operator.id);
     expect((await api('/v1/admin/rewards-pool/mint', { auth: operator.key, key: true, body: { amount: '100', reason: 'inspections e2e' } })).status).toBe(201);
 
     // Three inspectors bond the minimum and log in with keys of their own; two run the agent.

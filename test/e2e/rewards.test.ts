@@ -16,7 +16,6 @@
 //   epoch's end plus the two-minute close delay makes the run about four minutes long.
 // - REWARDS_OWNER_CAP_PPM 1,000,000: with the default 10% cap each of two owners would be capped
 //   (both would get the cap, not shares in proportion to weight).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,11 +25,10 @@ import { rewardsConfig } from '../../src/rewards/config.ts';
 import { emission as scheduledEmission } from '../../src/rewards/schedule.ts';
 import { splitEpoch } from '../../src/rewards/split.ts';
 import { vestingSplit } from '../../src/rewards/vesting.ts';
-import { ROOT, freePort, launch, type Platform } from '../support/platform.ts';
+import { apiClient, FAKE_SMI, makeOperator, runnerProcesses, runRunner, signUp, smiFixture } from '../support/e2e.ts';
+import { freePort, launch, type Platform } from '../support/platform.ts';
 
-const RUNNER = join(ROOT, 'runner', 'dist', 'gridlease-runner.js');
-const FAKE_SMI = join(ROOT, 'test', 'fixtures', 'nvidia-smi', 'fake-nvidia-smi');
-const SMI = (name: string) => join(ROOT, 'test', 'fixtures', 'nvidia-smi', name);
+const SMI = smiFixture;
 
 const EPOCH_MS = 60_000;
 const START_MS = Math.floor(Date.now() / EPOCH_MS) * EPOCH_MS - EPOCH_MS;
@@ -43,32 +41,16 @@ const REWARDS_ENV = {
 const config = rewardsConfig(REWARDS_ENV);
 
 const work = mkdtempSync(join(tmpdir(), 'gridlease-rewards-e2e-'));
-const children: ChildProcess[] = [];
+const runners = runnerProcesses();
 let platform: Platform | undefined;
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  runners.killAll();
   await platform?.stop();
   rmSync(work, { recursive: true, force: true });
 });
 
-async function api(path: string, init: { method?: string; body?: unknown; auth?: string; key?: boolean } = {}) {
-  const res = await fetch(`${platform!.url}${path}`, {
-    method: init.method ?? (init.body ? 'POST' : 'GET'),
-    headers: {
-      'content-type': 'application/json',
-      ...(init.auth ? { authorization: `Bearer ${init.auth}` } : {}),
-      ...(init.key ? { 'idempotency-key': crypto.randomUUID() } : {}),
-    },
-    body: init.body ? JSON.stringify(init.body) : undefined,
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
-
-async function account(label: string, roles = ['provider']) {
-  const res = await api('/v1/accounts', { body: { email: `${label}.${crypto.randomUUID().slice(0, 8)}@example.com`, password: 'Reward-Harbor-6613', roles } });
-  expect(res.status).toBe(201);
-  return { id: res.body.account.id as string, key: res.body.api_key.key as string };
-}
+const api = apiClient(() => platform!.url);
+const account = (label: string, roles = ['provider']) => signUp(api, label, roles);
 
 /** Micro-units of a decimal string. */
 function micro(text: string): bigint {
@@ -81,14 +63,10 @@ function micro(text: string): bigint {
 async function machine(owner: { key: string }, label: string, gpus: string, metrics: string) {
   const env = { ...process.env, GRIDLEASE_CONFIG: join(work, label, 'runner.json'), GRIDLEASE_NVIDIA_SMI: FAKE_SMI, FAKE_SMI_GPUS: gpus, FAKE_SMI_METRICS: metrics };
   const { join_token } = (await api('/v1/nodes/join-tokens', { method: 'POST', auth: owner.key })).body;
-  const joined = spawnSync(process.execPath, [RUNNER, 'join', '--api', platform!.url, '--token', join_token, '--region', 'us-east'], { env, encoding: 'utf8', timeout: 60_000 });
+  const joined = runRunner(['join', '--api', platform!.url, '--token', join_token, '--region', 'us-east'], env);
   expect(joined.status, joined.stderr).toBe(0);
   const nodeId = JSON.parse(readFileSync(env.GRIDLEASE_CONFIG, 'utf8')).node_id as string;
-  const child = spawn(process.execPath, [RUNNER, 'start', '--executor', 'process'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const out = { log: '' };
-  child.stdout!.on('data', (d) => (out.log += d));
-  child.stderr!.on('data', (d) => (out.log += d));
+  const { out } = runners.start(['start', '--executor', 'process'], env);
   return { nodeId, out };
 }
 
@@ -130,10 +108,7 @@ describe('supply rewards on the local platform', () => {
 
     // An operator (the role set in libSQL, as only a local platform allows) mints the genesis allocation.
     const operator = await account('operator', ['renter']);
-    const { createClient } = await import('@libsql/client/node');
-    const db = createClient({ url: `http://127.0.0.1:${libsqlPort}` });
-    await db.execute({ sql: `UPDATE accounts SET roles = '["renter","admin"]' WHERE id = ?`, args: [operator.id] });
-    db.close();
+    await makeOperator(libsqlPort, operator.id);
     const genesis = await api('/v1/admin/rewards/genesis', { method: 'POST', auth: operator.key });
     expect(genesis.status, JSON.stringify(genesis.body)).toBe(201);
     expect(micro(genesis.body.amount)).toBe(config.allocation);
@@ -231,7 +206,7 @@ describe('supply rewards on the local platform', () => {
     );
     for (const l of lines) expect([micro(l.immediate), micro(l.vesting)]).toEqual(Object.values(vestingSplit(config, micro(l.amount))));
     // And with the bundled runner, from the public report and schedule only.
-    const verified = spawnSync(process.execPath, [RUNNER, 'verify-epoch', String(epoch), '--api', platform.url], { encoding: 'utf8', timeout: 60_000 });
+    const verified = runRunner(['verify-epoch', String(epoch), '--api', platform.url], process.env);
     expect(verified.status, verified.stdout + verified.stderr).toBe(0);
 
     // The ledger: each provider's immediate parts are available GRID, the rest vesting (90 days, none released yet).
