@@ -26,6 +26,7 @@ import internal from './routes/internal.ts';
 import market, { marketMemoryCache } from './routes/market.ts';
 import marketStream from './routes/market-stream.ts';
 import nodesRoutes from './routes/nodes.ts';
+import nodeStakes from './routes/node-stakes.ts';
 import offers from './routes/offers.ts';
 import orders from './routes/orders.ts';
 import leases from './routes/leases.ts';
@@ -46,6 +47,7 @@ import type { Bindings } from './env.ts';
 import { sweepUnplacedOrders } from './market/sweep.ts';
 import { runChallengeCron } from './inspections/cron.ts';
 import { releaseMaturedUnbondings } from './inspections/bonds.ts';
+import { releaseMaturedUnstakes } from './rewards/stakes.ts';
 import { runInspectionCron } from './inspections/inspections.ts';
 import { closeDueEpochs } from './rewards/close.ts';
 
@@ -87,6 +89,7 @@ app.route('/v1/admin', adminMoney);
 app.route('/v1/admin', adminNodes);
 app.route('/v1/catalog', catalog);
 app.route('/v1/nodes', nodesRoutes);
+app.route('/v1/nodes', nodeStakes);
 app.route('/v1/inspectors', inspectors);
 app.route('/v1', challengeReports);
 app.route('/v1', inspectionRoutes);
@@ -118,6 +121,7 @@ async function scheduled(controller: ScheduledController, env: Bindings): Promis
   await sweepUnplacedOrders(env, controller.scheduledTime);
   await runChallengeCron(env, controller.scheduledTime);
   await releaseMaturedUnbondings(connection(env).money, controller.scheduledTime);
+  await releaseMaturedUnstakes(connection(env).money, controller.scheduledTime);
   await runInspectionCron(env, controller.scheduledTime);
   await closeDueEpochs(env, controller.scheduledTime);
 }

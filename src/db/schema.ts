@@ -649,3 +649,39 @@ export const rewardLines = sqliteTable(
     index('reward_lines_vesting_idx').on(t.releasedAt).where(sql`vesting > released + forfeited AND paid_at IS NOT NULL`),
   ],
 );
+
+/**
+ * A provider's stake movements per node (docs/rewards.md, "Stake"). A `stake` row is written
+ * with its ledger transaction (available → staked, status `staked`); an `unstake` row starts
+ * `pending` with the money still staked (and slashable) and becomes `released` when the cron
+ * posts staked → available after `release_at`. A slash (staked → rewards_pool) marks pending
+ * unstakes it takes whole `slashed` (one it takes in part keeps `pending`, its amount reduced) and
+ * records the rest as an `unstake` row of status `slashed` keyed `stake-slash:<inspection id>`.
+ * So a node's active stake is Σ stake − Σ unstake, over every status (src/rewards/stakes.ts).
+ * Unique per account × kind × Idempotency-Key, so each request moves money once.
+ */
+export const nodeStakes = sqliteTable(
+  'node_stakes',
+  {
+    id: text('id').primaryKey(),
+    nodeId: text('node_id').notNull(),
+    accountId: text('account_id').notNull(),
+    kind: text('kind', { enum: ['stake', 'unstake'] }).notNull(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    /** GRID micro-units. */
+    amount: integer('amount').notNull(),
+    status: text('status', { enum: ['staked', 'pending', 'released', 'slashed'] }).notNull(),
+    releaseAt: integer('release_at'),
+    releasedAt: integer('released_at'),
+    /** The ledger transaction that moved the money: the stake, an unstake's release, or the slash. */
+    transactionId: text('transaction_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('node_stakes_key_uq').on(t.accountId, t.kind, t.idempotencyKey),
+    index('node_stakes_node_idx').on(t.nodeId, t.kind, t.createdAt),
+    index('node_stakes_due_idx').on(t.status, t.releaseAt),
+    check('node_stakes_amount_positive', sql`${t.amount} > 0`),
+  ],
+);

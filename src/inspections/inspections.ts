@@ -24,6 +24,7 @@ import { leaseConfig } from '../leases/config.ts';
 import { reward, slash } from '../ledger/rules.ts';
 import { postTransaction } from '../ledger/store.ts';
 import { verifyNodeSignature } from '../nodes/identity.ts';
+import { punishFailedInspection } from '../rewards/stakes.ts';
 import { BOND_ASSET, bondConfig, bondedAccountId, roleStatement } from './bonds.ts';
 import { capacityChallenge, challengeConfig, leafSizeFor, openingRequest } from './challenge-terms.ts';
 import { buildDecoyTranscript } from './decoys.ts';
@@ -497,6 +498,8 @@ export async function decideInspection(env: Bindings, inspectionId: string, now 
   if (major !== null && major !== outcome) log('warn', 'inspectors’ majority disagrees with the recomputed outcome', { inspection_id: inspectionId, outcome, majority: major });
   log('info', 'inspection decided', { inspection_id: inspectionId, outcome, majority: major, verdicts: votes.length });
   await settleInspection(env, inspectionId, now);
+  // A real capacity inspection's fail proves deception: the node's stake and unvested rewards go (never throws).
+  if (outcome === 'fail' && Number(r.decoy) !== 1) await punishFailedInspection(env, inspectionId, now);
   return true;
 }
 

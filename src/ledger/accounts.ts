@@ -4,10 +4,12 @@ import type { Asset } from '../money/assets.ts';
  * Ledger accounts are named, not numbered: `<owner>:<asset>:<kind>`. A user owns one
  * `available` and one `held` (escrow) account per asset, a `bonded` one for an inspector's
  * bond (apart from escrow, so that escrow checks and slashing each see only their own money),
- * and a `vesting` one (GRID) for supply rewards not yet released (docs/rewards.md, "Vesting");
+ * a `vesting` one (GRID) for supply rewards not yet released (docs/rewards.md, "Vesting"), and a
+ * `staked` one (GRID) for a provider's node stakes (docs/rewards.md, "Stake"), apart from `bonded`
+ * so that a provider's stake never counts toward the inspector role;
  * the platform owns the rest.
  */
-export const USER_KINDS = ['available', 'held', 'bonded', 'vesting'] as const;
+export const USER_KINDS = ['available', 'held', 'bonded', 'vesting', 'staked'] as const;
 export const PLATFORM_KINDS = [
   'fees',
   'rewards_pool',

@@ -24,6 +24,9 @@ export const TRANSACTION_KINDS = [
   'supply_reward',
   'vesting_release',
   'forfeit',
+  'stake',
+  'unstake',
+  'stake_slash',
 ] as const;
 export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
 
@@ -218,6 +221,21 @@ export function vestingRelease(a: Base & { owner: string; asset: Asset; amount: 
 /** Unvested supply rewards forfeited (proven deception): the owner's vesting → rewards_pool. */
 export function forfeit(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
   return build('forfeit', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'vesting'), platformAccount(a.asset, 'rewards_pool'), a.amount));
+}
+
+/** A provider's stake for a node: available → staked. */
+export function stake(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('stake', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'available'), userAccount(a.owner, a.asset, 'staked'), a.amount));
+}
+
+/** A matured unstake: staked → available. */
+export function unstake(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('unstake', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'staked'), userAccount(a.owner, a.asset, 'available'), a.amount));
+}
+
+/** A node's stake slashed (a failed capacity inspection proved deception): staked → rewards_pool. */
+export function stakeSlash(a: Base & { owner: string; asset: Asset; amount: bigint }): RuleResult {
+  return build('stake_slash', a, [a.amount], () => leg(userAccount(a.owner, a.asset, 'staked'), platformAccount(a.asset, 'rewards_pool'), a.amount));
 }
 
 /** The canonical text of a spec, hashed to tell a retry from a different request under one key. */

@@ -32,7 +32,8 @@ const MINUTE_MS = 60_000;
  *   ended early counts its whole booked duration.
  * - verified: a capacity challenge passed before the epoch's end whose validity (verifiedTtlMs)
  *   reaches its start, and no challenge failed or expired (decided) within the epoch.
- * - stake: 0 (providers bond no stake yet).
+ * - stake: the node's active stake at the epoch's end: Σ its stake rows − Σ its unstake rows
+ *   (pending, released or slashed: src/rewards/stakes.ts) created before the end.
  * - gpuModel: the catalog model of the node's first GPU (lowest index).
  */
 export async function nodeInputsChunk(client: Client, w: EpochWindow, epochS: number, o: InputsChunkOptions): Promise<NodeInputs[]> {
@@ -52,7 +53,9 @@ export async function nodeInputsChunk(client: Client, w: EpochWindow, epochS: nu
             EXISTS (SELECT 1 FROM node_challenges c WHERE c.node_id = n.id AND c.kind = 'capacity' AND c.status = 'passed'
               AND c.decided_at < :end AND c.decided_at + :ttl >= :start) AS passed,
             EXISTS (SELECT 1 FROM node_challenges c WHERE c.node_id = n.id AND c.status IN ('failed', 'expired')
-              AND c.decided_at >= :start AND c.decided_at < :end) AS failed
+              AND c.decided_at >= :start AND c.decided_at < :end) AS failed,
+            (SELECT COALESCE(SUM(CASE WHEN s.kind = 'stake' THEN s.amount ELSE -s.amount END), 0) FROM node_stakes s
+              WHERE s.node_id = n.id AND s.created_at < :end) AS stake
           FROM nodes n
           WHERE n.id > :after AND n.created_at < :end
             AND EXISTS (SELECT 1 FROM node_metrics_minute m WHERE m.node_id = n.id AND m.minute >= :smin AND m.minute < :emin)
@@ -70,7 +73,7 @@ export async function nodeInputsChunk(client: Client, w: EpochWindow, epochS: nu
       confirmedS: Math.min(epochS, 60 * Number(r.minutes)),
       leasedGpuS: Math.floor(Number(r.leased_gpu_ms) / 1000),
       verified: Number(r.passed) === 1 && Number(r.failed) === 0,
-      stake: 0n,
+      stake: BigInt(r.stake as bigint | number),
     };
   });
 }

@@ -4,8 +4,9 @@
 // exact payments) must never overlap a challenge decided elsewhere; the challenge tests expect an
 // empty pool (a report is out as soon as its challenge is decided); and the rewards tests mint
 // into, pay from and forfeit to the platform's rewards pool, whose exact balance the inspector
-// tests check.
+// tests check; so do the provider stake tests, which slash node stakes into that pool.
 import './challenges.ts';
 import './challenge-reports.ts';
 import './inspections.ts';
 import './rewards.ts';
+import './stakes.ts';
