@@ -13,7 +13,7 @@ import { mint, supplyReward } from '../../src/ledger/rules.ts';
 import { postTransaction } from '../../src/ledger/store.ts';
 import { rewardsConfig } from '../../src/rewards/config.ts';
 import { nodeInputsChunk } from '../../src/rewards/inputs.ts';
-import { releaseMaturedUnstakes, stakeConfig } from '../../src/rewards/stakes.ts';
+import { releaseMaturedUnstakes, slashNodeStake, stakeConfig } from '../../src/rewards/stakes.ts';
 import { weight } from '../../src/rewards/weights.ts';
 import { call, db, expectError, fund, json, registerNode, signUp, type TestAccount } from './support.ts';
 
@@ -179,6 +179,26 @@ describe('provider stake per node', () => {
     expect(await releaseMaturedUnstakes(money(), Date.parse(pending.release_at) + 1_000)).not.toContain(pending.id);
     await expectError(await post(p, `/v1/nodes/${nodeId}/unstake`, '1'), 409, 'conflict');
     expect(await balanceOf(`${p.id}:GRID:available`)).toBe(GRID(500));
+    await expectLedgerBalanced();
+  });
+
+  it('a partial slash (REWARDS_STAKE_SLASH_PPM) takes its share of the active stake and of each pending unstake', async () => {
+    const { p, nodeId } = await provider();
+    expect((await post(p, `/v1/nodes/${nodeId}/stake`, '300')).status).toBe(201);
+    const u = (await json(await post(p, `/v1/nodes/${nodeId}/unstake`, '100'))).unstake;
+    const half = { ...bindings, REWARDS_STAKE_SLASH_PPM: '500000' } as Bindings;
+    const inspectionId = `insp_${crypto.randomUUID().replaceAll('-', '')}`;
+    const pool0 = await balanceOf(POOL_ID);
+    expect(await slashNodeStake(half, nodeId, inspectionId)).toBe(GRID(150));
+    expect(await slashNodeStake(half, nodeId, inspectionId)).toBe(0n);
+    expect(await balanceOf(POOL_ID)).toBe(pool0 + GRID(150));
+    expect(await balanceOf(`${p.id}:GRID:staked`)).toBe(GRID(150));
+    expect(await stakeOf(p, nodeId)).toMatchObject({ active: '100.00', unstaking: '50.00' });
+    // The rest of the pending unstake is released after its cool-down.
+    expect(await releaseMaturedUnstakes(money(), Date.parse(u.release_at) + 1_000)).toContain(u.id);
+    expect(await balanceOf(`${p.id}:GRID:available`)).toBe(GRID(750));
+    expect(await balanceOf(`${p.id}:GRID:staked`)).toBe(GRID(100));
+    expect(await stakeOf(p, nodeId)).toMatchObject({ active: '100.00', unstaking: '0.00' });
     await expectLedgerBalanced();
   });
 
