@@ -419,3 +419,34 @@ describe('rewards: routes', () => {
     expect(farmed.data.every((l: any) => l.amount === '0.00' && l.eligible === false)).toBe(true);
   });
 });
+
+describe('rewards: a clock that jumps', () => {
+  /** Everything closing can change: epochs, lines, and the ledger's reward and vesting transactions. */
+  async function state() {
+    const epochs = await money().execute('SELECT epoch, status, paid FROM reward_epochs ORDER BY epoch');
+    const lines = await money().execute('SELECT epoch, node_id, amount, released, forfeited, paid_at FROM reward_lines ORDER BY epoch, node_id');
+    const txs = await money().execute("SELECT COUNT(*) AS n FROM ledger_transactions WHERE kind IN ('supply_reward', 'vesting_release', 'forfeit')");
+    return JSON.stringify([epochs.rows, lines.rows, txs.rows], (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  }
+
+  it('back in time, closes, pays and releases nothing; far ahead, closes the next epoch only, in order, never skipping one', async () => {
+    const newest = Number((await money().execute('SELECT MAX(epoch) AS n FROM reward_epochs')).rows[0]!.n);
+    expect((await epochRow(newest))!.status).toBe('closed');
+    const before = await state();
+    // Back before the start, and back into an epoch already closed: nothing moves.
+    for (const t of [config.startMs - 86_400_000, bounds(newest).startMs, closeAt(newest) - 60_000]) {
+      const run = await closeDueEpochs(bindings, t);
+      expect(run).toMatchObject({ epoch: null, paid: 0, released: 0, forfeited: 0 });
+    }
+    expect(await state()).toBe(before);
+
+    // A jump far ahead (a year): the epoch after the newest is the one worked on, never a later one.
+    const far = closeAt(newest + 8_760);
+    const ahead = await closeDueEpochs(bindings, far, { maxSteps: 1 });
+    expect(ahead.epoch).toBe(newest + 1);
+    const ids = (await money().execute('SELECT epoch FROM reward_epochs ORDER BY epoch')).rows.map((r) => Number(r.epoch));
+    expect(ids.at(-1)).toBe(newest + 1);
+    expect(ids.filter((e) => e > newest)).toEqual([newest + 1]);
+    await expectLedgerBalanced();
+  });
+});
