@@ -372,6 +372,7 @@ async function runSize(n: number, script: string): Promise<Row> {
     let closedAt = NaN;
     let lastLog = performance.now();
     const log: Invocation[] = [];
+    let lastLines = 0;
     let closed = false;
     let state = '';
     const deadline = t0 + TIMEOUT_S * 1000;
@@ -400,6 +401,7 @@ async function runSize(n: number, script: string): Promise<Row> {
       if (before === null || before === 'computing') computingInvocations++;
       if ((outcome as { outcome?: string }).outcome && (outcome as { outcome: string }).outcome !== 'ok') progress(`invocation ${invocations}: outcome ${JSON.stringify(outcome)}`);
       const row = (await direct.execute('SELECT status, cursor, (SELECT COUNT(*) FROM reward_lines WHERE epoch = 0) AS lines, (SELECT COUNT(*) FROM reward_lines WHERE epoch = 0 AND paid_at IS NOT NULL) AS paid FROM reward_epochs WHERE epoch = 0')).rows[0];
+      lastLines = Number(row?.lines ?? 0);
       const status = (row?.status ?? null) as string | null;
       log.push({ ms: performance.now() - ti, before, after: status, statements: counts.statements - s0.statements, requests: counts.requests - s0.requests });
       if (status !== 'computing' && status !== null && Number.isNaN(payingAt)) payingAt = performance.now();
@@ -427,7 +429,10 @@ async function runSize(n: number, script: string): Promise<Row> {
       }
     }
     const cpu1 = { workerd: ticks(workerd), self: process.cpuUsage(cpu0.self) };
-    const totals = (
+    // After a timeout the server may still be running the Worker's statement: no more reads then.
+    const totals = !closed
+      ? { lines: lastLines, paid: null, eligible: NaN, paid_sum: null }
+      : (
       await direct.execute(`SELECT (SELECT COUNT(*) FROM reward_lines WHERE epoch = 0) AS lines, e.paid, (SELECT COUNT(*) FROM reward_lines WHERE epoch = 0 AND eligible = 1) AS eligible,
         (SELECT COALESCE(SUM(amount), 0) FROM reward_lines WHERE epoch = 0 AND paid_at IS NOT NULL) AS paid_sum FROM reward_epochs e WHERE e.epoch = 0`)
     ).rows[0]!;
