@@ -527,16 +527,19 @@ async function main(): Promise<void> {
   console.log('\nTable 2. Per 10,000 nodes, and the cost at each size over the smallest (linear = the size ratio).\n');
   console.log('| nodes | s per 10k | statements per 10k | requests per 10k | invocations per 10k | size ratio | time ratio | statements ratio | invocations ratio |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  const first = rows[0]!;
-  for (const r of rows) {
+  // Only sizes that closed: a close cut off by the timeout has no total to compare.
+  const closedRows = rows.filter((r) => r.closed);
+  const first = closedRows[0] ?? rows[0]!;
+  for (const r of closedRows) {
     const per = 10_000 / r.n;
     console.log(
       `| ${int(r.n)} | ${fmt(r.wallS * per, 2)} | ${int(r.counts.statements * per)} | ${int(r.counts.requests * per)} | ${fmt(r.invocations * per, 2)} | ${fmt(r.n / first.n, 1)} | ${fmt(r.wallS / first.wallS, 2)} | ` +
         `${fmt(r.counts.statements / first.counts.statements, 2)} | ${fmt(r.invocations / first.invocations, 2)} |`,
     );
   }
-  if (rows.length > 1) {
-    const last = rows.at(-1)!;
+  for (const r of rows) if (!r.closed) console.log(`| ${int(r.n)} | not closed within ${TIMEOUT_S} s: left out | | | | | | | |`);
+  if (closedRows.length > 1) {
+    const last = closedRows.at(-1)!;
     const sizeRatio = last.n / first.n;
     const verdict = (x: number) => (x <= sizeRatio * 1.25 ? 'about linear' : x <= sizeRatio * 2 ? 'somewhat worse than linear' : 'worse than linear');
     console.log(
