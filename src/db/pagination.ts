@@ -20,6 +20,20 @@ export function limitQuery(max: number, fallback: number) {
     .openapi({ type: 'integer', minimum: 1, maximum: max, default: fallback });
 }
 
+/**
+ * A whole number from 0 to `max` in a path or query: decimal digits only, so `0x10`, `1e2`,
+ * ` 7` or `7.0` are refused rather than coerced.
+ */
+export function wholeNumber(max: number) {
+  const problem = `must be a whole number from 0 to ${max}`;
+  return z
+    .string()
+    .regex(/^(0|[1-9][0-9]{0,14})$/, problem)
+    .transform(Number)
+    .refine((n) => n <= max, problem)
+    .openapi({ type: 'integer', minimum: 0, maximum: max });
+}
+
 /** The largest integer libSQL can bind; a larger cursor would fail in the driver as a 5xx. */
 export const INT64_MAX = 9_223_372_036_854_775_807n;
 

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
+import { limitQuery } from '../db/pagination.ts';
 import type { AppEnv } from '../app-env.ts';
 import { GPU_MODEL_IDS, gpuModel } from '../catalog/gpus.ts';
 import { REGION_IDS, isRegion } from '../catalog/regions.ts';
@@ -170,7 +171,7 @@ app.openapi(
     path: '/{region}/{gpu_model}/book',
     tags: ['market'],
     summary: 'Resting GPUs per price level, best first (no order, account or node ids)',
-    request: { params: BookParams, query: z.object({ levels: z.coerce.number().int().min(1).max(100).default(20) }).strict() },
+    request: { params: BookParams, query: z.object({ levels: limitQuery(100, 20) }).strict() },
     responses: {
       200: jsonContent(
         z
@@ -231,7 +232,7 @@ app.openapi(
       params: BookParams,
       query: z
         .object({
-          limit: z.coerce.number().int().min(1).max(500).default(50),
+          limit: limitQuery(500, 50),
           before: Timestamp.optional(),
           cursor: z.string().regex(TRADE_CURSOR, 'expected a next_cursor from an earlier page').optional(),
         })
@@ -287,7 +288,7 @@ app.openapi(
           interval: IntervalSchema.default('1h'),
           from: Timestamp.optional(),
           to: Timestamp.optional(),
-          limit: z.coerce.number().int().min(1).max(1000).default(500),
+          limit: limitQuery(1000, 500),
         })
         .strict(),
     },

@@ -8,7 +8,7 @@ import { guard } from '../auth/guard.ts';
 import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
 import { MoneyString, money } from '../contracts/money.ts';
 import { connection } from '../db/client.ts';
-import { limitQuery } from '../db/pagination.ts';
+import { limitQuery, wholeNumber } from '../db/pagination.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
 import { newId } from '../ids.ts';
@@ -210,7 +210,7 @@ app.openapi(
     tags: ['rewards'],
     summary: "A closed epoch's report: totals, the inputs hash and every node's inputs, weight and amount (lines by node id, paged)",
     request: {
-      params: z.object({ n: z.coerce.number().int().min(0).max(1_000_000_000) }),
+      params: z.object({ n: wholeNumber(1_000_000_000) }),
       query: z.object({ limit: limitQuery(1000, 500), cursor: z.string().min(1).max(64).optional() }).strict(),
     },
     responses: { 200: jsonContent(EpochReport, 'The report'), ...errorResponses(400, 404) },
@@ -306,7 +306,7 @@ app.openapi(
     summary: "The caller's supply rewards: its nodes' lines of decided epochs (newest first, paged by epoch) and totals, and rentals earned",
     security: BEARER,
     middleware: guard('funds:read'),
-    request: { query: z.object({ limit: limitQuery(500, 100), before_epoch: z.coerce.number().int().min(0).optional() }).strict() },
+    request: { query: z.object({ limit: limitQuery(500, 100), before_epoch: wholeNumber(1_000_000_000).optional() }).strict() },
     responses: {
       200: jsonContent(
         z

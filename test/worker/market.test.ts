@@ -240,6 +240,12 @@ describe('market data input', () => {
     ['book?levels=abc'],
     ['book?levels=101'],
     ['book?levels=1.5'],
+    // Only decimal digits: what Number() would also read is refused, not coerced.
+    ['book?levels=0x10'],
+    ['book?levels=1e1'],
+    ['book?levels=%2010'],
+    ['trades?limit=0x20'],
+    ['candles?limit=1e2'],
     ['book?depth=5'],
     ['trades?limit=0'],
     ['trades?limit=501'],

@@ -402,6 +402,8 @@ describe('rewards: routes', () => {
     expect(rest).toMatchObject({ next_cursor: null });
     expect([...page.lines, ...rest.lines].map((l: any) => l.node_id)).toEqual(body.lines.map((l: any) => l.node_id));
     await expectError(await call('/v1/rewards/epochs/100000'), 404, 'not_found');
+    // The epoch is decimal digits only: nothing Number() would also read.
+    for (const bad of ['0x2', '2e0', '-1', '2.0', '%202']) await expectError(await call(`/v1/rewards/epochs/${bad}`), 400, 'validation_failed');
   });
 
   it('GET /v1/rewards shows the caller’s own lines and totals', async () => {
