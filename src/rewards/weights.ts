@@ -64,10 +64,15 @@ export const countedLeasedGpuS = (epochS: number, i: NodeInputs): number => Math
 
 /**
  * Eligible: confirmed uptime ≥ REWARDS_MIN_UPTIME_PPM of the epoch, GPUs offered, verified, and
- * (beyond the doc's three conditions) a catalog model: an unknown model weighs 0, and counting
- * it as eligible would only move the taper.
+ * (beyond the doc's three conditions) a catalog model and a weight above 0: an unknown model, no
+ * confirmed second (possible when the uptime threshold is 0) or a weight that floors to 0 would
+ * only move the taper and publish a line that can take nothing.
  */
 export function eligible(config: RewardsConfig, epochS: number, i: NodeInputs): boolean {
+  return meetsConditions(config, epochS, i) && rawWeight(config, epochS, i) > 0n;
+}
+
+function meetsConditions(config: RewardsConfig, epochS: number, i: NodeInputs): boolean {
   if (!(epochS > 0)) return false;
   return (
     i.verified &&
@@ -87,7 +92,10 @@ export function eligible(config: RewardsConfig, epochS: number, i: NodeInputs): 
  * stake, K REWARDS_STAKE_PER_GPU), as one bigint fraction floored once.
  */
 export function weight(config: RewardsConfig, epochS: number, i: NodeInputs): bigint {
-  if (!eligible(config, epochS, i)) return 0n;
+  return meetsConditions(config, epochS, i) ? rawWeight(config, epochS, i) : 0n;
+}
+
+function rawWeight(config: RewardsConfig, epochS: number, i: NodeInputs): bigint {
   const g = BigInt(nonNegInt(i.gpusOffered));
   const mw = BigInt(modelWeightPpm(i.gpuModel));
   const c = BigInt(countedConfirmedS(epochS, i));

@@ -138,6 +138,15 @@ describe('weights', () => {
     expect(eligible(config, 3600, node({ gpuModel: null }))).toBe(false);
     expect(weight(config, 3600, node({ verified: false }))).toBe(0n);
   });
+
+  it('with no uptime threshold, a node with no confirmed second is not eligible and gets no line', () => {
+    const open = { ...config, minUptimePpm: 0 };
+    expect(eligible(open, 3600, node({ confirmedS: 0 }))).toBe(false);
+    expect(eligible(open, 3600, node({ confirmedS: 1 }))).toBe(true);
+    const r = splitEpoch(open, 3600, 1000n * GRID, 0n, [node({ nodeId: 'a', confirmedS: 0 }), node({ nodeId: 'b' })]);
+    expect(r.lines.map((l) => l.nodeId)).toEqual(['b']);
+    expect(r.lines[0]!.weight).toBeGreaterThan(0n);
+  });
 });
 
 describe('splitEpoch', () => {
