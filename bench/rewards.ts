@@ -48,6 +48,7 @@ import { applyMigrations } from '../local/migrate.ts';
 import { loadOrCreateSecrets } from '../local/secrets.ts';
 import { bundleWorker, startWorker } from '../local/worker.ts';
 import { GPU_MODELS } from '../src/catalog/gpus.ts';
+import { CLOSE_DELAY_MS, DEFAULT_CLOSE_BUDGET_S, DEFAULT_CLOSE_MAX_STEPS } from '../src/rewards/close.ts';
 import { freePort } from '../test/support/platform.ts';
 import { findWorkerd, ticks } from './proc.ts';
 
@@ -76,7 +77,7 @@ const MAX_INVOCATIONS = Number(args['max-invocations']);
 /** Per size: a close still not done after this long is reported as such (the bench does not wait on). */
 const TIMEOUT_S = Number(args['timeout-s']);
 const MINUTES = EPOCH_S / 60;
-const CLOSE_DELAY_S = 120; // src/rewards/close.ts CLOSE_DELAY_MS
+const CLOSE_DELAY_S = CLOSE_DELAY_MS / 1000;
 const CRON_PERIOD_S = 60;
 const GOAL_NODES = 100_000;
 const GOAL_S = 300;
@@ -564,7 +565,9 @@ async function main(): Promise<void> {
   const unfinished = rows.find((r) => r.n === GOAL_NODES && !r.closed);
   const scale = GOAL_NODES / at.n;
   const stepsNeeded = 2 * Math.floor(GOAL_NODES / Number(CHUNK || 500)) + 2;
-  const inv = measured ? at.invocations : Math.ceil(stepsNeeded / 8);
+  // A run starts no step after REWARDS_CLOSE_BUDGET_S nor beyond REWARDS_CLOSE_MAX_STEPS (close.ts).
+  const invByRules = (wallS: number) => Math.max(Math.ceil(wallS / DEFAULT_CLOSE_BUDGET_S), Math.ceil(stepsNeeded / DEFAULT_CLOSE_MAX_STEPS));
+  const inv = measured ? at.invocations : invByRules(at.wallS * scale);
   // Back to back: everything but the split's invocation scaled linearly; that one also by n² (its
   // UPDATE … FROM json_each is quadratic: Table 1b) as the second figure.
   const split = at.log.find((l) => (l.before === null || l.before === 'computing') && l.after !== 'computing');
@@ -579,7 +582,7 @@ async function main(): Promise<void> {
   );
   if (unfinished) console.log(`    measured at 100,000: NOT closed ${fmt(unfinished.wallS)} s after it was due (the --timeout-s) → NOT met`);
   console.log(
-    `    with the each-minute cron as deployed: first run ${CLOSE_DELAY_S} s after the end (CLOSE_DELAY), ${inv} invocations (by close.ts's rules: ${steps(GOAL_NODES)} input chunks + the split + ${steps(GOAL_NODES)} payment chunks + close ≈ ${stepsNeeded} steps, ≤ 8 per invocation = ${Math.ceil(stepsNeeded / 8)}), one a minute, ` +
+    `    with the each-minute cron as deployed: first run ${CLOSE_DELAY_S} s after the end (CLOSE_DELAY), ${inv} invocations (${measured ? 'measured' : 'by close.ts\'s rules'}: ${steps(GOAL_NODES)} input chunks + the split + ${steps(GOAL_NODES)} payment chunks + close ≈ ${stepsNeeded} steps, no step started after ${DEFAULT_CLOSE_BUDGET_S} s or beyond ${DEFAULT_CLOSE_MAX_STEPS} steps per invocation), one a minute, ` +
       `each assumed to finish within its minute → ≈ ${int(deployedS)} s (${fmt(deployedS / 60)} min) → ${deployedS <= GOAL_S ? 'met' : 'NOT met'}`,
   );
   console.log(

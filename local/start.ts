@@ -22,6 +22,8 @@ import { rewardsConfig } from '../src/rewards/config.ts';
 /** Supply-rewards settings passed through from the environment (docs/rewards.md), e.g. REWARDS_EPOCH_S=120 for short epochs. */
 const REWARDS_VARS = [
   'REWARDS_EPOCH_S',
+  'REWARDS_CLOSE_BUDGET_S',
+  'REWARDS_CLOSE_MAX_STEPS',
   'REWARDS_INITIAL_PER_EPOCH',
   'REWARDS_DECAY_PER_YEAR',
   'REWARDS_ALLOCATION_PPM',

@@ -52,34 +52,30 @@ export interface PostOptions {
   now?: number;
 }
 
-export async function postTransaction(client: Client, spec: TransactionSpec, opts: PostOptions = {}): Promise<PostResult> {
-  const now = opts.now ?? Date.now();
-  const requestHash = await sha256Hex(canonicalSpec(spec));
-  const txId = newId('ltx');
+/** The statements that write one transaction: its row, new accounts (unless in `created`), balances and entries. */
+function transactionStatements(spec: TransactionSpec, txId: string, requestHash: string, now: number, created: Set<string>): { statements: InStatement[]; entries: number[] } {
   const statements: InStatement[] = [
-    ...(opts.first ?? []),
     {
       sql: `INSERT INTO ledger_transactions (id, idempotency_key, request_hash, kind, reference, reverses, memo, created_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       args: [txId, spec.idempotencyKey, requestHash, spec.kind, spec.reference, spec.reverses ?? null, spec.memo ?? null, now],
     },
   ];
-  const seen = new Set<string>();
   for (const p of spec.postings) {
     const id = accountId(p.account);
-    if (seen.has(id)) continue;
-    seen.add(id);
+    if (created.has(id)) continue;
+    created.add(id);
     statements.push({
       sql: `INSERT INTO ledger_accounts (id, owner_id, asset, kind, allow_negative, balance, created_at)
             VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING`,
       args: [id, p.account.owner, p.account.asset, p.account.kind, mayGoNegative(p.account) ? 1 : 0, now],
     });
   }
-  const entryStatements: number[] = [];
+  const entries: number[] = [];
   for (const p of spec.postings) {
     const id = accountId(p.account);
     statements.push({ sql: 'UPDATE ledger_accounts SET balance = balance + ? WHERE id = ?', args: [p.amount, id] });
-    entryStatements.push(statements.length);
+    entries.push(statements.length);
     statements.push({
       sql: `INSERT INTO ledger_entries (transaction_id, account_id, owner_id, account_kind, asset, amount, balance_after, created_at)
             SELECT ?, id, owner_id, kind, asset, ?, balance, ? FROM ledger_accounts WHERE id = ?
@@ -87,7 +83,17 @@ export async function postTransaction(client: Client, spec: TransactionSpec, opt
       args: [txId, p.amount, now, id],
     });
   }
-  statements.push(...(opts.alongside ?? []));
+  return { statements, entries };
+}
+
+export async function postTransaction(client: Client, spec: TransactionSpec, opts: PostOptions = {}): Promise<PostResult> {
+  const now = opts.now ?? Date.now();
+  const requestHash = await sha256Hex(canonicalSpec(spec));
+  const txId = newId('ltx');
+  const first = opts.first ?? [];
+  const own = transactionStatements(spec, txId, requestHash, now, new Set());
+  const statements: InStatement[] = [...first, ...own.statements, ...(opts.alongside ?? [])];
+  const entryStatements = own.entries.map((i) => i + first.length);
 
   let results;
   try {
@@ -114,6 +120,43 @@ export async function postTransaction(client: Client, spec: TransactionSpec, opt
       entries: entryStatements.map((i) => entryOf(results[i]!.rows[0]!)),
     },
   };
+}
+
+export interface BatchItem {
+  spec: TransactionSpec;
+  /** Statements committed with this transaction, given its id. */
+  alongside?: (txId: string) => InStatement[];
+}
+
+export type BatchResult = { ok: true; transactionIds: string[] } | { ok: false; reason: 'replay' | 'insufficient_funds' };
+
+/**
+ * Many new transactions in one libSQL batch (one round trip, atomic), each account created once.
+ * All or nothing: when any key was posted before (`replay`) or any balance would go below zero
+ * (`insufficient_funds`) nothing is written, and the caller posts them one by one with
+ * postTransaction, which tells a replay from a conflict and stops at the one that cannot pay.
+ */
+export async function postTransactions(client: Client, items: readonly BatchItem[], opts: { now?: number } = {}): Promise<BatchResult> {
+  if (items.length === 0) return { ok: true, transactionIds: [] };
+  const now = opts.now ?? Date.now();
+  const created = new Set<string>();
+  const statements: InStatement[] = [];
+  const transactionIds: string[] = [];
+  for (const item of items) {
+    const txId = newId('ltx');
+    transactionIds.push(txId);
+    statements.push(...transactionStatements(item.spec, txId, await sha256Hex(canonicalSpec(item.spec)), now, created).statements);
+    statements.push(...(item.alongside?.(txId) ?? []));
+  }
+  try {
+    await client.batch(statements, 'write');
+  } catch (err) {
+    const message = errorText(err);
+    if (message.includes('ledger_transactions.idempotency_key')) return { ok: false, reason: 'replay' };
+    if (message.includes(`CHECK constraint failed: ${BALANCE_CHECK}`)) return { ok: false, reason: 'insufficient_funds' };
+    throw err;
+  }
+  return { ok: true, transactionIds };
 }
 
 /** The asset a user is short of: the first user account the spec debits. */

@@ -13,7 +13,7 @@ import type { Bindings } from '../env.ts';
 import { log } from '../http/log.ts';
 import { accountId, platformAccount } from '../ledger/accounts.ts';
 import { forfeit, supplyReward, vestingRelease } from '../ledger/rules.ts';
-import { postTransaction } from '../ledger/store.ts';
+import { postTransaction, postTransactions } from '../ledger/store.ts';
 import { rewardsConfig, type RewardsConfig } from './config.ts';
 import { inputsCanonicalJson } from './inputs-canonical.ts';
 import { rewardsParams } from './params.ts';
@@ -37,8 +37,10 @@ export const CLOSE_DELAY_MS = 120_000;
 export const GENESIS_KEY = 'genesis:rewards';
 
 export interface CloseOptions {
-  /** The most chunk steps (an inputs chunk, the split, a payments chunk) this call takes; default 8. */
+  /** The most chunk steps (an inputs chunk, the split, a payments chunk) this call takes; default REWARDS_CLOSE_MAX_STEPS. */
   maxSteps?: number;
+  /** No step starts after this many ms of the call; default REWARDS_CLOSE_BUDGET_S. */
+  budgetMs?: number;
   /** Run the forfeit sweep now; by default it runs in minute FORFEIT_SWEEP_MINUTE of each hour. */
   forfeitSweep?: boolean;
 }
@@ -59,6 +61,18 @@ export interface CloseResult {
   forfeited: number;
 }
 
+/**
+ * A run's limits. The each-minute cron's runs should not overlap (they would only share the work),
+ * and a Worker has a subrequest limit per invocation: a step is about two libSQL requests.
+ */
+export const DEFAULT_CLOSE_BUDGET_S = 40;
+export const DEFAULT_CLOSE_MAX_STEPS = 200;
+
+function positive(text: string | undefined, fallback: number, max: number): number {
+  const v = text === undefined || !/^[0-9]{1,9}$/.test(text.trim()) ? NaN : Number(text.trim());
+  return v >= 1 && v <= max ? v : fallback;
+}
+
 function verifiedTtlMs(env: Bindings): number {
   const s = Number(env.VERIFIED_TTL_S);
   return (Number.isFinite(s) && s > 0 ? s : DEFAULT_VERIFIED_TTL_S) * 1000;
@@ -69,20 +83,23 @@ const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt
 /**
  * The each-minute cron's rewards step: works on the oldest epoch whose end has passed and that is
  * not closed (never one before REWARDS_START, never more than one epoch per call), for at most
- * `maxSteps` chunk steps; then releases vested rewards and, once an hour, forfeits the unvested
+ * `maxSteps` chunk steps started within `budgetMs`; then releases vested rewards and, once an hour, forfeits the unvested
  * rewards of nodes caught deceiving. Returns what it did.
  */
 export async function closeDueEpochs(env: Bindings, now = Date.now(), opts: CloseOptions = {}): Promise<CloseResult> {
   const config = rewardsConfig(env);
   const { money } = connection(env);
   const result: CloseResult = { epoch: null, status: null, steps: 0, paid: 0, released: 0, forfeited: 0 };
-  const maxSteps = opts.maxSteps ?? 8;
+  const maxSteps = opts.maxSteps ?? positive(env.REWARDS_CLOSE_MAX_STEPS, DEFAULT_CLOSE_MAX_STEPS, 10_000);
+  const budgetMs = opts.budgetMs ?? positive(env.REWARDS_CLOSE_BUDGET_S, DEFAULT_CLOSE_BUDGET_S, 840) * 1000;
+  // Wall time as the Worker sees it: Date.now() moves across the awaits of each step's I/O.
+  const stopAt = Date.now() + budgetMs;
 
   const epoch = await dueEpoch(money, config, now);
   if (epoch !== null) {
     result.epoch = epoch;
     const ttl = verifiedTtlMs(env);
-    while (result.steps < maxSteps) {
+    while (result.steps < maxSteps && Date.now() < stopAt) {
       const row = (await money.execute({ sql: 'SELECT status, cursor FROM reward_epochs WHERE epoch = ?', args: [epoch] })).rows[0];
       const status = (row?.status ?? null) as CloseResult['status'];
       result.status = status;
@@ -188,15 +205,35 @@ async function poolBalance(money: Client): Promise<bigint> {
   return big(rs.rows[0]?.balance);
 }
 
+/** Lines are read, and their numbers written, this many at a time. */
+const SPLIT_PAGE = 10_000;
+
+/** The epoch's stored inputs in node id order, read a page at a time. */
+async function storedInputs(money: Client, epoch: number): Promise<NodeInputs[]> {
+  const out: NodeInputs[] = [];
+  let after = '';
+  for (;;) {
+    const rows = (
+      await money.execute({
+        sql: `SELECT node_id, owner_id, gpu_model, gpus_offered, confirmed_s, leased_gpu_s, verified, stake FROM reward_lines
+              WHERE epoch = ? AND node_id > ? ORDER BY node_id LIMIT ?`,
+        args: [epoch, after, SPLIT_PAGE],
+      })
+    ).rows;
+    for (const r of rows) out.push(inputsOf(r as unknown as Record<string, unknown>));
+    if (rows.length < SPLIT_PAGE) return out;
+    after = out[out.length - 1]!.nodeId;
+  }
+}
+
 /**
- * The split over every stored line, written in one batch with the status change computing →
+ * The split over every stored line (read in pages), written in one batch with the status change computing →
  * paying, guarded by the status: of two runs computing at once, one batch applies.
  */
 async function computeSplit(money: Client, config: RewardsConfig, epoch: number, now: number): Promise<void> {
   const window = epochBounds(config, epoch);
   const epochS = config.epochMs / 1000;
-  const rows = (await money.execute({ sql: 'SELECT * FROM reward_lines WHERE epoch = ? ORDER BY node_id', args: [epoch] })).rows;
-  const lines = rows.map((r) => inputsOf(r as unknown as Record<string, unknown>));
+  const lines = await storedInputs(money, epoch);
   const scheduled = emission(config, epoch);
   const pool = await poolBalance(money);
   const emitted = scheduled < pool ? scheduled : pool > 0n ? pool : 0n;
@@ -210,22 +247,26 @@ async function computeSplit(money: Client, config: RewardsConfig, epoch: number,
     return [i.nodeId, l ? 1 : 0, (l?.weight ?? 0n).toString(), amount.toString(), immediate.toString(), vesting.toString()];
   });
   const hash = await inputsHash(lines);
+  const updates: InStatement[] = [];
+  for (let at = 0; at < values.length; at += SPLIT_PAGE) {
+    updates.push({
+      // Materialised first: SQLite then indexes the values itself and looks each line up once.
+      // Joined to json_each directly, it scanned the whole array for every line (quadratic:
+      // 86 s at 10,000 lines, bench/rewards.ts).
+      sql: `WITH v AS MATERIALIZED (
+              SELECT j.value ->> 0 AS node_id, j.value ->> 1 AS eligible, CAST(j.value ->> 2 AS INTEGER) AS weight, CAST(j.value ->> 3 AS INTEGER) AS amount,
+                     CAST(j.value ->> 4 AS INTEGER) AS immediate, CAST(j.value ->> 5 AS INTEGER) AS vesting
+              FROM json_each(?) AS j)
+            UPDATE reward_lines SET eligible = v.eligible, weight = v.weight, amount = v.amount, immediate = v.immediate, vesting = v.vesting
+            FROM v
+            WHERE reward_lines.epoch = ? AND reward_lines.node_id = v.node_id
+              AND EXISTS (SELECT 1 FROM reward_epochs WHERE epoch = ? AND status = 'computing')`,
+      args: [JSON.stringify(values.slice(at, at + SPLIT_PAGE)), epoch, epoch],
+    });
+  }
   await money.batch(
     [
-      {
-        // Materialised first: SQLite then indexes the values itself and looks each line up once.
-        // Joined to json_each directly, it scanned the whole array for every line (quadratic:
-        // 86 s at 10,000 lines, bench/rewards.ts).
-        sql: `WITH v AS MATERIALIZED (
-                SELECT j.value ->> 0 AS node_id, j.value ->> 1 AS eligible, CAST(j.value ->> 2 AS INTEGER) AS weight, CAST(j.value ->> 3 AS INTEGER) AS amount,
-                       CAST(j.value ->> 4 AS INTEGER) AS immediate, CAST(j.value ->> 5 AS INTEGER) AS vesting
-                FROM json_each(?) AS j)
-              UPDATE reward_lines SET eligible = v.eligible, weight = v.weight, amount = v.amount, immediate = v.immediate, vesting = v.vesting
-              FROM v
-              WHERE reward_lines.epoch = ? AND reward_lines.node_id = v.node_id
-                AND EXISTS (SELECT 1 FROM reward_epochs WHERE epoch = ? AND status = 'computing')`,
-        args: [JSON.stringify(values), epoch, epoch],
-      },
+      ...updates,
       {
         sql: `UPDATE reward_epochs SET status = 'paying', emission = ?, inspector_pay = ?, taper_ppm = ?, utilisation_ppm = ?,
                 providers_emission = ?, paid = ?, returned = ?, lines = ?, inputs_hash = ?, scheduled_emission = ?, pool_balance = ?, params = ?
@@ -252,10 +293,12 @@ async function computeSplit(money: Client, config: RewardsConfig, epoch: number,
 }
 
 /**
- * Pays up to a chunk of unpaid lines, each its own ledger transaction with the line's paid_at and
- * transaction_id in the same batch (a replay, after a run that stopped between the two, only
- * marks the line). Closes the epoch when none is left. Returns lines paid, or null when the pool
- * could not pay one (the epoch stays `paying` for a later run).
+ * Pays up to a chunk of unpaid lines: all of them in one batch, each its own ledger transaction
+ * with the line's paid_at and transaction_id. When that batch is refused (a line another run
+ * paid meanwhile, or a pool that cannot pay them all) the lines are paid one by one: a replay only
+ * marks its line, and the first the pool cannot pay stops the chunk. Closes the epoch when none is
+ * left. Returns lines paid, or null when the pool could not pay one (the epoch stays `paying` for
+ * a later run).
  */
 async function payChunk(money: Client, config: RewardsConfig, epoch: number, now: number): Promise<number | null> {
   const rs = await money.execute({
@@ -267,8 +310,7 @@ async function payChunk(money: Client, config: RewardsConfig, epoch: number, now
     await money.execute({ sql: "UPDATE reward_epochs SET status = 'closed', closed_at = ? WHERE epoch = ? AND status = 'paying'", args: [now, epoch] });
     return 0;
   }
-  let paid = 0;
-  for (const r of rs.rows) {
+  const items = rs.rows.map((r) => {
     const nodeId = String(r.node_id);
     const key = `reward:${epoch}:${nodeId}`;
     const rule = supplyReward({
@@ -281,12 +323,28 @@ async function payChunk(money: Client, config: RewardsConfig, epoch: number, now
       memo: `supply reward, epoch ${epoch}`,
     });
     if (!rule.ok) throw new Error(`supply reward refused by the rules: ${rule.problem}`);
+    return { nodeId, key, spec: rule.spec };
+  });
+  const batch = await postTransactions(
+    money,
+    items.map(({ nodeId, spec }) => ({
+      spec,
+      alongside: (txId: string): InStatement[] => [
+        { sql: 'UPDATE reward_lines SET paid_at = ?, released_at = ?, transaction_id = ? WHERE epoch = ? AND node_id = ? AND paid_at IS NULL', args: [now, now, txId, epoch, nodeId] },
+      ],
+    })),
+    { now },
+  );
+  if (batch.ok) return items.length;
+
+  let paid = 0;
+  for (const { nodeId, key, spec } of items) {
     const mark: InStatement = {
       sql: `UPDATE reward_lines SET paid_at = ?, released_at = ?, transaction_id = (SELECT id FROM ledger_transactions WHERE idempotency_key = ?)
             WHERE epoch = ? AND node_id = ? AND paid_at IS NULL`,
       args: [now, now, key, epoch, nodeId],
     };
-    const posted = await postTransaction(money, rule.spec, { now, alongside: [mark] });
+    const posted = await postTransaction(money, spec, { now, alongside: [mark] });
     if (!posted.ok) {
       log('warn', 'supply reward not paid; a later run retries', { epoch, node_id: nodeId, reason: posted.reason });
       return null;

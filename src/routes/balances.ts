@@ -5,6 +5,7 @@ import { BEARER, errorResponses, jsonContent } from '../contracts/common.ts';
 import { connection } from '../db/client.ts';
 import { limitQuery, RowIdCursor } from '../db/pagination.ts';
 import { router } from '../http/router.ts';
+import { USER_KINDS } from '../ledger/accounts.ts';
 import { balancesOf } from '../ledger/store.ts';
 import { ASSETS } from '../money/assets.ts';
 
@@ -35,7 +36,7 @@ const EntrySchema = z
     kind: z.string().openapi({ description: 'deposit, hold, release, capture, withdrawal, …' }),
     reference: z.string().nullable(),
     asset: AssetSchema,
-    account: z.enum(['available', 'held', 'bonded']).openapi({ description: 'bonded: GRID bonded as an inspector' }),
+    account: z.enum(USER_KINDS).openapi({ description: 'bonded: GRID bonded as an inspector; vesting: supply rewards not yet released; staked: GRID staked for nodes' }),
     amount: MoneyString.openapi({ description: 'Signed: negative leaves the account' }),
     balance_after: MoneyString,
     created_at: z.string(),
@@ -98,7 +99,9 @@ app.openapi(
     });
     const rows = rs.rows.slice(0, limit);
     const data = rows.map((r) => {
-      const account = r.account_kind === 'held' ? ('held' as const) : r.account_kind === 'bonded' ? ('bonded' as const) : ('available' as const);
+      const account = USER_KINDS.find((k) => k === r.account_kind);
+      // An entry of the caller's is always on one of the user's own kinds of account.
+      if (!account) throw new Error(`ledger entry ${String(r.id)} is on a ${String(r.account_kind)} account of a user`);
       return {
         id: String(r.id),
         transaction_id: String(r.transaction_id),

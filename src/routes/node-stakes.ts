@@ -62,9 +62,10 @@ function publicMovement(row: MovementRow) {
   };
 }
 
-async function ownNode(db: Database, nodeId: string, accountId: string): Promise<void> {
-  const [row] = await db.select({ id: nodes.id }).from(nodes).where(and(eq(nodes.id, nodeId), eq(nodes.accountId, accountId)));
+async function ownNode(db: Database, nodeId: string, accountId: string): Promise<{ status: string }> {
+  const [row] = await db.select({ status: nodes.status }).from(nodes).where(and(eq(nodes.id, nodeId), eq(nodes.accountId, accountId)));
   if (!row) throw new ApiError('not_found', 'no such node');
+  return row;
 }
 
 async function movementByKey(db: Database, accountId: string, kind: 'stake' | 'unstake', key: string) {
@@ -97,7 +98,12 @@ app.openapi(
     const { amount } = c.req.valid('json');
     const accountId = c.get('principal').accountId;
     const key = c.get('idempotencyKey');
-    await ownNode(c.get('db'), nodeId, accountId);
+    const node = await ownNode(c.get('db'), nodeId, accountId);
+    // A revoked node earns nothing again; its stake can still be unstaked. A retry of a stake made
+    // before the revocation still answers with that stake.
+    if (node.status === 'revoked' && !(await movementByKey(c.get('db'), accountId, 'stake', key))) {
+      throw new ApiError('conflict', 'the node is revoked: it can no longer be staked');
+    }
     const id = await derivedId('nsk', accountId, 'stake', key);
     const ledgerKey = `stake:${accountId}:${await sha256Hex(key)}`;
     const requestHash = await sha256Hex(JSON.stringify(['stake', nodeId, amount.toString()]));

@@ -306,13 +306,25 @@ app.openapi(
     summary: "The caller's supply rewards: its nodes' lines of decided epochs (newest first, paged by epoch) and totals, and rentals earned",
     security: BEARER,
     middleware: guard('funds:read'),
-    request: { query: z.object({ limit: limitQuery(500, 100), before_epoch: wholeNumber(1_000_000_000).optional() }).strict() },
+    request: {
+      query: z
+        .object({
+          limit: limitQuery(500, 100),
+          before_epoch: wholeNumber(1_000_000_000).optional().openapi({ description: 'Start with the epochs before this one' }),
+          cursor: z
+            .string()
+            .regex(/^[0-9]{1,10}:[A-Za-z0-9_-]{1,64}$/, 'a next_cursor from an earlier page')
+            .optional()
+            .openapi({ description: "The previous page's next_cursor" }),
+        })
+        .strict(),
+    },
     responses: {
       200: jsonContent(
         z
           .object({
             data: z.array(ProviderLine),
-            next_before_epoch: z.number().int().nullable(),
+            next_cursor: z.string().nullable().openapi({ description: 'Pass as `cursor` for the next page; null on the last' }),
             totals: Totals,
             rentals: z.array(z.object({ asset: z.string(), earned: MoneyString })).openapi({ description: 'Σ what lease captures credited to the caller, per asset' }),
           })
@@ -324,15 +336,18 @@ app.openapi(
   }),
   async (c) => {
     const owner = c.get('principal').accountId;
-    const { limit, before_epoch: before } = c.req.valid('query');
+    const { limit, before_epoch: before, cursor } = c.req.valid('query');
+    // Newest epoch first, node ids ascending within one: the cursor is the last line's (epoch, node).
+    const [afterEpoch, afterNode] = cursor ? [Number(cursor.slice(0, cursor.indexOf(':'))), cursor.slice(cursor.indexOf(':') + 1)] : [null, null];
     const { money: client } = connection(c.env);
     const [linesRs, totalsRs, rentalsRs] = await client.batch(
       [
         {
           sql: `SELECT l.*, e.status FROM reward_lines l JOIN reward_epochs e ON e.epoch = l.epoch
-                WHERE l.owner_id = ? AND l.epoch < ? AND e.status IN ('paying', 'closed') AND l.eligible IS NOT NULL
+                WHERE l.owner_id = ? AND l.epoch < ? AND (? IS NULL OR l.epoch < ? OR (l.epoch = ? AND l.node_id > ?))
+                  AND e.status IN ('paying', 'closed') AND l.eligible IS NOT NULL
                 ORDER BY l.epoch DESC, l.node_id LIMIT ?`,
-          args: [owner, before ?? Number.MAX_SAFE_INTEGER, limit + 1],
+          args: [owner, before ?? Number.MAX_SAFE_INTEGER, afterEpoch, afterEpoch, afterEpoch, afterNode, limit + 1],
         },
         {
           sql: `SELECT COALESCE(SUM(amount), 0) AS amount, COALESCE(SUM(immediate), 0) AS immediate, COALESCE(SUM(vesting), 0) AS vesting,
@@ -348,15 +363,10 @@ app.openapi(
       ],
       'read',
     );
-    // A page ends on a whole epoch, so that next_before_epoch loses no line.
-    let rows = linesRs!.rows;
-    let next: number | null = null;
-    if (rows.length > limit) {
-      const last = Number(rows[limit]!.epoch);
-      const whole = rows.slice(0, limit).filter((r) => Number(r.epoch) !== last);
-      rows = whole.length > 0 ? whole : rows.slice(0, limit);
-      next = Number(rows[rows.length - 1]!.epoch);
-    }
+    const more = linesRs!.rows.length > limit;
+    const rows = linesRs!.rows.slice(0, limit);
+    const last = rows[rows.length - 1];
+    const next = more && last ? `${Number(last.epoch)}:${String(last.node_id)}` : null;
     const t = totalsRs!.rows[0]!;
     return c.json(
       {
@@ -373,7 +383,7 @@ app.openapi(
           forfeited: money(big(r.forfeited)),
           paid_at: r.paid_at === null ? null : iso(Number(r.paid_at)),
         })),
-        next_before_epoch: next,
+        next_cursor: next,
         totals: {
           rewards: money(big(t.amount)),
           immediate: money(big(t.immediate)),

@@ -1,7 +1,7 @@
 // Supply rewards (docs/rewards.md): the genesis mint, closing epochs (inputs, split, payments),
 // overlapping and interrupted closes, vesting releases, and the public and provider routes.
 //
-// The tests run in order on the hour-long epochs 2, 3 and 4 after REWARDS_START (the minute this
+// The tests run in order on the hour-long epochs 2 to 6 (and 10) after REWARDS_START (the minute this
 // run began, vitest.worker.config.ts): nothing else writes there. An hour of heartbeats, sell
 // orders and capacity challenges through the API would take an hour, so those rows are written
 // straight into the database (node_metrics_minute, orders, node_challenges), as the heartbeat
@@ -21,6 +21,8 @@ import { emission, epochBounds } from '../../src/rewards/schedule.ts';
 import { splitEpoch } from '../../src/rewards/split.ts';
 import { releasedBy } from '../../src/rewards/vesting.ts';
 import { mintGenesis } from '../../src/routes/rewards.ts';
+import { supplyReward } from '../../src/ledger/rules.ts';
+import { postTransaction } from '../../src/ledger/store.ts';
 import { call, db, expectError, json, machine, makeAdmin, registerNode, signUp, type TestAccount } from './support.ts';
 
 const bindings = env as unknown as Bindings;
@@ -294,6 +296,51 @@ describe('rewards: closing an epoch', () => {
   });
 });
 
+describe('rewards: payments in batches', () => {
+  it('pays a chunk in one batch; a batch that meets a line another run paid falls back to one by one and pays each line once', async () => {
+    await upAllEpoch(node.a, 5);
+    await upAllEpoch(node.b, 5);
+    const now = closeAt(5);
+    // No step starts once the budget is spent.
+    expect(await closeDueEpochs(bindings, now, { budgetMs: 0 })).toMatchObject({ epoch: 5, steps: 0, paid: 0 });
+    for (let i = 0; i < 10 && (await epochRow(5))!.status !== 'paying'; i++) await closeDueEpochs(bindings, now, { maxSteps: 1 });
+    expect((await epochRow(5))!.status).toBe('paying');
+    const [first] = (await linesOf(5)).filter((l) => big(l.amount) > 0n);
+    // Another run posted the first line's reward and stopped before marking the line: the chunk's
+    // batch meets its key, writes nothing, and the lines are paid one by one (the first replayed).
+    const rule = supplyReward({
+      owner: String(first!.owner_id), asset: 'GRID', immediate: big(first!.immediate), vesting: big(first!.vesting),
+      idempotencyKey: `reward:5:${first!.node_id}`, reference: String(first!.node_id), memo: 'supply reward, epoch 5',
+    });
+    if (!rule.ok) throw new Error(rule.problem);
+    const posted = await postTransaction(money(), rule.spec, { now });
+    if (!posted.ok) throw new Error(posted.reason);
+    // The payments chunk, then the step that finds nothing left and closes.
+    expect(await closeDueEpochs(bindings, now, { maxSteps: 2 })).toMatchObject({ epoch: 5, steps: 2, paid: 1 });
+    expect((await epochRow(5))!.status).toBe('closed');
+    const lines = (await linesOf(5)).filter((l) => big(l.amount) > 0n);
+    expect(lines.length).toBe(2);
+    expect(lines.find((l) => l.node_id === first!.node_id)!.transaction_id).toBe(posted.transaction.id);
+    const txs = await money().execute("SELECT idempotency_key, id FROM ledger_transactions WHERE idempotency_key LIKE 'reward:5:%' ORDER BY idempotency_key");
+    expect(txs.rows.map((r) => [r.idempotency_key, r.id])).toEqual(lines.map((l) => [`reward:5:${l.node_id}`, l.transaction_id]));
+    await expectLedgerBalanced();
+  });
+
+  it('pays a whole chunk in one batch: every line its own transaction, marked with its id', async () => {
+    await upAllEpoch(node.a, 6);
+    await upAllEpoch(node.b, 6);
+    const now = closeAt(6);
+    for (let i = 0; i < 10 && (await epochRow(6))?.status !== 'paying'; i++) await closeDueEpochs(bindings, now, { maxSteps: 1 });
+    const result = await closeDueEpochs(bindings, now, { maxSteps: 1 });
+    expect(result).toMatchObject({ epoch: 6, status: 'paying', steps: 1, paid: 2 });
+    const lines = (await linesOf(6)).filter((l) => big(l.amount) > 0n);
+    const txs = await money().execute("SELECT t.idempotency_key, t.id, -e.amount AS paid FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id WHERE t.idempotency_key LIKE 'reward:6:%' AND e.account_kind = 'rewards_pool' ORDER BY t.idempotency_key");
+    expect(txs.rows.map((r) => [r.idempotency_key, r.id, big(r.paid)])).toEqual(lines.map((l) => [`reward:6:${l.node_id}`, l.transaction_id, big(l.amount)]));
+    await closeThrough(6, now);
+    await expectLedgerBalanced();
+  });
+});
+
 describe('rewards: vesting', () => {
   it('releases vested rewards linearly after the epoch, each part once, and the vesting balance matches the lines', async () => {
     const line = (await linesOf(2)).find((l) => l.node_id === node.a)!;
@@ -411,14 +458,29 @@ describe('rewards: routes', () => {
     const res = await call('/v1/rewards', { auth: honest1.apiKey });
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body.data.map((l: any) => [l.epoch, l.node_id])).toEqual([[4, node.a], [3, node.a], [2, node.a]]);
-    expect(body.data[2]).toMatchObject({ status: 'closed', eligible: true, gpu_model: 'h100-80gb', forfeited: '0.00' });
+    expect(body.data.map((l: any) => [l.epoch, l.node_id])).toEqual([[6, node.a], [5, node.a], [4, node.a], [3, node.a], [2, node.a]]);
+    expect(body.data[4]).toMatchObject({ status: 'closed', eligible: true, gpu_model: 'h100-80gb', forfeited: '0.00' });
     expect(body.totals.locked).toBe('0.00');
     expect(body.totals.released).toBe(body.totals.vesting);
     expect(body.rentals).toEqual([]);
+    const entries = await json(await call('/v1/ledger/entries?asset=GRID&limit=200', { auth: honest1.apiKey }));
+    const accounts = new Set(entries.data.filter((e: any) => e.kind === 'supply_reward').map((e: any) => e.account));
+    expect([...accounts].sort()).toEqual(['available', 'vesting']);
     const farmed = await json(await call('/v1/rewards', { auth: farmer.apiKey }));
     expect(farmed.totals.rewards).toBe('0.00');
     expect(farmed.data.every((l: any) => l.amount === '0.00' && l.eligible === false)).toBe(true);
+    // Paged one line at a time (two nodes, so pages end inside an epoch), every line comes once, in order.
+    const paged: string[] = [];
+    let cursor: string | null = null;
+    for (let i = 0; i < 20; i++) {
+      const page: any = await json(await call(`/v1/rewards?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { auth: farmer.apiKey }));
+      paged.push(...page.data.map((l: any) => `${l.epoch}:${l.node_id}`));
+      cursor = page.next_cursor;
+      if (cursor === null) break;
+    }
+    expect(farmed.data.filter((l: any) => l.epoch === 4).length).toBe(2);
+    expect(paged).toEqual(farmed.data.map((l: any) => `${l.epoch}:${l.node_id}`));
+    await expectError(await call('/v1/rewards?cursor=4', { auth: farmer.apiKey }), 400, 'validation_failed');
   });
 });
 

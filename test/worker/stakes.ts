@@ -102,6 +102,21 @@ describe('provider stake per node', () => {
     expect(await balanceOf(`${other.id}:GRID:staked`)).toBe(0n);
   });
 
+  it('refuses a new stake on a revoked node (409, nothing moves), still answers a retry of an earlier stake, and lets the stake be unstaked', async () => {
+    const { p, nodeId } = await provider('10');
+    const key = crypto.randomUUID();
+    expect((await post(p, `/v1/nodes/${nodeId}/stake`, '4', key)).status).toBe(201);
+    expect((await call(`/v1/nodes/${nodeId}/revoke`, { method: 'POST', auth: p.apiKey })).status).toBe(200);
+    await expectError(await post(p, `/v1/nodes/${nodeId}/stake`, '1'), 409, 'conflict');
+    expect(await balanceOf(`${p.id}:GRID:staked`)).toBe(GRID(4));
+    expect(await balanceOf(`${p.id}:GRID:available`)).toBe(GRID(6));
+    expect((await post(p, `/v1/nodes/${nodeId}/stake`, '4', key)).status).toBe(200);
+    expect((await post(p, `/v1/nodes/${nodeId}/unstake`, '4')).status).toBe(201);
+    const { data } = await json(await call('/v1/ledger/entries?asset=GRID', { auth: p.apiKey }));
+    expect(data.filter((e: any) => e.kind === 'stake').map((e: any) => [e.account, e.amount])).toEqual([['staked', '4.00'], ['available', '-4.00']]);
+    await expectLedgerBalanced();
+  });
+
   it("counts the active stake in the node's reward inputs, and its weight gets the stake bonus", async () => {
     const { p, nodeId } = await provider();
     expect((await post(p, `/v1/nodes/${nodeId}/stake`, '150')).status).toBe(201);
