@@ -42,6 +42,8 @@ import widget from './routes/widget.ts';
 import challengeReports from './routes/challenge-reports.ts';
 import inspectionRoutes from './routes/inspections.ts';
 import rewardsRoutes from './routes/rewards.ts';
+import leaseLogs from './routes/lease-logs.ts';
+import leaseMetrics from './routes/lease-metrics.ts';
 import type { MiddlewareHandler } from 'hono';
 import type { Bindings } from './env.ts';
 import { sweepUnplacedOrders } from './market/sweep.ts';
@@ -97,6 +99,8 @@ app.route('/v1', rewardsRoutes);
 app.route('/v1/runner/challenges', runnerChallenges);
 app.route('/v1/runner', runner);
 app.route('/v1/orders', orders);
+app.route('/v1/leases', leaseLogs);
+app.route('/v1/leases', leaseMetrics);
 app.route('/v1/leases', leases);
 app.route('/v1/offers', offers);
 // Before the market sub-app, whose edge cache must not see WebSocket upgrades.

@@ -169,3 +169,67 @@ export type LeaseEvent = z.infer<typeof LeaseEventSchema>;
 
 /** The error body every API error has; the runner prints `message`. */
 export const ApiErrorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string(), request_id: z.string() }) });
+
+// ---- Renters reach what they rent: endpoints and logs (docs/api.md, "Endpoints and logs") ----
+
+/** The longest log line kept, in UTF-16 code units; the runner splits longer ones (`partial`). */
+export const LOG_MAX_LINE_CHARS = 8192;
+/** Lines per POST /v1/runner/leases/{id}/logs at most. */
+export const LOG_MAX_BATCH_LINES = 1000;
+/** The sum of a batch's `text` lengths at most (UTF-16 code units). */
+export const LOG_MAX_BATCH_CHARS = 1_048_576;
+
+export const LogLineSchema = z
+  .object({
+    /** Per lease, from 0, +1 per line, assigned by the runner; the platform keeps each seq once. */
+    seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    at: z.string().datetime(),
+    stream: z.enum(['stdout', 'stderr']),
+    /**
+     * The line without its line break. Bytes that are not UTF-8 arrive as U+FFFD; control
+     * characters are kept here and escaped by whoever shows them on a terminal.
+     */
+    text: z.string().max(LOG_MAX_LINE_CHARS),
+    /** True when the line was cut at LOG_MAX_LINE_CHARS and continues in the next seq. */
+    partial: z.boolean().optional(),
+  })
+  .strict();
+export type LogLine = z.infer<typeof LogLineSchema>;
+
+/**
+ * POST /v1/runner/leases/{lease_id}/logs (node token). Seqs strictly increasing within a batch
+ * (400 otherwise). Lines below the stored next_seq are dropped as already stored (a retry). A
+ * first seq above it means the runner lost lines (its spool's bound): the platform records the
+ * gap and goes on. 404: not a lease of this node. 409 `lease_ended`: the lease ended more than
+ * LOG_LATE_S ago. 413: a batch over the limits above. 429 + Retry-After: the lease is over its
+ * rate (back-pressure: the runner keeps the lines and retries later).
+ */
+export const LogBatchRequestSchema = z
+  .object({
+    lines: z.array(LogLineSchema).min(1).max(LOG_MAX_BATCH_LINES),
+  })
+  .strict();
+export type LogBatchRequest = z.infer<typeof LogBatchRequestSchema>;
+
+export const LogBatchResponseSchema = z.object({
+  /** The seq the platform expects next: the runner may forget every line below it. */
+  next_seq: z.number().int().min(0),
+});
+export type LogBatchResponse = z.infer<typeof LogBatchResponseSchema>;
+
+/** Lines are still taken this long after the lease ended (the last lines in flight). */
+export const LOG_LATE_S = 120;
+
+/**
+ * A DNS name or an IPv4/IPv6 literal (no port, no scheme), as the runner's --public-host takes it.
+ * Whether a private or loopback address is allowed is the server's call (production refuses them).
+ */
+export const PUBLIC_HOST_PATTERN = /^(?=.{1,253}$)(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]{2,45}\]?)$/;
+
+/** PUT /v1/runner/public-host (node token): how renters reach this node's workloads; null: not reachable. */
+export const PublicHostRequestSchema = z
+  .object({
+    public_host: z.string().regex(PUBLIC_HOST_PATTERN, 'public_host must be a DNS name or an IP address, without scheme or port').nullable(),
+  })
+  .strict();
+export type PublicHostRequest = z.infer<typeof PublicHostRequestSchema>;

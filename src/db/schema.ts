@@ -224,6 +224,8 @@ export const nodes = sqliteTable(
     verifiedUntil: integer('verified_until'),
     /** The node's Ed25519 public key (raw, base64url), replaced at every registration; null for nodes registered before node keys. */
     publicKey: text('public_key'),
+    /** How renters reach the node's workloads (gridlease-runner --public-host); null: not reachable from outside. */
+    publicHost: text('public_host'),
     lastHeartbeatAt: integer('last_heartbeat_at'),
     createdAt: createdAt(),
   },
