@@ -3,10 +3,14 @@
 import {
   ApiErrorBodySchema,
   HeartbeatResponseSchema,
+  LogBatchResponseSchema,
   RegisterResponseSchema,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type LeaseEvent,
+  type LogBatchRequest,
+  type LogBatchResponse,
+  type PublicHostRequest,
   type RegisterRequest,
   type RegisterResponse,
 } from '../../src/contracts/runner.ts';
@@ -94,6 +98,16 @@ export class ApiClient {
   async leaseEvent(leaseId: string, event: LeaseEvent, signal?: AbortSignal): Promise<void> {
     const res = await this.request('POST', `/v1/runner/leases/${encodeURIComponent(leaseId)}/events`, event, { signal });
     await res.body?.cancel();
+  }
+
+  async publicHost(body: PublicHostRequest, signal?: AbortSignal): Promise<void> {
+    const res = await this.request('PUT', '/v1/runner/public-host', body, { signal });
+    await res.body?.cancel();
+  }
+
+  async logs(leaseId: string, body: LogBatchRequest, signal?: AbortSignal): Promise<LogBatchResponse> {
+    const res = await this.request('POST', `/v1/runner/leases/${encodeURIComponent(leaseId)}/logs`, body, { signal });
+    return parse(LogBatchResponseSchema, await readJson(res, 'logs'), 'logs');
   }
 
   async identityAnswer(challengeId: string, body: SignedIdentityAnswer, signal?: AbortSignal): Promise<ChallengeOutcome> {

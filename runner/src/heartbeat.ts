@@ -32,12 +32,15 @@ export interface HeartbeatOptions {
   random?: () => number;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   now?: () => Date;
+  /** Called once, after the first heartbeat the API answered (the node token works). */
+  onFirstReply?: () => void;
 }
 
 export class HeartbeatLoop {
   private seq = 0;
   private intervalS: number;
   private link: Link = 'starting';
+  private answered = false;
   private readonly backoff: Backoff;
   private readonly random: () => number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -114,6 +117,10 @@ export class HeartbeatLoop {
   private succeeded(reply: LooseHeartbeatResponse): number {
     const { log } = this.o;
     if (this.link !== 'ok') {
+      if (!this.answered) {
+        this.answered = true;
+        this.o.onFirstReply?.();
+      }
       if (this.link === 'starting') log.info(`heartbeating to ${this.o.api.api} as node ${this.o.nodeId} every ${reply.next_interval_s} s`);
       else log.info(`API answers again (after ${this.backoff.failures} failed heartbeat${this.backoff.failures === 1 ? '' : 's'})`);
     } else if (reply.next_interval_s !== this.intervalS) {

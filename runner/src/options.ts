@@ -6,6 +6,7 @@ import { EXIT, RunnerError } from './errors.ts';
 import { EXECUTORS, type ExecutorName } from './executors/index.ts';
 import { isSolverName, type SolverName } from './inspections/solvers.ts';
 import { DEFAULT_PORT_RANGE, type PortRange, parsePortRange } from './executors/ports.ts';
+import { PUBLIC_HOST_PATTERN } from '../../src/contracts/runner.ts';
 
 export const COMMANDS = ['detect', 'join', 'start', 'status', 'help', 'version'] as const;
 export type CommandName = (typeof COMMANDS)[number];
@@ -24,6 +25,8 @@ export interface Options {
   memory: string | undefined;
   cpus: string | undefined;
   portRange: PortRange;
+  /** How renters reach this machine's workloads (a DNS name or IP); null: not reachable. */
+  publicHost: string | null;
   solver: SolverName;
 }
 
@@ -52,6 +55,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
         memory: { type: 'string' },
         cpus: { type: 'string' },
         'port-range': { type: 'string' },
+        'public-host': { type: 'string' },
         solver: { type: 'string' },
       },
     });
@@ -90,6 +94,11 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     }
   }
 
+  const publicHost = values['public-host'] ?? (env.GRIDLEASE_PUBLIC_HOST || undefined);
+  if (publicHost !== undefined && !PUBLIC_HOST_PATTERN.test(publicHost)) {
+    throw usage(`--public-host ${JSON.stringify(publicHost.slice(0, 80))} must be a DNS name or an IP address, without scheme or port`);
+  }
+
   return {
     command,
     api: values.api ?? (env.GRIDLEASE_API || undefined),
@@ -104,6 +113,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     memory: values.memory,
     cpus: values.cpus,
     portRange,
+    publicHost: publicHost ?? null,
     solver,
   };
 }
@@ -140,13 +150,21 @@ Options:
                                        namespaces or mounts), only the leased GPUs (--gpus "device=…"),
                                        each port published on a free host port of --port-range
                               process: workload.command as a host process of this user, with CUDA_VISIBLE_DEVICES
-                                       set (NO isolation: for trusted workloads and development only)
+                                       set (NO isolation: for trusted workloads and development only);
+                                       each port gets a free host port of --port-range, passed as
+                                       GRIDLEASE_PORT_<port>=<host port> (and PORT when there is one):
+                                       the process must listen on those
   --nvidia-smi PATH         nvidia-smi to use (env GRIDLEASE_NVIDIA_SMI; default: found on PATH)
   --stop-workloads-on-exit  stop containers when the runner exits; by default they keep running and the
                             next start watches them again (process workloads are always stopped)
   --grace SECONDS           SIGTERM → SIGKILL grace when stopping a workload (default 10)
   --memory SIZE, --cpus N   docker --memory / --cpus limits for every container
-  --port-range FIRST-LAST   host ports for workload ports (env GRIDLEASE_PORT_RANGE; default 40000-40999)
+  --port-range FIRST-LAST   host ports for workload ports (env GRIDLEASE_PORT_RANGE; default 40000-40999);
+                            renters connect to them directly: open this range (TCP) on the firewall and
+                            forward it on the router to this machine
+  --public-host HOST        the DNS name or IP address renters use to reach this machine (env
+                            GRIDLEASE_PUBLIC_HOST; no scheme or port); sent to the API at start. Unset:
+                            renters see no endpoints for this node's workloads
   --solver cpu|gpu          what answers capacity challenges (env GRIDLEASE_SOLVER; default cpu, the reference
                             CPU solver, for small challenges; gpu runs the CUDA solver image
                             gridlease/capacity-solver:<version> with docker --gpus all, built from runner/gpu)
@@ -154,6 +172,9 @@ Options:
 Inspectors: inspect keeps its own config (--config PATH, env GRIDLEASE_INSPECTOR_CONFIG; default inspector.json
 next to runner.json) and pending verdicts in inspector.state.json; the token may come from GRIDLEASE_INSPECTOR_TOKEN.
 --interval defaults to 5 s, --own-entries (entries per GPU it picks itself inside the opened leaves) to 16.
+
+Workload logs (stdout and stderr, both executors) go to the API; while it is slow or out of reach they
+wait in a spool next to the config (log-spool/, at most 16 MiB per lease, the oldest lines dropped first).
 
 Environment: GRIDLEASE_BACKOFF_MAX_S caps the retry back-off when the API is down (default 60).
 GRIDLEASE_GPU_SOLVER_IMAGE replaces the GPU solver's image; GRIDLEASE_GPU_SOLVER_CMD replaces its whole

@@ -25,6 +25,7 @@ import { LeaseManager } from './leases.ts';
 import type { Logger } from './log.ts';
 import { queryMetrics } from './nvidia-smi.ts';
 import type { Options } from './options.ts';
+import { localAddresses, publicHostHint, publishPublicHost } from './public-host.ts';
 import { CommandState } from './state.ts';
 import { RUNNER_VERSION } from './version.ts';
 
@@ -36,12 +37,13 @@ export async function start(options: Options, log: Logger): Promise<number> {
   const bootId = randomUUID();
   log.info(`gridlease-runner ${RUNNER_VERSION} starting: node ${config.node_id}, ${options.executor} executor, ${solver.name} challenge solver, boot ${bootId}`);
 
+  if (options.publicHost === null) log.warn(publicHostHint(localAddresses()));
   if (options.executor === 'process') {
     log.warn('the process executor runs workloads as this user with no isolation (they can read the node token): for trusted workloads and development only');
   }
   const executor = createExecutor(options.executor, {
     docker: { memory: options.memory, cpus: options.cpus, portRange: options.portRange },
-    process: { logDir: path.join(path.dirname(options.configPath), 'logs') },
+    process: { logDir: path.join(path.dirname(options.configPath), 'logs'), portRange: options.portRange },
   });
   if (executor instanceof DockerExecutor) {
     await executor.check().then(
@@ -76,9 +78,19 @@ export async function start(options: Options, log: Logger): Promise<number> {
     log,
     intervalS: config.heartbeat_interval_s ?? 10,
     backoff: new Backoff({ maxMs: options.backoffMaxMs }),
+    onFirstReply: () => publish(),
   });
 
   const stop = new AbortController();
+  let failure: unknown = null;
+  // Sent once the token is known to work (first heartbeat reply); a 400 or 401 ends the runner.
+  let publishing: Promise<void> | null = null;
+  const publish = () => {
+    publishing = publishPublicHost(client, options.publicHost, log, stop.signal).catch((err: unknown) => {
+      failure ??= err;
+      stop.abort();
+    });
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {
       log.warn(`${signal} again: exiting now`);
@@ -89,13 +101,13 @@ export async function start(options: Options, log: Logger): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let failure: unknown = null;
   try {
     await loop.run(stop.signal);
   } catch (err) {
-    failure = err;
+    failure ??= err;
     stop.abort();
   }
+  await publishing;
   challenges.close();
   await leases.shutdown(options.stopWorkloadsOnExit);
   if (!failure) await loop.final();

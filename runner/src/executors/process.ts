@@ -6,18 +6,28 @@
 // Children die with the runner: the runner stops them cleanly on shutdown (they have their own
 // process group, so a terminal's Ctrl-C reaches the runner only, and a stop reaches the
 // workload's own children too).
+//
+// Each workload port gets its own free host port of the runner's range (ports.ts), as docker
+// publishes them: two leases may both ask for 8888. The process cannot be remapped from outside,
+// so it is told where to listen: GRIDLEASE_PORT_<port>=<host port> for every port, and PORT
+// when there is exactly one. The host ports are released when the process exits.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RunnerError } from '../errors.ts';
-import { type ExitInfo, type Executor, type RunHandle, type StartSpec, gpuList, portsMap, signalExitCode } from './types.ts';
+import { HostPorts, type PortRange, portIsFree } from './ports.ts';
+import { type ExitInfo, type Executor, type RunHandle, type StartSpec, gpuList, signalExitCode } from './types.ts';
 
 export const WORKLOAD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface ProcessExecutorOptions {
   /** Folder for `<lease_id>.log` (stdout and stderr of the workload); none → discarded. */
   logDir?: string | null;
+  /** Host ports for workload ports (default 40000-40999). */
+  portRange?: PortRange;
+  /** Whether nothing on the machine listens on a host port (default: try to bind it). */
+  portIsFree?: (port: number) => Promise<boolean>;
 }
 
 /** Process groups of live workloads, killed if the runner exits without stopping them. */
@@ -38,9 +48,11 @@ export class ProcessExecutor implements Executor {
   readonly outlivesRunner = false;
 
   private readonly options: ProcessExecutorOptions;
+  private readonly hostPorts: HostPorts;
 
   constructor(options: ProcessExecutorOptions = {}) {
     this.options = options;
+    this.hostPorts = new HostPorts(options.portRange, options.portIsFree ?? portIsFree);
   }
 
   async adopt(): Promise<RunHandle[]> {
@@ -50,6 +62,19 @@ export class ProcessExecutor implements Executor {
   async start(spec: StartSpec): Promise<RunHandle> {
     const [cmd, ...args] = spec.workload.command;
     if (!cmd) throw new RunnerError('the process executor needs workload.command (an argv array)');
+    const taken = await this.hostPorts.take(spec.workload.ports.length);
+    try {
+      return await this.run(spec, cmd, args, taken);
+    } catch (err) {
+      this.hostPorts.release(taken);
+      throw err;
+    }
+  }
+
+  private async run(spec: StartSpec, cmd: string, args: string[], taken: number[]): Promise<RunHandle> {
+    const ports = Object.fromEntries(spec.workload.ports.map((port, i) => [String(port), taken[i]!]));
+    const portEnv: Record<string, string> = Object.fromEntries(Object.entries(ports).map(([port, host]) => [`GRIDLEASE_PORT_${port}`, String(host)]));
+    if (taken.length === 1) portEnv.PORT = String(taken[0]);
     const home = fs.mkdtempSync(path.join(os.tmpdir(), `gridlease-lease-${safeName(spec.leaseId)}-`));
     const removeHome = () => {
       try {
@@ -70,6 +95,7 @@ export class ProcessExecutor implements Executor {
       NVIDIA_VISIBLE_DEVICES: devices,
       GRIDLEASE_LEASE_ID: spec.leaseId,
       GRIDLEASE_LEASE_ENDS_AT: spec.endsAt.toISOString(),
+      ...portEnv,
     };
     let out: number | 'ignore' = 'ignore';
     if (this.options.logDir) {
@@ -103,6 +129,7 @@ export class ProcessExecutor implements Executor {
       child.once('exit', (code, signal) => {
         live.delete(pid);
         removeHome();
+        this.hostPorts.release(taken);
         resolve({ exitCode: code ?? signalExitCode(signal, os.constants.signals) });
       });
     });
@@ -122,7 +149,7 @@ export class ProcessExecutor implements Executor {
     };
     return {
       leaseId: spec.leaseId,
-      ports: portsMap(spec.workload.ports),
+      ports,
       endsAt: spec.endsAt,
       exited,
       async stop(graceMs: number) {

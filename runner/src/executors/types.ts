@@ -45,6 +45,4 @@ export function signalExitCode(signal: NodeJS.Signals | null, signals: Record<st
   return typeof n === 'number' ? 128 + n : 1;
 }
 
-export const portsMap = (ports: readonly number[]): Record<string, number> => Object.fromEntries(ports.map((p) => [String(p), p]));
-
 export const gpuList = (indices: readonly number[]) => [...new Set(indices)].join(',');

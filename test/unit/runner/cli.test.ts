@@ -363,6 +363,40 @@ describe.concurrent('gridlease-runner CLI', () => {
     expect(run.stderr()).toMatch(/ warn the process executor runs workloads as this user with no isolation \(they can read the node token\): for trusted workloads and development only\n/);
   });
 
+  it('start sends --public-host once the token works, hints at addresses without one, and exits 2 when the API refuses it', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    let refuse = false;
+    api.handler = (req) => {
+      if (req.url === '/v1/runner/public-host') return refuse ? { status: 400, body: apiError('invalid_request', 'public_host: loopback addresses are not allowed') } : { status: 204 };
+      return req.url === '/v1/runner/heartbeats' ? { status: 202, body: { accepted: true, commands: [], next_interval_s: 1 } } : undefined;
+    };
+    const dir = tempDir();
+    joinedConfig(dir, api.url);
+    const run = spawnCli(['start', '--public-host', 'gpu1.example.net'], baseEnv(dir, { GRIDLEASE_PUBLIC_HOST: 'ignored.example.net' }), onTestFinished);
+    await waitFor(() => api.requests.some((r) => r.url === '/v1/runner/public-host'), 8_000, 'the public host');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    const puts = api.requests.filter((r) => r.url === '/v1/runner/public-host');
+    expect(puts).toEqual([{ method: 'PUT', url: '/v1/runner/public-host', auth: 'Bearer nt_secret_7', body: { public_host: 'gpu1.example.net' } }]);
+    expect(api.requests.findIndex((r) => r.url === '/v1/runner/heartbeats')).toBeLessThan(api.requests.indexOf(puts[0]!));
+    expect(run.stderr()).not.toContain('no --public-host');
+
+    refuse = true;
+    const refused = await runCli(['start'], baseEnv(dir, { GRIDLEASE_PUBLIC_HOST: '127.0.0.1' }));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trim().split('\n').pop()).toBe('gridlease-runner: the API refused --public-host "127.0.0.1": public_host: loopback addresses are not allowed');
+
+    expect(await runCli(['start', '--public-host', 'http://x'], baseEnv(dir))).toMatchObject({ code: 2, stderr: expect.stringContaining('must be a DNS name or an IP address') });
+    refuse = false;
+    const before = api.requests.length;
+    const unset = spawnCli(['start'], baseEnv(dir), onTestFinished);
+    await waitFor(() => api.requests.slice(before).find((r) => r.url === '/v1/runner/public-host'), 8_000, 'the null public host');
+    unset.child.kill('SIGTERM');
+    expect(await unset.exit).toBe(0);
+    expect(api.requests.slice(before).filter((r) => r.url === '/v1/runner/public-host').map((r) => r.body)).toEqual([{ public_host: null }]);
+    expect(unset.stderr()).toMatch(/ warn no --public-host \(GRIDLEASE_PUBLIC_HOST\) set: renters will see no endpoints for this node's workloads until it is \(/);
+  });
+
   it('start rides out an API outage with back-off and logs it once', async ({ onTestFinished }) => {
     const port = await freePort();
     const dir = tempDir();

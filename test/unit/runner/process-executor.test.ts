@@ -11,12 +11,12 @@ import { tempDir, waitFor } from './helpers.ts';
 const node = (script: string, env: Record<string, string> = {}): Workload => ({ image: 'unused', command: [process.execPath, '-e', script], env, ports: [] });
 const inSeconds = (s: number) => new Date(Date.now() + s * 1000);
 
-function setup(graceMs = 2_000) {
+function setup(graceMs = 2_000, portRange = { first: 40_000, last: 40_999 }) {
   const logDir = tempDir();
   const events: { leaseId: string; event: LeaseEvent }[] = [];
   const log = memoryLogger();
   const leases = new LeaseManager({
-    executor: new ProcessExecutor({ logDir }),
+    executor: new ProcessExecutor({ logDir, portRange, portIsFree: async () => true }),
     events: { report: (leaseId, event) => events.push({ leaseId, event }) },
     log,
     graceMs,
@@ -89,13 +89,36 @@ describe('process executor', () => {
     expect(events).toEqual([{ leaseId: 'lse_widen', event: { type: 'failed', at: expect.any(String), reason: expect.stringMatching(/^the workload was refused: workload\.env\.CUDA_VISIBLE_DEVICES: /) } }]);
   });
 
-  it('reports ports with started, and failed when the command cannot start', async () => {
+  it('reports failed when the command cannot start', async () => {
     const { leases, start, events } = setup();
-    await leases.start(start('lse_ports', { ...node('setTimeout(() => {}, 100)'), ports: [8080] }));
-    expect(events[0]!.event).toMatchObject({ type: 'started', ports: { '8080': 8080 } });
-    await leases.start(start('lse_missing', { image: 'x', command: ['/definitely/not/here'], env: {}, ports: [] }, [0]));
+    await leases.start(start('lse_missing', { image: 'x', command: ['/definitely/not/here'], env: {}, ports: [8080] }, [0]));
     expect(events.find((e) => e.leaseId === 'lse_missing')!.event).toMatchObject({ type: 'failed', reason: 'command not found: /definitely/not/here' });
-    await leases.exited('lse_ports');
+  });
+
+  it('gives each lease’s ports distinct free host ports of the range, tells the process through GRIDLEASE_PORT_<port> and PORT, and frees them at exit', async () => {
+    const { leases, start, events } = setup(300, { first: 40_100, last: 40_102 });
+    const dir = tempDir();
+    // Writes what it was told, then waits for a file that lets it exit.
+    const script = (name: string) =>
+      `const fs = require('fs'); fs.writeFileSync(${JSON.stringify(dir)} + '/${name}.json', JSON.stringify(Object.fromEntries(Object.entries(process.env).filter(([k]) => k === 'PORT' || k.startsWith('GRIDLEASE_PORT_'))))); setInterval(() => { if (fs.existsSync(${JSON.stringify(dir)} + '/${name}.go')) process.exit(0); }, 20)`;
+    await leases.start(start('lse_one', { ...node(script('one')), ports: [8888] }, [0]));
+    await leases.start(start('lse_two', { ...node(script('two'), { PORT: '1' }), ports: [8888, 22] }, [1]));
+    const started = Object.fromEntries(events.filter((e) => e.event.type === 'started').map((e) => [e.leaseId, (e.event as { ports?: Record<string, number> }).ports]));
+    expect(started).toEqual({ lse_one: { '8888': 40_100 }, lse_two: { '8888': 40_101, '22': 40_102 } });
+    const seen = (name: string) => waitFor(() => fs.existsSync(path.join(dir, `${name}.json`)) && JSON.parse(fs.readFileSync(path.join(dir, `${name}.json`), 'utf8')), 5_000, name);
+    expect(await seen('one')).toEqual({ GRIDLEASE_PORT_8888: '40100', PORT: '40100' });
+    // Two ports: no PORT from the runner; the workload's own is left as it set it.
+    expect(await seen('two')).toEqual({ GRIDLEASE_PORT_8888: '40101', GRIDLEASE_PORT_22: '40102', PORT: '1' });
+
+    // The range is full: a third lease with a port fails; once lse_one exits its port is free again.
+    await leases.start(start('lse_three', { ...node(''), ports: [80] }, [2]));
+    expect(events.find((e) => e.leaseId === 'lse_three')!.event).toMatchObject({ type: 'failed', reason: 'no free host port in 40100-40102 for 1 workload port' });
+    fs.writeFileSync(path.join(dir, 'one.go'), '');
+    await leases.exited('lse_one');
+    await leases.start(start('lse_four', { ...node('setTimeout(() => {}, 50)'), ports: [80] }, [2]));
+    expect(events.find((e) => e.leaseId === 'lse_four' && e.event.type === 'started')!.event).toMatchObject({ ports: { '80': 40_100 } });
+    fs.writeFileSync(path.join(dir, 'two.go'), '');
+    await Promise.all([leases.exited('lse_two'), leases.exited('lse_four')]);
   });
 
   it('refuses GPUs the machine lacks or another lease holds, and leases already over', async () => {
