@@ -122,6 +122,26 @@ export const LeaseSchema = z
     ask_id: z.string().nullable().openapi({ description: "The provider's order (provider only)" }),
     workload: WorkloadSchema.nullable().openapi({ description: 'Renter only' }),
     ports: z.record(z.string(), z.number().int()).nullable().openapi({ description: 'Renter only: container port → host port on the node, once running' }),
+    endpoints: z
+      .array(
+        z
+          .object({
+            port: z.number().int().openapi({ description: "The workload's port" }),
+            host: z.string().openapi({ description: "The node's public host" }),
+            host_port: z.number().int(),
+            url: z.string().openapi({ description: 'http://host:host_port; the workload decides the protocol it speaks there' }),
+          })
+          .openapi('LeaseEndpoint'),
+      )
+      .openapi({ description: 'Renter only: where each workload port answers; empty unless endpoints_state is ready' }),
+    endpoints_state: z
+      .enum(['ready', 'no_public_host', 'not_running', 'no_ports'])
+      .nullable()
+      .openapi({ description: "Renter only: ready; no_public_host (the provider did not say how its node is reached: the workload runs but cannot be reached from outside); not_running; no_ports (the workload asked for none). Null for the provider" }),
+    last_lines: z
+      .array(z.object({ seq: z.number().int(), at: z.string(), stream: z.enum(['stdout', 'stderr']), text: z.string(), partial: z.boolean().optional() }))
+      .nullable()
+      .openapi({ description: "Renter only, once the lease ended: the workload's last log lines (GET /v1/leases/{id}/logs for all of them)" }),
     started_at: z.string().nullable().openapi({ description: 'When the runner reported the workload started; billing counts from here' }),
     ends_at: z.string().nullable(),
     stopped_at: z.string().nullable(),

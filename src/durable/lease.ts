@@ -27,6 +27,8 @@ import { collectorFor } from '../nodes/registry.ts';
 import { publishNodeTrust } from '../nodes/trust.ts';
 import { emitEvent } from '../webhooks/emit.ts';
 import { regionBook } from './region-book.ts';
+import { LeaseLog, type LeaseView, type LogPage, type StoredLine } from './lease-log.ts';
+import type { LogLine } from '../contracts/runner.ts';
 
 export { LEASE_STATES, type LeaseRecord, type LeaseState } from '../leases/lifecycle.ts';
 
@@ -41,6 +43,15 @@ export function lease(env: Bindings, leaseId: string) {
 }
 
 export type EventOutcome = { ok: true; state: LeaseRecord['state'] } | { ok: false; reason: 'not_found' };
+export type LogAppendOutcome =
+  | { ok: true; nextSeq: number }
+  | { ok: false; reason: 'not_found' | 'out_of_order' | 'lease_ended' }
+  | { ok: false; reason: 'rate_limited'; retryAfterS: number };
+
+/** When a lease ended (its last state change), or null while it lives. */
+export function endedAt(rec: LeaseRecord): number | null {
+  return isTerminal(rec.state) ? (rec.history.at(-1)?.at ?? rec.stoppedAt ?? rec.terms.createdAt) : null;
+}
 export type ExtendOutcome =
   | { ok: true; record: LeaseRecord }
   | { ok: false; reason: 'ended' | 'too_long' | 'insufficient_funds' | 'pending' };
@@ -50,10 +61,64 @@ export class Lease extends DurableObject<Bindings> {
   private readonly config: LeaseConfig;
   /** The tail of the queue every entry point waits in. */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * The workload's log: its own tables in this object's storage. Appends and reads touch only
+   * that storage (synchronously), never the lifecycle, so they do not wait in the queue.
+   */
+  private readonly log: LeaseLog;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     this.config = leaseConfig(env);
+    this.log = new LeaseLog(ctx.storage.sql, () => this.logView());
+  }
+
+  private logView(): LeaseView {
+    const rec = this.record;
+    return rec ? { endedAt: endedAt(rec), exitCode: rec.exitCode } : { endedAt: null, exitCode: null };
+  }
+
+  /** A batch of the workload's log lines from the runner of `nodeId` (src/contracts/runner.ts). */
+  async appendLogs(nodeId: string, lines: LogLine[], now?: number): Promise<LogAppendOutcome> {
+    const rec = await this.load();
+    if (!rec || rec.terms.nodeId !== nodeId) return { ok: false, reason: 'not_found' };
+    const decision = this.log.append(lines, now ?? Date.now());
+    if (!decision.ok) return decision;
+    const ended = endedAt(rec);
+    // A line that came after the end is purged with the rest; the lifecycle may have no alarm left.
+    if (ended !== null && (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(this.log.retainUntil(ended));
+    return { ok: true, nextSeq: decision.meta.nextSeq };
+  }
+
+  /** The log's lines from `since` (or its last `tail`); null when there is no such lease. */
+  async readLogs(opts: { since?: number; tail?: number; limit: number }): Promise<LogPage | null> {
+    if (!(await this.load())) return null;
+    return this.log.read(opts, Date.now());
+  }
+
+  /** Deletes the log once the lease ended more than its retention ago; true when it did. */
+  async purgeLogsIfDue(now: number): Promise<boolean> {
+    const rec = await this.load();
+    const ended = rec ? endedAt(rec) : null;
+    if (ended === null || now < this.log.retainUntil(ended)) return false;
+    this.log.purge();
+    return true;
+  }
+
+  /** The last lines, shown with the lease once it ended. */
+  async logTail(n: number): Promise<StoredLine[]> {
+    if (!(await this.load())) return [];
+    return this.log.tail(n, Date.now());
+  }
+
+  /** GET /logs/stream?since=N: the log as Server-Sent Events (the route checked who asks). */
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname !== '/logs/stream' || request.method !== 'GET') return new Response('not found', { status: 404 });
+    if (!(await this.load())) return new Response('not found', { status: 404 });
+    const since = Number(url.searchParams.get('since') ?? '0');
+    const res = this.log.follow(Number.isSafeInteger(since) && since >= 0 ? since : 0);
+    return res ?? new Response('too many followers', { status: 429, headers: { 'retry-after': '5' } });
   }
 
   /** Runs `fn` after every call before it has finished, and before any after it starts. */
@@ -156,7 +221,9 @@ export class Lease extends DurableObject<Bindings> {
 
   override async alarm(): Promise<void> {
     await this.serial(async () => {
-      if (await this.load()) await this.run(Date.now());
+      if (!(await this.load())) return;
+      await this.purgeLogsIfDue(Date.now());
+      await this.run(Date.now());
     });
   }
 
@@ -197,6 +264,8 @@ export class Lease extends DurableObject<Bindings> {
       await this.save((rec = only ? done : plan(done, now, this.config)));
     }
     const times = [wakeAt(rec, now, this.config) ?? Infinity];
+    const ended = endedAt(rec);
+    if (ended !== null && this.log.hasLines()) times.push(this.log.retainUntil(ended));
     if (retry) times.push(now + RETRY_MS);
     if (more || (only && nextStep(rec, now, this.config))) times.push(now);
     const at = Math.min(...times);

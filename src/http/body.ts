@@ -11,6 +11,12 @@ const INTERNAL_LIMIT = 4 * 1024 * 1024;
  */
 const OPENINGS_LIMIT = 8 * 1024 * 1024;
 const OPENINGS_PATH = /^\/v1\/runner\/challenges\/[^/]+\/openings$/;
+/**
+ * A batch of workload log lines: up to LOG_MAX_BATCH_CHARS (1 Mi) UTF-16 units of text, each of
+ * which JSON may spell as 6 bytes (`\u001b`); the route then refuses more than the char limit.
+ */
+const LOGS_LIMIT = 8 * 1024 * 1024;
+const LOGS_PATH = /^\/v1\/runner\/leases\/[^/]+\/logs$/;
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Shared: a non-streaming decode keeps no state between calls. */
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
@@ -25,7 +31,13 @@ export function jsonBody(): MiddlewareHandler<AppEnv> {
   return async function jsonBody(c, next) {
     if (!WITH_BODY.has(c.req.method)) return next();
     const path = c.req.path;
-    const limit = path.startsWith('/internal/') ? INTERNAL_LIMIT : OPENINGS_PATH.test(path) ? OPENINGS_LIMIT : Number(c.env.BODY_LIMIT_BYTES) || DEFAULT_LIMIT;
+    const limit = path.startsWith('/internal/')
+      ? INTERNAL_LIMIT
+      : OPENINGS_PATH.test(path)
+        ? OPENINGS_LIMIT
+        : LOGS_PATH.test(path)
+          ? LOGS_LIMIT
+          : Number(c.env.BODY_LIMIT_BYTES) || DEFAULT_LIMIT;
     const declared = c.req.header('content-length');
     if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
 

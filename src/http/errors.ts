@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   'rate_limited',
   'internal',
   'service_unavailable',
+  'lease_ended',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -47,6 +48,7 @@ export const STATUS_BY_CODE: { readonly [K in ErrorCode]: ContentfulStatusCode }
   rate_limited: 429,
   internal: 500,
   service_unavailable: 503,
+  lease_ended: 409,
 };
 
 export interface ErrorBody {

@@ -8,7 +8,9 @@ import { iso, money } from '../contracts/money.ts';
 import { LeaseSchema } from '../contracts/orders.ts';
 import { PageQuery, olderThan, toPage } from '../db/pagination.ts';
 import { leases } from '../db/schema.ts';
-import { LEASE_STATES, lease, type LeaseRecord } from '../durable/lease.ts';
+import { LEASE_STATES, endedAt, lease, type LeaseRecord } from '../durable/lease.ts';
+import { inArray } from 'drizzle-orm';
+import type { Database } from '../db/client.ts';
 import { requireActiveAccount } from '../auth/middleware.ts';
 import { ApiError } from '../http/errors.ts';
 import { router } from '../http/router.ts';
@@ -24,9 +26,29 @@ import type { Asset } from '../money/assets.ts';
 type LeaseRow = typeof leases.$inferSelect;
 
 const app = router();
+/** Log lines shown with an ended lease. */
+const LAST_LINES = 20;
 
-function publicLease(row: LeaseRow, viewer: string, rec: LeaseRecord | null) {
+type StoredLine = Awaited<ReturnType<ReturnType<typeof lease>['logTail']>>[number];
+
+/** Where each workload port answers, for the renter of a running lease. */
+export function endpointsOf(rec: LeaseRecord | null, publicHost: string | null) {
+  if (!rec || rec.state !== 'running' || !rec.ports) return { endpoints: [], endpoints_state: 'not_running' as const };
+  const ports = Object.entries(rec.ports);
+  if (ports.length === 0) return { endpoints: [], endpoints_state: 'no_ports' as const };
+  if (!publicHost) return { endpoints: [], endpoints_state: 'no_public_host' as const };
+  const host = publicHost.includes(':') ? `[${publicHost}]` : publicHost;
+  return {
+    endpoints: ports
+      .map(([port, hostPort]) => ({ port: Number(port), host: publicHost, host_port: hostPort, url: `http://${host}:${hostPort}` }))
+      .sort((a, b) => a.port - b.port),
+    endpoints_state: 'ready' as const,
+  };
+}
+
+function publicLease(row: LeaseRow, viewer: string, rec: LeaseRecord | null, publicHost: string | null, lastLines: StoredLine[] | null = null) {
   const renter = row.renterId === viewer;
+  const reach = renter ? endpointsOf(rec, publicHost) : { endpoints: [], endpoints_state: null };
   return {
     id: row.id,
     state: rec?.state ?? (row.state as LeaseRecord['state']),
@@ -44,6 +66,9 @@ function publicLease(row: LeaseRow, viewer: string, rec: LeaseRecord | null) {
     ask_id: renter ? null : row.askId,
     workload: renter && rec ? rec.terms.workload : null,
     ports: renter && rec ? rec.ports : null,
+    endpoints: reach.endpoints,
+    endpoints_state: reach.endpoints_state,
+    last_lines: renter && rec && endedAt(rec) !== null ? (lastLines ?? []) : null,
     started_at: iso(rec?.startedAt),
     ends_at: iso(rec?.endsAt),
     stopped_at: iso(rec?.stoppedAt),
@@ -62,6 +87,11 @@ function publicLease(row: LeaseRow, viewer: string, rec: LeaseRecord | null) {
 }
 
 const ListQuery = PageQuery.extend({ role: z.enum(['renter', 'provider']).optional(), state: z.enum(LEASE_STATES).optional() }).strict();
+
+async function nodeHost(db: Database, nodeId: string): Promise<string | null> {
+  const [node] = await db.select({ host: nodes.publicHost }).from(nodes).where(eq(nodes.id, nodeId));
+  return node?.host ?? null;
+}
 
 const record = async (c: { env: Parameters<typeof lease>[0] }, id: string) => (await lease(c.env, id).get()) as LeaseRecord | null;
 
@@ -91,7 +121,11 @@ app.openapi(
     const rows = await db.select().from(leases).where(and(...where)).orderBy(desc(leases.createdAt), desc(leases.id)).limit(q.limit + 1);
     const { page, nextCursor } = toPage(rows, q.limit);
     const records = await Promise.all(page.map((r) => record(c, r.id)));
-    return c.json({ data: page.map((r, i) => publicLease(r, me, records[i]!)), next_cursor: nextCursor }, 200);
+    const nodeIds = [...new Set(page.filter((r) => r.renterId === me).map((r) => r.nodeId))];
+    const hosts = new Map(
+      nodeIds.length === 0 ? [] : (await db.select({ id: nodes.id, host: nodes.publicHost }).from(nodes).where(inArray(nodes.id, nodeIds))).map((n) => [n.id, n.host]),
+    );
+    return c.json({ data: page.map((r, i) => publicLease(r, me, records[i]!, hosts.get(r.nodeId) ?? null)), next_cursor: nextCursor }, 200);
   },
 );
 
@@ -115,7 +149,10 @@ app.openapi(
       .from(leases)
       .where(and(eq(leases.id, id), or(eq(leases.renterId, me), eq(leases.providerId, me))));
     if (!row) throw new ApiError('not_found', `no lease ${id}`);
-    return c.json({ lease: publicLease(row, me, await record(c, id)) }, 200);
+    const rec = await record(c, id);
+    const renter = row.renterId === me;
+    const lastLines = renter && rec && endedAt(rec) !== null ? await lease(c.env, id).logTail(LAST_LINES) : null;
+    return c.json({ lease: publicLease(row, me, rec, renter ? await nodeHost(c.get('db'), row.nodeId) : null, lastLines) }, 200);
   },
 );
 
@@ -137,7 +174,7 @@ app.openapi(
     const [row] = await c.get('db').select().from(leases).where(and(eq(leases.id, id), eq(leases.renterId, me)));
     if (!row) throw new ApiError('not_found', `no lease ${id} of yours`);
     await lease(c.env, id).terminate();
-    return c.json({ lease: publicLease(row, me, await record(c, id)) }, 200);
+    return c.json({ lease: publicLease(row, me, await record(c, id), row.renterId === me ? await nodeHost(c.get('db'), row.nodeId) : null) }, 200);
   },
 );
 
@@ -187,7 +224,7 @@ app.openapi(
           throw new ApiError('conflict', `the provider offers at most ${t.maxDurationS} s`);
       }
     }
-    return c.json({ lease: publicLease(row, me, await record(c, id)) }, 200);
+    return c.json({ lease: publicLease(row, me, await record(c, id), row.renterId === me ? await nodeHost(c.get('db'), row.nodeId) : null) }, 200);
   },
 );
 

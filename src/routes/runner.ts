@@ -15,6 +15,10 @@ import {
   HeartbeatRequestSchema,
   HeartbeatResponseSchema,
   LeaseEventSchema,
+  LOG_MAX_BATCH_CHARS,
+  LogBatchRequestSchema,
+  LogBatchResponseSchema,
+  PublicHostRequestSchema,
   RegisterRequestSchema,
   RegisterResponseSchema,
 } from '../contracts/runner.ts';
@@ -30,6 +34,7 @@ import { publishNodeTrust } from '../nodes/trust.ts';
 import { log } from '../http/log.ts';
 import { challengeConfig } from '../inspections/challenge-terms.ts';
 import { issueBoth } from '../inspections/issue.ts';
+import { describeUrlProblem, hostProblem } from '../webhooks/url.ts';
 
 const NODE_TOKEN_TTL_S = 90 * 86_400;
 const NODE_BEARER = [{ nodeToken: [] }];
@@ -217,6 +222,76 @@ app.openapi(
     const outcome = await lease(c.env, id).event(node.nodeId, ev);
     if (!outcome.ok) throw new ApiError('not_found', `no lease ${id} on this node`);
     return c.json({ received: true as const }, 202);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: 'post',
+    path: '/leases/{id}/logs',
+    tags: ['runner'],
+    summary: "A batch of a workload's log lines, in seq order; answers the seq it expects next",
+    description:
+      'Lines below the stored next seq are dropped as a retry; a first seq above it counts the gap as lost. 409 lease_ended once the lease ended more than LOG_LATE_S ago; 429 with Retry-After over the per-lease rate (keep the lines and retry).',
+    security: NODE_BEARER,
+    middleware: [nodeAuth('database')] as const,
+    request: { params: z.object({ id: z.string().max(64) }), body: jsonBodyOf(LogBatchRequestSchema) },
+    responses: { 200: jsonContent(LogBatchResponseSchema, 'Stored'), ...errorResponses(400, 401, 404, 409, 413, 429) },
+  }),
+  async (c) => {
+    const { lines } = c.req.valid('json');
+    const chars = lines.reduce((s, l) => s + l.text.length, 0);
+    if (chars > LOG_MAX_BATCH_CHARS) throw new ApiError('payload_too_large', `a batch holds at most ${LOG_MAX_BATCH_CHARS} characters of text; this one has ${chars}`);
+    const node = (c as unknown as Context<RunnerEnv>).get('node');
+    const id = c.req.valid('param').id;
+    const outcome = await lease(c.env, id).appendLogs(node.nodeId, lines);
+    if (outcome.ok) return c.json({ next_seq: outcome.nextSeq }, 200);
+    switch (outcome.reason) {
+      case 'not_found':
+        throw new ApiError('not_found', `no lease ${id} on this node`);
+      case 'out_of_order':
+        throw new ApiError('validation_failed', 'lines must be in strictly increasing seq order');
+      case 'lease_ended':
+        throw new ApiError('lease_ended', `lease ${id} ended; its log takes no more lines`);
+      case 'rate_limited':
+        throw new ApiError('rate_limited', `lease ${id} is over its log rate; retry after ${outcome.retryAfterS} s`, { headers: { 'Retry-After': String(outcome.retryAfterS) } });
+    }
+  },
+);
+
+/**
+ * Why renters could not reach `host`, or null. Development and test servers take local
+ * addresses (everything runs on one machine there); elsewhere they would be a broken promise,
+ * or an address inside somebody else's network.
+ */
+export function publicHostProblem(host: string, environment: string): string | null {
+  if (environment === 'development' || environment === 'test') return null;
+  const bare = host.startsWith('[') ? host : host.includes(':') ? `[${host}]` : host;
+  const problem = hostProblem(bare);
+  return problem ? `public_host ${describeUrlProblem(problem)}` : null;
+}
+
+app.openapi(
+  createRoute({
+    method: 'put',
+    path: '/public-host',
+    tags: ['runner'],
+    summary: "How renters reach this node's workloads (gridlease-runner --public-host); null when they cannot",
+    security: NODE_BEARER,
+    middleware: [nodeAuth('database')] as const,
+    request: { body: jsonBodyOf(PublicHostRequestSchema) },
+    responses: { 200: jsonContent(z.object({ public_host: z.string().nullable() }), 'Stored'), ...errorResponses(400, 401) },
+  }),
+  async (c) => {
+    const raw = c.req.valid('json').public_host;
+    const host = raw === null ? null : raw.toLowerCase().replace(/\.$/, '');
+    if (host !== null) {
+      const problem = publicHostProblem(host, c.env.ENVIRONMENT);
+      if (problem) throw new ApiError('validation_failed', problem);
+    }
+    const node = (c as unknown as Context<RunnerEnv>).get('node');
+    await c.get('db').update(nodes).set({ publicHost: host }).where(eq(nodes.id, node.nodeId));
+    return c.json({ public_host: host }, 200);
   },
 );
 

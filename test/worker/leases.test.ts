@@ -9,6 +9,8 @@ import { beat, expectEscrowBalanced, onlineNode } from './trading.ts';
 // Overlapping calls, late trades, the last seconds, extension holds, webhooks and the penalty:
 // in this file because its Collectors are this region's (one test file per region).
 import './lease-safety.ts';
+// Logs and endpoints of this region's leases.
+import './lease-logs.ts';
 import { confirmEvery10s, elapse, HOUR_MS, leased, ledgerOf, record, REGION, report, stub, type Setup } from './lease-support.ts';
 
 const MODELS = ['h200-141gb', 'l40-48gb', 'rtx-4080-16gb', 'rtx-3080-10gb', 'v100-16gb', 'rtx-6000-ada-48gb'];
