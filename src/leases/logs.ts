@@ -48,7 +48,7 @@ export type AppendDecision =
 
 /**
  * Decides a runner's batch: seqs must strictly increase (else nothing is kept); lines below
- * nextSeq are a retry's and are skipped; a first new seq above nextSeq counts the gap as lost.
+ * nextSeq are a retry's and are skipped; seqs skipped before or between the new lines count as lost.
  * A batch is charged against the rate budget as a whole and refused whole when it does not fit
  * (the runner keeps it and retries after Retry-After). `endedAt`: when the lease ended, if it did.
  */
@@ -64,7 +64,8 @@ export function decideAppend(meta: LogMeta, lines: readonly LogLine[], now: numb
     return { ok: false, reason: 'rate_limited', retryAfterS };
   }
   if (store.length === 0) return { ok: true, store, meta: { ...meta, budget, budgetAt: now }, evict: 0 };
-  const gap = store[0]!.seq - meta.nextSeq;
+  // Seqs skipped before and between the new lines: lines the runner lost.
+  const gap = store[store.length - 1]!.seq + 1 - meta.nextSeq - store.length;
   const storedCost = meta.storedCost + cost;
   return {
     ok: true,
