@@ -22,6 +22,7 @@ import { createExecutor } from './executors/index.ts';
 import { HeartbeatLoop } from './heartbeat.ts';
 import { createSolver } from './inspections/solvers.ts';
 import { LeaseManager } from './leases.ts';
+import { LogShipper } from './logs/shipper.ts';
 import type { Logger } from './log.ts';
 import { queryMetrics } from './nvidia-smi.ts';
 import type { Options } from './options.ts';
@@ -41,9 +42,11 @@ export async function start(options: Options, log: Logger): Promise<number> {
   if (options.executor === 'process') {
     log.warn('the process executor runs workloads as this user with no isolation (they can read the node token): for trusted workloads and development only');
   }
+  // Workloads' stdout and stderr, spooled next to the config until the API has them.
+  const logs = new LogShipper({ api: client, dir: path.join(path.dirname(options.configPath), 'log-spool'), log });
   const executor = createExecutor(options.executor, {
-    docker: { memory: options.memory, cpus: options.cpus, portRange: options.portRange },
-    process: { logDir: path.join(path.dirname(options.configPath), 'logs'), portRange: options.portRange },
+    docker: { memory: options.memory, cpus: options.cpus, portRange: options.portRange, logs },
+    process: { logs, portRange: options.portRange },
   });
   if (executor instanceof DockerExecutor) {
     await executor.check().then(
@@ -58,6 +61,7 @@ export async function start(options: Options, log: Logger): Promise<number> {
   const events = new EventReporter(client, log);
   const leases = new LeaseManager({ executor, events, log, graceMs: options.graceMs, gpuIndices: metrics.indices });
   await leases.adopt();
+  logs.resume(); // after adopt: a spool no adopted workload reopened belongs to an ended one
   const challenges = new ChallengeResponder({
     api: client,
     nodeId: config.node_id,
@@ -111,7 +115,7 @@ export async function start(options: Options, log: Logger): Promise<number> {
   challenges.close();
   await leases.shutdown(options.stopWorkloadsOnExit);
   if (!failure) await loop.final();
-  await events.flush(failure ? 2_000 : 5_000);
+  await Promise.all([events.flush(failure ? 2_000 : 5_000), logs.close(failure ? 2_000 : 5_000)]);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   if (failure) throw failure;

@@ -7,10 +7,14 @@
 // volumes of an image's VOLUME lines would otherwise pile up on the provider's disk). Containers
 // outlive the runner: after a restart `adopt()` finds them by label and watches them again, the
 // lease's end time and host ports coming from the labels. Each workload port is published on a
-// free host port of the runner's range (see ports.ts), reported in the `started` event.
+// free host port of the runner's range (see ports.ts), reported in the `started` event. With a
+// log sink, each watched container's output goes to it (docker-logs.ts); the container is
+// removed only once that output was read to the end.
 import { spawn } from 'node:child_process';
 import { oneLine, RunnerError } from '../errors.ts';
+import type { LogSink } from '../logs/shipper.ts';
 import { sleep } from '../time.ts';
+import { followContainerLogs } from './docker-logs.ts';
 import { workloadProblem } from '../workload.ts';
 import { HostPorts, type PortRange, portIsFree } from './ports.ts';
 import { type ExitInfo, type Executor, type RunHandle, type StartSpec, gpuList } from './types.ts';
@@ -32,6 +36,8 @@ export interface DockerExecutorOptions {
   portIsFree?: (port: number) => Promise<boolean>;
   /** `--pids-limit` for every container (default 16384: room for data loaders' threads, not a fork bomb). */
   pidsLimit?: number;
+  /** Where containers' stdout and stderr go; none: not read. */
+  logs?: LogSink;
 }
 
 interface DockerResult {
@@ -45,6 +51,8 @@ export const ENDS_AT_LABEL = 'gridlease.ends_at';
 export const PORTS_LABEL = 'gridlease.ports';
 const DEFAULT_PIDS_LIMIT = 16_384;
 const PORT_ATTEMPTS = 3;
+/** How long the rest of an exited container's output may take to read before it is removed. */
+const LOG_DRAIN_MS = 5_000;
 
 // What every workload container runs with, whatever the renter sends. Its own network, IPC and PID
 // namespaces (never the host's), no privilege gain through setuid binaries, no host mounts, a PID
@@ -195,7 +203,9 @@ export class DockerExecutor implements Executor {
 
   private watch(leaseId: string, name: string, ports: Record<string, number>, endsAt: Date | null): RunHandle {
     const detach = new AbortController();
+    const reading = this.readLogs(leaseId, name, detach.signal);
     const exited = this.waitFor(name, detach.signal).then(async (info) => {
+      await reading.finish();
       if (!this.options.keepExited) await this.docker(['rm', '-f', '-v', name]).catch(() => undefined);
       this.hostPorts.release(Object.values(ports));
       return info;
@@ -211,6 +221,31 @@ export class DockerExecutor implements Executor {
         return exited;
       },
       detach: () => detach.abort(),
+    };
+  }
+
+  /**
+   * Follows the container's output into the lease's log until detached, or until the container
+   * is over and its output read (`finish`: at most a few seconds more, then it stops reading).
+   */
+  private readLogs(leaseId: string, name: string, detached: AbortSignal): { finish(): Promise<void> } {
+    const sink = this.options.logs;
+    if (!sink) return { finish: async () => {} };
+    const log = sink.open(leaseId);
+    const stop = new AbortController();
+    const over = new AbortController();
+    detached.addEventListener('abort', () => stop.abort(), { once: true });
+    const done = followContainerLogs({ bin: this.bin, env: this.options.env ?? process.env, name, log, stop: stop.signal, over: over.signal }).then(() => {
+      if (detached.aborted) log.detach();
+      else log.end();
+    });
+    return {
+      finish: async () => {
+        over.abort();
+        const timer = setTimeout(() => stop.abort(), LOG_DRAIN_MS);
+        await done;
+        clearTimeout(timer);
+      },
     };
   }
 

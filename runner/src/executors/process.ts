@@ -16,14 +16,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RunnerError } from '../errors.ts';
+import { captureStream } from '../logs/capture.ts';
+import type { LogSink } from '../logs/shipper.ts';
 import { HostPorts, type PortRange, portIsFree } from './ports.ts';
 import { type ExitInfo, type Executor, type RunHandle, type StartSpec, gpuList, signalExitCode } from './types.ts';
+
+/** How long a workload's pipes are read after it exited. */
+const PIPE_DRAIN_MS = 2_000;
 
 export const WORKLOAD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface ProcessExecutorOptions {
-  /** Folder for `<lease_id>.log` (stdout and stderr of the workload); none → discarded. */
-  logDir?: string | null;
+  /** Where the workload's stdout and stderr go; none: discarded. */
+  logs?: LogSink;
   /** Host ports for workload ports (default 40000-40999). */
   portRange?: PortRange;
   /** Whether nothing on the machine listens on a host port (default: try to bind it). */
@@ -97,19 +102,13 @@ export class ProcessExecutor implements Executor {
       GRIDLEASE_LEASE_ENDS_AT: spec.endsAt.toISOString(),
       ...portEnv,
     };
-    let out: number | 'ignore' = 'ignore';
-    if (this.options.logDir) {
-      fs.mkdirSync(this.options.logDir, { recursive: true, mode: 0o700 });
-      out = fs.openSync(path.join(this.options.logDir, `${safeName(spec.leaseId)}.log`), 'a', 0o600);
-    }
+    const out = this.options.logs ? 'pipe' : 'ignore';
     let child: ReturnType<typeof spawn>;
     try {
       child = spawn(cmd, args, { env, cwd: home, stdio: ['ignore', out, out], detached: true, windowsHide: true });
     } catch (err) {
       removeHome();
       throw new RunnerError(`cannot start ${cmd}: ${(err as Error).message}`);
-    } finally {
-      if (typeof out === 'number') fs.closeSync(out);
     }
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -120,6 +119,14 @@ export class ProcessExecutor implements Executor {
     });
     const pid = child.pid!;
     live.add(pid);
+    if (this.options.logs && child.stdout && child.stderr) {
+      const log = this.options.logs.open(spec.leaseId);
+      const pipes = [child.stdout, child.stderr];
+      void Promise.all([captureStream(child.stdout, 'stdout', log), captureStream(child.stderr, 'stderr', log)]).then(() => log.end());
+      // Something the workload started may hold its pipes open after it exited: read a little
+      // longer, then close them, so the lease's log ends.
+      child.once('exit', () => setTimeout(() => pipes.forEach((p) => p.destroy()), PIPE_DRAIN_MS).unref());
+    }
     if (!exitHookInstalled) {
       // A runner that exits abruptly (second Ctrl-C, fatal error) must not leave workloads behind.
       process.on('exit', killLeftovers);

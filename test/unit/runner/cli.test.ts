@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { HeartbeatRequestSchema, LeaseEventSchema, MachineSchema, RegisterRequestSchema, type HeartbeatRequest } from '../../../src/contracts/runner.ts';
+import { HeartbeatRequestSchema, LeaseEventSchema, LogBatchRequestSchema, MachineSchema, RegisterRequestSchema, type HeartbeatRequest, type LogLine } from '../../../src/contracts/runner.ts';
 import { readConfig, writeConfig } from '../../../runner/src/config.ts';
 import { generateNodeKey, keyFingerprint, publicKeyOf } from '../../../runner/src/identity.ts';
 import { IDENTITY_DOMAIN, SignedCommitmentSchema, SignedIdentityAnswerSchema, identityFields } from '../../../src/contracts/inspections.ts';
@@ -250,6 +250,43 @@ describe.concurrent('gridlease-runner CLI', () => {
     expect(events).toMatchObject([{ type: 'started' }, { type: 'exited' }]);
     expect(run.stderr()).toContain('lease lse_1: stopping (runner shutdown)');
     expect(run.stderr().match(/lease lse_1: starting/g)).toHaveLength(1); // the resent command ran once
+  });
+
+  it('start ships a process workload’s stdout and stderr lines to the API, in seq order', async ({ onTestFinished }) => {
+    const api = await fakeApi(onTestFinished);
+    const dir = tempDir();
+    const script = `console.log('to stdout'); console.error('to stderr'); process.stdout.write('a\\r\\nb\\n')`;
+    const command = {
+      id: 'cmd_logs',
+      type: 'start_lease',
+      lease_id: 'lse_logs',
+      workload: { image: 'unused', command: [process.execPath, '-e', script], env: {}, ports: [] },
+      gpu_indices: [0],
+      ends_at: new Date(Date.now() + 3_600_000).toISOString(),
+      lease_token: 'lt',
+    };
+    const lines: LogLine[] = [];
+    api.handler = (req) => {
+      if (req.url === '/v1/runner/leases/lse_logs/logs') {
+        const batch = LogBatchRequestSchema.parse(req.body);
+        lines.push(...batch.lines);
+        return { status: 200, body: { next_seq: batch.lines.at(-1)!.seq + 1 } };
+      }
+      if (req.url === '/v1/runner/leases/lse_logs/events') return { status: 202, body: {} };
+      if (req.url !== '/v1/runner/heartbeats') return undefined;
+      return { status: 202, body: { accepted: true, commands: api.heartbeats().length === 1 ? [command] : [], next_interval_s: 1 } };
+    };
+    joinedConfig(dir, api.url);
+    const run = spawnCli(['start'], baseEnv(dir), onTestFinished);
+    await waitFor(() => lines.length === 4, 8_000, 'four log lines');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    expect(lines.map((l) => l.seq)).toEqual([0, 1, 2, 3]);
+    expect(lines.filter((l) => l.stream === 'stdout').map((l) => l.text)).toEqual(['to stdout', 'a', 'b']);
+    expect(lines.filter((l) => l.stream === 'stderr').map((l) => l.text)).toEqual(['to stderr']);
+    expect(api.requests.filter((r) => r.url.endsWith('/logs')).every((r) => r.auth === 'Bearer nt_secret_7')).toBe(true);
+    // Everything was delivered: nothing waits in the spool.
+    expect(fs.readdirSync(path.join(dir, 'gridlease', 'log-spool'))).toEqual([]);
   });
 
   it('start --executor docker leaves containers running on SIGTERM and reports them running; 404 on events is logged once', async ({ onTestFinished }) => {

@@ -6,17 +6,28 @@ import type { LeaseEvent, Workload } from '../../../src/contracts/runner.ts';
 import { ProcessExecutor } from '../../../runner/src/executors/process.ts';
 import { LeaseManager, type StartLease } from '../../../runner/src/leases.ts';
 import { memoryLogger } from '../../../runner/src/log.ts';
+import type { LogSink, LogStream } from '../../../runner/src/logs/shipper.ts';
 import { tempDir, waitFor } from './helpers.ts';
 
 const node = (script: string, env: Record<string, string> = {}): Workload => ({ image: 'unused', command: [process.execPath, '-e', script], env, ports: [] });
 const inSeconds = (s: number) => new Date(Date.now() + s * 1000);
 
+/** A log sink that keeps each lease's lines in memory. */
+function memorySink() {
+  const lines: Record<string, { stream: LogStream; text: string; partial: boolean }[]> = {};
+  const ended = new Set<string>();
+  const sink: LogSink = {
+    open: (id) => ({ cursor: null, line: (stream, text, partial) => void (lines[id] ??= []).push({ stream, text, partial }), end: () => void ended.add(id), detach: () => {} }),
+  };
+  return { sink, lines, ended };
+}
+
 function setup(graceMs = 2_000, portRange = { first: 40_000, last: 40_999 }) {
-  const logDir = tempDir();
+  const logs = memorySink();
   const events: { leaseId: string; event: LeaseEvent }[] = [];
   const log = memoryLogger();
   const leases = new LeaseManager({
-    executor: new ProcessExecutor({ logDir, portRange, portIsFree: async () => true }),
+    executor: new ProcessExecutor({ logs: logs.sink, portRange, portIsFree: async () => true }),
     events: { report: (leaseId, event) => events.push({ leaseId, event }) },
     log,
     graceMs,
@@ -32,12 +43,12 @@ function setup(graceMs = 2_000, portRange = { first: 40_000, last: 40_999 }) {
     lease_token: 'lt',
   });
   const types = (leaseId: string) => events.filter((e) => e.leaseId === leaseId).map((e) => e.event.type);
-  return { logDir, events, log, leases, start, types };
+  return { logs, events, log, leases, start, types };
 }
 
 describe('process executor', () => {
   it('runs argv without a shell, with the workload env and only the leased GPUs visible; reports the exit code', async () => {
-    const { leases, start, events, logDir, types } = setup();
+    const { leases, start, events, logs, types } = setup();
     const out = path.join(tempDir(), 'env.json');
     const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify({ argv: process.argv.slice(1), cuda: process.env.CUDA_VISIBLE_DEVICES, nvidia: process.env.NVIDIA_VISIBLE_DEVICES, mine: process.env.MY_VAR, lease: process.env.GRIDLEASE_LEASE_ID, path: !!process.env.PATH })); console.log('hello from the workload'); process.exit(7)`;
     await leases.start(start('lse_env', { ...node(script, { MY_VAR: 'a value; $(not a shell)' }), command: [process.execPath, '-e', script, 'arg with spaces', '*'] }));
@@ -47,10 +58,28 @@ describe('process executor', () => {
     expect(types('lse_env')).toEqual(['started', 'exited']);
     expect(events[1]!.event).toMatchObject({ type: 'exited', exit_code: 7 });
     expect(leases.snapshot()).toEqual([{ lease_id: 'lse_env', state: 'exited' }]);
-    expect(fs.readFileSync(path.join(logDir, 'lse_env.log'), 'utf8')).toContain('hello from the workload');
+    await waitFor(() => logs.ended.has('lse_env'), 5_000, 'the end of its output');
+    expect(logs.lines.lse_env).toEqual([{ stream: 'stdout', text: 'hello from the workload', partial: false }]);
     // Once a heartbeat carried the final state, the lease is forgotten.
     leases.delivered(leases.snapshot());
     expect(leases.snapshot()).toEqual([]);
+  });
+
+  it('captures stdout and stderr line by line, split and cut as the workload writes them', async () => {
+    const { leases, start, logs } = setup();
+    const script = `process.stdout.write('one\\ntw'); setTimeout(() => { process.stdout.write('o\\r\\n' + 'x'.repeat(8200) + '\\n'); process.stderr.write('bad \\xff byte\\n', 'latin1'); process.stdout.write('no newline at the end') }, 50)`;
+    await leases.start(start('lse_out', node(script)));
+    await leases.exited('lse_out');
+    await waitFor(() => logs.ended.has('lse_out'), 5_000, 'the end of its output');
+    const out = logs.lines.lse_out!;
+    expect(out.filter((l) => l.stream === 'stdout')).toEqual([
+      { stream: 'stdout', text: 'one', partial: false },
+      { stream: 'stdout', text: 'two', partial: false },
+      { stream: 'stdout', text: 'x'.repeat(8192), partial: true },
+      { stream: 'stdout', text: 'x'.repeat(8), partial: false },
+      { stream: 'stdout', text: 'no newline at the end', partial: false },
+    ]);
+    expect(out.filter((l) => l.stream === 'stderr')).toEqual([{ stream: 'stderr', text: 'bad \ufffd byte', partial: false }]);
   });
 
   it('gives the workload a minimal environment of its own and a private home, never the runner’s environment', async () => {
