@@ -319,6 +319,31 @@ export const nodeMetricsMinute = sqliteTable(
   (t) => [uniqueIndex('node_metrics_minute_pk').on(t.nodeId, t.minute)],
 );
 
+/**
+ * Per-GPU, per-minute roll-ups of heartbeat metrics: what a renter sees of the GPUs its lease
+ * holds. Averages are sums over samples; a metric no heartbeat reported stays NULL (max) or has
+ * 0 samples (average), never a made-up 0. Kept for GPU_METRICS_RETENTION_MIN (src/heartbeats/gpu-metrics.ts).
+ */
+export const gpuMetricsMinute = sqliteTable(
+  'gpu_metrics_minute',
+  {
+    nodeId: text('node_id').notNull(),
+    /** Minutes since the epoch. */
+    minute: integer('minute').notNull(),
+    gpuIndex: integer('gpu_index').notNull(),
+    /** Heartbeats that reported this GPU in this minute. */
+    samples: integer('samples').notNull(),
+    utilSum: real('util_sum').notNull(),
+    utilSamples: integer('util_samples').notNull(),
+    memMaxMib: integer('mem_max_mib'),
+    tempMaxC: real('temp_max_c'),
+    powerSumW: real('power_sum_w').notNull(),
+    powerSamples: integer('power_samples').notNull(),
+  },
+  // (node, minute) first: a lease reads a node's minute range, and pruning deletes one too.
+  (t) => [uniqueIndex('gpu_metrics_minute_pk').on(t.nodeId, t.minute, t.gpuIndex)],
+);
+
 /** Heartbeat-confirmed seconds online per node and UTC day: the input to uptime rewards. */
 export const nodeUptimeDaily = sqliteTable(
   'node_uptime_daily',

@@ -10,13 +10,15 @@ import type { Command, HeartbeatRequest } from '../contracts/runner.ts';
 import { connection } from '../db/client.ts';
 import type { Bindings } from '../env.ts';
 import { log } from '../http/log.ts';
-import { buildBatch, judgeHeartbeat, overdue, recordHeartbeat, type NodeSeen, type PendingNode } from '../heartbeats/accumulator.ts';
+import { buildBatch, chunkPending, judgeHeartbeat, overdue, recordHeartbeat, type NodeSeen, type PendingNode } from '../heartbeats/accumulator.ts';
 import { heartbeatConfig } from '../heartbeats/config.ts';
 import { queueTransport } from '../queue/transport.ts';
 
 export const HEARTBEAT_CALLBACK_PATH = '/internal/queue/heartbeats';
 /** Nodes per queue message, keeping each message well under QStash's size limit. */
 const NODES_PER_MESSAGE = 1_000;
+/** Per-GPU minute roll-ups per message: about 130 bytes of JSON each, so about 0.5 MB. */
+const GPU_MINUTES_PER_MESSAGE = 4_000;
 
 export type HeartbeatOutcome =
   | { status: 'accepted' | 'ignored'; commands: Command[]; nextIntervalS: number }
@@ -175,11 +177,13 @@ export class Collector extends DurableObject<Bindings> {
       const pending = [...this.pending];
       this.pending = new Map();
       // Persist what the batch reports before sending it: the outbox survives eviction.
-      for (let i = 0; i < Math.max(pending.length, 1); i += NODES_PER_MESSAGE) {
-        const chunk = new Map(pending.slice(i, i + NODES_PER_MESSAGE));
+      const chunks = chunkPending(pending, NODES_PER_MESSAGE, GPU_MINUTES_PER_MESSAGE);
+      // Offline reports alone still make one message.
+      if (chunks.length === 0) chunks.push([]);
+      for (const [i, chunk] of chunks.entries()) {
         this.flushes += 1;
         const batchId = `${this.region}:${this.shard}:${this.epoch}:${this.flushes}`;
-        const batch = buildBatch(batchId, this.region, this.shard, now, chunk, i === 0 ? offline : []);
+        const batch = buildBatch(batchId, this.region, this.shard, now, new Map(chunk), i === 0 ? offline : []);
         this.sql.exec('INSERT INTO outbox (batch_id, body, created_at) VALUES (?, ?, ?)', batchId, JSON.stringify(batch), now);
       }
       for (const [id] of pending) this.persistNode(id, this.nodes.get(id)!);

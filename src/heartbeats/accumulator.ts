@@ -2,6 +2,7 @@
 // batch says about each node. No I/O, no clock: `now` is passed in.
 import type { HeartbeatRequest } from '../contracts/runner.ts';
 import type { HeartbeatBatch, MinuteRollup } from './batch.ts';
+import { addGpuReading } from './gpu-metrics.ts';
 
 export interface NodeSeen {
   /** The node token version this shard last accepted; older tokens are refused. */
@@ -88,6 +89,7 @@ export function recordHeartbeat(seen: NodeSeen, pending: PendingNode | undefined
     temp_max_c: null,
     power_sum_w: 0,
     power_samples: 0,
+    gpus: [],
   };
   m.heartbeats += 1;
   for (const g of hb.gpus) {
@@ -101,6 +103,7 @@ export function recordHeartbeat(seen: NodeSeen, pending: PendingNode | undefined
       m.power_sum_w += g.power_w;
       m.power_samples += 1;
     }
+    addGpuReading(m.gpus, g);
   }
   p.minutes.set(minute, m);
 
@@ -145,4 +148,28 @@ export function buildBatch(
     })),
     offline,
   };
+}
+
+/**
+ * Splits pending nodes into queue messages of at most `maxNodes` nodes and about `maxGpuMinutes`
+ * per-GPU minute roll-ups (the bulk of a message), keeping each under the queue's size limit. A
+ * node is never split; one larger than the budget goes alone.
+ */
+export function chunkPending(pending: Array<[string, PendingNode]>, maxNodes: number, maxGpuMinutes: number): Array<Array<[string, PendingNode]>> {
+  const chunks: Array<Array<[string, PendingNode]>> = [];
+  let chunk: Array<[string, PendingNode]> = [];
+  let weight = 0;
+  for (const entry of pending) {
+    let w = 0;
+    for (const m of entry[1].minutes.values()) w += m.gpus.length;
+    if (chunk.length > 0 && (chunk.length >= maxNodes || weight + w > maxGpuMinutes)) {
+      chunks.push(chunk);
+      chunk = [];
+      weight = 0;
+    }
+    chunk.push(entry);
+    weight += w;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }

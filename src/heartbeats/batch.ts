@@ -2,6 +2,21 @@
 // summarising every heartbeat it accepted since the last flush.
 import { z } from 'zod';
 
+/** One GPU's readings in one minute; the maxima stay null until some heartbeat reports them. */
+const GpuMinuteSchema = z
+  .object({
+    index: z.number().int().min(0).max(63),
+    samples: z.number().int().min(0),
+    util_sum: z.number().min(0),
+    util_samples: z.number().int().min(0),
+    mem_max_mib: z.number().int().min(0).nullable(),
+    temp_max_c: z.number().nullable(),
+    power_sum_w: z.number().min(0),
+    power_samples: z.number().int().min(0),
+  })
+  .strict();
+export type GpuMinute = z.infer<typeof GpuMinuteSchema>;
+
 const MinuteSchema = z
   .object({
     minute: z.number().int().min(0),
@@ -12,6 +27,8 @@ const MinuteSchema = z
     temp_max_c: z.number().nullable(),
     power_sum_w: z.number().min(0),
     power_samples: z.number().int().min(0),
+    /** Per GPU, for renters' lease metrics; absent in batches flushed before it existed. */
+    gpus: z.array(GpuMinuteSchema).max(64).default([]),
   })
   .strict();
 export type MinuteRollup = z.infer<typeof MinuteSchema>;

@@ -1,11 +1,12 @@
 // Queue callbacks. Every delivery is verified first (src/queue/receiver.ts), whichever
 // transport sent it.
 import { createRoute, z } from '@hono/zod-openapi';
-import type { Client, InStatement } from '@libsql/client/web';
+import type { Client, InStatement, InValue } from '@libsql/client/web';
 import { errorResponses, jsonContent } from '../contracts/common.ts';
 import { connection } from '../db/client.ts';
 import { parseRawJson, router } from '../http/router.ts';
 import { HeartbeatBatchSchema, type HeartbeatBatch } from '../heartbeats/batch.ts';
+import { GPU_METRICS_RETENTION_MIN, prunesOldGpuMinutes } from '../heartbeats/gpu-metrics.ts';
 import { regionBook } from '../durable/region-book.ts';
 import { booksHoldingNodes } from '../nodes/books.ts';
 import { confirmLeaseBatch } from '../durable/lease.ts';
@@ -66,6 +67,9 @@ app.openapi(
   },
 );
 
+/** Per-GPU minute rows per INSERT: 1,000 parameters, well inside SQLite's limit. */
+const GPU_ROWS_PER_STATEMENT = 100;
+
 /**
  * Applies a batch in one libSQL transaction, guarded by its id: a redelivered batch fails on
  * the primary key before changing anything.
@@ -74,6 +78,7 @@ export async function applyBatch(client: Client, b: HeartbeatBatch): Promise<boo
   const now = Date.now();
   const heartbeats = b.nodes.reduce((n, x) => n + x.heartbeats, 0);
   const statements: InStatement[] = [{ sql: 'INSERT INTO heartbeat_batches (id, heartbeats, processed_at) VALUES (?, ?, ?)', args: [b.batch_id, heartbeats, now] }];
+  const gpuRows: InValue[][] = [];
   for (const n of b.nodes) {
     statements.push({
       sql: `UPDATE nodes SET status = CASE WHEN ? THEN 'draining' ELSE 'online' END, last_heartbeat_at = max(coalesce(last_heartbeat_at, 0), ?)
@@ -91,6 +96,10 @@ export async function applyBatch(client: Client, b: HeartbeatBatch): Promise<boo
         args: [n.node_id, m.minute, m.heartbeats, m.util_sum, m.util_samples, m.mem_used_max_mib, m.temp_max_c, m.power_sum_w, m.power_samples],
       });
     }
+    for (const m of n.minutes) for (const g of m.gpus) gpuRows.push([n.node_id, m.minute, g.index, g.samples, g.util_sum, g.util_samples, g.mem_max_mib, g.temp_max_c, g.power_sum_w, g.power_samples]);
+    if (prunesOldGpuMinutes(n.minutes.map((m) => m.minute))) {
+      statements.push({ sql: 'DELETE FROM gpu_metrics_minute WHERE node_id = ? AND minute < ?', args: [n.node_id, Math.floor(now / 60_000) - GPU_METRICS_RETENTION_MIN] });
+    }
     for (const [day, seconds] of Object.entries(n.uptime)) {
       statements.push({
         sql: `INSERT INTO node_uptime_daily (node_id, day, seconds, heartbeats) VALUES (?, ?, ?, ?)
@@ -98,6 +107,19 @@ export async function applyBatch(client: Client, b: HeartbeatBatch): Promise<boo
         args: [n.node_id, day, Math.round(seconds), n.heartbeats],
       });
     }
+  }
+  for (let i = 0; i < gpuRows.length; i += GPU_ROWS_PER_STATEMENT) {
+    const rows = gpuRows.slice(i, i + GPU_ROWS_PER_STATEMENT);
+    // Maxima merge so that NULL (never reported) stays NULL: SQLite's max() is NULL if either is.
+    statements.push({
+      sql: `INSERT INTO gpu_metrics_minute (node_id, minute, gpu_index, samples, util_sum, util_samples, mem_max_mib, temp_max_c, power_sum_w, power_samples)
+            VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+            ON CONFLICT (node_id, minute, gpu_index) DO UPDATE SET samples = samples + excluded.samples, util_sum = util_sum + excluded.util_sum,
+              util_samples = util_samples + excluded.util_samples, mem_max_mib = coalesce(max(mem_max_mib, excluded.mem_max_mib), mem_max_mib, excluded.mem_max_mib),
+              temp_max_c = coalesce(max(temp_max_c, excluded.temp_max_c), temp_max_c, excluded.temp_max_c), power_sum_w = power_sum_w + excluded.power_sum_w,
+              power_samples = power_samples + excluded.power_samples`,
+      args: rows.flat(),
+    });
   }
   for (const o of b.offline) {
     // Only if no later heartbeat has been applied since.
