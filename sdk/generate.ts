@@ -3,11 +3,13 @@
 // and sdk/src/schema.d.ts. `npm run build:sdk`; test/worker/sdk-schema.test.ts fails when the two
 // files are stale.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, matchesGlob } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleWorker, startWorker } from '../local/worker.ts';
+import { Log, LogLevel, Miniflare, convertV4MiniflareOptions, type V4MiniflareOptions } from 'miniflare';
+import { unstable_getMiniflareWorkerOptions } from 'wrangler';
+import { bundleWorker } from '../local/worker.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const ROOT = here('..');
@@ -18,11 +20,48 @@ function canonicalDocument(doc: Record<string, unknown>): Record<string, unknown
   return rest;
 }
 
+type ModuleType = 'ESModule' | 'Text' | 'Data' | 'CompiledWasm';
+
+/**
+ * The bundle's modules, typed as wrangler.toml's [[rules]] type them: wrangler writes the entry
+ * and, beside it, each file a rule matched, its name prefixed with a content hash.
+ */
+function bundleModules(outDir: string, rules: { type: ModuleType; include: string[] }[]) {
+  return readdirSync(outDir)
+    .filter((name) => name !== 'README.md' && !name.endsWith('.map'))
+    // The first module is the Worker's main module.
+    .sort((a, b) => Number(b === 'index.js') - Number(a === 'index.js'))
+    .map((name) => {
+      if (name === 'index.js') return { type: 'ESModule' as const, path: join(outDir, name) };
+      const original = name.replace(/^[0-9a-f]{40}-/, '');
+      const rule = rules.find((r) => r.include.some((glob) => matchesGlob(original, glob) || matchesGlob(`x/${original}`, glob)));
+      return { type: rule?.type ?? ('ESModule' as const), path: join(outDir, name) };
+    });
+}
+
 const started = Date.now();
-const script = bundleWorker(join(ROOT, '.wrangler', 'sdk-build'));
+const outDir = join(ROOT, '.wrangler', 'sdk-build');
+rmSync(outDir, { recursive: true, force: true });
+bundleWorker(outDir);
 const persistDir = mkdtempSync(join(tmpdir(), 'gridlease-sdk-'));
 let doc: Record<string, unknown>;
-const { mf } = await startWorker({ script, host: '127.0.0.1', port: 0, persistDir, bindings: { ENVIRONMENT: 'development', LOG_REQUESTS: 'false' } });
+const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
+const { modulesRules, ...fromConfig } = workerOptions;
+const mf = new Miniflare(
+  convertV4MiniflareOptions({
+    ...fromConfig,
+    name: 'gridlease',
+    rootPath: outDir,
+    modulesRoot: outDir,
+    modules: bundleModules(outDir, (modulesRules ?? []) as { type: ModuleType; include: string[] }[]),
+    bindings: { ...(workerOptions.bindings as Record<string, unknown>), ENVIRONMENT: 'development', LOG_REQUESTS: 'false' },
+    port: 0,
+    resourcePersistencePath: persistDir,
+    cf: { colo: 'LCL', country: 'ZZ', city: 'Localhost' },
+    telemetry: { enabled: false },
+    log: new Log(LogLevel.WARN),
+  } as V4MiniflareOptions),
+);
 try {
   const res = await mf.dispatchFetch('http://localhost/openapi.json');
   if (res.status !== 200) throw new Error(`/openapi.json answered ${res.status}: ${await res.text()}`);
@@ -34,10 +73,11 @@ try {
 
 const docFile = here('./openapi.json');
 writeFileSync(docFile, `${JSON.stringify(doc, null, 2)}\n`);
-// openapi-typescript needs TypeScript 5; the SDK has its own copy (the root's is 7).
+// openapi-typescript needs TypeScript 5; the SDK has its own copy (the root's is 7). A field with
+// a default (tif, verified_only) stays optional in what callers send: the server fills it in.
 const bin = here('./node_modules/.bin/openapi-typescript');
 const out = here('./src/schema.d.ts');
-const result = spawnSync(bin, [docFile, '--output', out, '--alphabetize'], { cwd: here('.'), encoding: 'utf8' });
+const result = spawnSync(bin, [docFile, '--output', out, '--alphabetize', '--default-non-nullable', 'false'], { cwd: here('.'), encoding: 'utf8' });
 if (result.status !== 0) {
   console.error(`sdk: openapi-typescript failed:\n${result.stderr || result.stdout}`);
   process.exit(1);

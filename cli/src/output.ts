@@ -27,7 +27,8 @@ export type Cell = string | number | boolean | null | undefined;
 /** Columns padded to their widest cell; every cell escaped. Numbers right-aligned. */
 export function table(headers: readonly string[], rows: readonly (readonly Cell[])[]): string {
   const text = rows.map((row) => row.map((cell) => (cell === null || cell === undefined ? '-' : escapeControls(String(cell)))));
-  const numeric = headers.map((_, i) => rows.length > 0 && rows.every((row) => typeof row[i] === 'number' || /^-?\d+(\.\d+)?%?$/.test(String(row[i] ?? ''))));
+  const isNumber = (cell: Cell) => typeof cell === 'number' || /^-?\d+(\.\d+)?$/.test(String(cell));
+  const numeric = headers.map((_, i) => rows.some((row) => row[i] != null) && rows.every((row) => row[i] == null || isNumber(row[i])));
   const widths = headers.map((h, i) => Math.max(h.length, ...text.map((row) => [...(row[i] ?? '')].length)));
   const line = (cells: readonly string[], head: boolean) =>
     cells

@@ -30,13 +30,7 @@ export interface GridleaseOptions {
   retryDelayMs?: number;
 }
 
-export interface LogLine {
-  seq: number;
-  at: string;
-  stream: 'stdout' | 'stderr';
-  text: string;
-  partial?: boolean;
-}
+export type LogLine = components['schemas']['LogLine'];
 
 export type LogEvent = { type: 'line'; line: LogLine } | { type: 'end'; exit_code: number | null };
 
@@ -113,7 +107,8 @@ export function createGridlease(options: GridleaseOptions): Gridlease {
     let failures = 0;
     const max = opts.maxReconnects ?? 5;
     for (;;) {
-      const url = `${baseUrl}/v1/leases/${encodeURIComponent(leaseId)}/logs/stream${last >= 0 ? `?since=${last}` : ''}`;
+      // `since` is inclusive, Last-Event-ID is the last line seen: both name the next line.
+      const url = `${baseUrl}/v1/leases/${encodeURIComponent(leaseId)}/logs/stream${last >= 0 ? `?since=${last + 1}` : ''}`;
       const headers: Record<string, string> = { accept: 'text/event-stream' };
       if (options.token) headers.authorization = `Bearer ${options.token}`;
       if (last >= 0) headers['last-event-id'] = String(last);
@@ -145,7 +140,7 @@ export function createGridlease(options: GridleaseOptions): Gridlease {
           }
           if (ev.event !== 'log') continue;
           const line = JSON.parse(ev.data) as LogLine;
-          // `since` may be read inclusively or not: a line seen before is skipped either way.
+          // A line seen before a reconnect is not shown twice.
           if (line.seq <= last) continue;
           last = line.seq;
           progressed = true;

@@ -3513,6 +3513,252 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/leases/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workload's output (stdout and stderr lines in order), for the lease's renter
+         * @description From `since` (a seq) up to `limit` lines, or the last `tail` lines at or after `since`. Kept for 7 days after the lease ends, the newest 8 MiB.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    since?: number;
+                    tail?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Lines */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["LeaseLogs"];
+                    };
+                };
+                /** @description Invalid request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Credential lacks the role or scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leases/{id}/logs/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow the workload's output live (Server-Sent Events), for the lease's renter
+         * @description Events: `log` (data: a LogLine, id: its seq) from `since` (or after Last-Event-ID) on, then live; `end` (data: {"exit_code"}) once the lease ended and its last lines are out, then the stream closes. A follower that stops reading is disconnected: reconnect with Last-Event-ID to resume. 429 beyond 8 followers per lease.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    since?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description An event stream */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": string;
+                    };
+                };
+                /** @description Invalid request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Credential lacks the role or scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/leases/{id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-minute utilisation, memory, temperature and power of your lease’s GPUs (404 unless you rent it) */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description How many of the lease’s last whole minutes (ending at its end, or now) to return */
+                    minutes?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Metrics */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["LeaseMetrics"];
+                    };
+                };
+                /** @description Invalid request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Credential lacks the role or scope */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/leases/{id}/terminate": {
         parameters: {
             query?: never;
@@ -5760,6 +6006,179 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/runner/leases/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A batch of a workload's log lines, in seq order; answers the seq it expects next
+         * @description Lines below the stored next seq are dropped as a retry; a first seq above it counts the gap as lost. 409 lease_ended once the lease ended more than LOG_LATE_S ago; 429 with Retry-After over the per-lease rate (keep the lines and retry).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        lines: {
+                            /** Format: date-time */
+                            at: string;
+                            partial?: boolean;
+                            seq: number;
+                            /** @enum {string} */
+                            stream: "stdout" | "stderr";
+                            text: string;
+                        }[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Stored */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            next_seq: number;
+                        };
+                    };
+                };
+                /** @description Invalid request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runner/public-host": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** How renters reach this node's workloads (gridlease-runner --public-host); null when they cannot */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        public_host: string | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description Stored */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            public_host: string | null;
+                        };
+                    };
+                };
+                /** @description Invalid request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/runner/register": {
         parameters: {
             query?: never;
@@ -6600,7 +7019,7 @@ export interface components {
         };
         BenchBookRequest: {
             /** @default 8 */
-            concurrency: number;
+            concurrency?: number;
             orders: number;
             seed?: number;
         };
@@ -6664,7 +7083,7 @@ export interface components {
             /** @example 2 */
             gpus: number;
             /** @default 0 */
-            min_reliability: number;
+            min_reliability?: number;
             /**
              * @example USD
              * @enum {string}
@@ -6689,9 +7108,9 @@ export interface components {
              * @default gtc
              * @enum {string}
              */
-            tif: "gtc" | "ioc";
+            tif?: "gtc" | "ioc";
             /** @default false */
-            verified_only: boolean;
+            verified_only?: boolean;
             workload: {
                 command: string[];
                 env: {
@@ -6810,7 +7229,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "bad_request" | "invalid_json" | "validation_failed" | "missing_idempotency_key" | "invalid_signature" | "unauthorized" | "insufficient_funds" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "idempotency_conflict" | "payload_too_large" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "internal" | "service_unavailable";
+                code: "bad_request" | "invalid_json" | "validation_failed" | "missing_idempotency_key" | "invalid_signature" | "unauthorized" | "insufficient_funds" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "idempotency_conflict" | "payload_too_large" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "internal" | "service_unavailable" | "lease_ended";
                 details?: unknown;
                 message: string;
                 request_id: string;
@@ -6917,6 +7336,13 @@ export interface components {
             billed: string;
             created_at: string;
             duration_s: number;
+            /** @description Renter only: where each workload port answers; empty unless endpoints_state is ready */
+            endpoints: components["schemas"]["LeaseEndpoint"][];
+            /**
+             * @description Renter only: ready; no_public_host (the provider did not say how its node is reached: the workload runs but cannot be reached from outside); not_running; no_ports (the workload asked for none). Null for the provider
+             * @enum {string|null}
+             */
+            endpoints_state: "ready" | "no_public_host" | "not_running" | "no_ports" | null;
             ends_at: string | null;
             exit_code: number | null;
             gpu_indices: number[];
@@ -6928,6 +7354,15 @@ export interface components {
                 state: string;
             }[];
             id: string;
+            /** @description Renter only, once the lease ended: the workload's last log lines (GET /v1/leases/{id}/logs for all of them) */
+            last_lines: {
+                at: string;
+                partial?: boolean;
+                seq: number;
+                /** @enum {string} */
+                stream: "stdout" | "stderr";
+                text: string;
+            }[] | null;
             node_id: string;
             /** @description Renter only: container port → host port on the node, once running */
             ports: {
@@ -6969,6 +7404,65 @@ export interface components {
                 ports: number[];
             } | null;
         };
+        LeaseEndpoint: {
+            /** @description The node's public host */
+            host: string;
+            host_port: number;
+            /** @description The workload's port */
+            port: number;
+            /** @description http://host:host_port; the workload decides the protocol it speaks there */
+            url: string;
+        };
+        LeaseGpuMinute: {
+            /** @description The GPU index on the node, one of the lease’s gpu_indices */
+            index: number;
+            /**
+             * @description Maximum over the minute; null if none reported it
+             * @example 40000
+             */
+            memory_used_mib: number | null;
+            /**
+             * @description Average over the minute’s heartbeats, 0.1 precision; null if none reported it
+             * @example 301.2
+             */
+            power_w: number | null;
+            /**
+             * @description Maximum over the minute; null if none reported it
+             * @example 71
+             */
+            temperature_c: number | null;
+            /**
+             * @description Average over the minute’s heartbeats, 0.1 precision; null if none reported it
+             * @example 87.5
+             */
+            utilization_pct: number | null;
+        };
+        LeaseLogs: {
+            data: components["schemas"]["LogLine"][];
+            /** @description The oldest lines, dropped beyond the size kept per lease */
+            dropped: number;
+            ended: boolean;
+            exit_code: number | null;
+            /** @description Lines the node could not deliver (its spool overflowed); their seqs are missing */
+            lost: number;
+            /** @description Pass as `since` to continue after this page */
+            next_seq: number;
+        };
+        LeaseMetrics: {
+            /** @description Oldest minute first; minutes with no heartbeat are absent */
+            data: components["schemas"]["LeaseMetricsMinute"][];
+            gpu_indices: number[];
+            lease_id: string;
+        };
+        LeaseMetricsMinute: {
+            /** @description Every GPU of the lease, by index */
+            gpus: components["schemas"]["LeaseGpuMinute"][];
+            /**
+             * @description Start of the minute (UTC)
+             * @example 2026-12-07T07:01:00.000Z
+             */
+            minute: string;
+        };
         LeaseSummary: {
             created_at: string;
             duration_s: number;
@@ -7002,6 +7496,16 @@ export interface components {
             kind: string;
             reference: string | null;
             transaction_id: string;
+        };
+        LogLine: {
+            at: string;
+            /** @description The line was cut; it continues in the next seq */
+            partial?: boolean;
+            seq: number;
+            /** @enum {string} */
+            stream: "stdout" | "stderr";
+            /** @description Up to 8192 characters, control characters included: escape them before printing to a terminal */
+            text: string;
         };
         MarketBook: {
             asks: components["schemas"]["MarketDepthLevel"][];
@@ -7464,9 +7968,9 @@ export interface components {
             /** @example 2 */
             gpus: number;
             /** @default 2592000 */
-            max_duration_s: number;
+            max_duration_s?: number;
             /** @default 60 */
-            min_duration_s: number;
+            min_duration_s?: number;
             node_id: string;
             /**
              * @description USD per GPU-hour, at most 6 decimals
@@ -7487,7 +7991,7 @@ export interface components {
              * @default gtc
              * @enum {string}
              */
-            tif: "gtc";
+            tif?: "gtc";
         };
         SettleWithdrawal: {
             /** @enum {string} */

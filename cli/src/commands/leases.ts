@@ -2,8 +2,8 @@
 import { intFlag, parseDuration } from '../args.ts';
 import type { Context } from '../context.ts';
 import { EXIT, usageError } from '../exit.ts';
-import { fields, json, table } from '../output.ts';
-import { describeEndpoints, endpointsOf, type Lease } from './wait.ts';
+import { escapeControls, fields, json, table } from '../output.ts';
+import { describeEndpoints, type Lease } from './wait.ts';
 import { durationText } from './market.ts';
 
 const STATES = ['provisioning', 'running', 'completed', 'failed', 'cancelled'] as const;
@@ -53,7 +53,6 @@ export function accruedUsd(lease: Pick<Lease, 'price' | 'gpus' | 'duration_s' | 
 }
 
 export function leaseFields(lease: Lease, now: number): string {
-  const { state } = endpointsOf(lease);
   const pairs: [string, string | number | null][] = [
     ['lease', lease.id],
     ['state', lease.state],
@@ -72,13 +71,17 @@ export function leaseFields(lease: Lease, now: number): string {
     ['exit code', lease.exit_code],
   ];
   if (lease.workload) pairs.push(['image', lease.workload.image]);
-  if (state === undefined && lease.ports && Object.keys(lease.ports).length) {
+  if (!lease.endpoints_state && lease.ports && Object.keys(lease.ports).length) {
     pairs.push(['ports', Object.entries(lease.ports).map(([c, h]) => `${c}→${h}`).join(', ')]);
   }
   const last = lease.history.at(-1);
   if (last?.reason) pairs.push(['reason', last.reason]);
+  const sections = [fields(pairs)];
   const endpoints = describeEndpoints(lease);
-  return endpoints ? `${fields(pairs)}\n\n${endpoints}` : fields(pairs);
+  if (endpoints) sections.push(endpoints);
+  // Text the workload wrote: escaped like `gridlease logs` escapes it.
+  if (lease.last_lines?.length) sections.push(`last lines:\n${lease.last_lines.map((l) => `  ${l.stream === 'stderr' ? '!' : ' '} ${escapeControls(l.text)}`).join('\n')}`);
+  return sections.join('\n\n');
 }
 
 export async function lease(ctx: Context): Promise<number> {

@@ -1,31 +1,15 @@
 // logs and metrics: what a lease's workload printed, and what its GPUs did.
-import type { Gridlease, LogLine } from '../../../sdk/src/index.ts';
+import type { Gridlease, LogLine, Schemas } from '../../../sdk/src/index.ts';
 import { intFlag } from '../args.ts';
 import type { Context } from '../context.ts';
 import { EXIT } from '../exit.ts';
 import { escapeControls, json, table } from '../output.ts';
 
-export interface LogPage {
-  data: LogLine[];
-  next_seq: number;
-  ended: boolean;
-  exit_code: number | null;
-  lost: number;
-}
+export type LogPage = Schemas['LeaseLogs'];
 
-export interface LeaseMetrics {
-  lease_id: string;
-  gpu_indices: number[];
-  data: { minute: string; gpus: { index: number; utilization_pct: number | null; memory_used_mib: number | null; temperature_c: number | null; power_w: number | null }[] }[];
-}
-
-// Both routes arrived after the SDK's generated types were last built: called through the
-// untyped request while schema.d.ts lacks them.
-type Untyped = { GET(path: string, init: { params: { path: { id: string }; query: Record<string, number> } }): Promise<{ data?: unknown }> };
-
-async function logPage(client: Gridlease, id: string, query: Record<string, number>): Promise<LogPage> {
-  const { data } = await (client as unknown as Untyped).GET('/v1/leases/{id}/logs', { params: { path: { id }, query } });
-  return data as LogPage;
+async function logPage(client: Gridlease, id: string, query: { since?: number; tail?: number; limit?: number }): Promise<LogPage> {
+  const { data } = await client.GET('/v1/leases/{id}/logs', { params: { path: { id }, query } });
+  return data!;
 }
 
 /**
@@ -62,56 +46,52 @@ export function logPrinter(ctx: Context) {
 export async function logs(ctx: Context): Promise<number> {
   const id = ctx.args[0]!;
   const since = intFlag('since', ctx.flags.since, 0, Number.MAX_SAFE_INTEGER);
-  const tail = intFlag('tail', ctx.flags.tail, 0, 100_000);
-  const limit = intFlag('limit', ctx.flags.limit, 1, 10_000);
+  const tail = intFlag('tail', ctx.flags.tail, 1, 5000);
+  const limit = intFlag('limit', ctx.flags.limit, 1, 5000);
   const client = ctx.client();
   const printer = logPrinter(ctx);
 
-  // What is stored now: the last `tail` lines, or everything from `since`, page by page.
-  let page: LogPage;
+  // What is stored now: the last `tail` lines, one `limit` page, or every page from `since`.
   const all: LogLine[] = [];
-  let last = since === undefined ? -1 : since - 1;
-  let lost = 0;
-  if (tail !== undefined) {
-    page = await logPage(client, id, { tail, ...(since !== undefined ? { since } : {}) });
-    all.push(...page.data);
-  } else {
-    let cursor = since ?? 0;
-    for (;;) {
-      page = await logPage(client, id, { since: cursor, ...(limit ? { limit } : {}) });
-      all.push(...page.data);
-      lost = Math.max(lost, page.lost);
-      if (page.data.length === 0 || page.next_seq <= cursor || limit !== undefined) break;
-      cursor = page.next_seq;
-    }
+  let page = await logPage(client, id, { ...(since !== undefined ? { since } : {}), ...(tail ? { tail } : {}), ...(limit ? { limit } : {}) });
+  all.push(...page.data);
+  while (tail === undefined && limit === undefined && page.data.length > 0) {
+    const cursor = page.next_seq;
+    page = await logPage(client, id, { since: cursor });
+    all.push(...page.data.filter((l) => l.seq >= cursor));
+    if (page.next_seq <= cursor) break;
   }
-  lost = Math.max(lost, page.lost);
   if (ctx.json && !ctx.flags.follow) {
-    ctx.io.out(json({ data: all, next_seq: page.next_seq, ended: page.ended, exit_code: page.exit_code, lost }));
+    ctx.io.out(json({ ...page, data: all }));
     return EXIT.ok;
   }
+  let last = since === undefined ? -1 : since - 1;
   for (const line of all) {
     printer.line(line);
     last = Math.max(last, line.seq);
   }
-  if (lost > 0 && !ctx.json) ctx.io.err(`gridlease: ${lost} line${lost === 1 ? '' : 's'} of this lease's log were lost on the node before they reached the platform`);
-  if (!ctx.flags.follow || page.ended) {
+  if (!ctx.json) {
+    if (page.lost > 0) ctx.io.err(`gridlease: ${page.lost} line${page.lost === 1 ? '' : 's'} never reached the platform (the node's spool overflowed)`);
+    if (page.dropped > 0) ctx.io.err(`gridlease: the oldest ${page.dropped} line${page.dropped === 1 ? ' was' : 's were'} dropped (the platform keeps the newest 8 MiB)`);
+  }
+  const ended = (exitCode: number | null) => {
     printer.flush();
-    if (ctx.flags.follow && ctx.json) ctx.io.out(JSON.stringify({ event: 'end', exit_code: page.exit_code }));
-    else if (page.ended && !ctx.json) ctx.io.err(`gridlease: the workload exited${page.exit_code === null ? '' : ` with code ${page.exit_code}`}`);
+    if (ctx.json) ctx.io.out(JSON.stringify({ event: 'end', exit_code: exitCode }));
+    else ctx.io.err(`gridlease: the workload exited${exitCode === null ? '' : ` with code ${exitCode}`}`);
+    return EXIT.ok;
+  };
+  if (!ctx.flags.follow) {
+    printer.flush();
+    if (page.ended && !ctx.json) ctx.io.err(`gridlease: the workload exited${page.exit_code === null ? '' : ` with code ${page.exit_code}`}`);
     return EXIT.ok;
   }
+  if (page.ended && page.next_seq <= last + 1) return ended(page.exit_code);
 
-  // -f: the stream from the last line shown; the SDK reconnects from there when the server
-  // drops a slow follower.
+  // -f: the stream from the line after the last one shown; the SDK reconnects from there when
+  // the server drops a slow follower.
   for await (const ev of client.followLogs(id, { after: last, signal: ctx.io.signal })) {
     if (ev.type === 'line') printer.line(ev.line);
-    else {
-      printer.flush();
-      if (ctx.json) ctx.io.out(JSON.stringify({ event: 'end', exit_code: ev.exit_code }));
-      else ctx.io.err(`gridlease: the workload exited${ev.exit_code === null ? '' : ` with code ${ev.exit_code}`}`);
-      return EXIT.ok;
-    }
+    else return ended(ev.exit_code);
   }
   printer.flush();
   return ctx.io.signal.aborted ? EXIT.interrupted : EXIT.ok;
@@ -120,8 +100,8 @@ export async function logs(ctx: Context): Promise<number> {
 export async function metrics(ctx: Context): Promise<number> {
   const id = ctx.args[0]!;
   const minutes = intFlag('minutes', ctx.flags.minutes, 1, 1440) ?? 15;
-  const { data } = await (ctx.client() as unknown as Untyped).GET('/v1/leases/{id}/metrics', { params: { path: { id }, query: { minutes } } });
-  const m = data as LeaseMetrics;
+  const { data } = await ctx.client().GET('/v1/leases/{id}/metrics', { params: { path: { id }, query: { minutes } } });
+  const m = data!;
   if (ctx.json) {
     ctx.io.out(json(m));
     return EXIT.ok;

@@ -6,34 +6,23 @@ import { escapeControls, table } from '../output.ts';
 
 export type Lease = Schemas['Lease'];
 
-export interface Endpoint {
-  port: number;
-  host: string | null;
-  host_port: number | null;
-  url: string | null;
-}
-
-export type EndpointsState = 'ready' | 'no_public_host' | 'not_running';
-
-/** A lease view's endpoints, where the API sends them. */
-export function endpointsOf(lease: Lease): { endpoints: Endpoint[]; state: EndpointsState | undefined } {
-  const l = lease as Lease & { endpoints?: Endpoint[]; endpoints_state?: EndpointsState };
-  return { endpoints: l.endpoints ?? [], state: l.endpoints_state };
-}
+export type Endpoint = Schemas['LeaseEndpoint'];
+export type EndpointsState = NonNullable<Lease['endpoints_state']>;
 
 const ENDPOINT_STATES: Record<EndpointsState, string> = {
   ready: 'ready',
-  no_public_host: 'the node has no public host: its ports are not reachable from outside',
+  no_public_host: 'the provider gave no public host: the workload runs but cannot be reached from outside',
   not_running: 'not running: endpoints appear once the lease runs',
+  no_ports: 'the workload asked for no ports',
 };
 
-/** The endpoints as a table (or a line saying why there are none); empty when the workload opens no ports. */
+/** The endpoints as a table, or a line saying why there are none; empty for the provider's view. */
 export function describeEndpoints(lease: Lease): string {
-  const { endpoints, state } = endpointsOf(lease);
-  if (endpoints.length === 0 && (state === undefined || state === 'ready')) return '';
-  const head = `endpoints: ${state ? ENDPOINT_STATES[state] : '-'}`;
-  if (endpoints.length === 0) return head;
-  return `${head}\n${table(['port', 'host', 'host port', 'url'], endpoints.map((e) => [e.port, e.host, e.host_port, e.url]))}`;
+  const state = lease.endpoints_state;
+  if (!state || state === 'no_ports') return '';
+  const endpoints = lease.endpoints ?? [];
+  if (endpoints.length === 0) return `endpoints: ${ENDPOINT_STATES[state]}`;
+  return `endpoints:\n${table(['port', 'host', 'host port', 'url'], endpoints.map((e) => [e.port, e.host, e.host_port, e.url]))}`;
 }
 
 const OVER = new Set(['completed', 'failed', 'cancelled']);
