@@ -98,7 +98,7 @@ export class LogShipper implements LogSink {
       open = false;
       s.writers--;
       if (s.writers > 0) return;
-      if (s.gone) return void this.shipments.delete(s.id);
+      if (s.gone) return this.forget(s);
       if (ended) {
         s.endedAt = this.now();
         s.spool.endedAt = new Date(s.endedAt).toISOString();
@@ -286,7 +286,12 @@ export class LogShipper implements LogSink {
     } catch {
       // it goes with the next start's resume at worst
     }
-    if (s.writers === 0) this.shipments.delete(s.id);
+    if (s.writers === 0) this.forget(s);
+  }
+
+  private forget(s: Shipment): void {
+    // A capture opened since may have a new shipment under the same id: that one stays.
+    if (this.shipments.get(s.id) === s) this.shipments.delete(s.id);
   }
 
   /** Disk errors (full, removed by hand) cost lines, never the runner: logged once a spell. */

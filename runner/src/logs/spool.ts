@@ -51,6 +51,8 @@ export class LeaseSpool {
   private dropped = 0;
   private readonly segments: Segment[] = [];
   private buffer = '';
+  /** Every line of `file` before byte `offset` has a seq below `seq`. */
+  private hint: { file: string; offset: number; seq: number } | null = null;
   /** The seq of the first line in `buffer`. */
   private bufferFirst = 0;
   private readonly maxBytes: number;
@@ -142,21 +144,32 @@ export class LeaseSpool {
     const lines: LogLine[] = [];
     let chars = 0;
     for (let i = 0; i < this.segments.length; i++) {
+      const segment = this.segments[i]!;
       const next = this.segments[i + 1]?.first ?? this.nextSeq;
       if (next <= from) continue;
-      let text: string;
+      // Where the last read stopped: a segment's sent lines are not read and parsed again.
+      const offset = this.hint && this.hint.file === segment.file && this.hint.seq <= from ? this.hint.offset : 0;
+      let bytes: Buffer;
       try {
-        text = fs.readFileSync(this.segments[i]!.file, 'utf8');
+        bytes = readFrom(segment.file, offset);
       } catch {
         continue; // removed under us: its lines are lost, the API sees the gap
       }
-      for (const row of text.split('\n')) {
-        const line = parseLine(row);
-        if (!line || line.seq < from) continue;
-        if (lines.length >= maxLines || chars + line.text.length > maxChars) return lines;
+      let start = 0;
+      for (let nl = bytes.indexOf(0x0a); nl >= 0; nl = bytes.indexOf(0x0a, start)) {
+        const row = bytes.toString('utf8', start, nl);
+        const seq = /^\{"seq":(\d+),/.exec(row);
+        const line = seq && Number(seq[1]) < from ? null : parseLine(row);
+        if (line && (lines.length >= maxLines || chars + line.text.length > maxChars)) {
+          this.hint = { file: segment.file, offset: offset + start, seq: line.seq };
+          return lines;
+        }
+        start = nl + 1;
+        if (!line) continue;
         lines.push(line);
         chars += line.text.length;
       }
+      this.hint = { file: segment.file, offset: offset + start, seq: next };
     }
     return lines;
   }
@@ -164,6 +177,7 @@ export class LeaseSpool {
   /** The API has every line below `nextSeq`: segments wholly below it go. */
   ack(nextSeq: number): void {
     this.acked = Math.max(this.acked, nextSeq);
+    if (this.acked >= this.nextSeq) this.buffer = ''; // all of it is there already
     while (this.segments.length > 0) {
       const end = this.segments[1]?.first ?? (this.buffer === '' ? this.nextSeq : this.bufferFirst);
       if (end > this.acked) break;
@@ -225,6 +239,23 @@ export function compareTimestamps(a: string, b: string): number {
   const x = norm(a);
   const y = norm(b);
   return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function readFrom(file: string, offset: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const bytes = Buffer.alloc(Math.max(0, size - offset));
+    let read = 0;
+    while (read < bytes.length) {
+      const n = fs.readSync(fd, bytes, read, bytes.length - read, offset + read);
+      if (n === 0) break;
+      read += n;
+    }
+    return bytes.subarray(0, read);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function endsWithNewline(file: string): boolean {

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LOG_MAX_BATCH_CHARS, LOG_MAX_BATCH_LINES, LOG_MAX_LINE_CHARS, LogBatchRequestSchema, type LogLine } from '../../../src/contracts/runner.ts';
+import { LOG_LATE_S, LOG_MAX_BATCH_CHARS, LOG_MAX_BATCH_LINES, LOG_MAX_LINE_CHARS, LogBatchRequestSchema, type LogLine } from '../../../src/contracts/runner.ts';
 import { ApiClient } from '../../../runner/src/api.ts';
 import { Backoff } from '../../../runner/src/backoff.ts';
 import { memoryLogger } from '../../../runner/src/log.ts';
@@ -90,9 +90,9 @@ async function fakeApi(port?: number) {
   return api;
 }
 
-function shipper(url: string, dir: string, limits?: { maxBytes: number; segmentBytes: number }) {
+function shipper(url: string, dir: string, limits?: { maxBytes: number; segmentBytes: number }, now?: () => number) {
   const log = memoryLogger();
-  const s = new LogShipper({ api: new ApiClient({ api: url, nodeToken: 'nt_1', timeoutMs: 2_000 }), dir, log, limits, flushMs: 20, backoff: () => new Backoff({ baseMs: 20, maxMs: 40 }) });
+  const s = new LogShipper({ api: new ApiClient({ api: url, nodeToken: 'nt_1', timeoutMs: 2_000 }), dir, log, limits, now, flushMs: 20, backoff: () => new Backoff({ baseMs: 20, maxMs: 40 }) });
   shippers.push(s);
   return { shipper: s, log };
 }
@@ -287,6 +287,23 @@ describe('log shipper', () => {
     expect(api.stored.get('lse_7')!.every((l) => l.stream === 'stderr')).toBe(true);
     expect(second.log.lines).toContain('info lease lse_7: sending the log lines an earlier run left unsent');
     expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('gives up on a lease’s lines LOG_LATE_S after its end', async () => {
+    const dir = tempDir();
+    const api = await fakeApi();
+    api.answer = () => ({ status: 503, body: apiError('unavailable', 'down') });
+    let clock = Date.now();
+    const { shipper: s, log: logger } = shipper(api.url, dir, undefined, () => clock);
+    const log = s.open('lse_8');
+    log.line('stdout', 'too late', false);
+    log.end();
+    await waitFor(() => logger.lines.some((l) => l.includes('logs not delivered')), 5_000, 'a failed try'); // the clock stands still: no retry until it moves
+    expect(s.pending()).toEqual(['lse_8']);
+    clock += (LOG_LATE_S + 1) * 1000;
+    await waitFor(() => s.pending().length === 0, 5_000, 'the lease forgotten');
+    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(logger.lines).toContain(`warn lease lse_8: log lines not delivered within ${LOG_LATE_S} s of its end dropped`);
   });
 
   it('keeps no spool for a lease id that cannot name a folder', async () => {
