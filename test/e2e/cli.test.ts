@@ -1,0 +1,115 @@
+// The bundled gridlease CLI against the local platform: a renter signs up, logs in with email and
+// password, takes test money, finds a provider's ask among the offers, buys it without waiting,
+// sees the lease in `leases` and `lease`, and terminates it; with the exit codes and --json
+// output scripts rely on.
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FAKE_SMI, apiClient, runRunner, runnerProcesses, signUp, smiFixture } from '../support/e2e.ts';
+import { freePort, launch, type Platform } from '../support/platform.ts';
+import { runCli } from '../support/cli-run.ts';
+
+const work = mkdtempSync(join(tmpdir(), 'gridlease-cli-e2e-'));
+let platform: Platform | undefined;
+const runners = runnerProcesses();
+afterAll(async () => {
+  runners.killAll();
+  await platform?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+const api = apiClient(() => platform!.url);
+
+// A workload that runs until it is stopped (or its runner is gone).
+const WORKLOAD = { image: 'local/process', command: [process.execPath, '-e', 'const p = process.ppid; console.log("ready"); setInterval(() => { if (process.ppid !== p) process.exit(0); }, 250)'], env: {}, ports: [] };
+
+describe('gridlease CLI on the local platform', () => {
+  it('logs in, deposits, finds an offer, buys it, follows the lease and terminates it', { timeout: 90_000 }, async () => {
+    platform = await launch({
+      dataDir: join(work, 'data'),
+      port: await freePort(),
+      libsqlPort: await freePort(),
+      env: { HEARTBEAT_INTERVAL_S: '1', HEARTBEAT_MIN_INTERVAL_S: '0.5', HEARTBEAT_FLUSH_S: '1', NODE_GRACE_S: '4' },
+    });
+    const config = join(work, 'home', 'gridlease', 'cli.json');
+    // No GRIDLEASE_API or GRIDLEASE_TOKEN from the environment running the tests: the saved login is used.
+    const { GRIDLEASE_API: _a, GRIDLEASE_TOKEN: _t, ...base } = process.env;
+    const env = { ...base, GRIDLEASE_CLI_CONFIG: config };
+    const cli = (args: string[], opts?: { stdin?: string; env?: NodeJS.ProcessEnv }) => runCli(args, { ...env, ...opts?.env }, { stdin: opts?.stdin });
+
+    // A provider's H100 machine with an ask on the book.
+    const provider = await signUp(api, 'cli-provider');
+    const { join_token } = (await api('/v1/nodes/join-tokens', { method: 'POST', auth: provider.key })).body;
+    const runnerEnv = { ...process.env, GRIDLEASE_CONFIG: join(work, 'runner', 'runner.json'), GRIDLEASE_NVIDIA_SMI: FAKE_SMI, FAKE_SMI_GPUS: smiFixture('h100.csv'), FAKE_SMI_METRICS: smiFixture('metrics-h100.csv') };
+    const joined = runRunner(['join', '--api', platform.url, '--token', join_token, '--region', 'us-west'], runnerEnv);
+    expect(joined.status, joined.stderr).toBe(0);
+    const nodeId = JSON.parse(readFileSync(runnerEnv.GRIDLEASE_CONFIG, 'utf8')).node_id as string;
+    runners.start(['start', '--executor', 'process'], runnerEnv);
+    await expect.poll(async () => (await api(`/v1/nodes/${nodeId}`, { auth: provider.key })).body.node?.status, { timeout: 20_000, interval: 250 }).toBe('online');
+    const ask = await api('/v1/orders', { auth: provider.key, key: true, body: { side: 'sell', region: 'us-west', gpu_model: 'h100-80gb', gpus: 1, price: '3.60', node_id: nodeId } });
+    expect(ask.status, JSON.stringify(ask.body)).toBe(201);
+    const askId = ask.body.order.id as string;
+
+    // Sign up, then log in with email and password read from stdin.
+    const email = `cli-renter.${crypto.randomUUID().slice(0, 8)}@example.com`;
+    expect((await api('/v1/accounts', { body: { email, password: 'Harbor-Lantern-6613', roles: ['renter'] } })).status).toBe(201);
+    const wrong = await cli(['login', '--api', platform.url, '--email', email, '--password-stdin'], { stdin: 'not-the-password\n' });
+    expect(wrong.code, wrong.stderr).toBe(3);
+    expect(wrong.stderr).toMatch(/email or password is incorrect \(request_id req_/);
+    const login = await cli(['login', '--api', platform.url, '--email', email, '--password-stdin', '--json'], { stdin: 'Harbor-Lantern-6613\n' });
+    expect(login.code, login.stderr).toBe(0);
+    expect(login.json()).toMatchObject({ api: platform.url, email });
+    expect(statSync(config).mode & 0o777).toBe(0o600);
+    expect(readFileSync(config, 'utf8')).not.toContain('Harbor-Lantern');
+
+    const deposit = await cli(['deposit', '100']);
+    expect(deposit.code, deposit.stderr).toBe(0);
+    expect(deposit.stdout).toMatch(/Credited 100 USD/);
+    const balance = await cli(['balance', '--json']);
+    expect(balance.code).toBe(0);
+    expect(balance.json().data).toContainEqual({ asset: 'USD', available: '100.00', held: '0.00' });
+    expect((await cli(['balance'])).stdout).toMatch(/^USD\s+100\.00\s+0\.00$/m);
+
+    // The ask is among the offers the query finds, and not among those it excludes.
+    const offers = await cli(['offers', 'gpu_model=h100-80gb region=us-west', '--json']);
+    expect(offers.code, offers.stderr).toBe(0);
+    expect(offers.json().data.map((o: { id: string }) => o.id)).toContain(askId);
+    expect((await cli(['offers', 'gpu_model=a100-80gb', '--json'])).json().data.map((o: { id: string }) => o.id)).not.toContain(askId);
+    const badQuery = await cli(['offers', 'gpus>>2']);
+    expect(badQuery.code).toBe(1);
+    expect(badQuery.stderr).toMatch(/request_id req_/);
+
+    // Buy it without waiting: the bid fills at once against the ask.
+    const bought = await cli(['buy', '--region', 'us-west', '--gpu', 'h100-80gb', '--price', '3.60', '--duration', '10m', '--image', WORKLOAD.image, '--command', JSON.stringify(WORKLOAD.command), '--no-wait', '--json']);
+    expect(bought.code, bought.stderr).toBe(0);
+    const { order, leases } = bought.json();
+    expect(order).toMatchObject({ side: 'buy', status: 'filled', gpu_model: 'h100-80gb', hold_amount: '0.60' });
+    expect(leases).toHaveLength(1);
+    const leaseId = leases[0].id as string;
+
+    const list = await cli(['leases', '--json']);
+    expect(list.code).toBe(0);
+    expect(list.json().data.map((l: { id: string }) => l.id)).toEqual([leaseId]);
+    expect((await cli(['leases'])).stdout).toMatch(new RegExp(`^${leaseId}\\s+(provisioning|running)\\s+renter\\s+us-west\\s+1 × h100-80gb`, 'm'));
+
+    // The runner starts it.
+    await expect.poll(async () => (await cli(['lease', leaseId, '--json'])).json().state, { timeout: 20_000, interval: 500 }).toBe('running');
+    const shown = await cli(['lease', leaseId]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^state\s+running$/m);
+    expect(shown.stdout).toMatch(/^escrow\s+0\.60 USD$/m);
+
+    const ended = await cli(['terminate', leaseId, '--json']);
+    expect(ended.code, ended.stderr).toBe(0);
+    expect(['completed', 'cancelled']).toContain(ended.json().state);
+    await expect.poll(async () => (await cli(['balance', '--json'])).json().data.find((b: { asset: string }) => b.asset === 'USD').held, { timeout: 15_000, interval: 500 }).toBe('0.00');
+
+    // Failures, with their exit codes.
+    const missing = await cli(['lease', 'lse_00000000000000000000000000', '--json']);
+    expect(missing.code).toBe(4);
+    expect(JSON.parse(missing.stderr).error).toMatchObject({ code: 'not_found', status: 404 });
+    expect((await cli(['balance'], { env: { GRIDLEASE_TOKEN: 'glk_not_a_real_key' } })).code).toBe(3);
+    expect((await cli(['extend', leaseId])).code).toBe(2);
+    expect((await cli(['extend', leaseId, '1h'])).code).toBe(1);
+  });
+});
