@@ -60,10 +60,11 @@ function read(stream: NodeJS.ReadableStream, name: LogStream, since: string | nu
     if (piece.first) {
       const space = text.indexOf(' ');
       const prefix = space > 0 ? text.slice(0, space) : text;
-      // Docker writes the prefix; a line without one (a docker message) gets the time now.
+      // Docker prefixes every line of the workload's; a line without a prefix is docker's own
+      // (an error on its stderr), not the workload's: left out.
       timestamp = DOCKER_TIMESTAMP.test(prefix) ? prefix : undefined;
       if (timestamp) text = space > 0 ? text.slice(space + 1) : '';
-      skipping = since !== null && timestamp !== undefined && compareTimestamps(timestamp, since) <= 0;
+      skipping = timestamp === undefined || (since !== null && compareTimestamps(timestamp, since) <= 0);
     }
     if (!skipping) log.line(name, text, piece.partial, timestamp);
   });

@@ -56,6 +56,9 @@ interface Shipment {
   gone: boolean;
   failing: boolean;
   diskFailing: boolean;
+  /** Lines the spool's bound dropped, not logged yet, and when that was last logged. */
+  dropped: number;
+  droppedLoggedAt: number;
 }
 
 export interface LogShipperOptions {
@@ -187,6 +190,8 @@ export class LogShipper implements LogSink {
       gone: false,
       failing: false,
       diskFailing: false,
+      dropped: 0,
+      droppedLoggedAt: -Infinity,
     };
     this.shipments.set(id, s);
     return s;
@@ -196,8 +201,13 @@ export class LogShipper implements LogSink {
     for (const s of this.shipments.values()) {
       if (s.gone) continue;
       this.disk(s, () => s.spool.flush());
-      const dropped = s.spool.takeDropped();
-      if (dropped > 0) this.o.log.warn(`lease ${s.id}: ${dropped} log line${dropped === 1 ? '' : 's'} dropped, the oldest first (its spool is full while the API is slow or out of reach)`);
+      s.dropped += s.spool.takeDropped();
+      // At most one line a minute, however fast a chatty workload overflows the spool.
+      if (s.dropped > 0 && this.now() - s.droppedLoggedAt >= 60_000) {
+        this.o.log.warn(`lease ${s.id}: ${s.dropped} log line${s.dropped === 1 ? '' : 's'} dropped, the oldest first (its spool is full while the API is slow or out of reach)`);
+        s.dropped = 0;
+        s.droppedLoggedAt = this.now();
+      }
       this.kick(s);
     }
   }

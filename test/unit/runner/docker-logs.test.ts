@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { LeaseLog, LogSink, LogStream } from '../../../runner/src/logs/shipper.ts';
 import { dockerRunner, startLease } from './docker-fixture.ts';
-import { waitFor } from './helpers.ts';
+import { tempDir, waitFor } from './helpers.ts';
 
 const PORTS = { portRange: { first: 40_000, last: 40_099 }, portIsFree: async () => true };
 
@@ -15,8 +15,13 @@ function memorySink(cursor: string | null = null) {
   const closed: string[] = [];
   const sink: LogSink = {
     open: (): LeaseLog => ({
-      cursor,
-      line: (stream, text, partial, at) => void lines.push({ stream, text, partial, at }),
+      get cursor() {
+        return cursor;
+      },
+      line: (stream, text, partial, at) => {
+        lines.push({ stream, text, partial, at });
+        cursor = at ?? cursor;
+      },
       end: () => void closed.push('end'),
       detach: () => void closed.push('detach'),
     }),
@@ -63,5 +68,24 @@ describe('docker executor logs', () => {
     expect(logs.lines).toEqual([{ stream: 'stdout', text: 'new', partial: false, at: T(3) }]);
     await waitFor(() => logs.closed.length > 0, 5_000, 'the detach');
     expect(logs.closed).toEqual(['detach']);
+  });
+
+  it('runs docker logs again from the last line taken when it breaks while the container runs', async () => {
+    const logs = memorySink();
+    const brk = path.join(tempDir(), 'break');
+    fs.writeFileSync(brk, '');
+    const { leases, calls, dir, exitContainer } = dockerRunner({ FAKE_DOCKER_LOGS_BREAK: brk }, { ...PORTS, logs: logs.sink });
+    fs.writeFileSync(path.join(dir, 'gridlease-lse_42.stdout'), `${T(1)} one\n${T(2)} two\n`);
+    await leases.start(startLease());
+    await waitFor(() => calls().filter((c) => c[0] === 'logs').length === 2, 5_000, 'a second docker logs');
+    fs.appendFileSync(path.join(dir, 'gridlease-lse_42.stdout'), `${T(3)} three\n`);
+    exitContainer('gridlease-lse_42', 0);
+    await leases.exited('lse_42');
+    expect(calls().filter((c) => c[0] === 'logs')).toEqual([
+      ['logs', '--follow', '--timestamps', 'gridlease-lse_42'],
+      ['logs', '--follow', '--timestamps', '--since', T(2), 'gridlease-lse_42'],
+    ]);
+    expect(logs.lines.map((l) => l.text)).toEqual(['one', 'two', 'three']);
+    expect(logs.closed).toEqual(['end']);
   });
 });
