@@ -1,7 +1,7 @@
 // The bundled gridlease CLI against the local platform: a renter signs up, logs in with email and
 // password, takes test money, finds a provider's ask among the offers, buys it without waiting,
-// sees the lease in `leases` and `lease`, and terminates it; with the exit codes and --json
-// output scripts rely on.
+// sees the lease in `leases` and `lease`, reads its logs (escaped, raw, followed live to the end)
+// and metrics, and terminates it; with the exit codes and --json output scripts rely on.
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,10 +21,10 @@ afterAll(async () => {
 const api = apiClient(() => platform!.url);
 
 // A workload that runs until it is stopped (or its runner is gone).
-const WORKLOAD = { image: 'local/process', command: [process.execPath, '-e', 'const p = process.ppid; console.log("ready"); setInterval(() => { if (process.ppid !== p) process.exit(0); }, 250)'], env: {}, ports: [] };
+const WORKLOAD = { image: 'local/process', command: [process.execPath, '-e', 'const p = process.ppid; console.log("ready"); console.log("\\x1b[31mred\\x1b]0;title\\x07"); setInterval(() => { if (process.ppid !== p) process.exit(0); }, 250)'], env: {}, ports: [] };
 
 describe('gridlease CLI on the local platform', () => {
-  it('logs in, deposits, finds an offer, buys it, follows the lease and terminates it', { timeout: 90_000 }, async () => {
+  it('logs in, deposits, finds an offer, buys it, reads its logs and metrics, and terminates it', { timeout: 90_000 }, async () => {
     platform = await launch({
       dataDir: join(work, 'data'),
       port: await freePort(),
@@ -99,10 +99,33 @@ describe('gridlease CLI on the local platform', () => {
     expect(shown.stdout).toMatch(/^state\s+running$/m);
     expect(shown.stdout).toMatch(/^escrow\s+0\.60 USD$/m);
 
+    // What the workload printed, through the runner's log shipping.
+    await expect.poll(async () => (await cli(['logs', leaseId, '--json'])).json().data.map((l: { text: string }) => l.text), { timeout: 20_000, interval: 500 }).toContain('ready');
+    const logs = await cli(['logs', leaseId, '--tail', '5']);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toMatch(/^ready$/m);
+    // The workload's escape sequences arrive escaped, unless --raw.
+    expect(logs.stdout).toContain('\\x1b[31mred\\x1b]0;title\\x07\n');
+    expect(logs.stdout).not.toContain('\x1b');
+    expect((await cli(['logs', leaseId, '--raw'])).stdout).toContain('\x1b[31mred\x1b]0;title\x07\n');
+    const metrics = await cli(['metrics', leaseId, '--minutes', '5', '--json']);
+    expect(metrics.code, metrics.stderr).toBe(0);
+    expect(metrics.json()).toMatchObject({ lease_id: leaseId, gpu_indices: [0] });
+
+    // A follower started while it runs sees the end when the lease is terminated.
+    const following = cli(['logs', leaseId, '-f', '--json']);
+    await new Promise((r) => setTimeout(r, 1000));
     const ended = await cli(['terminate', leaseId, '--json']);
     expect(ended.code, ended.stderr).toBe(0);
     expect(['completed', 'cancelled']).toContain(ended.json().state);
     await expect.poll(async () => (await cli(['balance', '--json'])).json().data.find((b: { asset: string }) => b.asset === 'USD').held, { timeout: 15_000, interval: 500 }).toBe('0.00');
+
+    const followed = await following;
+    expect(followed.code, followed.stderr).toBe(0);
+    const events = followed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.map((e: { text?: string }) => e.text)).toContain('ready');
+    expect(events.at(-1)).toMatchObject({ event: 'end' });
+    expect(events.filter((e: { seq?: number }) => e.seq === 0)).toHaveLength(1);
 
     // Failures, with their exit codes.
     const missing = await cli(['lease', 'lse_00000000000000000000000000', '--json']);
