@@ -4,7 +4,8 @@
 // locally (per-IP limits see every local client as one).
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions, type V4MiniflareOptions } from 'miniflare';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
 import { ROOT } from './dev-config.ts';
 
@@ -46,8 +47,15 @@ export async function startWorker(opts: WorkerOptions): Promise<{ mf: Miniflare;
       ...fromConfig,
       name: 'gridlease',
       rootPath: ROOT,
-      modules: true,
-      scriptPath: opts.script,
+      // wrangler's bundle is index.js plus the modules it imports as text (wrangler.toml
+      // [[rules]]: Swagger UI's assets), written beside it under hashed names.
+      modulesRoot: dirname(opts.script),
+      modules: [
+        { type: 'ESModule', path: opts.script },
+        ...readdirSync(dirname(opts.script))
+          .filter((f) => /-swagger-ui(-bundle\.js|\.css)$/.test(f))
+          .map((f) => ({ type: 'Text', path: join(dirname(opts.script), f) })),
+      ],
       bindings: { ...(workerOptions.bindings as Record<string, unknown>), ...opts.bindings },
       ...(opts.libsqlAddress ? { serviceBindings: { ...(workerOptions.serviceBindings as Record<string, unknown> | undefined), LIBSQL_HTTP: { external: { address: opts.libsqlAddress, http: {} } } } } : {}),
       host: opts.host,

@@ -28,6 +28,7 @@ const PRIVATE_ROUTES = [
   { method: 'GET', path: '/v1/nodes/node_x/order-processing', scope: 'nodes:read' },
   { method: 'GET', path: '/v1/leases/lse_x/logs', scope: 'leases:read' },
   { method: 'GET', path: '/v1/leases/lse_x/logs/stream', scope: 'leases:read' },
+  { method: 'GET', path: '/v1/leases/lse_x/metrics', scope: 'leases:read' },
   { method: 'POST', path: '/v1/nodes/node_x/stake', scope: 'funds:write', body: { amount: '1.00' } },
   { method: 'POST', path: '/v1/nodes/node_x/unstake', scope: 'funds:write', body: { amount: '1.00' } },
   { method: 'GET', path: '/v1/nodes/node_x/stake', scope: 'funds:read' },
