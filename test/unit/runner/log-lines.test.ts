@@ -67,4 +67,37 @@ describe('LineSplitter', () => {
   it('closes a line whose last piece was cut when the stream ends', () => {
     expect(split(['abcdefghijkl'], 5).map((p) => [p.text, p.partial])).toEqual([['abcde', true], ['fghij', true], ['kl', false]]);
   });
+
+  it('gives the same lines however hostile bytes are chunked: every piece within the limit, no pair cut in two', () => {
+    let seed = 42;
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const alphabet = [0x0a, 0x0d, 0x00, 0x1b, 0x41, 0xff, 0xc3, 0xa9, 0xf0, 0x9f, 0x98, 0x80, 0xed, 0xa0];
+    for (let round = 0; round < 200; round++) {
+      const bytes = Uint8Array.from({ length: Math.floor(random() * 400) }, () => alphabet[Math.floor(random() * alphabet.length)]!);
+      const chunks: Uint8Array[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const n = 1 + Math.floor(random() * 40);
+        chunks.push(bytes.subarray(at, at + n));
+        at += n;
+      }
+      const pieces = split(chunks, 16);
+      const text = new TextDecoder().decode(bytes);
+      // Lines ended by \n lose a \r before it; a last line without one is kept as it is.
+      const expected = text.split('\n').map((l, i, all) => (i < all.length - 1 ? l.replace(/\r$/, '') : l));
+      if (text.endsWith('\n') || text === '') expected.pop();
+      const joined: string[] = [];
+      let current: string | null = null;
+      for (const p of pieces) {
+        expect(p.text.length).toBeLessThanOrEqual(16);
+        expect(p.text).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+        current = (current ?? '') + p.text;
+        if (!p.partial) {
+          joined.push(current);
+          current = null;
+        }
+      }
+      expect(current).toBeNull();
+      expect(joined).toEqual(expected);
+    }
+  });
 });
