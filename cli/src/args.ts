@@ -51,14 +51,15 @@ export type Flags = { [K in Flag]?: (typeof OPTIONS)[K] extends { multiple: true
 const GLOBAL: readonly Flag[] = ['help', 'json', 'api', 'config'];
 const BUY: readonly Flag[] = ['file', 'region', 'gpu', 'gpus', 'price', 'duration', 'pay-with', 'image', 'command', 'env', 'port', 'tif', 'min-reliability', 'verified-only', 'no-wait', 'timeout'];
 
-/** Each command: its positional arguments (names, `?` optional) and the flags it takes besides the global ones. */
+/** Each command: its positional arguments (names; `?` optional, `*` any number) and the flags it takes besides the global ones. */
 export const COMMANDS = {
   login: { args: [], flags: ['email', 'password-stdin', 'api-key'] },
   logout: { args: [], flags: [] },
   whoami: { args: [], flags: [] },
   balance: { args: [], flags: [] },
   deposit: { args: ['amount'], flags: ['asset'] },
-  offers: { args: ['query?'], flags: ['order', 'limit'] },
+  // The query may come as one quoted argument or as several words (joined with spaces).
+  offers: { args: ['query*'], flags: ['order', 'limit'] },
   buy: { args: [], flags: BUY },
   leases: { args: [], flags: ['state', 'role', 'limit'] },
   lease: { args: ['id'], flags: [] },
@@ -95,9 +96,10 @@ export function parseArgs(argv: readonly string[]): Parsed {
   const spec = COMMANDS[command];
   const allowed = new Set<string>([...GLOBAL, ...spec.flags]);
   for (const name of Object.keys(flags)) if (!allowed.has(name)) throw usageError(`${command} takes no --${name}`);
-  const required = spec.args.filter((a) => !a.endsWith('?')).length;
-  if (rest.length < required) throw usageError(`${command} needs ${spec.args.slice(rest.length).filter((a) => !a.endsWith('?')).map((a) => `<${a}>`).join(' ')}`);
-  if (rest.length > spec.args.length) throw usageError(`unexpected argument "${rest[spec.args.length]}"`);
+  const args: readonly string[] = spec.args;
+  const mandatory = (a: string) => !a.endsWith('?') && !a.endsWith('*');
+  if (rest.length < args.filter(mandatory).length) throw usageError(`${command} needs ${args.slice(rest.length).filter(mandatory).map((a) => `<${a}>`).join(' ')}`);
+  if (rest.length > args.length && !args.at(-1)?.endsWith('*')) throw usageError(`unexpected argument "${rest[args.length]}"`);
   return { command, args: rest, flags };
 }
 

@@ -42,7 +42,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     }
     return await HANDLERS[parsed.command](makeContext(parsed, io));
   } catch (err) {
-    if (io.signal.aborted) return EXIT.interrupted;
+    if (io.signal.aborted && !(err instanceof CliError)) return EXIT.interrupted;
     const e = err instanceof GridleaseError ? fromApiError(err) : err;
     if (e instanceof CliError) {
       if (wantsJson) io.err(JSON.stringify({ error: { code: e.code ?? (e.exitCode === EXIT.usage ? 'usage' : 'cli_error'), message: e.message, request_id: e.requestId, status: e.status } }));

@@ -12,7 +12,7 @@ type Workload = BuyOrder['workload'];
 
 /** `offers "gpu_model=h100-80gb gpus>=2 region in [us-east,eu-central]"`: the API's own offer query grammar. */
 export async function offers(ctx: Context): Promise<number> {
-  const q = ctx.args[0];
+  const q = ctx.args.join(' ').trim();
   const limit = intFlag('limit', ctx.flags.limit, 1, 200);
   const { data } = await ctx.publicClient().GET('/v1/offers', { params: { query: { ...(q ? { q } : {}), ...(ctx.flags.order ? { order: ctx.flags.order } : {}), ...(limit ? { limit } : {}) } } });
   if (ctx.json) {

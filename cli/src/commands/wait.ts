@@ -71,6 +71,10 @@ export async function waitForLease(ctx: Context, client: Gridlease, orderId: str
       if (Date.now() > deadline) throw new CliError(`lease ${id} is still ${lease.state} after ${timeoutS} s (see gridlease lease ${id})`, EXIT.notRunning);
       await io.sleep(1000, io.signal);
     }
+  } catch (err) {
+    if (!io.signal.aborted) throw err;
+    const what = lastLine.startsWith('order') ? `order ${orderId} stays open` : `the lease goes on`;
+    throw new CliError(`stopped waiting; ${what} (see gridlease leases)`, EXIT.interrupted);
   } finally {
     done();
   }

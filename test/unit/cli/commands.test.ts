@@ -107,6 +107,19 @@ describe('exit codes', () => {
   });
 });
 
+describe('help', () => {
+  it('lists every command and the exit codes, and prints the version', async () => {
+    const help = await cli(['--help']);
+    expect(help.code).toBe(EXIT.ok);
+    for (const command of ['login', 'balance', 'deposit', 'offers', 'buy', 'leases', 'lease', 'logs', 'metrics', 'terminate', 'extend']) {
+      expect(help.stdout).toContain(`gridlease ${command}`);
+    }
+    expect(help.stdout).toMatch(/Exit codes: 0 ok, 1 API error, 2 usage, 3 auth, 4 not found/);
+    expect((await cli(['logs', '--help'])).stdout).toMatch(/^Usage:\n  gridlease logs ID/);
+    expect((await cli(['--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+});
+
 describe('login', () => {
   it('exchanges email and password for an API key and saves it readable by the owner only', async () => {
     api.on('POST /v1/auth/token', (req, res) => {
@@ -136,6 +149,19 @@ describe('login', () => {
     expect(api.received.at(-1)!.headers.authorization).toBe('Bearer glk_saved');
     await cli(['balance'], { env: { GRIDLEASE_API: '', GRIDLEASE_TOKEN: 'glk_override', GRIDLEASE_CLI_CONFIG: config } });
     expect(api.received.at(-1)!.headers.authorization).toBe('Bearer glk_override');
+  });
+
+  it('logs out: revokes the key login made and deletes the file', async () => {
+    const config = join(dir, 'cli.json');
+    writeFileSync(config, JSON.stringify({ api: api.url, token: 'glk_saved', api_key_id: 'key_1' }), { mode: 0o600 });
+    api.on('DELETE /v1/api-keys/key_1', (req, res) => {
+      expect(req.headers.authorization).toBe('Bearer glk_saved');
+      sendJson(res, 200, { api_key: { id: 'key_1' } });
+    });
+    const r = await cli(['logout']);
+    expect(r.code).toBe(EXIT.ok);
+    expect(r.stdout).toMatch(/API key is revoked/);
+    expect(() => statSync(config)).toThrow();
   });
 
   it('exits 3 on a wrong password and saves nothing', async () => {
@@ -221,6 +247,18 @@ describe('buy', () => {
     const r = await cli(['buy', '--region', 'us-east', '--gpu', 'h100-80gb', '--price', '3.60', '--duration', '1h', '--image', 'x']);
     expect(r.code).toBe(EXIT.notRunning);
     expect(r.stderr).toMatch(/lease lse_1 is failed: image pull failed/);
+  });
+
+  it('exits 130 on Ctrl-C while waiting, saying the lease goes on', async () => {
+    const io = captureIo({ GRIDLEASE_API: api.url, GRIDLEASE_TOKEN: 'glk_env', GRIDLEASE_CLI_CONFIG: join(dir, 'cli.json') });
+    api.on('POST /v1/orders', (_req, res) => sendJson(res, 201, placed));
+    api.on('GET /v1/leases/lse_1', (_req, res) => {
+      io.abort();
+      sendJson(res, 200, { lease: { ...LEASE, state: 'provisioning' } });
+    });
+    const code = await run(['buy', '--region', 'us-east', '--gpu', 'h100-80gb', '--price', '3.60', '--duration', '1h', '--image', 'x'], io);
+    expect(code).toBe(EXIT.interrupted);
+    expect(io.stderr()).toMatch(/stopped waiting; the lease goes on/);
   });
 
   it('returns at once with --no-wait, printing the order as JSON', async () => {

@@ -41,9 +41,10 @@ describe('parseArgs', () => {
     expect(usage(() => parseArgs(['logs', 'x', '--tail']))).toMatch(/tail/);
   });
 
-  it('takes an optional query for offers', () => {
+  it('takes an optional query for offers, quoted or as words', () => {
     expect(parseArgs(['offers']).args).toEqual([]);
     expect(parseArgs(['offers', 'gpus>=2 region in [us-east]']).args).toEqual(['gpus>=2 region in [us-east]']);
+    expect(parseArgs(['offers', 'gpu_model=h100-80gb', 'verified=true']).args).toEqual(['gpu_model=h100-80gb', 'verified=true']);
   });
 });
 
