@@ -43,7 +43,12 @@ export async function start(options: Options, log: Logger): Promise<number> {
     log.warn('the process executor runs workloads as this user with no isolation (they can read the node token): for trusted workloads and development only');
   }
   // Workloads' stdout and stderr, spooled next to the config until the API has them.
-  const logs = new LogShipper({ api: client, dir: path.join(path.dirname(options.configPath), 'log-spool'), log });
+  const logs = new LogShipper({
+    api: client,
+    dir: path.join(path.dirname(options.configPath), 'log-spool'),
+    log,
+    backoff: () => new Backoff({ maxMs: options.backoffMaxMs }),
+  });
   const executor = createExecutor(options.executor, {
     docker: { memory: options.memory, cpus: options.cpus, portRange: options.portRange, logs },
     process: { logs, portRange: options.portRange },
@@ -90,7 +95,7 @@ export async function start(options: Options, log: Logger): Promise<number> {
   // Sent once the token is known to work (first heartbeat reply); a 400 or 401 ends the runner.
   let publishing: Promise<void> | null = null;
   const publish = () => {
-    publishing = publishPublicHost(client, options.publicHost, log, stop.signal).catch((err: unknown) => {
+    publishing = publishPublicHost(client, options.publicHost, log, stop.signal, new Backoff({ maxMs: options.backoffMaxMs })).catch((err: unknown) => {
       failure ??= err;
       stop.abort();
     });
