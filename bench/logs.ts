@@ -299,6 +299,7 @@ async function logPhase(name: string, rate: number | null, ctx: { leaseId: strin
   const sentAt = performance.now();
   const caughtUpBy = Date.now() + 30_000;
   while (seen.seqs.length < sent && Date.now() < caughtUpBy) await sleep(50);
+  const drainedS = (performance.now() - sentAt) / 1000;
   const cpuMs = ticks(workerd) - cpu0;
   stop.done = true;
   await Promise.race([following, sleep(2000)]);
@@ -316,7 +317,7 @@ async function logPhase(name: string, rate: number | null, ctx: { leaseId: strin
     rssBefore,
     rssAfter: rssMib(workerd),
     limited,
-    complete: `${seqs.length === sent && inOrder ? 'yes' : 'NO'} (${sent} sent, ${seqs.length} received${inOrder ? ', in order' : ', NOT in order'}, ${seen.reconnects} reconnects; drained ${((performance.now() - sentAt) / 1000).toFixed(1)} s after the last batch)`,
+    complete: `${seqs.length === sent && inOrder ? 'yes' : 'NO'} (${sent} sent, ${seqs.length} received${inOrder ? ', in order' : ', NOT in order'}, ${seen.reconnects} reconnects; the follower had them all ${drainedS.toFixed(2)} s after the last batch was stored)`,
   };
 }
 

@@ -40,7 +40,8 @@ interface Follower {
 }
 
 const encoder = new TextEncoder();
-const sseLine = (l: StoredLine) => encoder.encode(`id: ${l.seq}\nevent: log\ndata: ${JSON.stringify(l)}\n\n`);
+/** Lines as one chunk of events: one write per batch, not per line. */
+const sseLines = (lines: readonly StoredLine[]) => encoder.encode(lines.map((l) => `id: ${l.seq}\nevent: log\ndata: ${JSON.stringify(l)}\n\n`).join(''));
 
 export interface LeaseView {
   /** When the lease ended, or null while it lives. */
@@ -169,7 +170,7 @@ export class LeaseLog {
           f.live = true;
           return;
         }
-        for (const l of rows) void f.writer.write(sseLine(l)).catch(() => undefined);
+        void f.writer.write(sseLines(rows)).catch(() => undefined);
         f.sentThrough = rows[rows.length - 1]!.seq;
         f.lastWriteAt = Date.now();
         await f.writer.ready;
@@ -180,16 +181,15 @@ export class LeaseLog {
   }
 
   private push(f: Follower, lines: readonly StoredLine[]): void {
-    for (const l of lines) {
-      if (l.seq <= f.sentThrough) continue;
-      if ((f.writer.desiredSize ?? 0) <= 0) {
-        // It stopped reading: drop it rather than queue without bound; it resumes from its last id.
-        this.close(f, false);
-        return;
-      }
-      void f.writer.write(sseLine(l)).catch(() => undefined);
-      f.sentThrough = l.seq;
+    const fresh = lines.filter((l) => l.seq > f.sentThrough);
+    if (fresh.length === 0) return;
+    if ((f.writer.desiredSize ?? 0) <= 0) {
+      // It stopped reading: drop it rather than queue without bound; it resumes from its last id.
+      this.close(f, false);
+      return;
     }
+    void f.writer.write(sseLines(fresh)).catch(() => undefined);
+    f.sentThrough = fresh[fresh.length - 1]!.seq;
     f.lastWriteAt = Date.now();
   }
 
