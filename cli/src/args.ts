@@ -79,10 +79,33 @@ export interface Parsed {
   flags: Flags;
 }
 
+/** Short flags, `-f` → `follow`. */
+const SHORT = new Map(Object.entries(OPTIONS).flatMap(([name, o]) => ('short' in o ? [[`-${o.short}`, name]] : [])));
+
+/**
+ * `--order -reliability`: a value that starts with `-` is taken as the value when the flag takes
+ * one and the word is not itself a flag (util.parseArgs would call it ambiguous).
+ */
+function joinDashValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    const next = argv[i + 1];
+    const name = word.startsWith('--') ? word.slice(2) : undefined;
+    const takesValue = name !== undefined && Object.hasOwn(OPTIONS, name) && OPTIONS[name as Flag].type === 'string';
+    const isFlag = (w: string) => (w.startsWith('--') && Object.hasOwn(OPTIONS, w.slice(2).split('=')[0]!)) || SHORT.has(w);
+    if (takesValue && next !== undefined && next.startsWith('-') && next !== '--' && !isFlag(next)) {
+      out.push(`${word}=${next}`);
+      i++;
+    } else out.push(word);
+  }
+  return out;
+}
+
 export function parseArgs(argv: readonly string[]): Parsed {
   let parsed;
   try {
-    parsed = util.parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = util.parseArgs({ args: joinDashValues(argv), options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
     throw usageError((err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, ''));
   }

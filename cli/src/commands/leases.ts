@@ -19,7 +19,9 @@ export async function leases(ctx: Context): Promise<number> {
   if (ctx.json) ctx.io.out(json(data));
   else {
     const rows = data!.data.map((l) => [l.id, l.state, l.role, l.region, `${l.gpus} × ${l.gpu_model}`, l.price, durationText(l.duration_s), `${l.billed} ${l.asset}`, l.started_at, l.ends_at]);
-    ctx.io.out(table(['lease', 'state', 'role', 'region', 'gpus', 'usd/gpu-h', 'duration', 'billed', 'started', 'ends'], rows));
+    if (rows.length === 0) ctx.io.out('No leases.');
+    else ctx.io.out(table(['lease', 'state', 'role', 'region', 'gpus', 'usd/gpu-h', 'duration', 'billed', 'started', 'ends'], rows));
+    if (data!.next_cursor) ctx.io.err('gridlease: more leases exist; --limit shows up to 200, --state and --role narrow them');
   }
   return EXIT.ok;
 }

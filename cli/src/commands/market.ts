@@ -20,8 +20,12 @@ export async function offers(ctx: Context): Promise<number> {
     return EXIT.ok;
   }
   const rows = data!.data.map((o) => [o.id, o.region, o.gpu_model, o.gpus, o.price, `${durationText(o.min_duration_s)}–${durationText(o.max_duration_s)}`, o.reliability.toFixed(3), o.verified ? 'yes' : 'no', o.vram_gb, o.cpu_cores, o.ram_gb]);
+  if (rows.length === 0) {
+    ctx.io.out(q ? 'No offers match.' : 'No offers.');
+    return EXIT.ok;
+  }
   ctx.io.out(table(['ask', 'region', 'gpu', 'gpus', 'usd/gpu-h', 'duration', 'reliability', 'verified', 'vram gb', 'cpus', 'ram gb'], rows));
-  ctx.io.err(`${data!.count} offer${data!.count === 1 ? '' : 's'} match${data!.count > data!.data.length ? `; the first ${data!.data.length} shown` : ''}`);
+  if (data!.count > rows.length) ctx.io.err(`${data!.count} offers match; the first ${rows.length} are shown (--limit up to 200)`);
   return EXIT.ok;
 }
 

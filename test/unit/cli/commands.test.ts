@@ -219,6 +219,28 @@ describe('leases', () => {
     expect(r.stdout.split('\n')[0]).toMatch(/^LEASE\s+STATE\s+ROLE\s+REGION\s+GPUS/);
     expect(r.stdout).toMatch(/lse_1\s+running\s+renter\s+us-east\s+2 × h100-80gb/);
     expect(Object.fromEntries(api.received[0]!.query)).toEqual({ state: 'running', role: 'renter' });
+    api.on('GET /v1/leases', (_req, res) => sendJson(res, 200, { data: [], next_cursor: null }));
+    expect((await cli(['leases'])).stdout).toBe('No leases.\n');
+  });
+});
+
+describe('offers', () => {
+  it('passes the query and order to the search and prints the offers as a table', async () => {
+    const offer = { id: 'ord_ask1', region: 'eu-central', gpu_model: 'h100-80gb', gpus: 4, price: '2.35', min_duration_s: 3600, max_duration_s: 86_400, expires_at: '', reliability: 0.9912, verified: true, verified_at: null, vram_gb: 80, cpu_cores: 64, ram_gb: 512, disk_gb: 900 };
+    api.on('GET /v1/offers', (_req, res) => sendJson(res, 200, { data: [offer], count: 1 }));
+    const r = await cli(['offers', 'gpu_model=h100-80gb', 'gpus>=2', '--order', '-reliability', '--limit', '10'], { env: { GRIDLEASE_TOKEN: '' } });
+    expect(r.code, r.stderr).toBe(EXIT.ok);
+    expect(Object.fromEntries(api.received[0]!.query)).toEqual({ q: 'gpu_model=h100-80gb gpus>=2', order: '-reliability', limit: '10' });
+    expect(api.received[0]!.headers.authorization).toBeUndefined();
+    expect(r.stdout).toMatch(/^ASK\s+REGION\s+GPU\s+GPUS\s+USD\/GPU-H\s+DURATION\s+RELIABILITY/);
+    expect(r.stdout).toMatch(/ord_ask1\s+eu-central\s+h100-80gb\s+4\s+2\.35\s+1h–1d\s+0\.991\s+yes\s+80\s+64\s+512/);
+  });
+
+  it('exits 1 with the API’s message for a query it cannot parse', async () => {
+    api.on('GET /v1/offers', (_req, res) => sendError(res, 400, 'validation_failed', 'invalid query: q: unknown field "gpux"', 'req_q0000001'));
+    const r = await cli(['offers', 'gpux=2']);
+    expect(r.code).toBe(EXIT.api);
+    expect(r.stderr).toBe('gridlease: invalid query: q: unknown field "gpux" (request_id req_q0000001)\n');
   });
 });
 

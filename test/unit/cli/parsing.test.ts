@@ -24,6 +24,11 @@ describe('parseArgs', () => {
     expect(parseArgs(['buy', '--env', 'A=1', '--env', 'B=2', '--port', '8080', '--no-wait']).flags).toEqual({ env: ['A=1', 'B=2'], port: ['8080'], 'no-wait': true });
   });
 
+  it('takes a value that starts with a dash, unless it is a flag', () => {
+    expect(parseArgs(['offers', '--order', '-reliability']).flags).toEqual({ order: '-reliability' });
+    expect(usage(() => parseArgs(['offers', '--order', '--json']))).toMatch(/order/);
+  });
+
   it('shows help with no command, for --help and for a command’s --help', () => {
     expect(parseArgs([]).command).toBe('help');
     expect(parseArgs(['--help']).command).toBe('help');
