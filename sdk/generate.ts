@@ -1,8 +1,7 @@
 // Regenerates the SDK's types from the API as it is now: bundles the Worker as `wrangler deploy`
 // would, runs it in workerd (it cannot run in Node), reads /openapi.json, writes sdk/openapi.json
-// and sdk/src/schema.d.ts. `npm run build:sdk`; test/worker/sdk-schema.test.ts fails when the two
-// files are stale.
-import { spawnSync } from 'node:child_process';
+// and sdk/src/schema.d.ts. `npm run build:sdk`. test/worker/sdk-schema.test.ts fails when
+// openapi.json is stale, test/unit/cli/sdk-types.test.ts when schema.d.ts does not match it.
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, matchesGlob } from 'node:path';
@@ -10,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions, type V4MiniflareOptions } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
 import { bundleWorker } from '../local/worker.ts';
+import { DOCUMENT, TYPES, generateTypes } from './types.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const ROOT = here('..');
@@ -71,15 +71,11 @@ try {
   rmSync(persistDir, { recursive: true, force: true });
 }
 
-const docFile = here('./openapi.json');
-writeFileSync(docFile, `${JSON.stringify(doc, null, 2)}\n`);
-// openapi-typescript needs TypeScript 5; the SDK has its own copy (the root's is 7). A field with
-// a default (tif, verified_only) stays optional in what callers send: the server fills it in.
-const bin = here('./node_modules/.bin/openapi-typescript');
-const out = here('./src/schema.d.ts');
-const result = spawnSync(bin, [docFile, '--output', out, '--alphabetize', '--default-non-nullable', 'false'], { cwd: here('.'), encoding: 'utf8' });
-if (result.status !== 0) {
-  console.error(`sdk: openapi-typescript failed:\n${result.stderr || result.stdout}`);
+writeFileSync(DOCUMENT, `${JSON.stringify(doc, null, 2)}\n`);
+try {
+  generateTypes(DOCUMENT, TYPES);
+} catch (err) {
+  console.error(`sdk: ${(err as Error).message}`);
   process.exit(1);
 }
 const paths = Object.keys(doc.paths as object).length;
