@@ -97,7 +97,9 @@ export function createGridlease(options: GridleaseOptions): Gridlease {
       return undefined;
     },
     onError({ error, request }) {
-      return error instanceof GridleaseError ? error : networkError(error, request.url);
+      // A caller's abort stays an AbortError: it is not the network failing.
+      if (error instanceof GridleaseError || request.signal?.aborted || (error as Error)?.name === 'AbortError') return error as Error;
+      return networkError(error, request.url);
     },
   };
   client.use(middleware);

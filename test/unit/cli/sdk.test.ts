@@ -62,6 +62,17 @@ describe('errors', () => {
     expect(err.message).toContain(url);
     api = await startFakeApi(); // for afterEach
   });
+
+  it('lets a caller’s abort through as an AbortError', async () => {
+    api.on('GET /v1/balances', () => {
+      // never answers
+    });
+    const client = createGridlease({ baseUrl: api.url, token: 't' });
+    const stop = new AbortController();
+    const pending = client.GET('/v1/balances', { signal: stop.signal });
+    setTimeout(() => stop.abort(), 20);
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+  });
 });
 
 describe('idempotency keys', () => {
