@@ -71,9 +71,10 @@ const io: Io = {
 
 run(process.argv.slice(2), io).then(
   (code) => {
+    // Not process.exit() at once: on a pipe (asynchronous on macOS) it would cut a long --json
+    // output short. Whatever still holds the event loop (a keep-alive socket) gets 2 s.
     process.exitCode = code;
-    // An open keep-alive socket or stdin must not keep the process alive.
-    setImmediate(() => process.exit(code));
+    setTimeout(() => process.exit(code), 2000).unref();
   },
   () => process.exit(1),
 );
