@@ -45,7 +45,13 @@ interface SimLease {
   id: string;
   gpus: number[];
   endsAt: number;
+  /** The next log line's seq (the runner numbers each lease's lines from 0). */
+  logSeq: number;
 }
+
+/** Host ports handed to simulated workloads, one per lease, as the runner's --port-range does. */
+let nextHostPort = 41_000;
+const DEMO_PORT = 8888;
 
 interface SimNode {
   id: string;
@@ -142,6 +148,8 @@ async function joinNode(providerKey: string, region: string, model: Model, n: nu
   const key = generateNodeKey();
   const reg = await api('/v1/runner/register', { body: { join_token, region, machine, public_key: key.publicKey } });
   const gpuUuids = machine.gpus.map((g) => g.uuid);
+  // As `gridlease-runner start --public-host 127.0.0.1`: renters see endpoints on this machine.
+  await api('/v1/runner/public-host', { method: 'PUT', auth: reg.node_token, body: { public_host: '127.0.0.1' } });
   return { id: reg.node_id, token: reg.node_token, region, model, bootId: crypto.randomUUID(), seq: 0, acks: [], leases: new Map(), timer: null, online: false, key, gpuUuids, cheat };
 }
 
@@ -201,8 +209,11 @@ function oneCardForAll() {
 async function execute(node: SimNode, cmd: any): Promise<void> {
   if (cmd.type === 'start_lease') {
     const durationMs = (cmd.duration_s ?? 60) * 1000;
-    node.leases.set(cmd.lease_id, { id: cmd.lease_id, gpus: cmd.gpu_indices, endsAt: Math.min(Date.parse(cmd.ends_at), Date.now() + durationMs) });
-    await leaseEvent(node, cmd.lease_id, { type: 'started', at: new Date().toISOString() });
+    const lease: SimLease = { id: cmd.lease_id, gpus: cmd.gpu_indices, endsAt: Math.min(Date.parse(cmd.ends_at), Date.now() + durationMs), logSeq: 0 };
+    node.leases.set(cmd.lease_id, lease);
+    const ports = Object.fromEntries((cmd.workload?.ports ?? []).map((p: number) => [String(p), nextHostPort++]));
+    await leaseEvent(node, cmd.lease_id, { type: 'started', at: new Date().toISOString(), ports });
+    await workloadSays(node, lease, [`loading weights onto ${cmd.gpu_indices.length} GPU(s)`, `serving on :${DEMO_PORT}`]);
   } else if (cmd.type === 'stop_lease') {
     node.leases.delete(cmd.lease_id);
   } else if (cmd.type === 'extend_lease') {
@@ -213,6 +224,17 @@ async function execute(node: SimNode, cmd: any): Promise<void> {
     void answerChallenge(node, cmd.challenge);
   }
   node.acks.push(cmd.id);
+}
+
+/** Ships a simulated workload's output lines, as the runner ships a real workload's stdout. */
+async function workloadSays(node: SimNode, lease: SimLease, texts: string[]): Promise<void> {
+  const at = new Date().toISOString();
+  const lines = texts.map((text) => ({ seq: lease.logSeq++, at, stream: 'stdout', text }));
+  try {
+    await api(`/v1/runner/leases/${lease.id}/logs`, { body: { lines }, auth: node.token });
+  } catch (err) {
+    console.error(`  node ${node.id}: lease ${lease.id} logs failed: ${String(err)}`);
+  }
 }
 
 async function leaseEvent(node: SimNode, leaseId: string, event: object): Promise<void> {
@@ -230,6 +252,7 @@ async function heartbeat(node: SimNode): Promise<number> {
     node.leases.delete(lease.id);
     await leaseEvent(node, lease.id, { type: 'exited', at: new Date(now).toISOString(), exit_code: 0 });
   }
+  for (const lease of node.leases.values()) await workloadSays(node, lease, [`step ${lease.logSeq}: ${randInt(900, 1400)} tokens/s, loss ${(2 + Math.random()).toFixed(3)}`]);
   const busy = new Set([...node.leases.values()].flatMap((l) => l.gpus));
   const acks = node.acks.splice(0, 100);
   const reply = await api('/v1/runner/heartbeats', {
@@ -399,12 +422,26 @@ async function trade(book: Book, renterKey: string): Promise<void> {
         price: cents(book.mid + randInt(-6, 5)),
         duration_s: randInt(1, 5) * 60,
         pay_with: 'USD',
-        workload: { image: 'ghcr.io/gridlease/demo:latest', command: ['sleep', 'infinity'], env: {}, ports: [] },
+        workload: { image: 'ghcr.io/gridlease/demo:latest', command: ['serve', '--port', String(DEMO_PORT)], env: {}, ports: [DEMO_PORT] },
         expires_at: inSeconds(45),
       },
     });
     if (placed.order.status === 'open') book.bids.push(placed.order.id);
     report(label, placed);
+    for (const lease of placed.leases ?? []) setTimeout(() => void peek(lease.id, renterKey), 8_000);
+  }
+}
+
+/** What the renter sees of a lease a few seconds after the trade: its endpoints and last log lines. */
+async function peek(leaseId: string, renterKey: string): Promise<void> {
+  try {
+    const { lease } = await api(`/v1/leases/${leaseId}`, { auth: renterKey });
+    const where = lease.endpoints_state === 'ready' ? lease.endpoints.map((e: { port: number; url: string }) => `:${e.port} → ${e.url}`).join(', ') : lease.endpoints_state;
+    console.log(`${new Date().toISOString().slice(11, 19)}  lease  ${leaseId} ${lease.state}, endpoints: ${where}`);
+    const logs = await api(`/v1/leases/${leaseId}/logs?tail=2`, { auth: renterKey });
+    for (const l of logs.data) console.log(`          ${leaseId} | ${l.text}`);
+  } catch (err) {
+    console.error(`  lease ${leaseId}: ${String(err)}`);
   }
 }
 
