@@ -90,8 +90,8 @@ export async function applyBatch(client: Client, b: HeartbeatBatch): Promise<boo
         sql: `INSERT INTO node_metrics_minute (node_id, minute, heartbeats, util_sum, util_samples, mem_used_max_mib, temp_max_c, power_sum_w, power_samples)
               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
               ON CONFLICT (node_id, minute) DO UPDATE SET heartbeats = heartbeats + excluded.heartbeats, util_sum = util_sum + excluded.util_sum,
-                util_samples = util_samples + excluded.util_samples, mem_used_max_mib = max(coalesce(mem_used_max_mib, 0), coalesce(excluded.mem_used_max_mib, 0)),
-                temp_max_c = max(coalesce(temp_max_c, -1000), coalesce(excluded.temp_max_c, -1000)), power_sum_w = power_sum_w + excluded.power_sum_w,
+                util_samples = util_samples + excluded.util_samples, mem_used_max_mib = coalesce(max(mem_used_max_mib, excluded.mem_used_max_mib), mem_used_max_mib, excluded.mem_used_max_mib),
+                temp_max_c = coalesce(max(temp_max_c, excluded.temp_max_c), temp_max_c, excluded.temp_max_c), power_sum_w = power_sum_w + excluded.power_sum_w,
                 power_samples = power_samples + excluded.power_samples`,
         args: [n.node_id, m.minute, m.heartbeats, m.util_sum, m.util_samples, m.mem_used_max_mib, m.temp_max_c, m.power_sum_w, m.power_samples],
       });

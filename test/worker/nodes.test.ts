@@ -283,6 +283,20 @@ describe('the queue callback', () => {
     expect(rows.map((r) => r.heartbeats)).toEqual([3]);
   });
 
+  it('merges two batches of one minute keeping an unreported temperature and memory unknown (null), not -1000 °C or 0', async () => {
+    const provider = await signUp(['provider']);
+    const { nodeId } = await registerNode(provider);
+    const unreported = (id: string) => batchFor(nodeId, id).replace('"mem_used_max_mib":1,"temp_max_c":50', '"mem_used_max_mib":null,"temp_max_c":null');
+    expect(await json(await deliver(unreported('test:a')))).toEqual({ outcome: 'applied' });
+    expect(await json(await deliver(unreported('test:b')))).toEqual({ outcome: 'applied' });
+    const [row] = await db().select().from(nodeMetricsMinute).where(eq(nodeMetricsMinute.nodeId, nodeId));
+    expect(row).toMatchObject({ heartbeats: 6, memUsedMaxMib: null, tempMaxC: null });
+    // A later report in the same minute is the maximum, whatever came before.
+    expect(await json(await deliver(batchFor(nodeId, 'test:c')))).toEqual({ outcome: 'applied' });
+    const [after] = await db().select().from(nodeMetricsMinute).where(eq(nodeMetricsMinute.nodeId, nodeId));
+    expect(after).toMatchObject({ heartbeats: 9, memUsedMaxMib: 1, tempMaxC: 50 });
+  });
+
   it('refuses an unsigned, wrongly signed, re-addressed or altered delivery with 401, changing nothing', async () => {
     const provider = await signUp(['provider']);
     const { nodeId } = await registerNode(provider);
