@@ -1,7 +1,8 @@
 // The bundled gridlease CLI against the local platform: a renter signs up, logs in with email and
 // password, takes test money, finds a provider's ask among the offers, buys it without waiting,
 // sees the lease in `leases` and `lease`, reads its logs (escaped, raw, followed live to the end)
-// and metrics, and terminates it; with the exit codes and --json output scripts rely on.
+// and metrics, and terminates it; then buys again and waits for the lease to run; with the exit
+// codes and --json output scripts rely on.
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +25,7 @@ const api = apiClient(() => platform!.url);
 const WORKLOAD = { image: 'local/process', command: [process.execPath, '-e', 'const p = process.ppid; console.log("ready"); console.log("\\x1b[31mred\\x1b]0;title\\x07"); setInterval(() => { if (process.ppid !== p) process.exit(0); }, 250)'], env: {}, ports: [] };
 
 describe('gridlease CLI on the local platform', () => {
-  it('logs in, deposits, finds an offer, buys it, reads its logs and metrics, and terminates it', { timeout: 90_000 }, async () => {
+  it('logs in, deposits, finds an offer, buys it, reads its logs and metrics, terminates it, and buys again waiting for running', { timeout: 90_000 }, async () => {
     platform = await launch({
       dataDir: join(work, 'data'),
       port: await freePort(),
@@ -37,16 +38,16 @@ describe('gridlease CLI on the local platform', () => {
     const env = { ...base, GRIDLEASE_CLI_CONFIG: config };
     const cli = (args: string[], opts?: { stdin?: string; env?: NodeJS.ProcessEnv }) => runCli(args, { ...env, ...opts?.env }, { stdin: opts?.stdin });
 
-    // A provider's H100 machine with an ask on the book.
+    // A provider's eight-A100 machine with an ask for two GPUs on the book.
     const provider = await signUp(api, 'cli-provider');
     const { join_token } = (await api('/v1/nodes/join-tokens', { method: 'POST', auth: provider.key })).body;
-    const runnerEnv = { ...process.env, GRIDLEASE_CONFIG: join(work, 'runner', 'runner.json'), GRIDLEASE_NVIDIA_SMI: FAKE_SMI, FAKE_SMI_GPUS: smiFixture('h100.csv'), FAKE_SMI_METRICS: smiFixture('metrics-h100.csv') };
+    const runnerEnv = { ...process.env, GRIDLEASE_CONFIG: join(work, 'runner', 'runner.json'), GRIDLEASE_NVIDIA_SMI: FAKE_SMI, FAKE_SMI_GPUS: smiFixture('a100x8-header-units.csv'), FAKE_SMI_METRICS: smiFixture('metrics-a100x8-header-units.csv') };
     const joined = runRunner(['join', '--api', platform.url, '--token', join_token, '--region', 'us-west'], runnerEnv);
     expect(joined.status, joined.stderr).toBe(0);
     const nodeId = JSON.parse(readFileSync(runnerEnv.GRIDLEASE_CONFIG, 'utf8')).node_id as string;
     runners.start(['start', '--executor', 'process'], runnerEnv);
     await expect.poll(async () => (await api(`/v1/nodes/${nodeId}`, { auth: provider.key })).body.node?.status, { timeout: 20_000, interval: 250 }).toBe('online');
-    const ask = await api('/v1/orders', { auth: provider.key, key: true, body: { side: 'sell', region: 'us-west', gpu_model: 'h100-80gb', gpus: 1, price: '3.60', node_id: nodeId } });
+    const ask = await api('/v1/orders', { auth: provider.key, key: true, body: { side: 'sell', region: 'us-west', gpu_model: 'a100-80gb', gpus: 2, price: '3.60', node_id: nodeId } });
     expect(ask.status, JSON.stringify(ask.body)).toBe(201);
     const askId = ask.body.order.id as string;
 
@@ -71,26 +72,26 @@ describe('gridlease CLI on the local platform', () => {
     expect((await cli(['balance'])).stdout).toMatch(/^USD\s+100\.00\s+0\.00$/m);
 
     // The ask is among the offers the query finds, and not among those it excludes.
-    const offers = await cli(['offers', 'gpu_model=h100-80gb region=us-west', '--json']);
+    const offers = await cli(['offers', 'gpu_model=a100-80gb region=us-west', '--json']);
     expect(offers.code, offers.stderr).toBe(0);
     expect(offers.json().data.map((o: { id: string }) => o.id)).toContain(askId);
-    expect((await cli(['offers', 'gpu_model=a100-80gb', '--json'])).json().data.map((o: { id: string }) => o.id)).not.toContain(askId);
+    expect((await cli(['offers', 'gpu_model=h100-80gb', '--json'])).json().data.map((o: { id: string }) => o.id)).not.toContain(askId);
     const badQuery = await cli(['offers', 'gpus>>2']);
     expect(badQuery.code).toBe(1);
     expect(badQuery.stderr).toMatch(/request_id req_/);
 
-    // Buy it without waiting: the bid fills at once against the ask.
-    const bought = await cli(['buy', '--region', 'us-west', '--gpu', 'h100-80gb', '--price', '3.60', '--duration', '10m', '--image', WORKLOAD.image, '--command', JSON.stringify(WORKLOAD.command), '--no-wait', '--json']);
+    // Buy one of its GPUs without waiting: the bid fills at once against the ask.
+    const bought = await cli(['buy', '--region', 'us-west', '--gpu', 'a100-80gb', '--price', '3.60', '--duration', '10m', '--image', WORKLOAD.image, '--command', JSON.stringify(WORKLOAD.command), '--no-wait', '--json']);
     expect(bought.code, bought.stderr).toBe(0);
     const { order, leases } = bought.json();
-    expect(order).toMatchObject({ side: 'buy', status: 'filled', gpu_model: 'h100-80gb', hold_amount: '0.60' });
+    expect(order).toMatchObject({ side: 'buy', status: 'filled', gpu_model: 'a100-80gb', hold_amount: '0.60' });
     expect(leases).toHaveLength(1);
     const leaseId = leases[0].id as string;
 
     const list = await cli(['leases', '--json']);
     expect(list.code).toBe(0);
     expect(list.json().data.map((l: { id: string }) => l.id)).toEqual([leaseId]);
-    expect((await cli(['leases'])).stdout).toMatch(new RegExp(`^${leaseId}\\s+(provisioning|running)\\s+renter\\s+us-west\\s+1 × h100-80gb`, 'm'));
+    expect((await cli(['leases'])).stdout).toMatch(new RegExp(`^${leaseId}\\s+(provisioning|running)\\s+renter\\s+us-west\\s+1 × a100-80gb`, 'm'));
 
     // The runner starts it.
     await expect.poll(async () => (await cli(['lease', leaseId, '--json'])).json().state, { timeout: 20_000, interval: 500 }).toBe('running');
@@ -110,7 +111,8 @@ describe('gridlease CLI on the local platform', () => {
     expect((await cli(['logs', leaseId, '--raw'])).stdout).toContain('\x1b[31mred\x1b]0;title\x07\n');
     const metrics = await cli(['metrics', leaseId, '--minutes', '5', '--json']);
     expect(metrics.code, metrics.stderr).toBe(0);
-    expect(metrics.json()).toMatchObject({ lease_id: leaseId, gpu_indices: [0] });
+    expect(metrics.json()).toMatchObject({ lease_id: leaseId });
+    expect(metrics.json().gpu_indices).toHaveLength(1);
 
     // A follower started while it runs sees the end when the lease is terminated.
     const following = cli(['logs', leaseId, '-f', '--json']);
@@ -126,6 +128,13 @@ describe('gridlease CLI on the local platform', () => {
     expect(events.map((e: { text?: string }) => e.text)).toContain('ready');
     expect(events.at(-1)).toMatchObject({ event: 'end' });
     expect(events.filter((e: { seq?: number }) => e.seq === 0)).toHaveLength(1);
+
+    // Without --no-wait, buy returns once the lease runs: the ask's other GPU.
+    const waited = await cli(['buy', '--region', 'us-west', '--gpu', 'a100-80gb', '--price', '3.60', '--duration', '10m', '--image', WORKLOAD.image, '--command', JSON.stringify(WORKLOAD.command), '--json']);
+    expect(waited.code, waited.stderr).toBe(0);
+    const running = waited.json().lease;
+    expect(running).toMatchObject({ state: 'running', gpu_model: 'a100-80gb' });
+    expect((await cli(['terminate', running.id])).stdout).toMatch(new RegExp(`^Lease ${running.id} is (completed|cancelled); billed`));
 
     // Failures, with their exit codes.
     const missing = await cli(['lease', 'lse_00000000000000000000000000', '--json']);
