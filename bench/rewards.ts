@@ -48,7 +48,7 @@ import { applyMigrations } from '../local/migrate.ts';
 import { loadOrCreateSecrets } from '../local/secrets.ts';
 import { bundleWorker, startWorker } from '../local/worker.ts';
 import { GPU_MODELS } from '../src/catalog/gpus.ts';
-import { CLOSE_DELAY_MS, DEFAULT_CLOSE_BUDGET_S, DEFAULT_CLOSE_MAX_STEPS } from '../src/rewards/close.ts';
+import { CLOSE_DELAY_MS, DEFAULT_CLOSE_BUDGET_S, DEFAULT_CLOSE_MAX_STEPS } from '../src/rewards/config.ts';
 import { freePort } from '../test/support/platform.ts';
 import { findWorkerd, ticks } from './proc.ts';
 

@@ -14,7 +14,9 @@ import { log } from '../http/log.ts';
 import { accountId, platformAccount } from '../ledger/accounts.ts';
 import { forfeit, supplyReward, vestingRelease } from '../ledger/rules.ts';
 import { postTransaction, postTransactions } from '../ledger/store.ts';
-import { rewardsConfig, type RewardsConfig } from './config.ts';
+import { CLOSE_DELAY_MS, DEFAULT_CLOSE_BUDGET_S, DEFAULT_CLOSE_MAX_STEPS, rewardsConfig, type RewardsConfig } from './config.ts';
+
+export { CLOSE_DELAY_MS };
 import { inputsCanonicalJson } from './inputs-canonical.ts';
 import { rewardsParams } from './params.ts';
 import { nodeInputsChunk } from './inputs.ts';
@@ -28,11 +30,6 @@ export const POOL_ID = accountId(platformAccount(REWARD_ASSET, 'rewards_pool'));
 /** How long a passed capacity challenge keeps a node verified, as the challenge rules read it. */
 const DEFAULT_VERIFIED_TTL_S = 7 * 86_400;
 
-/**
- * An epoch closes this long after its end: heartbeat roll-ups of its last minutes reach
- * node_metrics_minute within HEARTBEAT_FLUSH_S and the queue's delivery.
- */
-export const CLOSE_DELAY_MS = 120_000;
 /** The genesis mint's ledger key (POST /v1/admin/rewards/genesis): no epoch closes before it. */
 export const GENESIS_KEY = 'genesis:rewards';
 
@@ -61,12 +58,6 @@ export interface CloseResult {
   forfeited: number;
 }
 
-/**
- * A run's limits. The each-minute cron's runs should not overlap (they would only share the work),
- * and a Worker has a subrequest limit per invocation: a step is about two libSQL requests.
- */
-export const DEFAULT_CLOSE_BUDGET_S = 40;
-export const DEFAULT_CLOSE_MAX_STEPS = 200;
 
 function positive(text: string | undefined, fallback: number, max: number): number {
   const v = text === undefined || !/^[0-9]{1,9}$/.test(text.trim()) ? NaN : Number(text.trim());

@@ -144,3 +144,16 @@ export function rewardsConfig(env: RewardsVars): RewardsConfig {
     closeChunk: integer(env.REWARDS_CLOSE_CHUNK, d.closeChunk, 1, 10_000),
   };
 }
+
+/**
+ * An epoch closes this long after its end: heartbeat roll-ups of its last minutes reach
+ * node_metrics_minute within HEARTBEAT_FLUSH_S and the queue's delivery.
+ */
+export const CLOSE_DELAY_MS = 120_000;
+
+/**
+ * A run's limits. The each-minute cron's runs should not overlap (they would only share the work),
+ * and a Worker has a subrequest limit per invocation: a step is about two libSQL requests.
+ */
+export const DEFAULT_CLOSE_BUDGET_S = 40;
+export const DEFAULT_CLOSE_MAX_STEPS = 200;
