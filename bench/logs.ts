@@ -266,26 +266,8 @@ async function logPhase(name: string, rate: number | null, ctx: { leaseId: strin
     while (produced < due) pending.push({ seq: ctx.nextSeq + produced++, at, stream: 'stdout', text });
   };
   let sent = 0;
-  while (performance.now() < end) {
-    produce();
-    if (pending.length === 0 || (pending.length < BATCH_MAX && rate !== null)) {
-      await sleep(FLUSH_MS);
-      produce();
-    }
-    const batch = pending.slice(0, BATCH_MAX);
-    if (batch.length === 0) continue;
-    const r = await call('POST', `/v1/runner/leases/${ctx.leaseId}/logs`, { auth: ctx.node.token, body: { lines: batch } });
-    if (r.status === 200) {
-      const next = r.body.next_seq as number;
-      while (pending.length > 0 && pending[0]!.seq < next) pending.shift();
-      sent = next - from;
-    } else if (r.status === 429) {
-      limited++;
-      await sleep(Number(r.headers['retry-after'] ?? 1) * 1000);
-    } else throw new Error(`logs: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
-  }
-  // Drain what is still pending (without producing more), then let the follower catch up.
-  while (pending.length > 0) {
+  /** One batch as the runner sends it: forget what the platform has; wait out a 429. */
+  const ship = async () => {
     const r = await call('POST', `/v1/runner/leases/${ctx.leaseId}/logs`, { auth: ctx.node.token, body: { lines: pending.slice(0, BATCH_MAX) } });
     if (r.status === 200) {
       const next = r.body.next_seq as number;
@@ -294,8 +276,18 @@ async function logPhase(name: string, rate: number | null, ctx: { leaseId: strin
     } else if (r.status === 429) {
       limited++;
       await sleep(Number(r.headers['retry-after'] ?? 1) * 1000);
-    } else throw new Error(`logs: ${r.status}`);
+    } else throw new Error(`logs: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+  };
+  while (performance.now() < end) {
+    produce();
+    if (pending.length === 0 || (pending.length < BATCH_MAX && rate !== null)) {
+      await sleep(FLUSH_MS);
+      produce();
+    }
+    if (pending.length > 0) await ship();
   }
+  // Drain what is still pending (without producing more), then let the follower catch up.
+  while (pending.length > 0) await ship();
   const sentAt = performance.now();
   const caughtUpBy = Date.now() + 30_000;
   while (seen.seqs.length < sent && Date.now() < caughtUpBy) await sleep(50);
