@@ -27,6 +27,8 @@ interface Row {
   why?: string;
   /** What another account (or another node) gets for the owned resource. */
   other?: Answer;
+  /** What the other party gets: the lease's provider, the ask's buyer, the node's renter. */
+  party?: Answer;
   /** What a suspended account's API key gets (refused at authentication unless stated). */
   suspended?: Answer;
   /**
@@ -117,7 +119,17 @@ const TABLE: Row[] = [
   { route: 'GET /v1/nodes', auth: 'user', scope: 'nodes:read', ok: 200 },
   { route: 'GET /v1/nodes/{id}', auth: 'user', scope: 'nodes:read', owned: 'node', ok: 200 },
   { route: 'GET /v1/nodes/{id}/order-processing', auth: 'user', scope: 'nodes:read', owned: 'node', ok: 200 },
-  { route: 'POST /v1/nodes/{id}/revoke', auth: 'user', scope: 'nodes:write', owned: 'node', ok: 200, fresh: async (w) => ({ id: (await registerNode(w.provider, machine(), 'us-east')).nodeId }) },
+  {
+    route: 'POST /v1/nodes/{id}/revoke',
+    auth: 'user',
+    scope: 'nodes:write',
+    role: 'provider',
+    owned: 'node',
+    ok: 200,
+    // The node's renter is no provider: the role stops it before the node is looked up.
+    party: FORBIDDEN,
+    fresh: async (w) => ({ id: (await registerNode(w.provider, machine(), 'us-east')).nodeId }),
+  },
   { route: 'POST /v1/nodes/{id}/stake', auth: 'user', active: true, scope: 'funds:write', owned: 'node', ok: [402, 'insufficient_funds'], body: () => ({ amount: '1.00' }) },
   { route: 'GET /v1/nodes/{id}/stake', auth: 'user', scope: 'funds:read', owned: 'node', ok: 200 },
   { route: 'POST /v1/nodes/{id}/unstake', auth: 'user', active: true, scope: 'funds:write', owned: 'node', ok: [409, 'conflict'], body: () => ({ amount: '1.00' }) },
@@ -188,7 +200,7 @@ const TABLE: Row[] = [
   { route: 'GET /v1/leases/{id}/logs/stream', auth: 'user', scope: 'leases:read', owned: 'lease', ok: 200 },
   { route: 'GET /v1/leases/{id}/metrics', auth: 'user', scope: 'leases:read', owned: 'lease', ok: 200 },
   { route: 'GET /v1/leases', auth: 'user', scope: 'leases:read', ok: 200 },
-  { route: 'GET /v1/leases/{id}', auth: 'user', scope: 'leases:read', owned: 'lease', ok: 200 },
+  { route: 'GET /v1/leases/{id}', auth: 'user', scope: 'leases:read', owned: 'lease', ok: 200, party: 200 },
   {
     route: 'POST /v1/leases/{id}/terminate',
     auth: 'user',
@@ -270,7 +282,12 @@ function casesFor(row: Row): Case[] {
       { caller: 'an old node token (node registered again)', credential: (w) => w.oldNode.token, expect: UNAUTHORIZED, nodeId: (w) => w.oldNode.nodeId },
     );
     if (ok !== null) cases.push({ caller: "the lease's node", credential: (w) => w.node.token, expect: ok });
-    if (row.owned || row.other) cases.push({ caller: 'another node', credential: (w) => w.otherNode.token, expect: row.other ?? NOT_FOUND });
+    if (row.owned || row.other) {
+      cases.push(
+        { caller: "another account's node", credential: (w) => w.otherNode.token, expect: row.other ?? NOT_FOUND },
+        { caller: "another node of the lease's provider", credential: (w) => w.siblingNode.token, expect: row.other ?? NOT_FOUND },
+      );
+    }
     return cases;
   }
   cases.push(
@@ -299,6 +316,8 @@ function casesFor(row: Row): Case[] {
     const owner = (w: World) => (row.owned === 'node' || row.owned === 'order' ? w.provider : w.renter);
     if (ok !== null) cases.push({ caller: 'the owner', credential: (w) => owner(w).apiKey, expect: ok, resource: row.fresh ? 'fresh' : 'shared' });
     cases.push({ caller: 'another account', credential: (w) => w.other.apiKey, expect: row.other ?? NOT_FOUND });
+    const party = { lease: (w: World) => w.provider, order: (w: World) => w.renter, node: (w: World) => w.renter }[row.owned as string];
+    if (party) cases.push({ caller: 'the other party', credential: (w) => party(w).apiKey, expect: row.party ?? NOT_FOUND });
     if (read) cases.push({ caller: "another account's access token", credential: (w) => w.otherToken, expect: row.other ?? NOT_FOUND });
     cases.push({ caller: 'an operator (admin)', credential: (w) => w.admin.apiKey, expect: row.other ?? NOT_FOUND });
   } else if (ok !== null) {

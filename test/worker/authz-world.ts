@@ -41,6 +41,8 @@ export interface World {
   otherNode: { nodeId: string; token: string };
   /** A node registered twice: `token` is its first, superseded token. */
   oldNode: { nodeId: string; token: string };
+  /** The same node with its current token: another node of the lease's provider. */
+  siblingNode: { nodeId: string; token: string };
   /** An Ed25519 key no one else registers, for the operator's inspector key. */
   inspectorKey: string;
   foreignNodeToken: string;
@@ -87,7 +89,7 @@ async function reRegisteredNode(provider: TestAccount) {
   const res = await call('/v1/runner/register', { body: { join_token: await joinToken(provider), region: 'us-east', machine: m, public_key: await nodePublicKey() } });
   const second = await created(res, 're-register');
   if (second.node_id !== first.nodeId) throw new Error('re-registration made a new node');
-  return { nodeId: first.nodeId, token: first.token };
+  return { old: { nodeId: first.nodeId, token: first.token }, current: { nodeId: first.nodeId, token: second.node_token as string } };
 }
 
 async function key(account: TestAccount, scopes: readonly Scope[]): Promise<{ id: string; key: string }> {
@@ -121,7 +123,7 @@ export async function buildWorld(): Promise<World> {
   await db().update(apiKeys).set({ expiresAt: Date.now() - 1000 }).where(eq(apiKeys.id, expired.id));
 
   await fund(renter, 'USDC', '20.00');
-  const [webhook, spareKey, deposit, withdrawal, otherNode, oldNode] = await Promise.all([
+  const [webhook, spareKey, deposit, withdrawal, otherNode, reRegistered] = await Promise.all([
     created(await call('/v1/webhook-endpoints', { auth: renter.apiKey, body: { url: 'https://hooks.example.com/matrix', events: ['lease.running'] } }), 'webhook'),
     key(renter, ['account:read']),
     created(await call('/v1/deposits', { auth: renter.apiKey, headers: idem(), body: { asset: 'USDC', amount: '1.00', method: 'usdc' } }), 'deposit'),
@@ -174,7 +176,8 @@ export async function buildWorld(): Promise<World> {
     },
     node: setup.node,
     otherNode: otherNode,
-    oldNode,
+    oldNode: reRegistered.old,
+    siblingNode: reRegistered.current,
     inspectorKey: await nodePublicKey(),
     foreignNodeToken: foreign.node,
   };
