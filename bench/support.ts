@@ -1,5 +1,6 @@
-// Small pieces every bench script shares: settings from the environment, percentiles, and the
-// machine description a simulated runner registers with.
+// Small pieces every bench script shares: settings from the environment, percentiles, the
+// machine description a simulated runner registers with, and a process's memory.
+import { readFileSync } from 'node:fs';
 
 /** A numeric setting from the environment, or `fallback` when unset or empty. */
 export function num(name: string, fallback: number): number {
@@ -30,4 +31,14 @@ export function h100Machine(hostname: string, gpus: number, size: { cpu_cores: n
       model: null,
     })),
   };
+}
+
+/** Resident memory of a process in MiB, from Linux /proc (NaN elsewhere or once it is gone). */
+export function rssMib(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
 }
