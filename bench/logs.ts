@@ -18,14 +18,14 @@
 //
 // Memory: workerd's RSS before and after each phase (Linux /proc). Lines are BENCH_LINE_BYTES
 // (default 120) characters. Goal: ≥ 5,000 lines/s per lease with p99 lag ≤ 2 s.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateNodeKey } from '../runner/src/identity.ts';
 import { freePort, launch } from '../test/support/platform.ts';
 import { findWorkerd, ticks } from './proc.ts';
-import { h100Machine, num, percentile } from './support.ts';
+import { h100Machine, num, percentile, rssMib } from './support.ts';
 
 const NODES = num('BENCH_NODES', 50);
 const PHASE_S = num('BENCH_PHASE_S', 20);
@@ -87,15 +87,6 @@ async function ok(reply: Promise<Reply>, status: number, what: string): Promise<
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function rssMib(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
 
 interface SimNode {
   nodeId: string;
