@@ -279,7 +279,10 @@ function casesFor(row: Row): Case[] {
       { caller: "the renter's API key", credential: (w) => w.renter.apiKey, expect: UNAUTHORIZED },
       { caller: "the renter's access token", credential: (w) => w.renterToken, expect: UNAUTHORIZED },
       { caller: 'a node token signed by a foreign key', credential: (w) => w.foreignNodeToken, expect: UNAUTHORIZED },
+      { caller: 'an unsigned node token (alg none)', credential: (w) => w.unsignedNodeToken, expect: UNAUTHORIZED },
       { caller: 'an old node token (node registered again)', credential: (w) => w.oldNode.token, expect: UNAUTHORIZED, nodeId: (w) => w.oldNode.nodeId },
+      { caller: "a revoked node's token", credential: (w) => w.revokedNode.token, expect: UNAUTHORIZED, nodeId: (w) => w.revokedNode.nodeId },
+      { caller: "the lease's workload token", credential: (w) => w.leaseToken, expect: UNAUTHORIZED },
     );
     if (ok !== null) cases.push({ caller: "the lease's node", credential: (w) => w.node.token, expect: ok });
     if (row.owned || row.other) {
@@ -294,9 +297,11 @@ function casesFor(row: Row): Case[] {
     ...garbage,
     { caller: 'anonymous', credential: () => undefined, expect: UNAUTHORIZED },
     { caller: 'an access token signed by a foreign key', credential: (w) => w.foreignToken, expect: UNAUTHORIZED },
+    { caller: 'an unsigned access token (alg none)', credential: (w) => w.unsignedToken, expect: UNAUTHORIZED },
     { caller: 'an expired access token', credential: (w) => w.expiredToken, expect: UNAUTHORIZED },
     { caller: 'a revoked API key', credential: (w) => w.revokedKey, expect: UNAUTHORIZED },
     { caller: 'a node token', credential: (w) => w.node.token, expect: UNAUTHORIZED },
+    { caller: "a lease's workload token", credential: (w) => w.leaseToken, expect: UNAUTHORIZED },
     { caller: 'an expired API key', credential: (w) => w.expiredKey, expect: UNAUTHORIZED },
     { caller: "a suspended account's API key", credential: (w) => w.suspended.apiKey, expect: row.suspended ?? UNAUTHORIZED },
   );

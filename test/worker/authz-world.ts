@@ -4,7 +4,7 @@ import { bindings as env } from './trading.ts';
 import { SignJWT, generateKeyPair } from 'jose';
 import { SCOPES, type Scope } from '../../src/auth/principal.ts';
 import { RUNNER_AUDIENCE } from '../../src/contracts/runner.ts';
-import { ACCESS_AUDIENCE, keyRing, signAccessToken } from '../../src/auth/tokens.ts';
+import { ACCESS_AUDIENCE, keyRing, signAccessToken, signLeaseToken } from '../../src/auth/tokens.ts';
 import { leased } from './lease-support.ts';
 import { eq } from 'drizzle-orm';
 import { apiKeys } from '../../src/db/schema.ts';
@@ -36,6 +36,9 @@ export interface World {
   suspendedToken: string;
   expiredToken: string;
   foreignToken: string;
+  /** The same claims with `alg: none` and no signature. */
+  unsignedToken: string;
+  unsignedNodeToken: string;
   ids: { lease: string; order: string; node: string; webhook: string; apiKey: string; deposit: string; withdrawal: string; challenge: string };
   node: { nodeId: string; token: string };
   otherNode: { nodeId: string; token: string };
@@ -46,6 +49,10 @@ export interface World {
   /** An Ed25519 key no one else registers, for the operator's inspector key. */
   inspectorKey: string;
   foreignNodeToken: string;
+  /** A node its provider revoked, with its last token. */
+  revokedNode: { nodeId: string; token: string };
+  /** A workload's lease token for the lease, signed by the platform: neither a node's nor a user's. */
+  leaseToken: string;
 }
 
 async function created(res: Response, what: string) {
@@ -60,7 +67,7 @@ async function expiredAccessToken(account: TestAccount): Promise<string> {
   return signAccessToken(ring, { accountId: account.id, roles: ['renter', 'provider', 'admin'], scopes: SCOPES, apiKeyId: null }, { issuer: env.JWT_ISSUER, ttlSeconds: 60, now });
 }
 
-/** Tokens shaped exactly like the platform's (its kid too) but signed by a key it never had. */
+/** Tokens shaped exactly like the platform's (its kid too) but signed by a key it never had, or not at all. */
 async function foreignTokens(account: TestAccount, nodeId: string) {
   const ring = await keyRing(env.JWT_PRIVATE_KEYS);
   const { privateKey } = await generateKeyPair('ES256', { extractable: true });
@@ -76,7 +83,14 @@ async function foreignTokens(account: TestAccount, nodeId: string) {
       .setExpirationTime(iat + 600)
       .setJti(crypto.randomUUID())
       .sign(privateKey);
+  const unsigned = (typ: string, audience: string, subject: string, claims: Record<string, unknown>) => {
+    const part = (o: unknown) => btoa(JSON.stringify(o)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+    const payload = { ...claims, iss: env.JWT_ISSUER, aud: audience, sub: subject, iat, nbf: iat, exp: iat + 600, jti: crypto.randomUUID() };
+    return `${part({ alg: 'none', kid: ring.signing.kid, typ })}.${part(payload)}.`;
+  };
   return {
+    unsignedAccess: unsigned('at+jwt', ACCESS_AUDIENCE, account.id, { roles: ['renter', 'provider', 'admin'], scope: SCOPES.join(' ') }),
+    unsignedNode: unsigned('node+jwt', RUNNER_AUDIENCE, nodeId, { region: 'eu-central', ver: 1 }),
     access: await sign('at+jwt', ACCESS_AUDIENCE, account.id, { roles: ['renter', 'provider', 'admin'], scope: SCOPES.join(' ') }),
     node: await sign('node+jwt', RUNNER_AUDIENCE, nodeId, { region: 'eu-central', ver: 1 }),
   };
@@ -123,14 +137,16 @@ export async function buildWorld(): Promise<World> {
   await db().update(apiKeys).set({ expiresAt: Date.now() - 1000 }).where(eq(apiKeys.id, expired.id));
 
   await fund(renter, 'USDC', '20.00');
-  const [webhook, spareKey, deposit, withdrawal, otherNode, reRegistered] = await Promise.all([
+  const [webhook, spareKey, deposit, withdrawal, otherNode, reRegistered, revokedNode] = await Promise.all([
     created(await call('/v1/webhook-endpoints', { auth: renter.apiKey, body: { url: 'https://hooks.example.com/matrix', events: ['lease.running'] } }), 'webhook'),
     key(renter, ['account:read']),
     created(await call('/v1/deposits', { auth: renter.apiKey, headers: idem(), body: { asset: 'USDC', amount: '1.00', method: 'usdc' } }), 'deposit'),
     created(await call('/v1/withdrawals', { auth: renter.apiKey, headers: idem(), body: { asset: 'USDC', amount: '1.00', destination: '0x' + 'ab'.repeat(20) } }), 'withdrawal'),
     registerNode(other, machine(), 'eu-central'),
     reRegisteredNode(provider),
+    registerNode(provider, machine(), 'us-east'),
   ]);
+  await created(await call(`/v1/nodes/${revokedNode.nodeId}/revoke`, { method: 'POST', auth: provider.apiKey }), 'revoke node');
 
   const [adminToken, renterToken, otherToken, expiredToken, foreign, suspendedToken] = await Promise.all([
     accessToken(admin),
@@ -164,6 +180,8 @@ export async function buildWorld(): Promise<World> {
     suspendedToken,
     expiredToken,
     foreignToken: foreign.access,
+    unsignedToken: foreign.unsignedAccess,
+    unsignedNodeToken: foreign.unsignedNode,
     ids: {
       lease: setup.leaseId,
       order: setup.askId,
@@ -180,5 +198,11 @@ export async function buildWorld(): Promise<World> {
     siblingNode: reRegistered.current,
     inspectorKey: await nodePublicKey(),
     foreignNodeToken: foreign.node,
+    revokedNode: { nodeId: revokedNode.nodeId, token: revokedNode.token },
+    leaseToken: await signLeaseToken(await keyRing(env.JWT_PRIVATE_KEYS), { leaseId: setup.leaseId, nodeId: setup.node.nodeId }, {
+      issuer: env.JWT_ISSUER,
+      expiresAt: Date.now() + 3_600_000,
+      now: Date.now(),
+    }),
   };
 }
