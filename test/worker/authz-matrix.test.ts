@@ -39,6 +39,10 @@ interface Row {
   /** `nodeId`: the node the caller's node token names (the lease's node for other callers). */
   body?: (w: World, nodeId: string) => unknown;
   query?: string;
+  /** A list route: the owner's list holds this resource, another account's does not. */
+  lists?: Owned;
+  /** A create route keyed by idempotency: another account replaying the owner's key gets its own. */
+  replays?: 'deposit' | 'withdrawal';
   /** The entitled call destroys its resource: it gets one of its own (and, if not the usual, its owner). */
   fresh?: (w: World) => Promise<{ id: string; owner?: TestAccount }>;
 }
@@ -58,7 +62,7 @@ const TABLE: Row[] = [
   { route: 'GET /v1/accounts/me', auth: 'user', active: true, scope: 'account:read', ok: 200 },
 
   { route: 'POST /v1/api-keys', auth: 'user', scope: 'keys:write', ok: 201, body: () => ({ name: 'matrix', scopes: ['account:read'] }) },
-  { route: 'GET /v1/api-keys', auth: 'user', scope: 'keys:read', ok: 200 },
+  { route: 'GET /v1/api-keys', auth: 'user', scope: 'keys:read', ok: 200, lists: 'apiKey' },
   {
     route: 'DELETE /v1/api-keys/{id}',
     auth: 'user',
@@ -73,18 +77,26 @@ const TABLE: Row[] = [
 
   { route: 'GET /v1/balances', auth: 'user', scope: 'funds:read', ok: 200 },
   { route: 'GET /v1/ledger/entries', auth: 'user', scope: 'funds:read', ok: 200 },
-  { route: 'POST /v1/deposits', auth: 'user', active: true, scope: 'funds:write', ok: 201, body: () => ({ asset: 'USDC', amount: '1.00', method: 'usdc' }) },
-  { route: 'GET /v1/deposits', auth: 'user', scope: 'funds:read', ok: 200 },
+  { route: 'POST /v1/deposits', auth: 'user', active: true, scope: 'funds:write', ok: 201, body: () => ({ asset: 'USDC', amount: '1.00', method: 'usdc' }), replays: 'deposit' },
+  { route: 'GET /v1/deposits', auth: 'user', scope: 'funds:read', ok: 200, lists: 'deposit' },
   { route: 'GET /v1/deposits/{id}', auth: 'user', scope: 'funds:read', owned: 'deposit', ok: 200 },
-  { route: 'POST /v1/withdrawals', auth: 'user', active: true, scope: 'funds:write', ok: [402, 'insufficient_funds'], body: () => ({ asset: 'USDC', amount: '1.00', destination: '0x' + 'ab'.repeat(20) }) },
-  { route: 'GET /v1/withdrawals', auth: 'user', scope: 'funds:read', ok: 200 },
+  {
+    route: 'POST /v1/withdrawals',
+    auth: 'user',
+    active: true,
+    scope: 'funds:write',
+    ok: [402, 'insufficient_funds'],
+    body: () => ({ asset: 'USDC', amount: '1.00', destination: '0x' + 'ab'.repeat(20) }),
+    replays: 'withdrawal',
+  },
+  { route: 'GET /v1/withdrawals', auth: 'user', scope: 'funds:read', ok: 200, lists: 'withdrawal' },
   { route: 'GET /v1/withdrawals/{id}', auth: 'user', scope: 'funds:read', owned: 'withdrawal', ok: 200 },
   { route: 'GET /v1/quote', auth: 'public', ok: 200, query: '?asset=USDC&usd=10.00' },
   { route: 'POST /v1/webhooks/stripe', auth: 'public', ok: [400, 'invalid_signature'], body: () => ({ id: 'evt_x', type: 'payment_intent.succeeded' }) },
   { route: 'POST /v1/webhooks/chain', auth: 'public', ok: [400, 'invalid_signature'], body: () => ({ tx_hash: '0x' + 'ab'.repeat(32) }) },
 
   { route: 'POST /v1/webhook-endpoints', auth: 'user', scope: 'account:write', ok: 201, body: () => ({ url: 'https://hooks.example.com/m', events: ['lease.running'] }) },
-  { route: 'GET /v1/webhook-endpoints', auth: 'user', scope: 'account:read', ok: 200 },
+  { route: 'GET /v1/webhook-endpoints', auth: 'user', scope: 'account:read', ok: 200, lists: 'webhook' },
   { route: 'GET /v1/webhook-endpoints/{id}', auth: 'user', scope: 'account:read', owned: 'webhook', ok: 200 },
   {
     route: 'DELETE /v1/webhook-endpoints/{id}',
@@ -116,7 +128,7 @@ const TABLE: Row[] = [
   { route: 'GET /v1/catalog/regions', auth: 'public', ok: 200 },
 
   { route: 'POST /v1/nodes/join-tokens', auth: 'user', active: true, scope: 'nodes:write', role: 'provider', ok: 201 },
-  { route: 'GET /v1/nodes', auth: 'user', scope: 'nodes:read', ok: 200 },
+  { route: 'GET /v1/nodes', auth: 'user', scope: 'nodes:read', ok: 200, lists: 'node' },
   { route: 'GET /v1/nodes/{id}', auth: 'user', scope: 'nodes:read', owned: 'node', ok: 200 },
   { route: 'GET /v1/nodes/{id}/order-processing', auth: 'user', scope: 'nodes:read', owned: 'node', ok: 200 },
   {
@@ -143,8 +155,23 @@ const TABLE: Row[] = [
   { route: 'GET /v1/inspectors/assignments', auth: 'user', scope: 'inspections:read', ok: 200 },
   { route: 'POST /v1/inspections/{id}/commitment', auth: 'user', active: true, scope: 'inspections:write', ok: NOT_FOUND, body: () => ({ commitment: 'ab'.repeat(32) }) },
   { route: 'POST /v1/inspections/{id}/verdict', auth: 'user', active: true, scope: 'inspections:write', ok: NOT_FOUND, body: (w) => verdictBody(w, 'insp_nobody') },
-  { route: 'POST /v1/inspections/commitments', auth: 'user', active: true, scope: 'inspections:write', ok: 200, body: () => ({ items: [{ inspection_id: 'insp_nobody', commitment: 'ab'.repeat(32) }] }) },
-  { route: 'POST /v1/inspections/verdicts', auth: 'user', active: true, scope: 'inspections:write', ok: 200, body: (w) => ({ items: [{ inspection_id: 'insp_nobody', ...verdictBody(w, 'insp_nobody') }] }) },
+  // Batches answer 200 with a refusal per item.
+  {
+    route: 'POST /v1/inspections/commitments',
+    auth: 'user',
+    active: true,
+    scope: 'inspections:write',
+    ok: 200,
+    body: () => ({ items: [{ inspection_id: 'insp_nobody', commitment: 'ab'.repeat(32) }] }),
+  },
+  {
+    route: 'POST /v1/inspections/verdicts',
+    auth: 'user',
+    active: true,
+    scope: 'inspections:write',
+    ok: 200,
+    body: (w) => ({ items: [{ inspection_id: 'insp_nobody', ...verdictBody(w, 'insp_nobody') }] }),
+  },
   { route: 'GET /v1/inspections/{id}', auth: 'public', ok: NOT_FOUND },
   { route: 'GET /v1/nodes/{id}/inspections', auth: 'public', owned: 'node', ok: 200 },
   // The operator's calls stop at validation: a decoy or a mint would change what other files count.
@@ -182,8 +209,15 @@ const TABLE: Row[] = [
   { route: 'POST /v1/runner/leases/{id}/logs', auth: 'node', owned: 'lease', ok: 200, body: () => ({ lines: [{ seq: 0, at: now(), stream: 'stdout', text: 'hello' }] }) },
   { route: 'PUT /v1/runner/public-host', auth: 'node', ok: 200, body: () => ({ public_host: null }) },
 
-  { route: 'POST /v1/orders', auth: 'user', active: true, scope: 'orders:write', ok: [402, 'insufficient_funds'], body: () => ({ side: 'buy', region: 'eu-central', gpu_model: 'rtx-3080-10gb', gpus: 1, price: '0.50', duration_s: 3600, pay_with: 'USD', workload }) },
-  { route: 'GET /v1/orders', auth: 'user', scope: 'orders:read', ok: 200 },
+  {
+    route: 'POST /v1/orders',
+    auth: 'user',
+    active: true,
+    scope: 'orders:write',
+    ok: [402, 'insufficient_funds'],
+    body: () => ({ side: 'buy', region: 'eu-central', gpu_model: 'rtx-3080-10gb', gpus: 1, price: '0.50', duration_s: 3600, pay_with: 'USD', workload }),
+  },
+  { route: 'GET /v1/orders', auth: 'user', scope: 'orders:read', ok: 200, lists: 'order' },
   { route: 'GET /v1/orders/{id}', auth: 'user', scope: 'orders:read', owned: 'order', ok: 200 },
   {
     route: 'DELETE /v1/orders/{id}',
@@ -199,7 +233,7 @@ const TABLE: Row[] = [
   { route: 'GET /v1/leases/{id}/logs', auth: 'user', scope: 'leases:read', owned: 'lease', ok: 200 },
   { route: 'GET /v1/leases/{id}/logs/stream', auth: 'user', scope: 'leases:read', owned: 'lease', ok: 200 },
   { route: 'GET /v1/leases/{id}/metrics', auth: 'user', scope: 'leases:read', owned: 'lease', ok: 200 },
-  { route: 'GET /v1/leases', auth: 'user', scope: 'leases:read', ok: 200 },
+  { route: 'GET /v1/leases', auth: 'user', scope: 'leases:read', ok: 200, lists: 'lease' },
   { route: 'GET /v1/leases/{id}', auth: 'user', scope: 'leases:read', owned: 'lease', ok: 200, party: 200 },
   {
     route: 'POST /v1/leases/{id}/terminate',
@@ -252,6 +286,10 @@ interface Case {
   nodeId?: (w: World) => string;
   /** Sends a body no schema accepts instead of the row's. */
   badBody?: true;
+  idempotencyKey?: (w: World) => string;
+  /** The body must (or must not) mention this id. */
+  mentions?: (w: World) => string;
+  omits?: (w: World) => string;
 }
 
 const PLACEHOLDERS: Record<string, string> = { id: 'x_nobody', region: 'eu-central', gpu_model: 'rtx-3080-10gb', n: '100000', file: 'nothing.js' };
@@ -317,8 +355,27 @@ function casesFor(row: Row): Case[] {
   }
   if (row.role === 'admin') cases.push({ caller: 'a renter and provider without admin', credential: (w) => w.noAdminKey, expect: FORBIDDEN });
   if (row.role === 'provider') cases.push({ caller: 'a renter without provider', credential: (w) => w.renterOnlyKey, expect: FORBIDDEN });
+  const ownerOf = (kind: Owned) => (w: World) => (kind === 'node' || kind === 'order' ? w.provider : w.renter);
+  if (row.lists) {
+    const listed = row.lists;
+    const id = (w: World) => w.ids[listed];
+    cases.push(
+      { caller: 'the owner, whose list holds its resource', credential: (w) => ownerOf(listed)(w).apiKey, expect: 200, mentions: id },
+      { caller: "another account, whose list lacks the owner's resource", credential: (w) => w.other.apiKey, expect: 200, omits: id },
+    );
+  }
+  if (row.replays) {
+    const kind = row.replays;
+    cases.push({
+      caller: "another account replaying the owner's idempotency key",
+      credential: (w) => w.other.apiKey,
+      expect: 201,
+      idempotencyKey: (w) => w.idempotencyKeys[kind],
+      omits: (w) => w.ids[kind],
+    });
+  }
   if (row.owned) {
-    const owner = (w: World) => (row.owned === 'node' || row.owned === 'order' ? w.provider : w.renter);
+    const owner = ownerOf(row.owned);
     if (ok !== null) cases.push({ caller: 'the owner', credential: (w) => owner(w).apiKey, expect: ok, resource: row.fresh ? 'fresh' : 'shared' });
     cases.push({ caller: 'another account', credential: (w) => w.other.apiKey, expect: row.other ?? NOT_FOUND });
     const party = { lease: (w: World) => w.provider, order: (w: World) => w.renter, node: (w: World) => w.renter }[row.owned as string];
@@ -349,14 +406,19 @@ async function send(row: Row, c: Case): Promise<Response> {
     id = world.ids[row.owned];
   }
   const path = template.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'id' ? id : PLACEHOLDERS[name]!)) + (row.query ?? '');
-  return call(path, { method, auth, body: c.badBody ? { unexpected: [1, 2, 3] } : row.body?.(world, c.nodeId?.(world) ?? world.node.nodeId), headers: { 'idempotency-key': crypto.randomUUID() } });
+  const body = c.badBody ? { unexpected: [1, 2, 3] } : row.body?.(world, c.nodeId?.(world) ?? world.node.nodeId);
+  return call(path, { method, auth, body, headers: { 'idempotency-key': c.idempotencyKey?.(world) ?? crypto.randomUUID() } });
 }
 
-async function check(res: Response, expected: Answer, label: string) {
+async function check(res: Response, c: Case, label: string) {
+  const expected = c.expect;
   if (typeof expected === 'number') {
+    const reads = res.status !== expected || c.mentions || c.omits;
     // A stream (logs, SSE) would not end by itself: its body is dropped unread.
-    const text = res.status === expected ? await res.body?.cancel() : await res.text();
+    const text = reads ? await res.text() : await res.body?.cancel();
     expect(res.status, `${label}: ${String(text ?? '').slice(0, 300)}`).toBe(expected);
+    if (c.mentions) expect(text, `${label} must mention ${c.mentions(world)}`).toContain(c.mentions(world));
+    if (c.omits) expect(text, `${label} must not mention ${c.omits(world)}`).not.toContain(c.omits(world));
     return;
   }
   try {
@@ -391,7 +453,7 @@ describe('the authorisation matrix', () => {
     describe(row.route, () => {
       it.each(cases.map((c) => [c.caller, c] as const))('%s', async (caller, c) => {
         const label = `${row.route} as ${caller}`;
-        await check(await send(row, c), c.expect, label);
+        await check(await send(row, c), c, label);
       });
     });
   }

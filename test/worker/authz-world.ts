@@ -8,7 +8,7 @@ import { ACCESS_AUDIENCE, keyRing, signAccessToken, signLeaseToken } from '../..
 import { leased } from './lease-support.ts';
 import { eq } from 'drizzle-orm';
 import { apiKeys } from '../../src/db/schema.ts';
-import { accessToken, call, db, fund, idem, json, machine, makeAdmin, nodePublicKey, joinToken, registerNode, signUp, type TestAccount } from './support.ts';
+import { accessToken, call, db, fund, json, machine, makeAdmin, nodePublicKey, joinToken, registerNode, signUp, type TestAccount } from './support.ts';
 
 export interface World {
   /** An operator with every role a sign-up can get, plus admin. */
@@ -40,6 +40,8 @@ export interface World {
   unsignedToken: string;
   unsignedNodeToken: string;
   ids: { lease: string; order: string; node: string; webhook: string; apiKey: string; deposit: string; withdrawal: string; challenge: string };
+  /** The idempotency keys the renter's deposit and withdrawal were made with. */
+  idempotencyKeys: { deposit: string; withdrawal: string };
   node: { nodeId: string; token: string };
   otherNode: { nodeId: string; token: string };
   /** A node registered twice: `token` is its first, superseded token. */
@@ -136,12 +138,23 @@ export async function buildWorld(): Promise<World> {
   const expired = await key(revoking, ['account:read']);
   await db().update(apiKeys).set({ expiresAt: Date.now() - 1000 }).where(eq(apiKeys.id, expired.id));
 
-  await fund(renter, 'USDC', '20.00');
+  await Promise.all([fund(renter, 'USDC', '20.00'), fund(other, 'USDC', '20.00')]);
+  const idempotencyKeys = { deposit: crypto.randomUUID(), withdrawal: crypto.randomUUID() };
   const [webhook, spareKey, deposit, withdrawal, otherNode, reRegistered, revokedNode] = await Promise.all([
     created(await call('/v1/webhook-endpoints', { auth: renter.apiKey, body: { url: 'https://hooks.example.com/matrix', events: ['lease.running'] } }), 'webhook'),
     key(renter, ['account:read']),
-    created(await call('/v1/deposits', { auth: renter.apiKey, headers: idem(), body: { asset: 'USDC', amount: '1.00', method: 'usdc' } }), 'deposit'),
-    created(await call('/v1/withdrawals', { auth: renter.apiKey, headers: idem(), body: { asset: 'USDC', amount: '1.00', destination: '0x' + 'ab'.repeat(20) } }), 'withdrawal'),
+    created(
+      await call('/v1/deposits', { auth: renter.apiKey, headers: { 'idempotency-key': idempotencyKeys.deposit }, body: { asset: 'USDC', amount: '1.00', method: 'usdc' } }),
+      'deposit',
+    ),
+    created(
+      await call('/v1/withdrawals', {
+        auth: renter.apiKey,
+        headers: { 'idempotency-key': idempotencyKeys.withdrawal },
+        body: { asset: 'USDC', amount: '1.00', destination: '0x' + 'ab'.repeat(20) },
+      }),
+      'withdrawal',
+    ),
     registerNode(other, machine(), 'eu-central'),
     reRegisteredNode(provider),
     registerNode(provider, machine(), 'us-east'),
@@ -192,6 +205,7 @@ export async function buildWorld(): Promise<World> {
       withdrawal: withdrawal.withdrawal?.id ?? withdrawal.id,
       challenge: challenge.challenge.id,
     },
+    idempotencyKeys,
     node: setup.node,
     otherNode: otherNode,
     oldNode: reRegistered.old,
