@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
-import { authenticate, requireActiveAccount, requireRole, requireScope } from './middleware.ts';
+import { authenticate, requireCurrentRole, requireRole, requireScope } from './middleware.ts';
 import type { Role, Scope } from './principal.ts';
 
 /**
@@ -11,8 +11,7 @@ export function guard(scope: Scope | null, role?: Role, opts: { allowSuspended?:
   const chain = [authenticate(opts)];
   if (scope) chain.push(requireScope(scope));
   if (role) chain.push(requireRole(role));
-  // An operator acts for the platform: its suspension must end that at once, not when its
-  // access token expires (API keys are refused at authentication already).
-  if (role === 'admin') chain.push(requireActiveAccount());
+  // An operator acts for the platform: its suspension or demotion must end that at once.
+  if (role === 'admin') chain.push(requireCurrentRole(role));
   return chain;
 }

@@ -77,6 +77,20 @@ export function requireActiveAccount(): MiddlewareHandler<AppEnv> {
   };
 }
 
+/**
+ * The role as the account holds it now: an access token carries the roles it was issued with,
+ * and an operator's demotion or suspension must take effect at once, not when the token expires.
+ */
+export function requireCurrentRole(role: Role): MiddlewareHandler<AppEnv> {
+  return async function requireCurrentRole(c, next) {
+    const account = c.get('account') ?? (await accountById(c.get('db'), c.get('principal').accountId));
+    assertActive(account);
+    if (!account.roles.includes(role)) throw new ApiError('forbidden', `this action needs the "${role}" role`);
+    c.set('account', account);
+    await next();
+  };
+}
+
 /** The caller's account, read by whatever query had it at hand: 401 if gone, 403 if suspended. */
 export function assertActive<A extends Pick<AccountRow, 'status'>>(account: A | undefined): asserts account is A {
   if (!account) throw new ApiError('unauthorized', 'account no longer exists');
