@@ -353,7 +353,12 @@ function casesFor(row: Row): Case[] {
       { caller: `an access token exchanged for a key without ${row.scope}`, credential: (w) => w.narrowTokens[row.scope!], expect: FORBIDDEN },
     );
   }
-  if (row.role === 'admin') cases.push({ caller: 'a renter and provider without admin', credential: (w) => w.noAdminKey, expect: FORBIDDEN });
+  if (row.role === 'admin') {
+    cases.push(
+      { caller: 'a renter and provider without admin', credential: (w) => w.noAdminKey, expect: FORBIDDEN },
+      { caller: "a demoted operator's access token", credential: (w) => w.demotedToken, expect: FORBIDDEN },
+    );
+  }
   if (row.role === 'provider') cases.push({ caller: 'a renter without provider', credential: (w) => w.renterOnlyKey, expect: FORBIDDEN });
   const ownerOf = (kind: Owned) => (w: World) => (kind === 'node' || kind === 'order' ? w.provider : w.renter);
   if (row.lists) {

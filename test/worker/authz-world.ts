@@ -7,7 +7,7 @@ import { RUNNER_AUDIENCE } from '../../src/contracts/runner.ts';
 import { ACCESS_AUDIENCE, keyRing, signAccessToken, signLeaseToken } from '../../src/auth/tokens.ts';
 import { leased } from './lease-support.ts';
 import { eq } from 'drizzle-orm';
-import { apiKeys } from '../../src/db/schema.ts';
+import { accounts, apiKeys } from '../../src/db/schema.ts';
 import { accessToken, call, db, fund, json, machine, makeAdmin, nodePublicKey, joinToken, registerNode, signUp, type TestAccount } from './support.ts';
 
 export interface World {
@@ -34,6 +34,8 @@ export interface World {
   /** An operator (renter, provider, admin) suspended after its access token was issued. */
   suspended: TestAccount;
   suspendedToken: string;
+  /** An access token issued while its account was an operator; the admin role is gone since. */
+  demotedToken: string;
   expiredToken: string;
   foreignToken: string;
   /** The same claims with `alg: none` and no signature. */
@@ -114,15 +116,16 @@ async function key(account: TestAccount, scopes: readonly Scope[]): Promise<{ id
 }
 
 export async function buildWorld(): Promise<World> {
-  const [setup, admin, other, noAdmin, suspended, revoking] = await Promise.all([
+  const [setup, admin, other, noAdmin, suspended, revoking, demoted] = await Promise.all([
     leased('rtx-3080-10gb', { price: '1.17' }),
     signUp(['renter', 'provider']),
     signUp(['renter', 'provider']),
     signUp(['renter', 'provider']),
     signUp(['renter', 'provider']),
     signUp(['renter']),
+    signUp(['renter', 'provider']),
   ]);
-  await Promise.all([makeAdmin(admin), makeAdmin(suspended)]);
+  await Promise.all([makeAdmin(admin), makeAdmin(suspended), makeAdmin(demoted)]);
   const { renter, provider } = setup;
 
   const narrow = await Promise.all(SCOPES.map((scope) => key(admin, SCOPES.filter((s) => s !== scope))));
@@ -161,14 +164,17 @@ export async function buildWorld(): Promise<World> {
   ]);
   await created(await call(`/v1/nodes/${revokedNode.nodeId}/revoke`, { method: 'POST', auth: provider.apiKey }), 'revoke node');
 
-  const [adminToken, renterToken, otherToken, expiredToken, foreign, suspendedToken] = await Promise.all([
+  const [adminToken, renterToken, otherToken, expiredToken, foreign, suspendedToken, demotedToken] = await Promise.all([
     accessToken(admin),
     accessToken(renter),
     accessToken(other),
     expiredAccessToken(admin),
     foreignTokens(admin, setup.node.nodeId),
     accessToken(suspended),
+    accessToken(demoted),
   ]);
+  // Operators are unmade the way they are made: by hand in the database.
+  await db().update(accounts).set({ roles: ['renter', 'provider'] }).where(eq(accounts.id, demoted.id));
 
   // An identity challenge to the leased node, for the runner's challenge routes.
   const challenge = await created(await call(`/v1/admin/nodes/${setup.node.nodeId}/challenges`, { auth: admin.apiKey, body: { kind: 'identity' } }), 'challenge');
@@ -191,6 +197,7 @@ export async function buildWorld(): Promise<World> {
     expiredKey: expired.key,
     suspended,
     suspendedToken,
+    demotedToken,
     expiredToken,
     foreignToken: foreign.access,
     unsignedToken: foreign.unsignedAccess,
