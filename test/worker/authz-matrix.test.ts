@@ -43,6 +43,8 @@ interface Row {
   lists?: Owned;
   /** A create route keyed by idempotency: another account replaying the owner's key gets its own. */
   replays?: 'deposit' | 'withdrawal';
+  /** Bodies asking for more than the caller may have, each refused with its answer. */
+  overreach?: Array<{ caller: string; credential: (w: World) => string | undefined; body: (w: World) => unknown; expect: Answer }>;
   /** The entitled call destroys its resource: it gets one of its own (and, if not the usual, its owner). */
   fresh?: (w: World) => Promise<{ id: string; owner?: TestAccount }>;
 }
@@ -57,11 +59,34 @@ const TABLE: Row[] = [
   { route: 'GET /livez', auth: 'public', ok: 200 },
   { route: 'GET /healthz', auth: 'public', ok: 200 },
   { route: 'GET /.well-known/jwks.json', auth: 'public', ok: 200 },
-  { route: 'POST /v1/accounts', auth: 'public', ok: 201, body: () => ({ email: uniqueEmail('matrix'), password: PASSWORD, roles: ['renter'] }) },
+  {
+    route: 'POST /v1/accounts',
+    auth: 'public',
+    ok: 201,
+    body: () => ({ email: uniqueEmail('matrix'), password: PASSWORD, roles: ['renter'] }),
+    // Operators are made by hand, inspectors by their bond: neither at sign-up.
+    overreach: (['admin', 'inspector'] as const).map((role) => ({
+      caller: `anonymous signing up as ${role}`,
+      credential: () => undefined,
+      body: () => ({ email: uniqueEmail('matrix'), password: PASSWORD, roles: ['renter', role] }),
+      expect: INVALID,
+    })),
+  },
   { route: 'POST /v1/auth/token', auth: 'public', ok: 200, body: (w) => ({ grant_type: 'password', email: w.renter.email, password: w.renter.password }) },
   { route: 'GET /v1/accounts/me', auth: 'user', active: true, scope: 'account:read', ok: 200 },
 
-  { route: 'POST /v1/api-keys', auth: 'user', scope: 'keys:write', ok: 201, body: () => ({ name: 'matrix', scopes: ['account:read'] }) },
+  {
+    route: 'POST /v1/api-keys',
+    auth: 'user',
+    scope: 'keys:write',
+    ok: 201,
+    body: () => ({ name: 'matrix', scopes: ['account:read'] }),
+    // A credential hands out only what it holds.
+    overreach: [
+      { caller: 'a key without funds:write asking for it', credential: (w) => w.narrowKeys['funds:write'], body: () => ({ name: 'wider', scopes: ['funds:write'] }), expect: FORBIDDEN },
+      { caller: 'a token without funds:write asking for it', credential: (w) => w.narrowTokens['funds:write'], body: () => ({ name: 'wider', scopes: ['funds:write'] }), expect: FORBIDDEN },
+    ],
+  },
   { route: 'GET /v1/api-keys', auth: 'user', scope: 'keys:read', ok: 200, lists: 'apiKey' },
   {
     route: 'DELETE /v1/api-keys/{id}',
@@ -286,6 +311,8 @@ interface Case {
   nodeId?: (w: World) => string;
   /** Sends a body no schema accepts instead of the row's. */
   badBody?: true;
+  /** Sends this body instead of the row's. */
+  body?: (w: World) => unknown;
   idempotencyKey?: (w: World) => string;
   /** The body must (or must not) mention this id. */
   mentions?: (w: World) => string;
@@ -295,7 +322,7 @@ interface Case {
 const PLACEHOLDERS: Record<string, string> = { id: 'x_nobody', region: 'eu-central', gpu_model: 'rtx-3080-10gb', n: '100000', file: 'nothing.js' };
 
 function casesFor(row: Row): Case[] {
-  const cases: Case[] = [];
+  const cases: Case[] = [...(row.overreach ?? [])];
   const ok = row.ok;
   const read = row.route.startsWith('GET ');
   if (row.auth === 'public') {
@@ -382,6 +409,7 @@ function casesFor(row: Row): Case[] {
   if (row.owned) {
     const owner = ownerOf(row.owned);
     if (ok !== null) cases.push({ caller: 'the owner', credential: (w) => owner(w).apiKey, expect: ok, resource: row.fresh ? 'fresh' : 'shared' });
+    if (ok !== null && read) cases.push({ caller: "the owner's access token", credential: (w) => (owner(w) === w.provider ? w.providerToken : w.renterToken), expect: ok });
     cases.push({ caller: 'another account', credential: (w) => w.other.apiKey, expect: row.other ?? NOT_FOUND });
     const party = { lease: (w: World) => w.provider, order: (w: World) => w.renter, node: (w: World) => w.renter }[row.owned as string];
     if (party) cases.push({ caller: 'the other party', credential: (w) => party(w).apiKey, expect: row.party ?? NOT_FOUND });
@@ -411,7 +439,7 @@ async function send(row: Row, c: Case): Promise<Response> {
     id = world.ids[row.owned];
   }
   const path = template.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'id' ? id : PLACEHOLDERS[name]!)) + (row.query ?? '');
-  const body = c.badBody ? { unexpected: [1, 2, 3] } : row.body?.(world, c.nodeId?.(world) ?? world.node.nodeId);
+  const body = c.badBody ? { unexpected: [1, 2, 3] } : c.body ? c.body(world) : row.body?.(world, c.nodeId?.(world) ?? world.node.nodeId);
   return call(path, { method, auth, body, headers: { 'idempotency-key': c.idempotencyKey?.(world) ?? crypto.randomUUID() } });
 }
 

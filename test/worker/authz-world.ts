@@ -19,6 +19,7 @@ export interface World {
   renterToken: string;
   /** Owns the leased node and its ask. */
   provider: TestAccount;
+  providerToken: string;
   /** Renter and provider, every scope, owns nothing of the above. */
   other: TestAccount;
   otherToken: string;
@@ -164,9 +165,10 @@ export async function buildWorld(): Promise<World> {
   ]);
   await created(await call(`/v1/nodes/${revokedNode.nodeId}/revoke`, { method: 'POST', auth: provider.apiKey }), 'revoke node');
 
-  const [adminToken, renterToken, otherToken, expiredToken, foreign, suspendedToken, demotedToken] = await Promise.all([
+  const [adminToken, renterToken, providerToken, otherToken, expiredToken, foreign, suspendedToken, demotedToken] = await Promise.all([
     accessToken(admin),
     accessToken(renter),
+    accessToken(provider),
     accessToken(other),
     expiredAccessToken(admin),
     foreignTokens(admin, setup.node.nodeId),
@@ -187,6 +189,7 @@ export async function buildWorld(): Promise<World> {
     renter,
     renterToken,
     provider,
+    providerToken,
     other,
     otherToken,
     noAdminKey: noAdmin.apiKey,

@@ -221,7 +221,8 @@ async function fuzzRoute(key: string): Promise<string[]> {
     let idemKey = gen.idempotent ? `fuzz-${seed}-${i}` : undefined;
     if (kind === 'valid') validKey = idemKey;
     if (kind === 'reused-idempotency-key' && validKey) idemKey = validKey;
-    const built = build(kind === 'reused-idempotency-key' ? 'extra-field' : kind, template, material, idemKey);
+    const start = gen.valid && (kind === 'valid' || i % 2 === 0) ? { ...material, body: gen.valid(ctx) } : material;
+    const built = build(kind === 'reused-idempotency-key' ? 'extra-field' : kind, template, start, idemKey);
     const before = previousAnswered ? await settledSnapshot(account) : await snapshot(account);
     const where = `seed=${SEED} route="${key}" case=${i} kind=${kind}\n    ${describeBuilt(methodOf(method, kind, built), built)}`;
     stat.cases++;
