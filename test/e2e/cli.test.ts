@@ -1,8 +1,9 @@
 // The bundled gridlease CLI against the local platform: a renter signs up, logs in with email and
 // password, takes test money, finds a provider's ask among the offers, buys it without waiting,
 // sees the lease in `leases` and `lease`, reads its logs (escaped, raw, followed live to the end)
-// and metrics, and terminates it; then buys again and waits for the lease to run; with the exit
-// codes and --json output scripts rely on.
+// and metrics, and terminates it; then buys again and waits for the lease to run, reaches the
+// workload's HTTP port through the lease's endpoint, and sees the exit code and last lines kept
+// after the workload exits; with the exit codes and --json output scripts rely on.
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,8 +25,18 @@ const api = apiClient(() => platform!.url);
 // A workload that runs until it is stopped (or its runner is gone).
 const WORKLOAD = { image: 'local/process', command: [process.execPath, '-e', 'const p = process.ppid; console.log("ready"); console.log("\\x1b[31mred\\x1b]0;title\\x07"); setInterval(() => { if (process.ppid !== p) process.exit(0); }, 250)'], env: {}, ports: [] };
 
+// A workload that answers HTTP on the port it is given, and exits with code 3 when asked to.
+const SERVER = {
+  image: 'local/process',
+  command: [
+    process.execPath,
+    '-e',
+    'const p = process.ppid; require("node:http").createServer((q, r) => { if (q.url === "/exit") { r.end("bye"); console.log("exiting with 3"); setTimeout(() => process.exit(3), 100); } else r.end("hello from the lease"); }).listen(Number(process.env.PORT), () => console.log("listening")); setInterval(() => { if (process.ppid !== p) process.exit(0); }, 250)',
+  ],
+};
+
 describe('gridlease CLI on the local platform', () => {
-  it('logs in, deposits, finds an offer, buys it, reads its logs and metrics, terminates it, and buys again waiting for running', { timeout: 90_000 }, async () => {
+  it('logs in, deposits, finds an offer, buys it, reads its logs and metrics, terminates it; buys again waiting for running, reaches its endpoint, and keeps its exit code and last lines', { timeout: 90_000 }, async () => {
     platform = await launch({
       dataDir: join(work, 'data'),
       port: await freePort(),
@@ -45,7 +56,7 @@ describe('gridlease CLI on the local platform', () => {
     const joined = runRunner(['join', '--api', platform.url, '--token', join_token, '--region', 'us-west'], runnerEnv);
     expect(joined.status, joined.stderr).toBe(0);
     const nodeId = JSON.parse(readFileSync(runnerEnv.GRIDLEASE_CONFIG, 'utf8')).node_id as string;
-    runners.start(['start', '--executor', 'process'], runnerEnv);
+    runners.start(['start', '--executor', 'process', '--public-host', '127.0.0.1'], runnerEnv);
     await expect.poll(async () => (await api(`/v1/nodes/${nodeId}`, { auth: provider.key })).body.node?.status, { timeout: 20_000, interval: 250 }).toBe('online');
     const ask = await api('/v1/orders', { auth: provider.key, key: true, body: { side: 'sell', region: 'us-west', gpu_model: 'a100-80gb', gpus: 2, price: '3.60', node_id: nodeId } });
     expect(ask.status, JSON.stringify(ask.body)).toBe(201);
@@ -129,12 +140,33 @@ describe('gridlease CLI on the local platform', () => {
     expect(events.at(-1)).toMatchObject({ event: 'end' });
     expect(events.filter((e: { seq?: number }) => e.seq === 0)).toHaveLength(1);
 
-    // Without --no-wait, buy returns once the lease runs: the ask's other GPU.
-    const waited = await cli(['buy', '--region', 'us-west', '--gpu', 'a100-80gb', '--price', '3.60', '--duration', '10m', '--image', WORKLOAD.image, '--command', JSON.stringify(WORKLOAD.command), '--json']);
+    // Without --no-wait, buy returns once the lease runs: the ask's other GPU, with a workload
+    // that listens on port 8080, reached through the endpoint the lease shows its renter.
+    const waited = await cli(['buy', '--region', 'us-west', '--gpu', 'a100-80gb', '--price', '3.60', '--duration', '10m', '--image', SERVER.image, '--command', JSON.stringify(SERVER.command), '--port', '8080', '--json']);
     expect(waited.code, waited.stderr).toBe(0);
     const running = waited.json().lease;
     expect(running).toMatchObject({ state: 'running', gpu_model: 'a100-80gb' });
-    expect((await cli(['terminate', running.id])).stdout).toMatch(new RegExp(`^Lease ${running.id} is (completed|cancelled); billed`));
+    await expect.poll(async () => (await cli(['lease', running.id, '--json'])).json().endpoints_state, { timeout: 20_000, interval: 500 }).toBe('ready');
+    const [endpoint] = (await cli(['lease', running.id, '--json'])).json().endpoints;
+    expect(endpoint).toMatchObject({ port: 8080, host: '127.0.0.1' });
+    expect(endpoint.url).toBe(`http://127.0.0.1:${endpoint.host_port}`);
+    expect((await cli(['lease', running.id])).stdout).toContain(endpoint.url);
+    await expect.poll(async () => (await cli(['logs', running.id, '--json'])).json().data.map((l: { text: string }) => l.text), { timeout: 20_000, interval: 500 }).toContain('listening');
+    const answer = await fetch(endpoint.url);
+    expect(answer.status).toBe(200);
+    expect(await answer.text()).toBe('hello from the lease');
+    // The workload exits by itself: the lease ends with its exit code and its last lines kept.
+    expect(await (await fetch(`${endpoint.url}/exit`)).text()).toBe('bye');
+    await expect.poll(async () => (await cli(['lease', running.id, '--json'])).json().state, { timeout: 20_000, interval: 500 }).toBe('completed');
+    const finished = (await cli(['lease', running.id, '--json'])).json();
+    expect(finished.exit_code).toBe(3);
+    expect(finished.endpoints).toEqual([]);
+    await expect.poll(async () => (await cli(['lease', running.id, '--json'])).json().last_lines.map((l: { text: string }) => l.text), { timeout: 20_000, interval: 500 }).toContain('exiting with 3');
+    const kept = await cli(['logs', running.id, '--json']);
+    expect(kept.json().data.map((l: { text: string }) => l.text)).toEqual(['listening', 'exiting with 3']);
+    // Terminating a lease that has ended changes nothing and says how it ended.
+    expect((await cli(['terminate', running.id])).stdout).toMatch(new RegExp(`^Lease ${running.id} is completed; billed`));
+    expect((await cli(['lease', running.id, '--json'])).json()).toMatchObject({ state: 'completed', exit_code: 3 });
 
     // Failures, with their exit codes.
     const missing = await cli(['lease', 'lse_00000000000000000000000000', '--json']);
