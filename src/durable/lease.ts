@@ -1,6 +1,7 @@
 // Lease: one per lease, created by the RegionBook from one fill. A thin shell around the pure
 // lifecycle (src/leases/lifecycle.ts), which decides the lease's life and names each step;
-// this object stores the record, carries out the steps, and keeps time with its alarm.
+// this object stores the record and keeps time with its alarm, and src/leases/steps.ts carries
+// out the steps against libSQL, the book, the node's mailbox and the webhook queue.
 //
 // Every entry point (create, runner events, heartbeat confirmations, terminate, extend, the
 // alarm) runs through one queue: one at a time, each to the end of its steps, so none of them
@@ -13,15 +14,14 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Client } from '@libsql/client/web';
 import { keyRing, signLeaseToken } from '../auth/tokens.ts';
-import type { Command, LeaseEvent } from '../contracts/runner.ts';
+import type { LeaseEvent } from '../contracts/runner.ts';
 import { connection } from '../db/client.ts';
 import type { Bindings } from '../env.ts';
 import type { HeartbeatBatch } from '../heartbeats/batch.ts';
 import { log } from '../http/log.ts';
-import { capture, hold, release, type RuleResult } from '../ledger/rules.ts';
-import { postTransaction } from '../ledger/store.ts';
 import { leaseConfig, type LeaseConfig } from '../leases/config.ts';
-import { isTerminal, newRecord, nextStep, plan, receive, stepDone, upgradeRecord, wakeAt, type LeaseInput, type LeaseRecord, type LeaseStep, type StepOutcome } from '../leases/lifecycle.ts';
+import { isTerminal, newRecord, receive, upgradeRecord, type LeaseInput, type LeaseRecord, type LeaseStep } from '../leases/lifecycle.ts';
+import { runLease, type LeaseHost, type LeasePorts } from '../leases/steps.ts';
 import type { LeaseTerms } from '../market/orders.ts';
 import { collectorFor } from '../nodes/registry.ts';
 import { publishNodeTrust } from '../nodes/trust.ts';
@@ -32,11 +32,7 @@ import type { LogLine } from '../contracts/runner.ts';
 
 export { LEASE_STATES, type LeaseRecord, type LeaseState } from '../leases/lifecycle.ts';
 
-/** How much a node's reliability drops when a lease on it fails (parts per million). */
-const RELIABILITY_PENALTY_PPM = 50_000;
 const RETRY_MS = 5_000;
-/** Steps one run carries out at most; the rest continue from an alarm at once. */
-const STEPS_PER_RUN = 64;
 
 export function lease(env: Bindings, leaseId: string) {
   return env.LEASE.getByName(leaseId);
@@ -235,193 +231,51 @@ export class Lease extends DurableObject<Bindings> {
   }
 
   /**
-   * Carries out due steps one at a time, each recorded as soon as it is done, then sets the
-   * alarm for the next thing time will decide. `only` limits a run to some steps (creation).
+   * Carries out due steps one at a time (src/leases/steps.ts), each recorded as soon as it is
+   * done, then sets the alarm for the next thing time will decide. `only` limits a run to some
+   * steps (creation).
    */
-  private async run(now: number, only?: (step: LeaseStep) => boolean): Promise<LeaseRecord> {
-    let rec = (await this.load())!;
-    // Creation only creates: whatever time has decided meanwhile is the alarm's to apply.
-    const planned = only ? rec : plan(rec, now, this.config);
-    if (planned !== rec) await this.save((rec = planned));
-    let retry = false;
-    let more = false;
-    for (let i = 0; ; i++) {
-      const step = nextStep(rec, now, this.config);
-      if (!step || (only && !only(step))) break;
-      if (i === STEPS_PER_RUN) {
-        more = true;
-        break;
-      }
-      let outcome: StepOutcome;
-      try {
-        outcome = await this.perform(step, rec);
-      } catch (err) {
-        log('warn', 'lease step failed; retrying', { lease_id: rec.terms.leaseId, state: rec.state, step: step.kind, error: String(err) });
-        retry = true;
-        break;
-      }
-      const done = stepDone(rec, step, outcome, Date.now());
-      await this.save((rec = only ? done : plan(done, now, this.config)));
-    }
-    const times = [wakeAt(rec, now, this.config) ?? Infinity];
-    const ended = endedAt(rec);
-    if (ended !== null && this.log.hasLines()) times.push(this.log.retainUntil(ended));
-    if (retry) times.push(now + RETRY_MS);
-    if (more || (only && nextStep(rec, now, this.config))) times.push(now);
-    const at = Math.min(...times);
-    if (at === Infinity) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(Math.max(Date.now() + 1, at));
-    return rec;
+  private run(now: number, only?: (step: LeaseStep) => boolean): Promise<LeaseRecord> {
+    return runLease(this.host(), this.ports(), this.config, now, only);
   }
 
-  /** Carries out one step; throws when it may succeed later, answers `ok: false` when it never will. */
-  private async perform(step: LeaseStep, rec: LeaseRecord): Promise<StepOutcome> {
-    const t = rec.terms;
-    const { money, client } = connection(this.env);
-    switch (step.kind) {
-      case 'book':
-        await this.book(t);
-        return { ok: true };
-      case 'command':
-        await this.command(t);
-        return { ok: true };
-      case 'hold_extension': {
-        const posted = await post(money, hold({ owner: t.renterId, asset: t.asset, amount: step.amount, idempotencyKey: step.key, reference: t.leaseId, memo: `extend lease by ${step.seconds} s` }));
-        return posted === 'insufficient_funds' ? { ok: false, problem: posted } : { ok: true };
-      }
-      case 'release_extension':
-        await post(money, release({ owner: t.renterId, asset: t.asset, amount: step.amount, idempotencyKey: `${step.key}:release`, reference: t.leaseId, memo: 'extension not applied: the lease is over' }));
-        return { ok: true };
-      case 'settle': {
-        const p = step.settlement;
-        await post(money, capture({ payer: t.renterId, payee: t.providerId, asset: t.asset, amount: BigInt(p.amount), fee: BigInt(p.fee), idempotencyKey: `lease:${t.leaseId}:settle:${p.n}`, reference: t.leaseId, memo: `lease settlement ${p.n}` }));
-        return { ok: true };
-      }
-      case 'stop':
-        await this.mail({ id: `stop_${t.leaseId}`, type: 'stop_lease', lease_id: t.leaseId, reason: step.reason.slice(0, 500) });
-        return { ok: true };
-      case 'penalise':
-        // Once per lease: the row's move to `failed` and the penalty commit together, and a
-        // repeated step finds the row already failed.
-        await money.batch(
-          [
-            { sql: "UPDATE leases SET state = 'failed' WHERE id = ? AND state != 'failed'", args: [t.leaseId] },
-            { sql: 'UPDATE nodes SET reliability_ppm = max(0, reliability_ppm - ?) WHERE id = ? AND changes() = 1', args: [RELIABILITY_PENALTY_PPM, t.nodeId] },
-          ],
-          'write',
-        );
-        return { ok: true };
-      case 'return_gpus':
-        // A node silent past the grace is offline in the book before its GPUs come back.
-        await regionBook(this.env, t.region, t.gpuModel).leaseEnded(t.leaseId, Date.now(), { nodeSilent: step.nodeSilent });
-        return { ok: true };
-      case 'refund':
-        if (step.amount > 0n) {
-          await post(money, release({ owner: t.renterId, asset: t.asset, amount: step.amount, idempotencyKey: `lease:${t.leaseId}:refund`, reference: t.leaseId, memo: `lease ${rec.state}: unused escrow` }));
-        }
-        return { ok: true };
-      case 'sweep':
-        await this.sweepExtensionHolds(money, rec);
-        return { ok: true };
-      case 'publish_trust':
-        // Books match on the node's current reliability, which the penalty just lowered.
-        await publishNodeTrust(this.env, t.nodeId);
-        return { ok: true };
-      case 'sync':
-        await client.execute({
-          sql: 'UPDATE leases SET state = ?, duration_s = ?, amount = ? WHERE id = ?',
-          args: [rec.state, rec.terms.durationS, BigInt(rec.terms.amount), t.leaseId],
-        });
-        return { ok: true };
-      case 'extend_command':
-        await this.mail({ id: `extend_${t.leaseId}_${step.n}`, type: 'extend_lease', lease_id: t.leaseId, ends_at: new Date(step.endsAt).toISOString() });
-        return { ok: true };
-      case 'notify':
-        await emitEvent(this.env, { id: step.id, accountId: t.renterId, type: step.type, data: step.data });
-        return { ok: true };
-    }
-  }
-
-  private async mail(command: Command): Promise<void> {
-    const t = this.record!.terms;
-    await collectorFor(this.env, t.nodeId, t.region).stub.enqueueCommand(t.nodeId, command);
-  }
-
-  /**
-   * Extension holds in the ledger that this lease never applied (their request stopped between
-   * the hold and the lease) go back to the renter, each once.
-   */
-  private async sweepExtensionHolds(money: Client, rec: LeaseRecord): Promise<void> {
-    const t = rec.terms;
-    const prefix = `lease:${t.leaseId}:extend:`;
-    const rs = await money.execute({
-      sql: `SELECT tx.idempotency_key AS k, e.amount AS amount FROM ledger_transactions tx JOIN ledger_entries e ON e.transaction_id = tx.id
-            WHERE tx.reference = ? AND tx.kind = 'hold' AND substr(tx.idempotency_key, 1, ?) = ? AND e.account_kind = 'held' AND e.owner_id = ?
-              AND NOT EXISTS (SELECT 1 FROM ledger_transactions r WHERE r.idempotency_key = tx.idempotency_key || ':release')`,
-      args: [t.leaseId, prefix.length, prefix, t.renterId],
-    });
-    const applied = new Set(rec.extensions.map((e) => e.key));
-    for (const row of rs.rows) {
-      const key = String(row.k);
-      if (applied.has(key)) continue;
-      await post(money, release({ owner: t.renterId, asset: t.asset, amount: BigInt(row.amount as number | bigint), idempotencyKey: `${key}:release`, reference: t.leaseId, memo: 'extension not applied' }));
-    }
-  }
-
-  private async book(t: LeaseTerms): Promise<void> {
-    const { money } = connection(this.env);
-    const statements = [
-      {
-        sql: `INSERT INTO leases (id, trade_id, bid_id, ask_id, renter_id, provider_id, node_id, region, gpu_model, gpus, gpu_indices, price,
-                duration_s, asset, amount, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'provisioning', ?)
-              ON CONFLICT (id) DO NOTHING`,
-        args: [t.leaseId, t.tradeId, t.bidId, t.askId, t.renterId, t.providerId, t.nodeId, t.region, t.gpuModel, t.gpus, JSON.stringify(t.gpuIndices),
-          t.price, t.durationS, t.asset, BigInt(t.amount), t.createdAt],
+  private host(): LeaseHost {
+    return {
+      load: async () => (await this.load())!,
+      save: (rec) => this.save(rec),
+      setAlarm: (at) => (at === null ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(at)),
+      wakeAlso: (rec) => {
+        const ended = endedAt(rec);
+        return ended !== null && this.log.hasLines() ? [this.log.retainUntil(ended)] : [];
       },
-      { sql: "UPDATE orders SET status = 'filled', closed_at = ? WHERE id = ?", args: [t.createdAt, t.bidId] },
-    ];
-    const improvement = BigInt(t.improvement);
-    if (improvement === 0n) {
-      await money.batch(statements, 'write');
-      return;
-    }
-    const rule = release({ owner: t.renterId, asset: t.asset, amount: improvement, idempotencyKey: `lease:${t.leaseId}:improvement`, reference: t.leaseId, memo: 'price improvement on fill' });
-    if (!rule.ok) throw new Error(`lease ${t.leaseId}: improvement release refused: ${rule.problem}`);
-    const posted = await postTransaction(money, rule.spec, { alongside: statements, now: t.createdAt });
-    if (!posted.ok) throw new Error(`lease ${t.leaseId}: improvement release refused: ${posted.reason}`);
+    };
   }
 
-  private async command(t: LeaseTerms): Promise<void> {
-    // The runner enforces this end by itself; the lease's own end (from the start report) is
-    // never later, since provisioning only delays the start.
-    const endsAt = t.createdAt + this.config.provisionTimeoutMs + t.durationS * 1000;
-    const token = await signLeaseToken(await keyRing(this.env.JWT_PRIVATE_KEYS), { leaseId: t.leaseId, nodeId: t.nodeId }, {
-      issuer: this.env.JWT_ISSUER,
-      expiresAt: endsAt + 3_600_000,
-      now: Date.now(),
-    });
-    await this.mail({
-      id: `start_${t.leaseId}`,
-      type: 'start_lease',
-      lease_id: t.leaseId,
-      workload: t.workload,
-      gpu_indices: t.gpuIndices,
-      ends_at: new Date(endsAt).toISOString(),
-      duration_s: t.durationS,
-      lease_token: token,
-    });
+  private ports(): LeasePorts {
+    const env = this.env;
+    const { money, client } = connection(env);
+    return {
+      money,
+      client,
+      now: () => Date.now(),
+      mail: async (nodeId, region, command) => {
+        await collectorFor(env, nodeId, region).stub.enqueueCommand(nodeId, command);
+      },
+      returnGpus: async (t, at, nodeSilent) => {
+        await regionBook(env, t.region, t.gpuModel).leaseEnded(t.leaseId, at, { nodeSilent });
+      },
+      publishTrust: async (nodeId) => {
+        await publishNodeTrust(env, nodeId);
+      },
+      emit: async (event) => {
+        await emitEvent(env, event);
+      },
+      leaseToken: async (t, expiresAt) =>
+        signLeaseToken(await keyRing(env.JWT_PRIVATE_KEYS), { leaseId: t.leaseId, nodeId: t.nodeId }, { issuer: env.JWT_ISSUER, expiresAt, now: Date.now() }),
+      warn: (msg, fields) => log('warn', msg, fields),
+    };
   }
 }
-
-/** Posts a ledger transaction: its key makes a repeat a no-op. Insufficient funds is answered; anything else throws. */
-async function post(money: Client, rule: RuleResult): Promise<'posted' | 'insufficient_funds'> {
-  if (!rule.ok) throw new Error(`ledger rule refused: ${rule.problem}`);
-  const posted = await postTransaction(money, rule.spec);
-  if (posted.ok) return 'posted';
-  if (posted.reason === 'insufficient_funds') return 'insufficient_funds';
-  throw new Error(`ledger refused: ${posted.reason}`);
-}
-
 
 /** Leases per node that one heartbeat batch may confirm (a node has at most 16 GPUs). */
 const LEASES_PER_NODE = 16;
