@@ -19,9 +19,9 @@ import { connection } from '../db/client.ts';
 import type { Bindings } from '../env.ts';
 import type { HeartbeatBatch } from '../heartbeats/batch.ts';
 import { log } from '../http/log.ts';
-import { leaseConfig, type LeaseConfig } from '../leases/config.ts';
-import { isTerminal, newRecord, receive, upgradeRecord, type LeaseInput, type LeaseRecord, type LeaseStep } from '../leases/lifecycle.ts';
-import { runLease, type LeaseHost, type LeasePorts } from '../leases/steps.ts';
+import { leaseConfig } from '../leases/config.ts';
+import { isTerminal, type LeaseRecord } from '../leases/lifecycle.ts';
+import { LeaseCore, type EventOutcome, type ExtendOutcome, type LeasePorts, type LeaseStorage } from '../leases/steps.ts';
 import type { LeaseTerms } from '../market/orders.ts';
 import { collectorFor } from '../nodes/registry.ts';
 import { publishNodeTrust } from '../nodes/trust.ts';
@@ -31,14 +31,13 @@ import { LeaseLog, type LeaseView, type LogPage, type StoredLine } from './lease
 import type { LogLine } from '../contracts/runner.ts';
 
 export { LEASE_STATES, type LeaseRecord, type LeaseState } from '../leases/lifecycle.ts';
+export type { EventOutcome, ExtendOutcome } from '../leases/steps.ts';
 
-const RETRY_MS = 5_000;
 
 export function lease(env: Bindings, leaseId: string) {
   return env.LEASE.getByName(leaseId);
 }
 
-export type EventOutcome = { ok: true; state: LeaseRecord['state'] } | { ok: false; reason: 'not_found' };
 export type LogAppendOutcome =
   | { ok: true; nextSeq: number }
   | { ok: false; reason: 'not_found' | 'out_of_order' | 'lease_ended' }
@@ -48,15 +47,9 @@ export type LogAppendOutcome =
 export function endedAt(rec: LeaseRecord): number | null {
   return isTerminal(rec.state) ? (rec.history.at(-1)?.at ?? rec.stoppedAt ?? rec.terms.createdAt) : null;
 }
-export type ExtendOutcome =
-  | { ok: true; record: LeaseRecord }
-  | { ok: false; reason: 'ended' | 'too_long' | 'insufficient_funds' | 'pending' };
-
 export class Lease extends DurableObject<Bindings> {
-  private record: LeaseRecord | null | undefined;
-  private readonly config: LeaseConfig;
-  /** The tail of the queue every entry point waits in. */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** The lifecycle's entry points, in one queue (src/leases/steps.ts). */
+  private readonly core: LeaseCore;
   /**
    * The workload's log: its own tables in this object's storage. Appends and reads touch only
    * that storage (synchronously), never the lifecycle, so they do not wait in the queue.
@@ -65,12 +58,24 @@ export class Lease extends DurableObject<Bindings> {
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
-    this.config = leaseConfig(env);
     this.log = new LeaseLog(ctx.storage.sql, () => this.logView());
+    const storage: LeaseStorage = {
+      get: () => ctx.storage.get<LeaseRecord>('lease'),
+      put: (rec) => ctx.storage.put('lease', rec),
+      setAlarm: (at) => (at === null ? ctx.storage.deleteAlarm() : ctx.storage.setAlarm(at)),
+    };
+    this.core = new LeaseCore(storage, () => this.ports(), leaseConfig(env), (rec) => {
+      const ended = endedAt(rec);
+      return ended !== null && this.log.hasLines() ? [this.log.retainUntil(ended)] : [];
+    });
+  }
+
+  private load(): Promise<LeaseRecord | null> {
+    return this.core.load();
   }
 
   private logView(): LeaseView {
-    const rec = this.record;
+    const rec = this.core.record;
     return rec ? { endedAt: endedAt(rec), exitCode: rec.exitCode } : { endedAt: null, exitCode: null };
   }
 
@@ -117,138 +122,32 @@ export class Lease extends DurableObject<Bindings> {
     return res ?? new Response('too many followers', { status: 429, headers: { 'retry-after': '5' } });
   }
 
-  /** Runs `fn` after every call before it has finished, and before any after it starts. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+  create(terms: LeaseTerms): Promise<LeaseRecord> {
+    return this.core.create(terms);
   }
 
-  private async load(): Promise<LeaseRecord | null> {
-    if (this.record === undefined) {
-      const stored = await this.ctx.storage.get<LeaseRecord>('lease');
-      this.record = stored ? upgradeRecord(stored) : null;
-    }
-    return this.record;
+  get(): Promise<LeaseRecord | null> {
+    return this.core.load();
   }
 
-  private async save(rec: LeaseRecord): Promise<void> {
-    rec.updatedAt = Date.now();
-    await this.ctx.storage.put('lease', rec);
-    this.record = rec;
+  event(nodeId: string, ev: LeaseEvent, now?: number): Promise<EventOutcome> {
+    return this.core.event(nodeId, ev, now);
   }
 
-  /**
-   * Creates the lease once and carries out its creation steps (the libSQL row with the price
-   * improvement's release, start_lease in the node's mailbox). Asking again (the book's retry)
-   * answers at once: whatever is left belongs to the alarm, so the book never waits on a lease
-   * that is itself waiting on the book.
-   */
-  async create(terms: LeaseTerms): Promise<LeaseRecord> {
-    const known = await this.load();
-    if (known) {
-      if (known.terms.tradeId !== terms.tradeId) throw new Error(`lease ${terms.leaseId} already belongs to trade ${known.terms.tradeId}`);
-      return known;
-    }
-    return this.serial(async () => {
-      let rec = await this.load();
-      if (!rec) {
-        rec = newRecord(terms);
-        await this.save(rec);
-        // Should anything below fail, the alarm finishes it.
-        await this.ctx.storage.setAlarm(Date.now() + RETRY_MS);
-      }
-      return this.run(Date.now(), (step) => step.kind === 'book' || step.kind === 'command');
-    });
+  confirm(nodeId: string, points: number[], now?: number): Promise<void> {
+    return this.core.confirm(nodeId, points, now);
   }
 
-  async get(): Promise<LeaseRecord | null> {
-    return this.load();
+  terminate(now?: number): Promise<LeaseRecord['state']> {
+    return this.core.terminate(now);
   }
 
-  /** A lease event from the runner of `nodeId`; events for another node's lease are refused. */
-  async event(nodeId: string, ev: LeaseEvent, now?: number): Promise<EventOutcome> {
-    return this.serial(async () => {
-      const rec = await this.load();
-      if (!rec || rec.terms.nodeId !== nodeId) return { ok: false, reason: 'not_found' } as const;
-      const after = await this.input({ kind: 'event', event: ev }, now ?? Date.now());
-      return { ok: true, state: after.state } as const;
-    });
-  }
-
-  /** Heartbeat confirmations from a flushed batch; redelivered batches change nothing. */
-  async confirm(nodeId: string, points: number[], now?: number): Promise<void> {
-    await this.serial(async () => {
-      const rec = await this.load();
-      if (!rec || rec.terms.nodeId !== nodeId) return;
-      await this.input({ kind: 'confirm', points: points.slice(0, 10_000) }, now ?? Date.now());
-    });
-  }
-
-  /** The renter ends the lease now: a provisioning lease is cancelled free, a running one billed to now. */
-  async terminate(now?: number): Promise<LeaseRecord['state']> {
-    return this.serial(async () => {
-      if (!(await this.load())) throw new Error('no lease');
-      return (await this.input({ kind: 'terminate' }, now ?? Date.now())).state;
-    });
-  }
-
-  /**
-   * Adds paid time. The lease holds its cost itself under `key` (the same key is the same
-   * extension), then applies it if the lease is still live, or releases the hold: a hold never
-   * stays behind unapplied, whatever happens to the caller.
-   */
-  async extend(key: string, seconds: number, amount: bigint, now?: number): Promise<ExtendOutcome> {
-    return this.serial(async () => {
-      const rec = await this.load();
-      if (!rec) throw new Error('no lease');
-      const at = now ?? Date.now();
-      const { rec: next, reply, changed } = receive(rec, { kind: 'extend', key, seconds, amount }, at, this.config);
-      if (changed) await this.save(next);
-      if (reply.kind === 'extension' && reply.outcome !== 'accepted') return { ok: false, reason: reply.outcome };
-      const after = await this.run(at);
-      const request = after.extensionRequests.find((e) => e.key === key)!;
-      if (request.status === 'applied') return { ok: true, record: after };
-      if (request.status === 'refused') return { ok: false, reason: 'insufficient_funds' };
-      if (request.status === 'holding') return { ok: false, reason: 'pending' };
-      return { ok: false, reason: 'ended' };
-    });
+  extend(key: string, seconds: number, amount: bigint, now?: number): Promise<ExtendOutcome> {
+    return this.core.extend(key, seconds, amount, now);
   }
 
   override async alarm(): Promise<void> {
-    await this.serial(async () => {
-      if (!(await this.load())) return;
-      await this.purgeLogsIfDue(Date.now());
-      await this.run(Date.now());
-    });
-  }
-
-  /** Applies an input, saves, and carries out what follows. Runs inside the queue. */
-  private async input(input: LeaseInput, now: number): Promise<LeaseRecord> {
-    const { rec, changed } = receive((await this.load())!, input, now, this.config);
-    if (changed) await this.save(rec);
-    return this.run(now);
-  }
-
-  /**
-   * Carries out due steps one at a time (src/leases/steps.ts), each recorded as soon as it is
-   * done, then sets the alarm for the next thing time will decide. `only` limits a run to some
-   * steps (creation).
-   */
-  private run(now: number, only?: (step: LeaseStep) => boolean): Promise<LeaseRecord> {
-    return runLease(this.host(), this.ports(), this.config, now, only);
-  }
-
-  private host(): LeaseHost {
-    return {
-      load: async () => (await this.load())!,
-      save: (rec) => this.save(rec),
-      setAlarm: (at) => (at === null ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(at)),
-      wakeAlso: (rec) => {
-        const ended = endedAt(rec);
-        return ended !== null && this.log.hasLines() ? [this.log.retainUntil(ended)] : [];
-      },
-    };
+    await this.core.alarm((now) => this.purgeLogsIfDue(now));
   }
 
   private ports(): LeasePorts {

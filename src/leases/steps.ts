@@ -1,9 +1,9 @@
-// The Lease object's two loops without the object around them: carrying out the lifecycle's due
-// steps one at a time (runLease), and what each step does to the world outside the record
-// (performStep). The Durable Object (src/durable/lease.ts) supplies its storage as a LeaseHost
-// and the Worker's bindings as LeasePorts; the fault harness (test/faults/) supplies a simulated
-// storage that can be evicted at any await and a libSQL client that fails or loses answers, and
-// so runs exactly this code.
+// The Lease object without the Durable Object around it: its entry points in one queue
+// (LeaseCore), the loop that carries out the lifecycle's due steps one at a time (runLease), and
+// what each step does to the world outside the record (performStep). The Durable Object
+// (src/durable/lease.ts) supplies its storage and the Worker's bindings; the fault harness
+// (test/faults/) supplies a simulated storage that can be evicted at any await, ports that fail
+// or lose answers, and a libSQL client that does the same, and so runs exactly this code.
 //
 // Every step is repeatable: ledger postings under keys of their own, mailbox commands by id, the
 // book's GPU return by lease id, the libSQL row by its state. A step is recorded (stepDone) only
@@ -16,7 +16,8 @@ import { capture, hold, release, type RuleResult } from '../ledger/rules.ts';
 import { postTransaction } from '../ledger/store.ts';
 import type { LeaseTerms } from '../market/orders.ts';
 import type { LeaseConfig } from './config.ts';
-import { nextStep, plan, stepDone, wakeAt, type LeaseRecord, type LeaseStep, type StepOutcome } from './lifecycle.ts';
+import type { LeaseEvent } from '../contracts/runner.ts';
+import { newRecord, nextStep, plan, receive, stepDone, upgradeRecord, wakeAt, type LeaseInput, type LeaseRecord, type LeaseStep, type StepOutcome } from './lifecycle.ts';
 
 /** How much a node's reliability drops when a lease on it fails (parts per million). */
 export const RELIABILITY_PENALTY_PPM = 50_000;
@@ -214,6 +215,164 @@ async function sweepExtensionHolds(money: Client, rec: LeaseRecord): Promise<voi
     const key = String(row.k);
     if (applied.has(key)) continue;
     await post(money, release({ owner: t.renterId, asset: t.asset, amount: BigInt(row.amount as number | bigint), idempotencyKey: `${key}:release`, reference: t.leaseId, memo: 'extension not applied' }));
+  }
+}
+
+/** The lease object's storage: its record under one key, and its alarm. */
+export interface LeaseStorage {
+  get(): Promise<LeaseRecord | undefined>;
+  put(rec: LeaseRecord): Promise<void>;
+  /** null deletes the alarm. */
+  setAlarm(at: number | null): Promise<void>;
+}
+
+export type EventOutcome = { ok: true; state: LeaseRecord['state'] } | { ok: false; reason: 'not_found' };
+export type ExtendOutcome =
+  | { ok: true; record: LeaseRecord }
+  | { ok: false; reason: 'ended' | 'too_long' | 'insufficient_funds' | 'pending' };
+
+/**
+ * The lease object's entry points. Every one (create, runner events, heartbeat confirmations,
+ * terminate, extend, the alarm) runs through one queue: one at a time, each to the end of its
+ * steps, so none of them ever sees another half-done across an await on libSQL, the book or the
+ * node's mailbox. A new instance over the same storage (after an eviction) starts from the
+ * stored record.
+ */
+export class LeaseCore {
+  /** undefined until loaded; null when there is no lease. */
+  record: LeaseRecord | null | undefined;
+  /** The tail of the queue every entry point waits in. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly storage: LeaseStorage,
+    private readonly ports: () => LeasePorts,
+    private readonly config: LeaseConfig,
+    /** Other times the object must wake for (the log's retention), given the record. */
+    private readonly wakeAlso: (rec: LeaseRecord) => number[] = () => [],
+  ) {}
+
+  async load(): Promise<LeaseRecord | null> {
+    if (this.record === undefined) {
+      const stored = await this.storage.get();
+      // Another entry point may have loaded (or created) it meanwhile.
+      if (this.record === undefined) this.record = stored ? upgradeRecord(stored) : null;
+    }
+    return this.record;
+  }
+
+  private async save(rec: LeaseRecord): Promise<void> {
+    rec.updatedAt = this.ports().now();
+    await this.storage.put(rec);
+    this.record = rec;
+  }
+
+  /** Runs `fn` after every call before it has finished, and before any after it starts. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Creates the lease once and carries out its creation steps (the libSQL row with the price
+   * improvement's release, start_lease in the node's mailbox). Asking again (the book's retry)
+   * answers at once: whatever is left belongs to the alarm, so the book never waits on a lease
+   * that is itself waiting on the book.
+   */
+  async create(terms: LeaseTerms): Promise<LeaseRecord> {
+    const known = await this.load();
+    if (known) {
+      if (known.terms.tradeId !== terms.tradeId) throw new Error(`lease ${terms.leaseId} already belongs to trade ${known.terms.tradeId}`);
+      return known;
+    }
+    return this.serial(async () => {
+      let rec = await this.load();
+      const now = this.ports().now();
+      if (!rec) {
+        rec = newRecord(terms);
+        await this.save(rec);
+        // Should anything below fail, the alarm finishes it.
+        await this.storage.setAlarm(now + RETRY_MS);
+      }
+      return this.run(now, (step) => step.kind === 'book' || step.kind === 'command');
+    });
+  }
+
+  /** A lease event from the runner of `nodeId`; events for another node's lease are refused. */
+  event(nodeId: string, ev: LeaseEvent, now?: number): Promise<EventOutcome> {
+    return this.serial(async () => {
+      const rec = await this.load();
+      if (!rec || rec.terms.nodeId !== nodeId) return { ok: false, reason: 'not_found' } as const;
+      const after = await this.input({ kind: 'event', event: ev }, now ?? this.ports().now());
+      return { ok: true, state: after.state } as const;
+    });
+  }
+
+  /** Heartbeat confirmations from a flushed batch; redelivered batches change nothing. */
+  async confirm(nodeId: string, points: number[], now?: number): Promise<void> {
+    await this.serial(async () => {
+      const rec = await this.load();
+      if (!rec || rec.terms.nodeId !== nodeId) return;
+      await this.input({ kind: 'confirm', points: points.slice(0, 10_000) }, now ?? this.ports().now());
+    });
+  }
+
+  /** The renter ends the lease now: a provisioning lease is cancelled free, a running one billed to now. */
+  terminate(now?: number): Promise<LeaseRecord['state']> {
+    return this.serial(async () => {
+      if (!(await this.load())) throw new Error('no lease');
+      return (await this.input({ kind: 'terminate' }, now ?? this.ports().now())).state;
+    });
+  }
+
+  /**
+   * Adds paid time. The lease holds its cost itself under `key` (the same key is the same
+   * extension), then applies it if the lease is still live, or releases the hold: a hold never
+   * stays behind unapplied, whatever happens to the caller.
+   */
+  extend(key: string, seconds: number, amount: bigint, now?: number): Promise<ExtendOutcome> {
+    return this.serial(async () => {
+      const rec = await this.load();
+      if (!rec) throw new Error('no lease');
+      const at = now ?? this.ports().now();
+      const { rec: next, reply, changed } = receive(rec, { kind: 'extend', key, seconds, amount }, at, this.config);
+      if (changed) await this.save(next);
+      if (reply.kind === 'extension' && reply.outcome !== 'accepted') return { ok: false, reason: reply.outcome };
+      const after = await this.run(at);
+      const request = after.extensionRequests.find((e) => e.key === key)!;
+      if (request.status === 'applied') return { ok: true, record: after };
+      if (request.status === 'refused') return { ok: false, reason: 'insufficient_funds' };
+      if (request.status === 'holding') return { ok: false, reason: 'pending' };
+      return { ok: false, reason: 'ended' };
+    });
+  }
+
+  /** The alarm: `first` (the log's purge) and then whatever steps are due. */
+  async alarm(first?: (now: number) => Promise<unknown>): Promise<void> {
+    await this.serial(async () => {
+      if (!(await this.load())) return;
+      const now = this.ports().now();
+      await first?.(now);
+      await this.run(now);
+    });
+  }
+
+  /** Applies an input, saves, and carries out what follows. Runs inside the queue. */
+  private async input(input: LeaseInput, now: number): Promise<LeaseRecord> {
+    const { rec, changed } = receive((await this.load())!, input, now, this.config);
+    if (changed) await this.save(rec);
+    return this.run(now);
+  }
+
+  private run(now: number, only?: (step: LeaseStep) => boolean): Promise<LeaseRecord> {
+    const host: LeaseHost = {
+      load: async () => (await this.load())!,
+      save: (rec) => this.save(rec),
+      setAlarm: (at) => this.storage.setAlarm(at),
+      wakeAlso: this.wakeAlso,
+    };
+    return runLease(host, this.ports(), this.config, now, only);
   }
 }
 

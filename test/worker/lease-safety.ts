@@ -34,7 +34,7 @@ async function rewrite(id: string, change: (rec: LeaseRecord) => void): Promise<
     change(rec);
     await state.storage.put('lease', rec);
     await state.storage.setAlarm(Date.now());
-    (instance as { record: unknown }).record = undefined;
+    (instance as { core: { record: unknown } }).core.record = undefined;
   });
 }
 
@@ -255,7 +255,7 @@ describe('confirming leases from a heartbeat batch', () => {
     await runInDurableObject(stub(broken.leaseId), async (instance: unknown, state: DurableObjectState) => {
       await state.storage.deleteAlarm();
       await state.storage.put('lease', { terms: null });
-      (instance as { record: unknown }).record = undefined;
+      (instance as { core: { record: unknown } }).core.record = undefined;
     });
     const before = (await record(s.leaseId)).spans;
     await beat(s.node, 2, { leases: [{ lease_id: broken.leaseId, state: 'running' }, { lease_id: s.leaseId, state: 'running' }] });
@@ -266,7 +266,7 @@ describe('confirming leases from a heartbeat batch', () => {
     });
     await runInDurableObject(stub(broken.leaseId), async (instance: unknown, state: DurableObjectState) => {
       await state.storage.delete('lease');
-      (instance as { record: unknown }).record = undefined;
+      (instance as { core: { record: unknown } }).core.record = undefined;
     });
   });
 

@@ -51,7 +51,7 @@ export async function elapse(id: string, ms: number): Promise<void> {
     rec.finalAfter = back(rec.finalAfter);
     rec.spans = rec.spans.map(([a, b]) => [a - ms, b - ms]);
     await state.storage.put('lease', rec);
-    (instance as { record: LeaseRecord }).record = rec;
+    (instance as { core: { record: LeaseRecord } }).core.record = rec;
   });
 }
 

@@ -223,7 +223,7 @@ describe('metering against a reference, with the ledger balanced after every set
             const rec = (await state.storage.get<LeaseRecord>('lease'))!;
             if (rec.nextSettleAt !== null) rec.nextSettleAt = Math.min(rec.nextSettleAt, Date.now());
             await state.storage.put('lease', rec);
-            (instance as { record: LeaseRecord }).record = rec;
+            (instance as { core: { record: LeaseRecord } }).core.record = rec;
           });
           await runDurableObjectAlarm(stub(s.leaseId));
           const r = await record(s.leaseId);
