@@ -244,13 +244,18 @@ export class LeaseCore {
   /** The tail of the queue every entry point waits in. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(
-    private readonly storage: LeaseStorage,
-    private readonly ports: () => LeasePorts,
-    private readonly config: LeaseConfig,
-    /** Other times the object must wake for (the log's retention), given the record. */
-    private readonly wakeAlso: (rec: LeaseRecord) => number[] = () => [],
-  ) {}
+  private readonly storage: LeaseStorage;
+  private readonly ports: () => LeasePorts;
+  private readonly config: LeaseConfig;
+  /** Other times the object must wake for (the log's retention), given the record. */
+  private readonly wakeAlso: (rec: LeaseRecord) => number[];
+
+  constructor(storage: LeaseStorage, ports: () => LeasePorts, config: LeaseConfig, wakeAlso: (rec: LeaseRecord) => number[] = () => []) {
+    this.storage = storage;
+    this.ports = ports;
+    this.config = config;
+    this.wakeAlso = wakeAlso;
+  }
 
   async load(): Promise<LeaseRecord | null> {
     if (this.record === undefined) {
