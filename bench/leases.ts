@@ -349,7 +349,7 @@ async function start(dataDir: string) {
     libsqlPort,
     env: {
       LOG_REQUESTS,
-      ORDER_RATE_LIMIT: 'off',
+      ORDER_RATE_LIMIT: 'off', WRITE_RATE_LIMIT: 'off',
       ORDER_MAX_OPEN: 'off',
       HEARTBEAT_INTERVAL_S: String(INTERVAL_S),
       HEARTBEAT_MIN_INTERVAL_S: String(MIN_INTERVAL_S),

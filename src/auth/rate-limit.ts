@@ -10,6 +10,7 @@ const DEFAULT_STREAM_PER_IP = { limit: 30, windowMs: 60_000 };
 const DEFAULT_ORDERS_PER_ACCOUNT = { limit: 300, windowMs: 60_000 };
 const DEFAULT_OFFER_SEARCHES_PER_IP = { limit: 120, windowMs: 60_000 };
 const DEFAULT_REPORT_READS_PER_IP = { limit: 120, windowMs: 60_000 };
+const DEFAULT_WRITES_PER_ACCOUNT = { limit: 600, windowMs: 60_000 };
 
 /** On Cloudflare the edge sets this header and strips any the client sent. */
 export function clientIp(c: Context<AppEnv>): string {
@@ -55,6 +56,19 @@ export const reportReadBucket = (ip: string) => `reports:ip:${ip}`;
 /** Public challenge report reads per client IP (`REPORTS_IP_RATE_LIMIT`): each signs its report. */
 export async function limitReportReads(c: Context<AppEnv>): Promise<void> {
   await enforce(c, [[reportReadBucket(clientIp(c)), parseLimit(c.env.REPORTS_IP_RATE_LIMIT, DEFAULT_REPORT_READS_PER_IP)]], 'report reads');
+}
+
+/** The bucket counting one account's writes. */
+export const accountWriteBucket = (accountId: string) => `writes:account:${accountId}`;
+
+/**
+ * Writes (every method but GET, HEAD and OPTIONS) per account on the private routes
+ * (`WRITE_RATE_LIMIT`), counted whether or not they succeed: one account cannot flood the
+ * ledger, the books or the mailboxes, whatever route it uses. Order placements have their own,
+ * tighter limit on top.
+ */
+export async function limitAccountWrites(c: Context<AppEnv>, accountId: string): Promise<void> {
+  await enforce(c, [[accountWriteBucket(accountId), parseLimit(c.env.WRITE_RATE_LIMIT, DEFAULT_WRITES_PER_ACCOUNT)]], 'writes');
 }
 
 type Bucket = [name: string, rate: { limit: number; windowMs: number } | null];

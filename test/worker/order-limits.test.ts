@@ -5,7 +5,7 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { offerSearchBucket, reportReadBucket, orderPlacementBucket } from '../../src/auth/rate-limit.ts';
+import { accountWriteBucket, offerSearchBucket, reportReadBucket, orderPlacementBucket } from '../../src/auth/rate-limit.ts';
 import { parseRate } from '../../src/auth/sliding-window.ts';
 import { orders } from '../../src/db/schema.ts';
 import type { AskOrder } from '../../src/market/orders.ts';
@@ -107,6 +107,29 @@ describe('the placement rate', () => {
     expect(await balances(renter)).toMatchObject({ USD: { available: '9.00', held: '1.00' } });
     expect(await rowsOf(renter)).toHaveLength(1);
     expect((await place(other, buy(REGION, MODEL, { gpus: 1, price: '1.00' }))).status).toBe(201);
+  });
+});
+
+describe('writes per account', () => {
+  it('answer 429 with Retry-After past WRITE_RATE_LIMIT on any private write route, changing nothing; reads and other accounts go on', async () => {
+    const rate = parseRate(bindings.WRITE_RATE_LIMIT, { limit: 0, windowMs: 0 });
+    expect(rate.limit).toBeGreaterThan(1);
+    const [renter, other] = await Promise.all([signUp(), signUp()]);
+    const keys = async (a: TestAccount) => (await json(await call('/v1/api-keys', { auth: a.apiKey }))).data.length as number;
+    const before = await keys(renter);
+    await spend(accountWriteBucket(renter.id), rate.limit - 1);
+    const newKey = (a: TestAccount) => call('/v1/api-keys', { method: 'POST', auth: a.apiKey, body: { name: 'limited', scopes: ['account:read'] } });
+    expect((await newKey(renter)).status).toBe(201);
+    const limited = await newKey(renter);
+    await expectError(limited, 429, 'rate_limited');
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(rate.windowMs / 1000);
+    // Another write route of the same account is held back too; nothing was created.
+    await expectError(await call('/v1/webhook-endpoints', { method: 'POST', auth: renter.apiKey, body: { url: 'https://hooks.example.com/x', events: ['lease.running'] } }), 429, 'rate_limited');
+    expect(await keys(renter)).toBe(before + 1);
+    expect((await call('/v1/balances', { auth: renter.apiKey })).status).toBe(200);
+    expect((await newKey(other)).status).toBe(201);
   });
 });
 
