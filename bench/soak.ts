@@ -7,7 +7,8 @@
 //   BENCH_SOAK_NODES (12, 4 GPUs each, three per book), BENCH_SOAK_RSS_BOUND_MIB (64),
 //   BENCH_SOAK_INFLIGHT (48): an action due while this many requests are in flight is skipped
 //   and counted, so an overloaded platform shows up as skips instead of an ever-growing queue.
-//   BENCH_PLATFORM_LOG=<file> keeps the platform's whole output.
+//   BENCH_PLATFORM_LOG=<file> keeps the platform's whole output; BENCH_SOAK_KEEP=1 keeps its data
+//   folder (libSQL file, Durable Object storage) for a look afterwards.
 //
 // Setup over HTTP: two providers, three renters (dev faucet: 100,000 USD twice, and 0.30 USD
 // for one so that some of its buys are refused 402), four books (us-east and eu-west × h100-80gb and
@@ -376,7 +377,8 @@ async function main(): Promise<number> {
     db?.close();
     await platform?.stop();
     http?.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (process.env.BENCH_SOAK_KEEP === '1') console.log(`platform data kept in ${dataDir}`);
+    else rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
