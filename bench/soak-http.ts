@@ -58,6 +58,8 @@ export class SoakClient {
   readonly routes = new Map<string, RouteStats>();
   /** Unexpected 4xx and every 5xx, a few of each route and status. */
   readonly samples: Sample[] = [];
+  /** The first and the latest answer of each expected refusal (route and status), to read what it said. */
+  readonly refusals = new Map<string, { first: string; latest: string }>();
   inFlight = 0;
 
   private readonly base: URL;
@@ -139,6 +141,12 @@ export class SoakClient {
     r.count++;
     r.statuses.set(status, (r.statuses.get(status) ?? 0) + 1);
     r.latencies.push(ms);
+    if (status >= 400 && !unexpected && status < 500) {
+      const key = `${route} → ${status}`;
+      const seen = this.refusals.get(key);
+      if (seen) seen.latest = text.slice(0, 200);
+      else this.refusals.set(key, { first: text.slice(0, 200), latest: text.slice(0, 200) });
+    }
     if ((unexpected || status >= 500) && this.samples.filter((s) => s.route === route && s.status === status).length < 2 && this.samples.length < MAX_SAMPLES) {
       this.samples.push({ route, status, body: text.slice(0, 300) });
     }

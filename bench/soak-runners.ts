@@ -2,9 +2,11 @@
 // each node heartbeats on its own open-loop timer carrying the acks of the commands it got;
 // start_lease → `started`, then two log lines per lease every third beat (POST …/logs) and
 // `exited` at the lease's end (its paid end, or a later one after extend_lease); stop_lease → listed
-// `stopped` once, then dropped. Challenges are acknowledged and not answered: the soak is about
-// the market and the money, and a node without a verdict still sells (verified_only is false).
-import { generateNodeKey } from '../runner/src/identity.ts';
+// `stopped` once, then dropped. Challenges are answered as gridlease-runner answers them
+// (local/sim-challenge.ts): a node whose challenge goes unanswered fails it and may not sell.
+import type { Challenge } from '../src/contracts/inspections.ts';
+import { generateNodeKey, type NodeKey } from '../runner/src/identity.ts';
+import { answerChallenge } from '../local/sim-challenge.ts';
 import type { SoakClient } from './soak-http.ts';
 import { h100Machine } from './support.ts';
 
@@ -38,6 +40,8 @@ export interface SimNode {
   handled: Set<string>;
   busy: boolean;
   timer?: NodeJS.Timeout;
+  key: NodeKey;
+  gpuUuids: string[];
 }
 
 export interface RunnerCounts {
@@ -48,11 +52,13 @@ export interface RunnerCounts {
   stops: number;
   extends: number;
   logLines: number;
+  challenges: number;
+  challengesPassed: number;
 }
 
 export class Runners {
   readonly nodes: SimNode[] = [];
-  readonly counts: RunnerCounts = { heartbeats: 0, skipped: 0, starts: 0, exits: 0, stops: 0, extends: 0, logLines: 0 };
+  readonly counts: RunnerCounts = { heartbeats: 0, skipped: 0, starts: 0, exits: 0, stops: 0, extends: 0, logLines: 0, challenges: 0, challengesPassed: 0 };
   private stopped = false;
 
   private readonly http: SoakClient;
@@ -68,10 +74,11 @@ export class Runners {
     if (jt.status !== 201) throw new Error(`join token: ${jt.status} ${JSON.stringify(jt.body)}`);
     const machine = h100Machine(hostname, gpus);
     for (const g of machine.gpus) g.name = book.smiName;
-    const body = { join_token: jt.body.join_token, region: book.region, machine, public_key: generateNodeKey().publicKey };
+    const key = generateNodeKey();
+    const body = { join_token: jt.body.join_token, region: book.region, machine, public_key: key.publicKey };
     const reg = await this.http.call('setup', 'POST', '/v1/runner/register', { body });
     if (reg.status !== 201) throw new Error(`register: ${reg.status} ${JSON.stringify(reg.body)}`);
-    const node: SimNode = { nodeId: reg.body.node_id, token: reg.body.node_token, book, gpus, bootId: crypto.randomUUID(), seq: 0, leases: new Map(), acks: new Set(), handled: new Set(), busy: false };
+    const node: SimNode = { nodeId: reg.body.node_id, token: reg.body.node_token, book, gpus, bootId: crypto.randomUUID(), seq: 0, leases: new Map(), acks: new Set(), handled: new Set(), busy: false, key, gpuUuids: machine.gpus.map((g) => g.uuid) };
     this.nodes.push(node);
     return node;
   }
@@ -151,7 +158,25 @@ export class Runners {
       } else if (cmd.type === 'extend_lease' && cmd.lease_id && n.leases.has(cmd.lease_id)) {
         n.leases.get(cmd.lease_id)!.endsAt = Date.parse(cmd.ends_at!);
         this.counts.extends++;
+      } else if (cmd.type === 'challenge') {
+        void this.answer(n, (cmd as unknown as { challenge: Challenge }).challenge);
       }
+    }
+  }
+
+  private async answer(n: SimNode, challenge: Challenge): Promise<void> {
+    this.counts.challenges++;
+    const post = async (path: string, body: unknown, token: string) => {
+      const route = `POST /v1/runner/challenges/{id}/${path.split('/').at(-1)}`;
+      const r = await this.http.call(route, 'POST', path, { auth: token, body });
+      if (r.status >= 300) throw new Error(`${route}: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body;
+    };
+    try {
+      const outcome = await answerChallenge({ id: n.nodeId, token: n.token, privateKey: n.key.privateKey, gpuUuids: n.gpuUuids }, challenge, post);
+      if (outcome.outcome === 'passed') this.counts.challengesPassed++;
+    } catch {
+      // Counted by the client under its route; a failed answer shows as refused sells.
     }
   }
 

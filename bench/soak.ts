@@ -217,7 +217,7 @@ function report(http: SoakClient, runners: Runners, traffic: Traffic | null, str
   console.log('');
   console.log(`All: ${f(t.requests)} requests, ${f(t.ok2xx)} 2xx, ${f(t.c4xx)} 4xx (${f(t.unexpected4xx)} unexpected), ${f(t.limited)} 429, ${f(t.c5xx)} 5xx, ${f(t.failed)} without a reply; p50 ${f(percentile(all, 50), 1)} ms, p99 ${f(percentile(all, 99), 1)} ms.`);
   const c = runners.counts;
-  console.log(`Runners: ${f(c.heartbeats)} heartbeats (${c.skipped} skipped: previous still in flight), ${c.starts} started, ${c.exits} exited, ${c.stops} stop_lease, ${c.extends} extend_lease, ${f(c.logLines)} log lines stored.`);
+  console.log(`Runners: ${f(c.heartbeats)} heartbeats (${c.skipped} skipped: previous still in flight), ${c.starts} started, ${c.exits} exited, ${c.stops} stop_lease, ${c.extends} extend_lease, ${f(c.logLines)} log lines stored, ${c.challengesPassed} of ${c.challenges} challenges passed.`);
   if (traffic) {
     const k = traffic.counts;
     console.log(`Market: ${k.asks} asks and ${k.bids} bids placed, ${k.fills} leases seen by their renters, ${k.cancelled} orders cancelled, ${k.terminated} leases terminated early, ${k.extended} extended.`);
@@ -227,6 +227,10 @@ function report(http: SoakClient, runners: Runners, traffic: Traffic | null, str
     console.log(`Streams: widget WebSockets ${s.wsOpened} opened, ${s.wsDropped} closed by the platform while the soak ran, ${s.wsFailed} refused, ${f(s.wsMessages)} messages; log follows ${s.followsOpened} opened, ${s.followEnds} ended with \`end\`, ${f(s.followedLines)} lines.`);
   }
   console.log(`Platform log: ${state.platformWarnings} warn lines, ${state.platformErrors} error lines (besides ${state.overdraftRefusals} libSQL errors for the overdraft CHECK, one per 402)${state.logSamples.length ? `; first: ${state.logSamples.map((s) => `\n    ${s}`).join('')}` : ''}`);
+  if (http.refusals.size > 0) {
+    console.log('Expected refusals, first and latest answer:');
+    for (const [key, r] of http.refusals) console.log(`  ${key}: ${r.first}${r.latest !== r.first ? `\n    latest: ${r.latest}` : ''}`);
+  }
   if (http.samples.length > 0) {
     console.log('Unexpected 4xx and 5xx (samples):');
     for (const s of http.samples) console.log(`  ${s.route} → ${s.status}: ${s.body}`);

@@ -15,9 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@libsql/client/node';
-import { COMMITMENT_DOMAIN, commitmentFields, IDENTITY_DOMAIN, identityFields, type Challenge } from '../src/contracts/inspections.ts';
-import { signedMessage } from '../src/contracts/signed-message.ts';
-import { generateNodeKey, signNodeMessage, type NodeKey } from '../runner/src/identity.ts';
+import type { Challenge } from '../src/contracts/inspections.ts';
+import { generateNodeKey, type NodeKey } from '../runner/src/identity.ts';
+import { answerChallenge as simAnswer } from './sim-challenge.ts';
 import { createCpuSolver } from '../runner/src/inspections/cpu-solver.ts';
 import { multiply } from '../src/inspections/matrices.ts';
 
@@ -153,26 +153,11 @@ async function joinNode(providerKey: string, region: string, model: Model, n: nu
   return { id: reg.node_id, token: reg.node_token, region, model, bootId: crypto.randomUUID(), seq: 0, acks: [], leases: new Map(), timer: null, online: false, key, gpuUuids, cheat };
 }
 
-/**
- * Answers a platform challenge as gridlease-runner does: a signed identity answer, or the
- * capacity product on every GPU (the CPU reference solver, at the local platform's small size),
- * a signed commitment, then the openings the platform asks for.
- */
+/** Answers a platform challenge as gridlease-runner does (local/sim-challenge.ts), and says how it went. */
 async function answerChallenge(node: SimNode, challenge: Challenge): Promise<void> {
-  const base = `/v1/runner/challenges/${challenge.challenge_id}`;
   try {
-    let outcome: { outcome: string; reasons: string[] };
-    if (challenge.kind === 'identity') {
-      const answer = { challenge_id: challenge.challenge_id, nonce: challenge.nonce, gpu_uuids: node.gpuUuids, driver: '550.54.15', at: new Date().toISOString() };
-      const signature = signNodeMessage(node.key.privateKey, signedMessage(IDENTITY_DOMAIN, identityFields(node.id, answer)));
-      outcome = await api(`${base}/identity`, { body: { answer, signature }, auth: node.token });
-    } else {
-      const solver = node.cheat ? oneCardForAll() : createCpuSolver();
-      const commitment = await solver.commit(challenge);
-      const signature = signNodeMessage(node.key.privateKey, signedMessage(COMMITMENT_DOMAIN, commitmentFields(node.id, challenge, commitment)));
-      const request = await api(`${base}/commitment`, { body: { commitment, signature }, auth: node.token });
-      outcome = await api(`${base}/openings`, { body: await solver.open(request), auth: node.token });
-    }
+    const post = (path: string, body: unknown, token: string) => api(path, { body, auth: token });
+    const outcome = await simAnswer({ id: node.id, token: node.token, privateKey: node.key.privateKey, gpuUuids: node.gpuUuids }, challenge, post, node.cheat ? oneCardForAll() : undefined);
     const who = node.cheat ? `node ${node.id} (claims ${node.gpuUuids.length} × ${node.model.id}, has one)` : `node ${node.id}`;
     const why = outcome.reasons.length > 0 ? `: ${outcome.reasons[0]}${outcome.reasons.length > 1 ? ` (+${outcome.reasons.length - 1} more)` : ''}` : '';
     console.log(`  ${who}: ${challenge.kind} challenge ${outcome.outcome.toUpperCase()}${why}`);
