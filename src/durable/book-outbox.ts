@@ -34,14 +34,22 @@ export class BookOutbox {
   /** When the alarm is set for, kept in memory so placing an order reads no storage for it. */
   private alarmAt: number | null = null;
 
-  constructor(
-    private readonly storage: DurableObjectStorage,
-    /** Carries out one effect: a string names a permanent refusal, a throw a transient failure. */
-    private readonly apply: (effect: BookEffect) => Promise<string | null>,
-  ) {}
+  private readonly storage: DurableObjectStorage;
+  /** Carries out one effect: a string names a permanent refusal, a throw a transient failure. */
+  private readonly apply: (effect: BookEffect) => Promise<string | null>;
+
+  constructor(storage: DurableObjectStorage, apply: (effect: BookEffect) => Promise<string | null>) {
+    this.storage = storage;
+    this.apply = apply;
+  }
 
   async load(): Promise<void> {
     this.alarmAt = await this.storage.getAlarm();
+    // An instance stopped in the middle of a drain (a reset, an eviction) left effects that no
+    // alarm may be set for: a drain sets one only when an effect fails, and the alarm set for
+    // an order's expiry may be half an hour off. Whatever is waiting is due now.
+    const due = this.storage.sql.exec<{ t: number | null }>(`SELECT min(e.not_before) AS t ${HEADS}`).one().t;
+    if (due !== null) await this.alarmBy(Math.max(due, Date.now()));
   }
 
   /** Call inside the change's storage transaction. */

@@ -1,6 +1,7 @@
 // The RegionBook's storage layout, and its migration from the layouts books were stored in before.
 //
-// orders          every order: `body` is what matching and closing need (a bid without its workload)
+// orders          every order: `body` is what matching and closing need (a bid without its workload);
+//                 `priority` is a resting order's place in time priority (engine.priorityOf)
 // bid_workloads   the workload of each resting bid, read only when a trade creates its lease
 // trades, candles, allocations (which GPU of which node each lease holds)
 // nodes_offline   nodes whose asks rest without matching
@@ -14,8 +15,11 @@ import { effectKey } from './book-outbox.ts';
 /**
  * 2: effects keyed by order or lease. 3: workloads out of `orders.body` (a book rebuilds from the
  * bodies of all its open orders on every start, and a bid's workload is up to 64 KiB).
+ * 4: `orders.priority`, each resting order's place in time priority as the engine has it: an
+ * ask that goes to the back of its queue (its node came back, gained trust, or got GPUs back)
+ * keeps that place across a restart instead of regaining the place of its first insertion.
  */
-const LAYOUT = 3;
+const LAYOUT = 4;
 /** Bids moved per transaction: a book may hold 100,000 of them, gigabytes of workloads at worst. */
 const MOVE_BATCH = 200;
 
@@ -81,6 +85,16 @@ export function prepareBookStorage(storage: DurableObjectStorage): void {
       });
       after = rows[rows.length - 1]!.seq;
     }
-    storage.transactionSync(() => reached(LAYOUT));
+    storage.transactionSync(() => reached(3));
+  }
+  if (version() < 4) {
+    // Books stored before kept time priority as insertion order: `seq` is that order.
+    storage.transactionSync(() => {
+      sql.exec('ALTER TABLE orders ADD COLUMN priority INTEGER');
+      sql.exec("UPDATE orders SET priority = seq WHERE status = 'open'");
+      sql.exec('DROP INDEX IF EXISTS orders_open');
+      sql.exec('CREATE INDEX IF NOT EXISTS orders_open_priority ON orders (status, priority)');
+      reached(LAYOUT);
+    });
   }
 }

@@ -130,12 +130,12 @@ export class RegionBook extends DurableObject<Bindings> {
       this.book.setNodeTrust(row.node_id, { reliability: row.reliability_ppm / 1_000_000, verified: row.verified === 1 }, 0);
     }
     // Bodies only (a bid's workload is not among them): this runs for every open order on every start.
-    const rows = this.sql.exec<{ body: string; free_gpus: number }>("SELECT body, free_gpus FROM orders WHERE status = 'open' ORDER BY seq");
+    const rows = this.sql.exec<{ body: string; free_gpus: number; priority: number }>("SELECT body, free_gpus, priority FROM orders WHERE status = 'open' ORDER BY priority");
     this.book.restoreAll(
       (function* (): Generator<RestoredOrder> {
         for (const row of rows) {
           const order = JSON.parse(row.body) as BookOrder;
-          yield order.side === 'sell' ? { side: 'sell', input: order, freeGpus: row.free_gpus } : { side: 'buy', input: order };
+          yield order.side === 'sell' ? { side: 'sell', input: order, freeGpus: row.free_gpus, priority: row.priority } : { side: 'buy', input: order, priority: row.priority };
         }
       })(),
     );
@@ -155,6 +155,11 @@ export class RegionBook extends DurableObject<Bindings> {
       result = this.ctx.storage.transactionSync(() => {
         const result = change();
         for (const id of this.book.takeExpired()) this.close(id, 'expired', now);
+        // Asks that went to the back of their queue keep that place across a restart.
+        for (const id of this.book.takeRequeued()) {
+          const priority = this.book.priorityOf(id);
+          if (priority !== null) this.sql.exec('UPDATE orders SET priority = ? WHERE id = ?', priority, id);
+        }
         return result;
       });
     } catch (err) {
@@ -313,8 +318,8 @@ export class RegionBook extends DurableObject<Bindings> {
       const result = order.side === 'sell' ? this.book.submitAsk(order, now) : this.book.submitBid(order, now);
       if (!result.ok) return null;
       const status: OrderStatus = result.resting ? 'open' : result.remainingGpus === 0 ? 'filled' : order.expiresAt <= now ? 'expired' : 'cancelled';
-      this.sql.exec('INSERT INTO orders (id, side, account_id, node_id, body, status, free_gpus, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        order.id, order.side, order.accountId, order.side === 'sell' ? order.nodeId : null, RegionBook.body(order), 'open', result.remainingGpus, now);
+      this.sql.exec('INSERT INTO orders (id, side, account_id, node_id, body, status, free_gpus, created_at, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        order.id, order.side, order.accountId, order.side === 'sell' ? order.nodeId : null, RegionBook.body(order), 'open', result.remainingGpus, now, this.book.priorityOf(order.id));
       if (order.side === 'buy' && result.resting) this.sql.exec('INSERT INTO bid_workloads (order_id, workload) VALUES (?, ?)', order.id, JSON.stringify(order.workload));
       const fills = this.record(result.trades, order, now);
       this.record(revived, null, now);

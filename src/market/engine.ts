@@ -110,7 +110,12 @@ const restingBid = (b: BidInput, seq: number): RestingBid => ({
   bucket: 0,
 });
 
-export type RestoredOrder = { side: 'sell'; input: AskInput; freeGpus: number } | { side: 'buy'; input: BidInput };
+/**
+ * An order resting before a restart. `priority` is its place in the time queue as `priorityOf`
+ * gave it (orders restore in that order, and new ones queue behind the highest); without it,
+ * orders queue in the order given.
+ */
+export type RestoredOrder = ({ side: 'sell'; input: AskInput; freeGpus: number } | { side: 'buy'; input: BidInput }) & { priority?: number };
 
 export type SubmitResult =
   | { ok: true; trades: Trade[]; resting: boolean; remainingGpus: number }
@@ -130,6 +135,8 @@ export class OrderBook {
    */
   private readonly nodeTrust = new Map<string, NodeTrust>();
   private lazilyExpired: string[] = [];
+  /** Asks that went to the back of their queue (requeue) since the last `takeRequeued`. */
+  private requeued: string[] = [];
 
   private static askFits(ask: RestingAsk, bid: BidInput, now: number, offline: Set<string>): boolean {
     return (
@@ -258,6 +265,33 @@ export class OrderBook {
     return ids;
   }
 
+  /**
+   * Ids of asks that moved to the back of their price's queue (a node back online or more
+   * trusted, GPUs returned) since the last call. The shell stores their new `priorityOf`, so a
+   * restart queues them where they are now.
+   */
+  takeRequeued(): string[] {
+    const ids = this.requeued;
+    this.requeued = [];
+    return ids;
+  }
+
+  /** A resting order's place in time priority (higher is later); null when it is not resting. */
+  priorityOf(id: string): number | null {
+    return (this.askById.get(id) ?? this.bidById.get(id))?.seq ?? null;
+  }
+
+  /** Resting order ids in matching order: best price first, then time. */
+  queueOrder(): { bids: string[]; asks: string[] } {
+    return { bids: this.bids.queue((b) => b.id), asks: this.asks.queue((a) => a.id) };
+  }
+
+  private nextSeq(priority: number | undefined): number {
+    if (priority === undefined) return ++this.seq;
+    this.seq = Math.max(this.seq, priority);
+    return priority;
+  }
+
   private removeAsk(ask: RestingAsk): void {
     this.asks.kill(ask);
     this.askById.delete(ask.id);
@@ -290,11 +324,11 @@ export class OrderBook {
   restore(order: RestoredOrder): void {
     if (this.askById.has(order.input.id) || this.bidById.has(order.input.id)) return;
     if (order.side === 'sell') {
-      const ask = this.trusted(restingAsk(order.input, ++this.seq, order.freeGpus));
+      const ask = this.trusted(restingAsk(order.input, this.nextSeq(order.priority), order.freeGpus));
       this.asks.add(ask, ask.free);
       this.askById.set(ask.id, ask);
     } else {
-      const bid = restingBid(order.input, ++this.seq);
+      const bid = restingBid(order.input, this.nextSeq(order.priority));
       this.bids.add(bid, bid.gpus);
       this.bidById.set(bid.id, bid);
     }
@@ -307,11 +341,11 @@ export class OrderBook {
     for (const order of orders) {
       if (this.askById.has(order.input.id) || this.bidById.has(order.input.id)) continue;
       if (order.side === 'sell') {
-        const ask = this.trusted(restingAsk(order.input, ++this.seq, order.freeGpus));
+        const ask = this.trusted(restingAsk(order.input, this.nextSeq(order.priority), order.freeGpus));
         asks.push([ask, ask.free]);
         this.askById.set(ask.id, ask);
       } else {
-        const bid = restingBid(order.input, ++this.seq);
+        const bid = restingBid(order.input, this.nextSeq(order.priority));
         bids.push([bid, bid.gpus]);
         this.bidById.set(bid.id, bid);
       }
@@ -399,6 +433,7 @@ export class OrderBook {
     if (again.free > 0) {
       this.asks.add(again, again.free);
       this.askById.set(again.id, again);
+      this.requeued.push(again.id);
     }
   }
 

@@ -166,6 +166,13 @@ export class SideBook<T extends Resting> {
     return this.prices[0] ?? null;
   }
 
+  /** Live orders in matching order (best price first, then time), by `idOf`. */
+  queue(idOf: (o: T) => string): string[] {
+    const out: string[] = [];
+    for (const level of this.levels) for (let j = level.head; j < level.orders.length; j++) if (level.orders[j]!.live) out.push(idOf(level.orders[j]!));
+    return out;
+  }
+
   /** Aggregated depth: [price, total] per level, best first. */
   depth(size: (o: T) => number, limit: number): Array<[number, number]> {
     const out: Array<[number, number]> = [];

@@ -1,12 +1,21 @@
 // npm run test:faults -- --seeds N [--from S] [--steps K] [--leases L] [--lost RATE]
 // npm run test:faults -- --seed S          (replays one seed, printing its report)
+// npm run test:faults -- --book ...        (the RegionBook simulator, book-sim.ts)
 //
-// Runs the Lease fault simulator (lease-sim.ts) for many seeds against one fresh migrated
-// libSQL database, prints one row per seed (faults injected, calls, final states) and, for a
-// failing seed, the broken invariant and the command that replays it. Exit code 1 when any fails.
+// Runs the Lease fault simulator (lease-sim.ts), or with --book the RegionBook's, for many
+// seeds against one fresh migrated libSQL database, prints one row per seed (faults injected,
+// calls, final states) and, for a failing seed, the broken invariant and the command that
+// replays it. Exit code 1 when any fails.
+import { registerHooks } from 'node:module';
 import { parseArgs } from 'node:util';
 import { DEFAULT_OPTIONS, runLeaseSeed, type SimReport } from './lease-sim.ts';
 import { startTestDatabase } from '../support/libsql.ts';
+
+// The RegionBook and Collector classes import `cloudflare:workers`; here they get its shim.
+const shim = new URL('./workers-shim.ts', import.meta.url).href;
+registerHooks({
+  resolve: (specifier, context, next) => (specifier === 'cloudflare:workers' ? { url: shim, shortCircuit: true } : next(specifier, context)),
+});
 
 const { values } = parseArgs({
   options: {
@@ -16,6 +25,7 @@ const { values } = parseArgs({
     steps: { type: 'string' },
     leases: { type: 'string' },
     lost: { type: 'string' },
+    book: { type: 'boolean' },
   },
 });
 const int = (v: string | undefined, fallback: number, name: string) => {
@@ -33,6 +43,39 @@ const options = { steps: int(values.steps, DEFAULT_OPTIONS.steps, 'steps'), leas
 const extra = `${values.steps ? ` --steps ${options.steps}` : ''}${values.leases ? ` --leases ${options.leases}` : ''}${values.lost ? ` --lost ${lostRate}` : ''}`;
 
 const db = await startTestDatabase();
+if (values.book) {
+  const { DEFAULT_BOOK_OPTIONS, runBookSeed } = await import('./book-sim.ts');
+  const bookOptions = { steps: int(values.steps, DEFAULT_BOOK_OPTIONS.steps, 'steps'), lostRate: values.lost === undefined ? DEFAULT_BOOK_OPTIONS.lostRate : lostRate };
+  const bookExtra = `${values.steps ? ` --steps ${bookOptions.steps}` : ''}${values.lost ? ` --lost ${lostRate}` : ''}`;
+  const failed: Array<{ seed: number; message: string }> = [];
+  const sum = { operations: 0, failed: 0, lost: 0, evicted: 0, quiescent: 0, trades: 0 };
+  const t0 = performance.now();
+  console.log(`RegionBook fault simulation: seeds ${from}–${from + count - 1}, ${bookOptions.steps} steps each`);
+  console.log('| seed | ops | libSQL/lease failed | answers lost | evictions | quiescent checks | trades | calls |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (let seed = from; seed < from + count; seed++) {
+    try {
+      const r = await runBookSeed(db.money, db.url, seed, bookOptions);
+      sum.operations += r.operations;
+      sum.failed += r.faults.failed;
+      sum.lost += r.faults.lost;
+      sum.evicted += r.faults.evicted;
+      sum.quiescent += r.quiescentChecks;
+      sum.trades += r.trades;
+      const calls = Object.values(r.calls).reduce((a, b) => a + b, 0);
+      console.log(`| ${seed} | ${r.operations} | ${r.faults.failed} | ${r.faults.lost} | ${r.faults.evicted} | ${r.quiescentChecks} | ${r.trades} | ${calls} |`);
+      if (one) console.log(JSON.stringify({ calls: r.calls, outcomes: r.outcomes, logged: r.logged }, null, 2));
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      failed.push({ seed, message });
+      console.log(`| ${seed} | FAILED: ${message.replace(/\n/g, ' ')} |`);
+    }
+  }
+  await db.close();
+  console.log(`\n${count} seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${sum.operations} operations, ${sum.failed} failed, ${sum.lost} answers lost, ${sum.evicted} evictions, ${sum.quiescent} quiescent checks, ${sum.trades} trades; ${failed.length} failing seed(s).`);
+  for (const f of failed) console.log(`\nseed ${f.seed}: ${f.message}\n  replay: npm run test:faults -- --book --seed ${f.seed}${bookExtra}`);
+  process.exit(failed.length > 0 ? 1 : 0);
+}
 const failures: Array<{ seed: number; message: string }> = [];
 const totals = { operations: 0, failed: 0, lost: 0, evicted: 0, quiescent: 0 };
 const started = performance.now();

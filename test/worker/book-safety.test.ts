@@ -134,6 +134,44 @@ describe('the book’s outbox', () => {
   });
 });
 
+describe('a book restarted from its storage', () => {
+  it('sets an alarm for effects an instance left behind when it stopped in the middle of a drain', async () => {
+    const book = regionBook(bindings, 'test-outbox', crypto.randomUUID());
+    // A resting bid far from expiry: the only alarm is half a day away.
+    await book.place(bookBid('test-outbox', 'm', 1_000_000, 1, 3600, { expiresAt: Date.now() + 43_200_000 }));
+    const effect = { kind: 'status', orderId: 'ord_left', status: 'cancelled', at: Date.now(), release: null };
+    await runInDurableObject(book, (_: unknown, state: DurableObjectState) => {
+      // What a drain that never finished leaves: an effect due now, nothing set to carry it out.
+      state.storage.sql.exec("INSERT INTO effects (body, key, not_before) VALUES (?, 'order:ord_left', ?)", JSON.stringify(effect), Date.now());
+    });
+    await evictDurableObject(book);
+    await book.snapshot();
+    await runInDurableObject(book, async (_: unknown, state: DurableObjectState) => {
+      const alarm = await state.storage.getAlarm();
+      expect(alarm).not.toBeNull();
+      expect(alarm!).toBeLessThanOrEqual(Date.now() + 1_000);
+    });
+    await runDurableObjectAlarm(book);
+    await runInDurableObject(book, (_: unknown, state: DurableObjectState) => {
+      expect(state.storage.sql.exec('SELECT count(*) AS n FROM effects').one().n).toBe(0);
+    });
+  });
+
+  it('matches in the same time priority as before: an ask whose node came back stays behind the asks that waited', async () => {
+    const book = regionBook(bindings, 'test-priority', crypto.randomUUID());
+    const first = bookAsk('test-priority', 'm', 2_000_000, 1);
+    const second = bookAsk('test-priority', 'm', 2_000_000, 1);
+    await book.place(first);
+    await book.place(second);
+    // The first ask's node goes away and comes back: it queues behind the second.
+    await book.setNodes({ online: [], offline: [first.nodeId] });
+    await book.setNodes({ online: [first.nodeId], offline: [] });
+    await evictDurableObject(book);
+    const bid = await book.place(bookBid('test-priority', 'm', 2_000_000, 1));
+    expect(bid.ok && bid.fills.map((f) => f.askId)).toEqual([second.id]);
+  });
+});
+
 describe('workloads stay out of the book’s memory', () => {
   const big = { image: 'ghcr.io/acme/train:1.4', command: ['python', 'train.py'], env: { CONFIG_0: 'x'.repeat(8192), CONFIG_1: 'y'.repeat(8192) }, ports: [8888] };
 
@@ -168,7 +206,9 @@ describe('workloads stay out of the book’s memory', () => {
     // The layout before: each order's whole body in `orders`, effects without a key.
     await runInDurableObject(book, (_: unknown, state: DurableObjectState) => {
       const sql = state.storage.sql;
-      for (const t of ['effects', 'bid_workloads', 'node_trust', 'book_layout']) sql.exec(`DROP TABLE IF EXISTS ${t}`);
+      for (const t of ['orders', 'effects', 'bid_workloads', 'node_trust', 'book_layout']) sql.exec(`DROP TABLE IF EXISTS ${t}`);
+      sql.exec(`CREATE TABLE orders (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, side TEXT NOT NULL,
+        account_id TEXT NOT NULL, node_id TEXT, body TEXT NOT NULL, status TEXT NOT NULL, free_gpus INTEGER NOT NULL, created_at INTEGER NOT NULL)`);
       sql.exec('CREATE TABLE effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL)');
       sql.exec("INSERT INTO orders (id, side, account_id, node_id, body, status, free_gpus, created_at) VALUES (?, 'buy', ?, NULL, ?, 'open', 1, 0)", bid.id, bid.accountId, JSON.stringify(bid));
       sql.exec('INSERT INTO effects (body, not_before) VALUES (?, 0)', JSON.stringify({ kind: 'status', orderId: 'ord_a', status: 'filled', at: 0, release: null }));
@@ -180,6 +220,9 @@ describe('workloads stay out of the book’s memory', () => {
       expect(sql.exec<{ body: string }>('SELECT body FROM orders WHERE id = ?', bid.id).one().body).not.toContain('CONFIG_0');
       expect(JSON.parse(sql.exec<{ workload: string }>('SELECT workload FROM bid_workloads WHERE order_id = ?', bid.id).one().workload)).toEqual(big);
       expect(sql.exec('SELECT key FROM effects ORDER BY seq').toArray()).toEqual([{ key: 'order:ord_a' }, { key: 'order:ord_a' }]);
+      // Time priority was insertion order: it is now stored as such.
+      expect(sql.exec<{ seq: number; priority: number }>('SELECT seq, priority FROM orders WHERE id = ?', bid.id).one()).toEqual(expect.objectContaining({ priority: expect.any(Number) }));
+      expect(sql.exec<{ v: number }>('SELECT max(version) AS v FROM book_layout').one().v).toBe(4);
     });
     expect((await book.snapshot()).bestBid).toBe(2_000_000);
   });

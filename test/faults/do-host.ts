@@ -1,0 +1,162 @@
+// A Durable Object's state for the fault simulators: the object's SQLite storage is a real SQLite
+// database (node:sqlite, the engine Durable Objects use), kept across the object's instances so
+// that an eviction rebuilds the object from exactly what it had written; its alarm is a number
+// the simulator reads and fires. The object is built with this as its `ctx` and runs its own code
+// unchanged (the `cloudflare:workers` import is workers-shim.ts).
+//
+// Writes are durable at once. In workerd an object's outgoing calls wait for its earlier writes
+// to be confirmed (the output gate), so at every await the world sees the same thing it sees
+// here: the writes before the call, and the call.
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+
+type Row = Record<string, unknown>;
+
+export interface SqlCursor<T> extends Iterable<T> {
+  toArray(): T[];
+  one(): T;
+}
+
+function cursor<T>(rows: T[]): SqlCursor<T> {
+  return {
+    [Symbol.iterator]: () => rows[Symbol.iterator](),
+    toArray: () => rows,
+    one: () => {
+      if (rows.length !== 1) throw new Error(`Expected exactly one result from SQL query, but got ${rows.length}.`);
+      return rows[0]!;
+    },
+  };
+}
+
+export class SimSql {
+  readonly db: DatabaseSync;
+  /** Statements run, for the report. */
+  statements = 0;
+  constructor(db: DatabaseSync) {
+    this.db = db;
+  }
+  exec<T = Row>(query: string, ...bindings: unknown[]): SqlCursor<T> {
+    this.statements += 1;
+    for (const b of bindings) {
+      // As Durable Object storage does: only SQL values are bound.
+      if (b === undefined || typeof b === 'boolean' || (typeof b === 'object' && b !== null && !(b instanceof Uint8Array))) {
+        throw new TypeError(`unsupported binding ${String(b)} in ${query}`);
+      }
+    }
+    const rows = this.db.prepare(query).all(...(bindings as SQLInputValue[]));
+    return cursor(rows.map((r) => ({ ...r })) as T[]);
+  }
+}
+
+/** The storage of one object: lives across instances, as an object's storage does across evictions. */
+export class SimStorage {
+  readonly sql: SimSql;
+  alarmAt: number | null = null;
+  private depth = 0;
+  constructor() {
+    this.sql = new SimSql(new DatabaseSync(':memory:'));
+  }
+  transactionSync<T>(fn: () => T): T {
+    const name = `t${++this.depth}`;
+    this.sql.db.exec(`SAVEPOINT ${name}`);
+    try {
+      const result = fn();
+      this.sql.db.exec(`RELEASE ${name}`);
+      return result;
+    } catch (err) {
+      this.sql.db.exec(`ROLLBACK TO ${name}`);
+      this.sql.db.exec(`RELEASE ${name}`);
+      throw err;
+    } finally {
+      this.depth -= 1;
+    }
+  }
+  async getAlarm(): Promise<number | null> {
+    return this.alarmAt;
+  }
+  async setAlarm(at: number | Date): Promise<void> {
+    this.alarmAt = typeof at === 'number' ? at : at.getTime();
+  }
+  async deleteAlarm(): Promise<void> {
+    this.alarmAt = null;
+  }
+  close(): void {
+    this.sql.db.close();
+  }
+}
+
+/** One instance's `ctx`: the shared storage, and what the instance started that outlives a call. */
+export class SimObjectHost {
+  readonly storage: SimStorage;
+  /** The constructor's blockConcurrencyWhile: calls wait for it, as the runtime makes them. */
+  ready: Promise<unknown> = Promise.resolve();
+  /** waitUntil promises not yet settled. */
+  background = 0;
+  constructor(storage: SimStorage) {
+    this.storage = storage;
+  }
+  blockConcurrencyWhile<T>(fn: () => Promise<T>): Promise<T> {
+    const p = fn();
+    this.ready = p;
+    return p;
+  }
+  waitUntil(p: Promise<unknown>): void {
+    this.background += 1;
+    p.catch(() => undefined).finally(() => {
+      this.background -= 1;
+    });
+  }
+  getWebSockets(): never[] {
+    return [];
+  }
+  setWebSocketAutoResponse(): void {}
+  acceptWebSocket(): never {
+    throw new Error('the simulator carries no WebSockets');
+  }
+}
+
+/** mulberry32: small, fast, and the same everywhere. */
+export function generator(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+  return {
+    next,
+    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!,
+    chance: (p: number) => next() < p,
+  };
+}
+export type Generator = ReturnType<typeof generator>;
+
+/**
+ * Runs `fn` with the process clock (Date.now, which the objects read) set to the simulator's,
+ * and the objects' log lines counted instead of printed.
+ */
+export async function withSimulatedWorld<T>(clock: () => number, logged: Record<string, number>, fn: () => Promise<T>): Promise<T> {
+  const realNow = Date.now;
+  const { warn, error, log } = console;
+  const count = (line: unknown) => {
+    let msg = String(line);
+    try {
+      msg = (JSON.parse(String(line)) as { msg?: string }).msg ?? msg;
+    } catch {
+      // not one of ours
+    }
+    logged[msg] = (logged[msg] ?? 0) + 1;
+  };
+  Date.now = clock;
+  console.warn = count;
+  console.error = count;
+  console.log = count;
+  try {
+    return await fn();
+  } finally {
+    Date.now = realNow;
+    Object.assign(console, { warn, error, log });
+  }
+}
