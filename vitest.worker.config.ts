@@ -25,6 +25,7 @@ export default defineConfig({
           ORDER_MAX_OPEN: '1000',
           ORDER_RATE_LIMIT: '1000/60',
           WRITE_RATE_LIMIT: '100000/60',
+          WRITE_IP_RATE_LIMIT: '1000000/60',
           OFFERS_IP_RATE_LIMIT: '1000/60',
           REPORTS_IP_RATE_LIMIT: '1000/60',
           CHAIN_WEBHOOK_SECRETS: 'chain-secret-current,chain-secret-previous',

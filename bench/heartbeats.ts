@@ -349,6 +349,7 @@ async function main() {
         HEARTBEAT_MIN_INTERVAL_S: MIN_INTERVAL_S.toFixed(3),
         NODE_GRACE_S: '3600',
         AUTH_IP_RATE_LIMIT: '1000000/60',
+        WRITE_IP_RATE_LIMIT: 'off',
         AUTH_RATE_LIMIT: '1000000/60',
       },
     });

@@ -572,6 +572,7 @@ async function endToEnd(): Promise<void> {
       env: {
         LOG_REQUESTS: 'false',
         AUTH_IP_RATE_LIMIT: '1000000/60',
+        WRITE_IP_RATE_LIMIT: 'off',
         AUTH_RATE_LIMIT: '1000000/60',
         REPORTS_IP_RATE_LIMIT: 'off',
         // Decoys are made at min(CAPACITY_MAX_N, 512): 64 here by default (as the worker tests use),

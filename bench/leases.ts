@@ -357,6 +357,7 @@ async function start(dataDir: string) {
       NODE_GRACE_S: String(GRACE_S),
       LEASE_SETTLE_S: String(SETTLE_S),
       AUTH_IP_RATE_LIMIT: '1000000/60',
+      WRITE_IP_RATE_LIMIT: 'off',
       AUTH_RATE_LIMIT: '1000000/60',
     },
   });

@@ -311,7 +311,7 @@ async function main() {
     dataDir,
     port: await freePort(),
     libsqlPort: await freePort(),
-    env: { LOG_REQUESTS: 'false', AUTH_IP_RATE_LIMIT: '1000000/60', AUTH_RATE_LIMIT: '1000000/60', ORDER_RATE_LIMIT: 'off', WRITE_RATE_LIMIT: 'off', HEARTBEAT_MIN_INTERVAL_S: '1', HEARTBEAT_INTERVAL_S: '1' },
+    env: { LOG_REQUESTS: 'false', AUTH_IP_RATE_LIMIT: '1000000/60', AUTH_RATE_LIMIT: '1000000/60', ORDER_RATE_LIMIT: 'off', WRITE_RATE_LIMIT: 'off', WRITE_IP_RATE_LIMIT: 'off', HEARTBEAT_MIN_INTERVAL_S: '1', HEARTBEAT_INTERVAL_S: '1' },
   });
   base = new URL(platform.url);
   const workerd = findWorkerd(platform.child.pid ?? 0);

@@ -350,7 +350,7 @@ async function main() {
       port: await freePort(),
       libsqlPort: await freePort(),
       // One account places hundreds of orders a second and leaves thousands resting.
-      env: { LOG_REQUESTS, ORDER_RATE_LIMIT: 'off', WRITE_RATE_LIMIT: 'off', ORDER_MAX_OPEN: 'off', ...gcEnv },
+      env: { LOG_REQUESTS, ORDER_RATE_LIMIT: 'off', WRITE_RATE_LIMIT: 'off', WRITE_IP_RATE_LIMIT: 'off', ORDER_MAX_OPEN: 'off', ...gcEnv },
       ...(TRACE_GC ? { onOutput: readGcTrace } : {}),
     });
     const url = new URL(platform.url);

@@ -297,6 +297,7 @@ async function main(): Promise<number> {
       env: {
         LOG_REQUESTS: 'false',
         AUTH_IP_RATE_LIMIT: '1000000/60',
+        WRITE_IP_RATE_LIMIT: 'off',
         AUTH_RATE_LIMIT: '1000000/60',
         HEARTBEAT_INTERVAL_S: String(INTERVAL_S),
         HEARTBEAT_MIN_INTERVAL_S: '1',

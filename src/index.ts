@@ -3,6 +3,7 @@ import './microtasks.ts';
 import { cors } from 'hono/cors';
 import type { AppEnv } from './app-env.ts';
 import { connection, lazyDatabase } from './db/client.ts';
+import { limitIpWrites } from './auth/rate-limit.ts';
 import { jsonBody } from './http/body.ts';
 import { notFound, onError } from './http/error-handler.ts';
 import { accessLog } from './http/access-log.ts';
@@ -60,6 +61,10 @@ export { RegionBook } from './durable/region-book.ts';
 
 const app = router();
 
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const ipLimitExempt = (path: string) =>
+  path.startsWith('/internal/') || path.startsWith('/v1/webhooks/') || (path.startsWith('/v1/runner/') && path !== '/v1/runner/register');
+
 // Public, read-only routes may be called from any web page; private ones send no CORS headers.
 const publicCors = cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], maxAge: 86_400 });
 for (const path of ['/healthz', '/livez', '/openapi.json', '/.well-known/*', '/v1/quote', '/v1/catalog/*', '/v1/market/*', '/v1/offers', '/widget.js', '/widget/*', '/embed/*']) app.use(path, publicCors);
@@ -70,6 +75,13 @@ const database: MiddlewareHandler<AppEnv> = async function database(c, next) {
 };
 
 app.use(requestId(), accessLog());
+// Every write counts against its client IP before anything else is done for it, except those
+// whose senders we know by signature (queue callbacks, payment notifications) and a node's
+// own routes, which are limited per node (a provider's whole fleet may share one address).
+app.use(async function limitWritesPerIp(c, next) {
+  if (!READ_METHODS.has(c.req.method) && !ipLimitExempt(c.req.path)) await limitIpWrites(c);
+  await next();
+});
 // A market read this isolate answered less than max-age ago needs neither a body nor a database.
 app.use('/v1/market/*', marketMemoryCache());
 app.use(jsonBody(), database);

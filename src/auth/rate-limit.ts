@@ -11,6 +11,7 @@ const DEFAULT_ORDERS_PER_ACCOUNT = { limit: 300, windowMs: 60_000 };
 const DEFAULT_OFFER_SEARCHES_PER_IP = { limit: 120, windowMs: 60_000 };
 const DEFAULT_REPORT_READS_PER_IP = { limit: 120, windowMs: 60_000 };
 const DEFAULT_WRITES_PER_ACCOUNT = { limit: 600, windowMs: 60_000 };
+const DEFAULT_WRITES_PER_IP = { limit: 3000, windowMs: 60_000 };
 
 /** On Cloudflare the edge sets this header and strips any the client sent. */
 export function clientIp(c: Context<AppEnv>): string {
@@ -71,16 +72,33 @@ export async function limitAccountWrites(c: Context<AppEnv>, accountId: string):
   await enforce(c, [[accountWriteBucket(accountId), parseLimit(c.env.WRITE_RATE_LIMIT, DEFAULT_WRITES_PER_ACCOUNT)]], 'writes');
 }
 
-type Bucket = [name: string, rate: { limit: number; windowMs: number } | null];
+/** The bucket counting one client IP's writes. */
+export const ipWriteBucket = (ip: string) => `writes:ip:${ip}`;
+
+/**
+ * Writes per client IP (`WRITE_IP_RATE_LIMIT`), counted before the caller is known: many
+ * accounts (or none, with made-up credentials) from one address cannot flood us either.
+ * Approximate (a sliding-window counter), since the limit is thousands.
+ */
+export async function limitIpWrites(c: Context<AppEnv>): Promise<void> {
+  await enforce(c, [[ipWriteBucket(clientIp(c)), parseLimit(c.env.WRITE_IP_RATE_LIMIT, DEFAULT_WRITES_PER_IP), 'counter']], 'writes from this address');
+}
+
+type Rate = { limit: number; windowMs: number };
+/** `counter` buckets keep an approximate count instead of a log of every hit. */
+type Bucket = [name: string, rate: Rate | null, kind?: 'log' | 'counter'];
 
 /** Counts one request in each bucket whose limit is on; 429 with Retry-After when any is full. */
 async function enforce(c: Context<AppEnv>, all: Bucket[], what: string): Promise<void> {
-  const buckets = all.filter((b): b is [string, { limit: number; windowMs: number }] => b[1] !== null);
+  const buckets = all.filter((b): b is [string, Rate, 'log' | 'counter' | undefined] => b[1] !== null);
   if (buckets.length === 0) return;
-  let decisions;
+  let decisions: Array<{ allowed: boolean; retryAfterMs: number }>;
   try {
     decisions = await Promise.all(
-      buckets.map(([name, rate]) => c.env.RATE_LIMITER.getByName(name).hit(rate.limit, rate.windowMs)),
+      buckets.map(([name, rate, kind]) => {
+        const limiter = c.env.RATE_LIMITER.getByName(name);
+        return kind === 'counter' ? limiter.count(rate.limit, rate.windowMs) : limiter.hit(rate.limit, rate.windowMs);
+      }),
     );
   } catch (err) {
     // Failing open keeps sign-in (and the stream, orders, search) working through a storage incident; the password hash cost still applies.

@@ -5,7 +5,7 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { accountWriteBucket, offerSearchBucket, reportReadBucket, orderPlacementBucket } from '../../src/auth/rate-limit.ts';
+import { accountWriteBucket, ipWriteBucket, offerSearchBucket, reportReadBucket, orderPlacementBucket } from '../../src/auth/rate-limit.ts';
 import { parseRate } from '../../src/auth/sliding-window.ts';
 import { orders } from '../../src/db/schema.ts';
 import type { AskOrder } from '../../src/market/orders.ts';
@@ -130,6 +130,40 @@ describe('writes per account', () => {
     expect(await keys(renter)).toBe(before + 1);
     expect((await call('/v1/balances', { auth: renter.apiKey })).status).toBe(200);
     expect((await newKey(other)).status).toBe(201);
+  });
+});
+
+describe('writes per client IP', () => {
+  it('answer 429 with Retry-After past WRITE_IP_RATE_LIMIT before the caller is known, changing nothing; reads, other addresses and node routes go on', async () => {
+    const rate = parseRate(bindings.WRITE_IP_RATE_LIMIT, { limit: 0, windowMs: 0 });
+    expect(rate.limit).toBeGreaterThan(1);
+    const [ip, elsewhere] = [`198.51.100.${1 + Math.floor(Math.random() * 250)}`, `203.0.113.${1 + Math.floor(Math.random() * 250)}`];
+    const renter = await signUp();
+    const keys = async () => (await json(await call('/v1/api-keys', { auth: renter.apiKey }))).data.length as number;
+    const before = await keys();
+    // The counter keeps a fixed window: start well inside one, so the test never straddles two.
+    if (Date.now() % rate.windowMs > rate.windowMs - 5_000) await new Promise((r) => setTimeout(r, rate.windowMs - (Date.now() % rate.windowMs) + 10));
+    await runInDurableObject(bindings.RATE_LIMITER.getByName(ipWriteBucket(ip)), async (_limiter, state) => {
+      await state.storage.put('counter', { start: Math.floor(Date.now() / rate.windowMs) * rate.windowMs, current: rate.limit - 1, previous: 0 });
+    });
+    const newKey = (from: string) => call('/v1/api-keys', { method: 'POST', auth: renter.apiKey, body: { name: 'from an address', scopes: ['account:read'] }, headers: { 'cf-connecting-ip': from } });
+    expect((await newKey(ip)).status).toBe(201);
+    const limited = await newKey(ip);
+    await expectError(limited, 429, 'rate_limited');
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual((2 * rate.windowMs) / 1000);
+    // Counted before authentication: made-up credentials from that address get the same answer.
+    await expectError(await call('/v1/auth/token', { body: { email: 'nobody@example.com', password: 'not the password' }, headers: { 'cf-connecting-ip': ip } }), 429, 'rate_limited');
+    expect(await keys()).toBe(before + 1);
+    // Reads from it, and writes from elsewhere, go on.
+    expect((await call('/v1/balances', { auth: renter.apiKey, headers: { 'cf-connecting-ip': ip } })).status).toBe(200);
+    expect((await newKey(elsewhere)).status).toBe(201);
+    // A node's own routes are limited per node, and signed callbacks by their signature.
+    await expectError(await call('/v1/runner/heartbeats', { body: {}, auth: 'not-a-node-token', headers: { 'cf-connecting-ip': ip } }), 401, 'unauthorized');
+    const callback = await call('/internal/queue/heartbeats', { body: {}, headers: { 'cf-connecting-ip': ip } });
+    expect(callback.status).not.toBe(429);
+    expect(callback.status).toBeGreaterThanOrEqual(400);
   });
 });
 
