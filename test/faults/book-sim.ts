@@ -24,7 +24,7 @@ import type { BidOrder, AskOrder, BookOrder, LeaseTerms } from '../../src/market
 import { maxCost } from '../../src/market/orders.ts';
 import { credit, hold, release } from '../../src/ledger/rules.ts';
 import { postTransaction } from '../../src/ledger/store.ts';
-import { SimObjectHost, SimStorage, generator, withSimulatedWorld } from './do-host.ts';
+import { SimObjectHost, SimStorage, generator, quiesce, withSimulatedWorld } from './do-host.ts';
 
 export interface BookSimOptions {
   /** Scheduler decisions before the run winds down. */
@@ -164,16 +164,14 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
     return {
       LIBSQL_URL: libsqlUrl,
       LIBSQL_HTTP: {
-        fetch: async (request: Request) => {
-          const url = new URL(request.url);
-          const body = await request.text();
-          const headers = new Headers(request.headers);
-          return op(inst, 'libsql', async () => {
-            const res = await fetch(new URL(url.pathname, libsqlUrl), { method: request.method, headers, body });
+        // The operation waits in line from the moment of the call (reading the body first would
+        // take turns of the event loop that the scheduler does not wait for).
+        fetch: (request: Request) =>
+          op(inst, 'libsql', async () => {
+            const res = await fetch(new URL(new URL(request.url).pathname, libsqlUrl), { method: request.method, headers: request.headers, body: await request.text() });
             // Read whole here: a lost answer is lost after the request was carried out.
             return new Response(await res.arrayBuffer(), { status: res.status, headers: res.headers });
-          });
-        },
+          }),
       },
       LEASE: {
         getByName: (leaseId: string) => ({
@@ -425,10 +423,9 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
   }
 
   /** Lets every call run up to its next outside await. */
-  const settle = async () => {
-    for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r));
+  const settle = () => quiesce(() => `${pending.length}:${inFlight}:${alarmRunning}:${host.background}:${leases.size}:${Object.values(report.outcomes).reduce((a, b) => a + b, 0)}`).then(() => {
     if (broken) throw broken;
-  };
+  });
 
   // ---- The invariants -------------------------------------------------------------------------
 
@@ -542,8 +539,9 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
     }
     await newInstance();
     try {
+      await settle();
       for (report.steps = 1; report.steps <= opt.steps; report.steps++) {
-        await settle();
+        // Every step ends settled (below), so each decision sees all that came before it.
         const r = rng.next();
         const due = storage.alarmAt !== null && storage.alarmAt <= clock && !alarmRunning;
         if (pending.length > 0 && r < 0.45) await carryOut(rng.int(0, pending.length - 1));

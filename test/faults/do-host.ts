@@ -114,6 +114,29 @@ export class SimObjectHost {
   }
 }
 
+/**
+ * Lets every call run up to its next outside await, so that a seed's decisions never depend on
+ * timing. Between two operations the objects' code may wait on more than promises: a libSQL
+ * answer is read through streams, and the ledger hashes with Web Crypto on a thread pool, each
+ * taking a varying number of turns of the event loop. So: turns until `signature` (what the
+ * simulator can see move) is still for several turns, then a short timer for whatever the thread
+ * pool still holds, and again until nothing moves across the timer either.
+ */
+export async function quiesce(signature: () => string): Promise<void> {
+  let last = signature();
+  for (let rounds = 0; rounds < 100; rounds++) {
+    for (let still = 0, turns = 0; still < 5 && turns < 1_000; turns++) {
+      await new Promise<void>((r) => setImmediate(r));
+      const now = signature();
+      still = now === last ? still + 1 : 0;
+      last = now;
+    }
+    await new Promise<void>((r) => setTimeout(r, 1));
+    if (signature() === last) return;
+    last = signature();
+  }
+}
+
 /** mulberry32: small, fast, and the same everywhere. */
 export function generator(seed: number) {
   let a = seed >>> 0;

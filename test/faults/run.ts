@@ -1,8 +1,9 @@
 // npm run test:faults -- --seeds N [--from S] [--steps K] [--leases L] [--lost RATE]
 // npm run test:faults -- --seed S          (replays one seed, printing its report)
 // npm run test:faults -- --book ...        (the RegionBook simulator, book-sim.ts)
+// npm run test:faults -- --collector ...   (the Collector simulator, collector-sim.ts)
 //
-// Runs the Lease fault simulator (lease-sim.ts), or with --book the RegionBook's, for many
+// Runs the Lease fault simulator (lease-sim.ts), or the RegionBook's or the Collector's, for many
 // seeds against one fresh migrated libSQL database, prints one row per seed (faults injected,
 // calls, final states) and, for a failing seed, the broken invariant and the command that
 // replays it. Exit code 1 when any fails.
@@ -26,6 +27,7 @@ const { values } = parseArgs({
     leases: { type: 'string' },
     lost: { type: 'string' },
     book: { type: 'boolean' },
+    collector: { type: 'boolean' },
   },
 });
 const int = (v: string | undefined, fallback: number, name: string) => {
@@ -43,28 +45,60 @@ const options = { steps: int(values.steps, DEFAULT_OPTIONS.steps, 'steps'), leas
 const extra = `${values.steps ? ` --steps ${options.steps}` : ''}${values.leases ? ` --leases ${options.leases}` : ''}${values.lost ? ` --lost ${lostRate}` : ''}`;
 
 const db = await startTestDatabase();
-if (values.book) {
-  const { DEFAULT_BOOK_OPTIONS, runBookSeed } = await import('./book-sim.ts');
-  const bookOptions = { steps: int(values.steps, DEFAULT_BOOK_OPTIONS.steps, 'steps'), lostRate: values.lost === undefined ? DEFAULT_BOOK_OPTIONS.lostRate : lostRate };
-  const bookExtra = `${values.steps ? ` --steps ${bookOptions.steps}` : ''}${values.lost ? ` --lost ${lostRate}` : ''}`;
+if (values.book || values.collector) {
+  // The RegionBook's or the Collector's simulator: one row per seed, the same totals.
+  interface Row {
+    operations: number;
+    faults: { failed: number; lost: number; evicted: number };
+    quiescentChecks: number;
+    calls: Record<string, number>;
+    outcomes: Record<string, number>;
+    /** Trades (book), batches delivered (collector). */
+    made: number;
+    extra?: unknown;
+  }
+  const flag = values.book ? '--book' : '--collector';
+  let name: string;
+  let defaults: { steps: number; lostRate: number };
+  let runOne: (seed: number, o: { steps: number; lostRate: number }) => Promise<Row>;
+  if (values.book) {
+    const { DEFAULT_BOOK_OPTIONS, runBookSeed } = await import('./book-sim.ts');
+    name = 'RegionBook';
+    defaults = DEFAULT_BOOK_OPTIONS;
+    runOne = async (seed, o) => {
+      const r = await runBookSeed(db.money, db.url, seed, o);
+      return { ...r, made: r.trades, extra: { logged: r.logged } };
+    };
+  } else {
+    const { DEFAULT_COLLECTOR_OPTIONS, runCollectorSeed } = await import('./collector-sim.ts');
+    name = 'Collector';
+    defaults = DEFAULT_COLLECTOR_OPTIONS;
+    runOne = async (seed, o) => {
+      const r = await runCollectorSeed(db.url, seed, o);
+      return { ...r, made: r.delivered, extra: { deliveries: r.deliveries, heartbeats: r.heartbeats } };
+    };
+  }
+  const objOptions = { steps: int(values.steps, defaults.steps, 'steps'), lostRate: values.lost === undefined ? defaults.lostRate : lostRate };
+  const objExtra = `${values.steps ? ` --steps ${objOptions.steps}` : ''}${values.lost ? ` --lost ${lostRate}` : ''}`;
   const failed: Array<{ seed: number; message: string }> = [];
-  const sum = { operations: 0, failed: 0, lost: 0, evicted: 0, quiescent: 0, trades: 0 };
+  const sum = { operations: 0, failed: 0, lost: 0, evicted: 0, quiescent: 0, made: 0 };
   const t0 = performance.now();
-  console.log(`RegionBook fault simulation: seeds ${from}–${from + count - 1}, ${bookOptions.steps} steps each`);
-  console.log('| seed | ops | libSQL/lease failed | answers lost | evictions | quiescent checks | trades | calls |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---|');
+  const madeLabel = values.book ? 'trades' : 'batches delivered';
+  console.log(`${name} fault simulation: seeds ${from}–${from + count - 1}, ${objOptions.steps} steps each`);
+  console.log(`| seed | ops | failed | answers lost | evictions | quiescent checks | ${madeLabel} | calls |`);
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (let seed = from; seed < from + count; seed++) {
     try {
-      const r = await runBookSeed(db.money, db.url, seed, bookOptions);
+      const r = await runOne(seed, objOptions);
       sum.operations += r.operations;
       sum.failed += r.faults.failed;
       sum.lost += r.faults.lost;
       sum.evicted += r.faults.evicted;
       sum.quiescent += r.quiescentChecks;
-      sum.trades += r.trades;
+      sum.made += r.made;
       const calls = Object.values(r.calls).reduce((a, b) => a + b, 0);
-      console.log(`| ${seed} | ${r.operations} | ${r.faults.failed} | ${r.faults.lost} | ${r.faults.evicted} | ${r.quiescentChecks} | ${r.trades} | ${calls} |`);
-      if (one) console.log(JSON.stringify({ calls: r.calls, outcomes: r.outcomes, logged: r.logged }, null, 2));
+      console.log(`| ${seed} | ${r.operations} | ${r.faults.failed} | ${r.faults.lost} | ${r.faults.evicted} | ${r.quiescentChecks} | ${r.made} | ${calls} |`);
+      if (one) console.log(JSON.stringify({ calls: r.calls, outcomes: r.outcomes, extra: r.extra }, null, 2));
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       failed.push({ seed, message });
@@ -72,8 +106,8 @@ if (values.book) {
     }
   }
   await db.close();
-  console.log(`\n${count} seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${sum.operations} operations, ${sum.failed} failed, ${sum.lost} answers lost, ${sum.evicted} evictions, ${sum.quiescent} quiescent checks, ${sum.trades} trades; ${failed.length} failing seed(s).`);
-  for (const f of failed) console.log(`\nseed ${f.seed}: ${f.message}\n  replay: npm run test:faults -- --book --seed ${f.seed}${bookExtra}`);
+  console.log(`\n${count} seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${sum.operations} operations, ${sum.failed} failed, ${sum.lost} answers lost, ${sum.evicted} evictions, ${sum.quiescent} quiescent checks, ${sum.made} ${madeLabel}; ${failed.length} failing seed(s).`);
+  for (const f of failed) console.log(`\nseed ${f.seed}: ${f.message}\n  replay: npm run test:faults -- ${flag} --seed ${f.seed}${objExtra}`);
   process.exit(failed.length > 0 ? 1 : 0);
 }
 const failures: Array<{ seed: number; message: string }> = [];
