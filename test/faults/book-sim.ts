@@ -24,29 +24,18 @@ import type { BidOrder, AskOrder, BookOrder, LeaseTerms } from '../../src/market
 import { maxCost } from '../../src/market/orders.ts';
 import { credit, hold, release } from '../../src/ledger/rules.ts';
 import { postTransaction } from '../../src/ledger/store.ts';
-import { SimObjectHost, SimStorage, generator, quiesce, withSimulatedWorld } from './do-host.ts';
+import { SimObjectHost, SimStorage, carryOutOp, generator, quiesce, withSimulatedWorld, type FaultRates, type PendingOp, type SimRunReport } from './do-host.ts';
 
-export interface BookSimOptions {
+export interface BookSimOptions extends FaultRates {
   /** Scheduler decisions before the run winds down. */
   steps: number;
   renters: number;
   nodes: number;
-  /** Fault rates per waiting operation (0–1). */
-  failRate: number;
-  lostRate: number;
-  evictRate: number;
 }
 
 export const DEFAULT_BOOK_OPTIONS: BookSimOptions = { steps: 500, renters: 2, nodes: 3, failRate: 0.08, lostRate: 0.15, evictRate: 0.04 };
 
-export interface BookSimReport {
-  seed: number;
-  steps: number;
-  operations: number;
-  faults: { failed: number; lost: number; evicted: number };
-  calls: Record<string, number>;
-  outcomes: Record<string, number>;
-  quiescentChecks: number;
+export interface BookSimReport extends SimRunReport {
   trades: number;
   /** The book's own log lines, by message. */
   logged: Record<string, number>;
@@ -81,13 +70,7 @@ interface EngineView {
 const REGION_BOOK_MODULE: string = '../../src/durable/region-book.ts';
 type BookClass = new (ctx: SimObjectHost, env: unknown) => BookLike;
 
-interface Op {
-  instance: number;
-  label: string;
-  run: () => Promise<unknown>;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
+type Op = PendingOp;
 
 interface SimOrder {
   order: BookOrder;
@@ -403,23 +386,7 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
       await evict();
       return;
     }
-    if (r < opt.evictRate + opt.failRate) {
-      report.faults.failed += 1;
-      o.reject(new Error(`simulated: ${o.label} unavailable`));
-      return;
-    }
-    if (r < opt.evictRate + opt.failRate + opt.lostRate) {
-      report.faults.lost += 1;
-      await o.run().catch(() => undefined);
-      o.reject(new Error(`simulated: ${o.label} timed out after it was carried out`));
-      return;
-    }
-    try {
-      o.resolve(await o.run());
-    } catch (err) {
-      if (err instanceof BookInvariantError) throw err;
-      o.reject(err);
-    }
+    await carryOutOp(o, r, opt, report.faults, { rethrow: (err) => err instanceof BookInvariantError });
   }
 
   /** Lets every call run up to its next outside await. */

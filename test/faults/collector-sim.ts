@@ -64,31 +64,20 @@ import { createClient } from '@libsql/client/web';
 import type { Command, HeartbeatRequest } from '../../src/contracts/runner.ts';
 import { HeartbeatBatchSchema, type HeartbeatBatch } from '../../src/heartbeats/batch.ts';
 import { heartbeatConfig } from '../../src/heartbeats/config.ts';
-import { generator, SimObjectHost, SimStorage, withSimulatedWorld } from './do-host.ts';
+import { generator, SimObjectHost, SimStorage, withSimulatedWorld, type FaultRates, type PendingOp, type SimRunReport } from './do-host.ts';
 
-export interface CollectorSimOptions {
+export interface CollectorSimOptions extends FaultRates {
   /** Scheduler decisions before the run winds down. */
   steps: number;
   /** Nodes registered in libSQL; one more is revoked there and one was never registered. */
   nodes: number;
-  /** Fault rates per waiting operation (0–1). */
-  failRate: number;
-  lostRate: number;
-  evictRate: number;
   /** Chance per step that the queue goes down (it comes back at 10 % per step). */
   outageRate: number;
 }
 
 export const DEFAULT_COLLECTOR_OPTIONS: CollectorSimOptions = { steps: 1200, nodes: 3, failRate: 0.12, lostRate: 0.15, evictRate: 0.05, outageRate: 0.01 };
 
-export interface CollectorSimReport {
-  seed: number;
-  steps: number;
-  operations: number;
-  faults: { failed: number; lost: number; evicted: number };
-  calls: Record<string, number>;
-  outcomes: Record<string, number>;
-  quiescentChecks: number;
+export interface CollectorSimReport extends SimRunReport {
   /** Distinct batch ids the queue delivered. */
   delivered: number;
   /** Deliveries, redeliveries included. */
@@ -181,13 +170,7 @@ interface Instance {
 
 type OpLabel = 'libsql' | 'queue' | 'timer';
 
-interface Op {
-  instance: Instance;
-  label: OpLabel;
-  run: () => Promise<unknown>;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
+type Op = PendingOp<Instance, OpLabel>;
 
 /** A node as its runner, libSQL and the API see it. */
 interface SimNode {

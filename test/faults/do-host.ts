@@ -137,6 +137,70 @@ export async function quiesce(signature: () => string): Promise<void> {
   }
 }
 
+/** The rates at which a simulator fails each waiting operation (0–1). */
+export interface FaultRates {
+  /** Fails before it runs (the store or service unavailable). */
+  failRate: number;
+  /** Runs, then its answer is lost (a timeout after the work was done). */
+  lostRate: number;
+  /** The object is evicted at that await. */
+  evictRate: number;
+}
+
+/** What every simulator reports of one seed. */
+export interface SimRunReport {
+  seed: number;
+  steps: number;
+  operations: number;
+  faults: { failed: number; lost: number; evicted: number };
+  calls: Record<string, number>;
+  outcomes: Record<string, number>;
+  quiescentChecks: number;
+}
+
+/** An outside call of one object instance, waiting for the scheduler to carry it out. */
+export interface PendingOp<I = number, L extends string = string> {
+  /** The instance that made the call (an evicted one's calls never settle). */
+  instance: I;
+  label: L;
+  run: () => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Carries out a waiting operation, or, by the draw `r` (past the eviction band, which the caller
+ * handles), fails it before it runs or runs it and loses the answer; counts the fault. An
+ * operation that is not `fallible` (it stands for in-process work) is always carried out. Errors
+ * that `rethrow` picks (a broken invariant raised inside the operation) go to the run.
+ */
+export async function carryOutOp(
+  o: PendingOp<unknown>,
+  r: number,
+  rates: FaultRates,
+  faults: SimRunReport['faults'],
+  opts: { fallible?: boolean; rethrow?: (err: unknown) => boolean } = {},
+): Promise<void> {
+  const fallible = opts.fallible ?? true;
+  if (fallible && r < rates.evictRate + rates.failRate) {
+    faults.failed += 1;
+    o.reject(new Error(`simulated: ${o.label} unavailable`));
+    return;
+  }
+  if (fallible && r < rates.evictRate + rates.failRate + rates.lostRate) {
+    faults.lost += 1;
+    await o.run().catch(() => undefined);
+    o.reject(new Error(`simulated: ${o.label} timed out after it was carried out`));
+    return;
+  }
+  try {
+    o.resolve(await o.run());
+  } catch (err) {
+    if (opts.rethrow?.(err)) throw err;
+    o.reject(err);
+  }
+}
+
 /** mulberry32: small, fast, and the same everywhere. */
 export function generator(seed: number) {
   let a = seed >>> 0;

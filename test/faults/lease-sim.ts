@@ -24,28 +24,18 @@ import { LeaseCore, RELIABILITY_PENALTY_PPM, type LeasePorts, type LeaseStorage 
 import { credit, hold } from '../../src/ledger/rules.ts';
 import { postTransaction } from '../../src/ledger/store.ts';
 import type { LeaseTerms } from '../../src/market/orders.ts';
+import { carryOutOp, generator, quiesce, type FaultRates, type PendingOp, type SimRunReport } from './do-host.ts';
 
-export interface SimOptions {
+export interface SimOptions extends FaultRates {
   /** Scheduler decisions before the run winds down. */
   steps: number;
   /** Leases of the one renter (each on its own node). */
   leases: number;
-  /** Fault rates per waiting operation (0–1). */
-  failRate: number;
-  lostRate: number;
-  evictRate: number;
 }
 
 export const DEFAULT_OPTIONS: SimOptions = { steps: 600, leases: 3, failRate: 0.08, lostRate: 0.15, evictRate: 0.04 };
 
-export interface SimReport {
-  seed: number;
-  steps: number;
-  operations: number;
-  faults: { failed: number; lost: number; evicted: number };
-  calls: Record<string, number>;
-  outcomes: Record<string, number>;
-  quiescentChecks: number;
+export interface SimReport extends SimRunReport {
   /** How each lease ended: its state, the reason, what it billed and refunded. */
   endings: string[];
 }
@@ -53,32 +43,8 @@ export interface SimReport {
 /** A broken invariant, with the seed and the step that broke it. */
 export class InvariantError extends Error {}
 
-/** mulberry32: small, fast, and the same everywhere. */
-function generator(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!,
-    chance: (p: number) => next() < p,
-  };
-}
-
-interface Op {
+interface Op extends PendingOp {
   owner: string;
-  /** The object instance that made the call (an evicted one's calls never settle). */
-  instance: number;
-  label: string;
-  run: () => Promise<unknown>;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
 }
 
 /** One lease as the simulation holds it: its storage, its current instance and what was sent to it. */
@@ -333,28 +299,12 @@ export async function runLeaseSeed(money: Client, seed: number, options: Partial
       return;
     }
     const fallible = o.label.startsWith('libsql') || o.label === 'mailbox' || o.label.startsWith('book') || o.label === 'webhooks';
-    if (fallible && r < opt.evictRate + opt.failRate) {
-      report.faults.failed += 1;
-      o.reject(new Error(`simulated: ${o.label} unavailable`));
-      return;
-    }
-    if (fallible && r < opt.evictRate + opt.failRate + opt.lostRate) {
-      report.faults.lost += 1;
-      await o.run().catch(() => undefined);
-      o.reject(new Error(`simulated: ${o.label} timed out after it was carried out`));
-      return;
-    }
-    try {
-      o.resolve(await o.run());
-    } catch (err) {
-      o.reject(err);
-    }
+    await carryOutOp(o, r, opt, report.faults, { fallible });
   }
 
   /** Lets every call run up to its next outside await. */
-  const settle = async () => {
-    for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r));
-  };
+  const settle = () =>
+    quiesce(() => `${pending.length}:${leases.map((l) => `${l.inFlight}/${l.alarmRunning}`).join(',')}:${Object.values(report.outcomes).reduce((a, b) => a + b, 0)}:${mailbox.size}:${emitted.size}`);
 
   // ---- The invariants ----------------------------------------------------------------------
 
@@ -478,8 +428,9 @@ export async function runLeaseSeed(money: Client, seed: number, options: Partial
 
   // The book creates every lease from its fill (and retries it).
   for (const lease of leases) call(lease, 'create', (core) => core.create(lease.terms));
+  await settle();
   for (report.steps = 1; report.steps <= opt.steps; report.steps++) {
-    await settle();
+    // Every step ends settled (below), so each decision sees all that came before it.
     const r = rng.next();
     const due = leases.filter((l) => l.alarmAt !== null && l.alarmAt <= clock && l.alarmRunning === null);
     if (pending.length > 0 && r < 0.55) await carryOut(rng.int(0, pending.length - 1));
