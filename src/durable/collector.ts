@@ -10,7 +10,7 @@ import type { Command, HeartbeatRequest } from '../contracts/runner.ts';
 import { connection } from '../db/client.ts';
 import type { Bindings } from '../env.ts';
 import { log } from '../http/log.ts';
-import { buildBatch, chunkPending, judgeHeartbeat, overdue, recordHeartbeat, type NodeSeen, type PendingNode } from '../heartbeats/accumulator.ts';
+import { buildBatch, chunkPending, judgeHeartbeat, overdue, recordHeartbeat, RETIRED_BOOTS, type NodeSeen, type PendingNode } from '../heartbeats/accumulator.ts';
 import { heartbeatConfig } from '../heartbeats/config.ts';
 import { queueTransport } from '../queue/transport.ts';
 
@@ -24,6 +24,17 @@ export type HeartbeatOutcome =
   | { status: 'accepted' | 'ignored'; commands: Command[]; nextIntervalS: number }
   | { status: 'too_fast'; retryAfterMs: number }
   | { status: 'revoked' };
+
+/** A node's stored retired boots; anything but a list of strings (a row from before layout 2: null) is none. */
+function retiredBootsOf(stored: string | null): string[] {
+  if (!stored) return [];
+  try {
+    const v: unknown = JSON.parse(stored);
+    return Array.isArray(v) ? v.filter((b): b is string => typeof b === 'string').slice(-RETIRED_BOOTS) : [];
+  } catch {
+    return [];
+  }
+}
 
 export class Collector extends DurableObject<Bindings> {
   private readonly nodes = new Map<string, NodeSeen>();
@@ -55,10 +66,19 @@ export class Collector extends DurableObject<Bindings> {
       this.sql.exec('CREATE INDEX IF NOT EXISTS commands_node ON commands (node_id, created_at)');
       this.sql.exec('CREATE TABLE IF NOT EXISTS outbox (batch_id TEXT PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL)');
       this.sql.exec('CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)');
-      for (const r of this.sql.exec<{ node_id: string; token_version: number; boot_id: string | null; last_seq: number; last_seen: number | null; draining: number; reported_offline: number }>('SELECT * FROM nodes')) {
+      // Layout 2: each node's retired boots (a JSON array), so a late heartbeat of a boot the
+      // node has left is not counted again, across restarts of this object too.
+      if (this.sql.exec("SELECT 1 FROM meta WHERE k = 'layout'").toArray().length === 0) {
+        ctx.storage.transactionSync(() => {
+          this.sql.exec('ALTER TABLE nodes ADD COLUMN retired_boots TEXT');
+          this.sql.exec("INSERT INTO meta (k, v) VALUES ('layout', '2')");
+        });
+      }
+      for (const r of this.sql.exec<{ node_id: string; token_version: number; boot_id: string | null; retired_boots: string | null; last_seq: number; last_seen: number | null; draining: number; reported_offline: number }>('SELECT * FROM nodes')) {
         this.nodes.set(r.node_id, {
           tokenVersion: r.token_version,
           bootId: r.boot_id,
+          retiredBoots: retiredBootsOf(r.retired_boots),
           lastSeq: r.last_seq,
           lastSeenMs: r.last_seen,
           draining: r.draining === 1,
@@ -91,7 +111,7 @@ export class Collector extends DurableObject<Bindings> {
     const rs = await connection(this.env).client.execute({ sql: 'SELECT token_version, status FROM nodes WHERE id = ?', args: [nodeId] });
     const row = rs.rows[0];
     if (!row || row.status === 'revoked') return null;
-    return { tokenVersion: Number(row.token_version), bootId: null, lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: false };
+    return { tokenVersion: Number(row.token_version), bootId: null, retiredBoots: [], lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: false };
   }
 
   async heartbeat(input: { region: string; shard: number; tokenVersion: number; hb: HeartbeatRequest }): Promise<HeartbeatOutcome> {
@@ -109,6 +129,7 @@ export class Collector extends DurableObject<Bindings> {
     // A newer version than we knew means the node re-registered; its token is ours, so trust it.
     if (input.tokenVersion > seen.tokenVersion) {
       seen.tokenVersion = input.tokenVersion;
+      if (seen.bootId !== null) seen.retiredBoots = [...seen.retiredBoots, seen.bootId].slice(-RETIRED_BOOTS);
       seen.bootId = null;
       seen.lastSeq = -1;
     }
@@ -146,7 +167,7 @@ export class Collector extends DurableObject<Bindings> {
 
   /** Makes tokens older than `version` stop working at once (re-registration, revocation). */
   async revoke(nodeId: string, version: number): Promise<void> {
-    const seen = this.nodes.get(nodeId) ?? { tokenVersion: version, bootId: null, lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: true };
+    const seen = this.nodes.get(nodeId) ?? { tokenVersion: version, bootId: null, retiredBoots: [], lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: true };
     seen.tokenVersion = Math.max(seen.tokenVersion, version);
     this.nodes.set(nodeId, seen);
     this.persistNode(nodeId, seen);
@@ -154,10 +175,10 @@ export class Collector extends DurableObject<Bindings> {
 
   private persistNode(nodeId: string, s: NodeSeen): void {
     this.sql.exec(
-      `INSERT INTO nodes (node_id, token_version, boot_id, last_seq, last_seen, draining, reported_offline) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (node_id) DO UPDATE SET token_version = excluded.token_version, boot_id = excluded.boot_id, last_seq = excluded.last_seq,
-         last_seen = excluded.last_seen, draining = excluded.draining, reported_offline = excluded.reported_offline`,
-      nodeId, s.tokenVersion, s.bootId, s.lastSeq, s.lastSeenMs, s.draining ? 1 : 0, s.reportedOffline ? 1 : 0,
+      `INSERT INTO nodes (node_id, token_version, boot_id, retired_boots, last_seq, last_seen, draining, reported_offline) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (node_id) DO UPDATE SET token_version = excluded.token_version, boot_id = excluded.boot_id, retired_boots = excluded.retired_boots,
+         last_seq = excluded.last_seq, last_seen = excluded.last_seen, draining = excluded.draining, reported_offline = excluded.reported_offline`,
+      nodeId, s.tokenVersion, s.bootId, JSON.stringify(s.retiredBoots), s.lastSeq, s.lastSeenMs, s.draining ? 1 : 0, s.reportedOffline ? 1 : 0,
     );
   }
 

@@ -8,6 +8,11 @@ export interface NodeSeen {
   /** The node token version this shard last accepted; older tokens are refused. */
   tokenVersion: number;
   bootId: string | null;
+  /**
+   * The node's boots before `bootId`, newest last (at most RETIRED_BOOTS): a heartbeat of one of
+   * them arriving late, after the runner restarted, is not counted a second time.
+   */
+  retiredBoots: string[];
   lastSeq: number;
   lastSeenMs: number | null;
   draining: boolean;
@@ -24,15 +29,20 @@ export interface HeartbeatPolicy {
   maxCreditedGapMs: number;
 }
 
+/** Boots remembered per node: a late heartbeat comes from one of the last few. */
+export const RETIRED_BOOTS = 4;
+
 export type HeartbeatVerdict =
   | { kind: 'accept' }
-  | { kind: 'ignore'; why: 'replay' | 'out_of_order' | 'stale' }
+  | { kind: 'ignore'; why: 'replay' | 'out_of_order' | 'stale' | 'old_boot' }
   | { kind: 'too_fast'; retryAfterMs: number };
 
 export function judgeHeartbeat(seen: NodeSeen, hb: HeartbeatRequest, now: number, policy: HeartbeatPolicy): HeartbeatVerdict {
   const sentAt = Date.parse(hb.sent_at);
   if (!Number.isFinite(sentAt) || Math.abs(now - sentAt) > policy.maxSkewMs) return { kind: 'ignore', why: 'stale' };
   if (seen.bootId === hb.boot_id && hb.seq <= seen.lastSeq) return { kind: 'ignore', why: hb.seq === seen.lastSeq ? 'replay' : 'out_of_order' };
+  // A boot the node has left: a heartbeat sent before it restarted, delivered late or again.
+  if (seen.bootId !== hb.boot_id && seen.retiredBoots.includes(hb.boot_id)) return { kind: 'ignore', why: 'old_boot' };
   if (seen.lastSeenMs !== null && now - seen.lastSeenMs < policy.minIntervalMs) {
     return { kind: 'too_fast', retryAfterMs: policy.minIntervalMs - (now - seen.lastSeenMs) };
   }
@@ -107,6 +117,7 @@ export function recordHeartbeat(seen: NodeSeen, pending: PendingNode | undefined
   }
   p.minutes.set(minute, m);
 
+  if (seen.bootId !== null && seen.bootId !== hb.boot_id) seen.retiredBoots = [...seen.retiredBoots, seen.bootId].slice(-RETIRED_BOOTS);
   seen.bootId = hb.boot_id;
   seen.lastSeq = hb.seq;
   seen.lastSeenMs = now;

@@ -54,9 +54,7 @@
 // accepted since its last flush (its `pending`), and the node states they set; those are
 // counted, and nothing else may be lost.
 //
-// Not modelled: a heartbeat of an earlier boot arriving after the runner restarted (the policy
-// orders heartbeats within one boot, so it would be accepted and reported again: runners here
-// redeliver only their current boot's); a revoke() call that fails after the API changed libSQL;
+// Not modelled: a revoke() call that fails after the API changed libSQL;
 // storage that fails or is slow; two alarm handlers of one object at once.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { SQLInputValue } from 'node:sqlite';
@@ -616,7 +614,7 @@ export async function runCollectorSeed(url: string, seed: number, options: Parti
     // Mostly its newest token; now and then one it had before (refused once revoked).
     const version = node.valid && (node.version === 1 || !rng.chance(0.08)) ? node.version : Math.max(1, node.version - rng.int(1, 2));
     const sent = { hb, version };
-    node.recent = [...node.recent.slice(-2), sent];
+    node.recent = [...node.recent.slice(-3), sent];
     return sent;
   }
 
@@ -738,7 +736,7 @@ export async function runCollectorSeed(url: string, seed: number, options: Parti
   async function input(): Promise<void> {
     const r = rng.next();
     if (r < 0.12) {
-      // A redelivery of one of this boot's last heartbeats (the runner retrying).
+      // A redelivery of one of the last heartbeats (the runner retrying), of this boot or the one before.
       const node = rng.pick(registered);
       if (node.recent.length === 0) return;
       send(node, rng.pick(node.recent), 'heartbeat:redelivered');
@@ -762,11 +760,11 @@ export async function runCollectorSeed(url: string, seed: number, options: Parti
       node.silentUntil = clock + rng.int(config.graceMs / 2, config.graceMs * 3);
       count('input:falls silent');
     } else if (r < 0.56) {
-      // The runner restarts: a new boot id, seq from 0.
+      // The runner restarts: a new boot id, seq from 0. Heartbeats of the boot before may still
+      // arrive late (a retry in flight when it stopped), so they stay among those redelivered.
       const node = rng.pick(registered);
       node.boot = uuid();
       node.seq = -1;
-      node.recent = [];
       count('input:reboot');
     } else {
       // An extra heartbeat, often too soon after the last one.

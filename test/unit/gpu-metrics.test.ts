@@ -10,7 +10,7 @@ const MIN = 60_000;
 const T0 = Date.UTC(2026, 11, 7, 7, 0, 0);
 const M0 = T0 / MIN;
 
-const fresh = (): NodeSeen => ({ tokenVersion: 1, bootId: null, lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: false });
+const fresh = (): NodeSeen => ({ tokenVersion: 1, bootId: null, retiredBoots: [], lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: false });
 const hb = (seq: number, at: number, gpus: HeartbeatRequest['gpus']): HeartbeatRequest => ({
   node_id: 'node_a',
   boot_id: '2f1c7a52-8f0e-4b7e-9d0a-3c1f5e6a7b80',

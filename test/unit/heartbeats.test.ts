@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildBatch, judgeHeartbeat, overdue, recordHeartbeat, type NodeSeen } from '../../src/heartbeats/accumulator.ts';
+import { buildBatch, judgeHeartbeat, overdue, recordHeartbeat, RETIRED_BOOTS, type NodeSeen } from '../../src/heartbeats/accumulator.ts';
 import { HeartbeatBatchSchema } from '../../src/heartbeats/batch.ts';
 import { heartbeatConfig, shardOf } from '../../src/heartbeats/config.ts';
 import type { HeartbeatRequest } from '../../src/contracts/runner.ts';
@@ -8,7 +8,7 @@ const policy = { minIntervalMs: 2_000, maxSkewMs: 300_000, maxCreditedGapMs: 15_
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
 const BOOT = '2f1c7a52-8f0e-4b7e-9d0a-3c1f5e6a7b80';
 
-const fresh = (): NodeSeen => ({ tokenVersion: 1, bootId: null, lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: false });
+const fresh = (): NodeSeen => ({ tokenVersion: 1, bootId: null, retiredBoots: [], lastSeq: -1, lastSeenMs: null, draining: false, reportedOffline: false });
 const hb = (seq: number, at: number, extra: Partial<HeartbeatRequest> = {}): HeartbeatRequest => ({
   node_id: 'node_a',
   boot_id: BOOT,
@@ -38,6 +38,25 @@ describe('judging heartbeats', () => {
     const seen = fresh();
     recordHeartbeat(seen, undefined, hb(40, T0), T0, policy);
     expect(judgeHeartbeat(seen, hb(0, T0 + 10_000, { boot_id: crypto.randomUUID() }), T0 + 10_000, policy)).toEqual({ kind: 'accept' });
+  });
+
+  it('ignores a late heartbeat of a boot the runner has left, and remembers the last few boots', () => {
+    const seen = fresh();
+    const first = hb(7, T0);
+    recordHeartbeat(seen, undefined, first, T0, policy);
+    const boots = Array.from({ length: RETIRED_BOOTS + 1 }, () => crypto.randomUUID());
+    let t = T0;
+    for (const boot_id of boots) {
+      t += 10_000;
+      recordHeartbeat(seen, undefined, hb(0, t, { boot_id }), t, policy);
+      // The heartbeat sent before the restart, delivered now, counts for nothing.
+      if (boot_id === boots[0]) expect(judgeHeartbeat(seen, { ...first, sent_at: new Date(t).toISOString() }, t + 10_000, policy)).toEqual({ kind: 'ignore', why: 'old_boot' });
+    }
+    expect(seen.retiredBoots).toEqual([first.boot_id, ...boots.slice(0, -1)].slice(-RETIRED_BOOTS));
+    // The current boot goes on; a boot never seen is a restart.
+    expect(judgeHeartbeat(seen, hb(1, t + 10_000, { boot_id: boots.at(-1)! }), t + 10_000, policy)).toEqual({ kind: 'accept' });
+    expect(judgeHeartbeat(seen, hb(0, t + 10_000, { boot_id: crypto.randomUUID() }), t + 10_000, policy)).toEqual({ kind: 'accept' });
+    expect(judgeHeartbeat(seen, hb(3, t + 10_000, { boot_id: boots.at(-2)! }), t + 10_000, policy)).toEqual({ kind: 'ignore', why: 'old_boot' });
   });
 
   it('ignores heartbeats sent long ago or from the future', () => {

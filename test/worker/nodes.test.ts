@@ -175,6 +175,24 @@ describe('heartbeats', () => {
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   });
 
+  it('ignore a late heartbeat of a boot the runner has left, also after the Collector restarts', async () => {
+    const provider = await signUp(['provider']);
+    const { nodeId, token } = await registerNode(provider);
+    const [before, after] = ['7d0c6c2e-1b1a-4c59-9a51-0f3e2d4c5b6a', '0b6f3c1d-2e4a-4f7b-8c9d-1a2b3c4d5e6f'];
+    expect((await json(await sendHeartbeat(token, heartbeat(nodeId, 41, {}, before)))).accepted).toBe(true);
+    await pause(60);
+    // The runner restarts; then a heartbeat it sent before, retried, arrives.
+    expect((await json(await sendHeartbeat(token, heartbeat(nodeId, 0, {}, after)))).accepted).toBe(true);
+    await pause(60);
+    expect((await json(await sendHeartbeat(token, heartbeat(nodeId, 42, {}, before)))).accepted).toBe(false);
+    // What the Collector knows of the node's boots is stored at its flush and survives a restart.
+    await runDurableObjectAlarm(collectorOf(nodeId));
+    await evictDurableObject(collectorOf(nodeId));
+    await pause(60);
+    expect((await json(await sendHeartbeat(token, heartbeat(nodeId, 43, {}, before)))).accepted).toBe(false);
+    expect((await json(await sendHeartbeat(token, heartbeat(nodeId, 1, {}, after)))).accepted).toBe(true);
+  });
+
   it('refuse malformed and oversized bodies with 400 and 413', async () => {
     const provider = await signUp(['provider']);
     const { nodeId, token } = await registerNode(provider);
