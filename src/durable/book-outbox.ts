@@ -24,6 +24,13 @@ export function effectKey(effect: BookEffect): string {
 }
 
 const MAX_BACKOFF_MS = 60_000;
+/**
+ * A drain makes sure the alarm is no further off than this, so that if the object is reset
+ * before the drain ends (nothing then runs it on), the alarm carries out what is left even
+ * when no call comes. At most one alarm per this period per busy book; one that fires into a
+ * running drain waits for it.
+ */
+const DRAIN_WATCHDOG_MS = 30_000;
 const BATCH = 50;
 /** The oldest effect of each key: the only ones that may run. */
 const HEADS = 'FROM effects e WHERE NOT EXISTS (SELECT 1 FROM effects p WHERE p.key = e.key AND p.seq < e.seq)';
@@ -75,8 +82,8 @@ export class BookOutbox {
       });
       await this.draining;
     }
-    // While a drain runs, the effects it will carry out are its business: an alarm for them now
-    // would only fire into the middle of it. A drain that fails sets the alarm itself.
+    // While a drain runs, the effects it will carry out are its business (its watchdog alarm
+    // aside). A drain that fails sets the alarm itself.
     const retry = this.draining ? null : this.storage.sql.exec<{ t: number | null }>(`SELECT min(e.not_before) AS t ${HEADS}`).one().t;
     await this.alarmBy(Math.min(expiry ?? Infinity, retry ?? Infinity));
   }
@@ -89,6 +96,7 @@ export class BookOutbox {
 
   private async drain(): Promise<void> {
     const sql = this.storage.sql;
+    await this.alarmBy(Date.now() + DRAIN_WATCHDOG_MS);
     while (this.dirty) {
       this.dirty = false;
       const now = Date.now();

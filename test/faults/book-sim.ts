@@ -13,7 +13,8 @@
 //     and hands the GPUs back with `leaseEnded`, retried until it answers;
 //   - heartbeat batches and trust publications (`setNodes`, `setNodeTrust`);
 //   - the runtime: alarms fire when due (a failed or evicted alarm is retried), and the object is
-//     evicted at any outside await (rebuilt from storage; what it was doing never resumes);
+//     evicted at any outside await (what it was doing never resumes); as in workerd, it is
+//     rebuilt from storage only when a call or its alarm next comes;
 //   - the clock (Date.now, which the outbox and the alarm read), by small steps and jumps.
 // Every outside await of the book (each libSQL request, each Lease creation) waits for the
 // scheduler, which carries it out, fails it before it runs, runs it and loses the answer, or
@@ -111,8 +112,10 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
   const pending: Op[] = [];
   let instances = 0;
   let instance = 0;
-  let book!: BookLike;
-  let host!: SimObjectHost;
+  /** The live instance; none after an eviction until a call or the alarm makes the runtime build one. */
+  let book: BookLike | null = null;
+  let host: SimObjectHost | null = null;
+  let building: Promise<void> | null = null;
   /** Entry points running on the current instance. */
   let inFlight = 0;
   /** The alarm handler running (the runtime retries it if its instance is evicted or it throws). */
@@ -188,26 +191,37 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
 
   async function newInstance(): Promise<void> {
     instance = ++instances;
-    inFlight = 0;
     host = new SimObjectHost(storage);
     book = new RegionBook(host, envFor(instance));
     await host.ready;
   }
 
-  async function evict(): Promise<void> {
+  /** The object is gone: what it was doing never resumes, and nothing is rebuilt until it is needed. */
+  function evict(): void {
     report.faults.evicted += 1;
     pending.length = 0;
     if (alarmRunning && storage.alarmAt === null) storage.alarmAt = clock;
     alarmRunning = false;
-    await newInstance();
+    instance = ++instances;
+    inFlight = 0;
+    book = null;
+    host = null;
   }
 
-  /** Starts an entry point on the current instance; its outcome is counted, never awaited. */
+  /** The runtime builds the object for a call or an alarm when none is live. */
+  const live = (): Promise<BookLike> =>
+    book ? Promise.resolve(book) : (building ??= newInstance().finally(() => (building = null))).then(() => book!);
+
+  /** Starts an entry point (on a live instance, built for it if need be); its outcome is counted, never awaited. */
   function call<T>(name: string, fn: (b: BookLike) => Promise<T>, onSettled?: (answer: T | undefined, ok: boolean) => void): void {
     count(report.calls, name);
-    const inst = instance;
     inFlight += 1;
-    fn(book).then(
+    const inst = book ? instance : null;
+    live().then((b) => {
+      if (inst !== null && inst !== instance) return; // evicted before it started: the caller gets no answer
+      start(b, instance);
+    });
+    const start = (b: BookLike, inst: number) => fn(b).then(
       (v) => {
         if (inst !== instance) return;
         inFlight -= 1;
@@ -288,7 +302,8 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
       gpuModel: MODEL,
       nodeId: node.id,
       gpus: rng.int(1, node.gpus),
-      price: price(),
+      // Few ask prices, so asks share levels and their time priority decides who is matched.
+      price: rng.int(20, 24) * 100_000,
       minDurationS: rng.pick([60, 600]),
       maxDurationS: rng.pick([1800, 7200]),
       expiresAt: clock + rng.int(60_000, 3_600_000),
@@ -383,14 +398,14 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
     if (r < opt.evictRate) {
       // Evicted at this await: the call may or may not have been carried out.
       if (rng.chance(0.5)) await o.run().catch(() => undefined);
-      await evict();
+      evict();
       return;
     }
     await carryOutOp(o, r, opt, report.faults, { rethrow: (err) => err instanceof BookInvariantError });
   }
 
   /** Lets every call run up to its next outside await. */
-  const settle = () => quiesce(() => `${pending.length}:${inFlight}:${alarmRunning}:${host.background}:${leases.size}:${Object.values(report.outcomes).reduce((a, b) => a + b, 0)}`).then(() => {
+  const settle = () => quiesce(() => `${pending.length}:${inFlight}:${alarmRunning}:${host?.background ?? 0}:${instance}:${book !== null}:${leases.size}:${Object.values(report.outcomes).reduce((a, b) => a + b, 0)}`).then(() => {
     if (broken) throw broken;
   });
 
@@ -414,12 +429,14 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
     const probeHost = new SimObjectHost(storage);
     const probe = new RegionBook(probeHost, envFor(-1));
     await probeHost.ready;
-    const [liveSnap, probeSnap] = [JSON.stringify(await book.snapshot(1000)), JSON.stringify(await probe.snapshot(1000))];
+    // With no live instance (evicted, not yet rebuilt) there is no memory to compare.
+    const liveBook = book ?? probe;
+    const [liveSnap, probeSnap] = [JSON.stringify(await liveBook.snapshot(1000)), JSON.stringify(await probe.snapshot(1000))];
     if (liveSnap !== probeSnap) fail(`the book's memory differs from its storage:\n  memory  ${liveSnap}\n  storage ${probeSnap}`);
     const byId = (asks: unknown) => JSON.stringify((asks as Array<{ id: string }>).toSorted((a, b) => a.id.localeCompare(b.id)));
-    const [liveAsks, probeAsks] = [byId(await book.openAsks(clock)), byId(await probe.openAsks(clock))];
+    const [liveAsks, probeAsks] = [byId(await liveBook.openAsks(clock)), byId(await probe.openAsks(clock))];
     if (liveAsks !== probeAsks) fail(`the book's open asks differ from its storage:\n  memory  ${liveAsks}\n  storage ${probeAsks}`);
-    const liveEngine = (book as unknown as { book: EngineView }).book;
+    const liveEngine = (liveBook as unknown as { book: EngineView }).book;
     const probeEngine = (probe as unknown as { book: EngineView }).book;
     // And it would match in the same order: price, then time priority.
     const [liveQueue, probeQueue] = [JSON.stringify(liveEngine.queueOrder()), JSON.stringify(probeEngine.queueOrder())];
@@ -459,7 +476,7 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
     const effects = sql.exec<{ c: number }>('SELECT count(*) AS c FROM effects').one().c;
     const dead = sql.exec<{ body: string; error: string }>('SELECT body, error FROM dead_effects').toArray();
     if (dead.length > 0) fail(`an effect was refused for good: ${dead[0]!.error} ${dead[0]!.body}`);
-    const quiescent = pending.length === 0 && inFlight === 0 && !alarmRunning && host.background === 0;
+    const quiescent = pending.length === 0 && inFlight === 0 && !alarmRunning && (host?.background ?? 0) === 0;
     if (!quiescent) return;
     report.quiescentChecks += 1;
     // Nothing in flight: whatever the outbox still holds must have an alarm to carry it out
@@ -504,7 +521,7 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
       funded.set(renter, amount);
       await posted(credit({ owner: renter, asset: 'USD', amount, source: 'faucet', idempotencyKey: `sim:${tag}:${renter}`, reference: null }));
     }
-    await newInstance();
+    await live();
     try {
       await settle();
       for (report.steps = 1; report.steps <= opt.steps; report.steps++) {
@@ -513,15 +530,15 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
         const due = storage.alarmAt !== null && storage.alarmAt <= clock && !alarmRunning;
         if (pending.length > 0 && r < 0.45) await carryOut(rng.int(0, pending.length - 1));
         else if (due && r < 0.55) fireAlarm();
-        else if (r < 0.65) await newBid();
-        else if (r < 0.72) newAsk();
-        else if (r < 0.75) {
+        else if (r < 0.62) await newBid();
+        else if (r < 0.69) newAsk();
+        else if (r < 0.71) {
           const again = [...orders.values()].filter((o) => !o.refused);
           if (again.length > 0) place(rng.pick(again).order);
-        } else if (r < 0.79) cancel();
-        else if (r < 0.81) abandon();
-        else if (r < 0.84) nodeUpdate();
-        else if (r < 0.86) trustChange();
+        } else if (r < 0.75) cancel();
+        else if (r < 0.77) abandon();
+        else if (r < 0.82) nodeUpdate();
+        else if (r < 0.85) trustChange();
         else if (r < 0.9) await endLease();
         else if (r < 0.985) clock += rng.int(500, 20_000);
         else if (r < 0.995) clock += rng.int(60_000, 1_200_000);
@@ -540,7 +557,7 @@ export async function runBookSeed(money: Client, libsqlUrl: string, seed: number
             await carryOut(0);
             continue;
           }
-          if (inFlight > 0 || alarmRunning || host.background > 0) continue;
+          if (inFlight > 0 || alarmRunning || (host?.background ?? 0) > 0) continue;
           const effects = sql.exec<{ c: number }>('SELECT count(*) AS c FROM effects').one().c;
           if (effects === 0) return;
           if (storage.alarmAt === null) fail(`${effects} effect(s) wait in the outbox with nothing in flight and no alarm set`);

@@ -7,6 +7,7 @@
 // Writes are durable at once. In workerd an object's outgoing calls wait for its earlier writes
 // to be confirmed (the output gate), so at every await the world sees the same thing it sees
 // here: the writes before the call, and the call.
+import { createHash } from 'node:crypto';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 
 type Row = Record<string, unknown>;
@@ -225,6 +226,37 @@ export type Generator = ReturnType<typeof generator>;
  * and the objects' log lines counted instead of printed.
  */
 export async function withSimulatedWorld<T>(clock: () => number, logged: Record<string, number>, fn: () => Promise<T>): Promise<T> {
+  return withInlineDigest(() => inWorld(clock, logged, fn));
+}
+
+/**
+ * Runs `fn` with Web Crypto's SHA-256 computed at once (node:crypto, the same bytes) instead of
+ * on the thread pool, whose timing would otherwise decide when the ledger's next call is made.
+ */
+export async function withInlineDigest<T>(fn: () => Promise<T>): Promise<T> {
+  const subtle = globalThis.crypto.subtle;
+  const own = Object.getOwnPropertyDescriptor(subtle, 'digest');
+  const real = subtle.digest.bind(subtle);
+  Object.defineProperty(subtle, 'digest', {
+    configurable: true,
+    writable: true,
+    value: (algorithm: AlgorithmIdentifier, data: BufferSource) => {
+      const name = typeof algorithm === 'string' ? algorithm : algorithm.name;
+      if (name.toUpperCase() !== 'SHA-256') return real(algorithm, data);
+      const bytes = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+      const out = createHash('sha256').update(bytes).digest();
+      return Promise.resolve(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
+    },
+  });
+  try {
+    return await fn();
+  } finally {
+    if (own) Object.defineProperty(subtle, 'digest', own);
+    else delete (subtle as { digest?: unknown }).digest;
+  }
+}
+
+async function inWorld<T>(clock: () => number, logged: Record<string, number>, fn: () => Promise<T>): Promise<T> {
   const realNow = Date.now;
   const { warn, error, log } = console;
   const count = (line: unknown) => {

@@ -24,7 +24,7 @@ import { LeaseCore, RELIABILITY_PENALTY_PPM, type LeasePorts, type LeaseStorage 
 import { credit, hold } from '../../src/ledger/rules.ts';
 import { postTransaction } from '../../src/ledger/store.ts';
 import type { LeaseTerms } from '../../src/market/orders.ts';
-import { carryOutOp, generator, quiesce, type FaultRates, type PendingOp, type SimRunReport } from './do-host.ts';
+import { carryOutOp, generator, quiesce, withInlineDigest, type FaultRates, type PendingOp, type SimRunReport } from './do-host.ts';
 
 export interface SimOptions extends FaultRates {
   /** Scheduler decisions before the run winds down. */
@@ -70,7 +70,11 @@ interface SimLease {
 
 const MICRO = 1_000_000n;
 
-export async function runLeaseSeed(money: Client, seed: number, options: Partial<SimOptions> = {}): Promise<SimReport> {
+export function runLeaseSeed(money: Client, seed: number, options: Partial<SimOptions> = {}): Promise<SimReport> {
+  return withInlineDigest(() => runSeed(money, seed, options));
+}
+
+async function runSeed(money: Client, seed: number, options: Partial<SimOptions>): Promise<SimReport> {
   const opt = { ...DEFAULT_OPTIONS, ...options };
   const rng = generator(seed);
   const config: LeaseConfig = leaseConfig({ LEASE_PROVISION_TIMEOUT_S: '120', LEASE_SETTLE_S: '60', NODE_GRACE_S: '45', PLATFORM_FEE_BPS: '500' });

@@ -157,6 +157,29 @@ describe('a book restarted from its storage', () => {
     });
   });
 
+  it('keeps an alarm within 30 s while a drain runs, so a reset mid-drain is carried on even if no call comes', async () => {
+    const book = regionBook(bindings, 'test-outbox', crypto.randomUUID());
+    const bid = bookBid('test-outbox', 'm', 1_000_000, 1, 3600, { expiresAt: Date.now() + 43_200_000 });
+    await book.place(bid);
+    // The effect store hangs: the cancel's drain never ends (as if the object were reset in it).
+    await runInDurableObject(book, async (instance: unknown, state: DurableObjectState) => {
+      const b = instance as { apply: () => Promise<null>; cancel: (id: string, accountId: string) => Promise<unknown> };
+      b.apply = () => new Promise<null>(() => {});
+      void b.cancel(bid.id, bid.accountId);
+      await scheduler.wait(20);
+      const alarm = await state.storage.getAlarm();
+      expect(alarm).not.toBeNull();
+      expect(alarm!).toBeLessThanOrEqual(Date.now() + 30_000);
+      expect(state.storage.sql.exec('SELECT count(*) AS n FROM effects').one().n).toBe(1);
+    });
+    // The object is reset; nobody calls it. Its alarm carries out the cancel's release.
+    await evictDurableObject(book);
+    expect(await runDurableObjectAlarm(book)).toBe(true);
+    await runInDurableObject(book, (_: unknown, state: DurableObjectState) => {
+      expect(state.storage.sql.exec('SELECT count(*) AS n FROM effects').one().n).toBe(0);
+    });
+  });
+
   it('matches in the same time priority as before: an ask whose node came back stays behind the asks that waited', async () => {
     const book = regionBook(bindings, 'test-priority', crypto.randomUUID());
     const first = bookAsk('test-priority', 'm', 2_000_000, 1);
