@@ -3,7 +3,7 @@ import './microtasks.ts';
 import { cors } from 'hono/cors';
 import type { AppEnv } from './app-env.ts';
 import { connection, lazyDatabase } from './db/client.ts';
-import { limitIpWrites } from './auth/rate-limit.ts';
+import { isWrite, limitIpWrites } from './auth/rate-limit.ts';
 import { jsonBody } from './http/body.ts';
 import { notFound, onError } from './http/error-handler.ts';
 import { accessLog } from './http/access-log.ts';
@@ -61,7 +61,6 @@ export { RegionBook } from './durable/region-book.ts';
 
 const app = router();
 
-const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const ipLimitExempt = (path: string) =>
   path.startsWith('/internal/') || path.startsWith('/v1/webhooks/') || (path.startsWith('/v1/runner/') && path !== '/v1/runner/register');
 
@@ -79,7 +78,7 @@ app.use(requestId(), accessLog());
 // whose senders we know by signature (queue callbacks, payment notifications) and a node's
 // own routes, which are limited per node (a provider's whole fleet may share one address).
 app.use(async function limitWritesPerIp(c, next) {
-  if (!READ_METHODS.has(c.req.method) && !ipLimitExempt(c.req.path)) await limitIpWrites(c);
+  if (isWrite(c.req.method) && !ipLimitExempt(c.req.path)) await limitIpWrites(c);
   await next();
 });
 // A market read this isolate answered less than max-age ago needs neither a body nor a database.

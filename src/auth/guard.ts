@@ -1,10 +1,8 @@
 import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { authenticate, requireCurrentRole, requireRole, requireScope } from './middleware.ts';
-import { limitAccountWrites } from './rate-limit.ts';
+import { isWrite, limitAccountWrites } from './rate-limit.ts';
 import type { Role, Scope } from './principal.ts';
-
-const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * Middleware list for a private route: who may call it, by scope and optionally role.
@@ -18,7 +16,7 @@ export function guard(scope: Scope | null, role?: Role, opts: { allowSuspended?:
   // An operator acts for the platform: its suspension or demotion must end that at once.
   if (role === 'admin') chain.push(requireCurrentRole(role));
   chain.push(async (c, next) => {
-    if (!READS.has(c.req.method)) await limitAccountWrites(c, c.get('principal').accountId);
+    if (isWrite(c.req.method)) await limitAccountWrites(c, c.get('principal').accountId);
     await next();
   });
   return chain;

@@ -13,6 +13,11 @@ const DEFAULT_REPORT_READS_PER_IP = { limit: 120, windowMs: 60_000 };
 const DEFAULT_WRITES_PER_ACCOUNT = { limit: 600, windowMs: 60_000 };
 const DEFAULT_WRITES_PER_IP = { limit: 3000, windowMs: 60_000 };
 
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Whether a request writes: every method but GET, HEAD and OPTIONS counts against the write limits. */
+export const isWrite = (method: string) => !READ_METHODS.has(method);
+
 /** On Cloudflare the edge sets this header and strips any the client sent. */
 export function clientIp(c: Context<AppEnv>): string {
   return c.req.header('cf-connecting-ip') ?? 'unknown';

@@ -10,7 +10,7 @@ import type { Command, HeartbeatRequest } from '../contracts/runner.ts';
 import { connection } from '../db/client.ts';
 import type { Bindings } from '../env.ts';
 import { log } from '../http/log.ts';
-import { buildBatch, chunkPending, judgeHeartbeat, overdue, recordHeartbeat, RETIRED_BOOTS, type NodeSeen, type PendingNode } from '../heartbeats/accumulator.ts';
+import { buildBatch, chunkPending, judgeHeartbeat, overdue, recordHeartbeat, retireBoot, RETIRED_BOOTS, type NodeSeen, type PendingNode } from '../heartbeats/accumulator.ts';
 import { heartbeatConfig } from '../heartbeats/config.ts';
 import { queueTransport } from '../queue/transport.ts';
 
@@ -129,7 +129,7 @@ export class Collector extends DurableObject<Bindings> {
     // A newer version than we knew means the node re-registered; its token is ours, so trust it.
     if (input.tokenVersion > seen.tokenVersion) {
       seen.tokenVersion = input.tokenVersion;
-      if (seen.bootId !== null) seen.retiredBoots = [...seen.retiredBoots, seen.bootId].slice(-RETIRED_BOOTS);
+      retireBoot(seen);
       seen.bootId = null;
       seen.lastSeq = -1;
     }

@@ -130,7 +130,7 @@ export class RegionBook extends DurableObject<Bindings> {
       this.book.setNodeTrust(row.node_id, { reliability: row.reliability_ppm / 1_000_000, verified: row.verified === 1 }, 0);
     }
     // Bodies only (a bid's workload is not among them): this runs for every open order on every start.
-    const rows = this.sql.exec<{ body: string; free_gpus: number; priority: number }>("SELECT body, free_gpus, priority FROM orders WHERE status = 'open' ORDER BY priority");
+    const rows = this.sql.exec<{ body: string; free_gpus: number; priority: number | null }>("SELECT body, free_gpus, priority FROM orders WHERE status = 'open' ORDER BY priority");
     this.book.restoreAll(
       (function* (): Generator<RestoredOrder> {
         for (const row of rows) {

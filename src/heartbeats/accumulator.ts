@@ -32,6 +32,11 @@ export interface HeartbeatPolicy {
 /** Boots remembered per node: a late heartbeat comes from one of the last few. */
 export const RETIRED_BOOTS = 4;
 
+/** The node's current boot joins its retired ones (the oldest beyond RETIRED_BOOTS forgotten). */
+export function retireBoot(seen: NodeSeen): void {
+  if (seen.bootId !== null) seen.retiredBoots = [...seen.retiredBoots, seen.bootId].slice(-RETIRED_BOOTS);
+}
+
 export type HeartbeatVerdict =
   | { kind: 'accept' }
   | { kind: 'ignore'; why: 'replay' | 'out_of_order' | 'stale' | 'old_boot' }
@@ -117,7 +122,7 @@ export function recordHeartbeat(seen: NodeSeen, pending: PendingNode | undefined
   }
   p.minutes.set(minute, m);
 
-  if (seen.bootId !== null && seen.bootId !== hb.boot_id) seen.retiredBoots = [...seen.retiredBoots, seen.bootId].slice(-RETIRED_BOOTS);
+  if (seen.bootId !== hb.boot_id) retireBoot(seen);
   seen.bootId = hb.boot_id;
   seen.lastSeq = hb.seq;
   seen.lastSeenMs = now;

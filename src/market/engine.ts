@@ -115,7 +115,7 @@ const restingBid = (b: BidInput, seq: number): RestingBid => ({
  * gave it (orders restore in that order, and new ones queue behind the highest); without it,
  * orders queue in the order given.
  */
-export type RestoredOrder = ({ side: 'sell'; input: AskInput; freeGpus: number } | { side: 'buy'; input: BidInput }) & { priority?: number };
+export type RestoredOrder = ({ side: 'sell'; input: AskInput; freeGpus: number } | { side: 'buy'; input: BidInput }) & { priority?: number | null };
 
 export type SubmitResult =
   | { ok: true; trades: Trade[]; resting: boolean; remainingGpus: number }
@@ -286,8 +286,8 @@ export class OrderBook {
     return { bids: this.bids.queue((b) => b.id), asks: this.asks.queue((a) => a.id) };
   }
 
-  private nextSeq(priority: number | undefined): number {
-    if (priority === undefined) return ++this.seq;
+  private nextSeq(priority: number | null | undefined): number {
+    if (priority === undefined || priority === null) return ++this.seq;
     this.seq = Math.max(this.seq, priority);
     return priority;
   }

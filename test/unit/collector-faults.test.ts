@@ -1,21 +1,17 @@
 // The Collector object under injected faults (test/faults/collector-sim.ts): a fixed set of seeds
 // on every run; `npm run test:faults -- --collector --seeds N` runs many more, and a failing seed
 // prints the command that replays it.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runCollectorSeed } from '../faults/collector-sim.ts';
-import { startTestDatabase, type TestDatabase } from '../support/libsql.ts';
+import { useTestDatabase } from '../support/test-database.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await startTestDatabase();
-});
-afterAll(async () => db.close());
+const db = useTestDatabase();
 
 const SEEDS = Array.from({ length: 12 }, (_, i) => i + 1);
 
 describe('the Collector object under faults', () => {
   it.each(SEEDS)('seed %i: every invariant holds after every step, and every batch written is delivered', { timeout: 60_000 }, async (seed) => {
-    const report = await runCollectorSeed(db.url, seed).catch((err: Error) => {
+    const report = await runCollectorSeed(db().url, seed).catch((err: Error) => {
       throw new Error(`${err.message}\n  replay: npm run test:faults -- --collector --seed ${seed}`);
     });
     // The run exercised what it is for: faults of every kind, checks with nothing in flight,

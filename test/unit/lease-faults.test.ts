@@ -1,21 +1,17 @@
 // The Lease object under injected faults (test/faults/lease-sim.ts): a fixed set of seeds on
 // every run; `npm run test:faults -- --seeds N` runs many more, and a failing seed prints the
 // command that replays it.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runLeaseSeed } from '../faults/lease-sim.ts';
-import { startTestDatabase, type TestDatabase } from '../support/libsql.ts';
+import { useTestDatabase } from '../support/test-database.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await startTestDatabase();
-});
-afterAll(async () => db.close());
+const db = useTestDatabase();
 
 const SEEDS = Array.from({ length: 12 }, (_, i) => i + 1);
 
 describe('the Lease object under faults', () => {
   it.each(SEEDS)('seed %i: every invariant holds after every step, and every lease ends settled', { timeout: 60_000 }, async (seed) => {
-    const report = await runLeaseSeed(db.money, seed).catch((err: Error) => {
+    const report = await runLeaseSeed(db().money, seed).catch((err: Error) => {
       throw new Error(`${err.message}\n  replay: npm run test:faults -- --seed ${seed}`);
     });
     // The run exercised what it is for: faults of every kind, and checks with nothing in flight.

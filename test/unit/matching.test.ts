@@ -270,6 +270,41 @@ describe('matching', () => {
   });
 });
 
+describe('time priority across a restart', () => {
+  it('restores orders at their stored priority, queues new ones behind the highest, and keeps a requeued ask behind', () => {
+    const first = ask({ nodeId: 'node_1', gpus: 1 });
+    const second = ask({ nodeId: 'node_2', gpus: 1 });
+    const live = new OrderBook();
+    live.submitAsk(first, NOW);
+    live.submitAsk(second, NOW);
+    // node_1 goes away and comes back: its ask re-queues behind the other.
+    live.setNodeOnline('node_1', false, NOW);
+    live.setNodeOnline('node_1', true, NOW);
+    expect(live.takeRequeued()).toEqual([first.id]);
+    expect(live.takeRequeued()).toEqual([]);
+    expect(live.queueOrder().asks).toEqual([second.id, first.id]);
+
+    // Rebuilt from what a shell stores (rows in priority order), it queues the same way.
+    const stored = [second, first].map((a): RestoredOrder => ({ side: 'sell', input: a, freeGpus: 1, priority: live.priorityOf(a.id) }));
+    const again = new OrderBook();
+    again.restoreAll(stored);
+    expect(again.queueOrder().asks).toEqual([second.id, first.id]);
+    // A new order goes behind both, with a priority above theirs.
+    const third = ask({ nodeId: 'node_3', gpus: 1 });
+    again.submitAsk(third, NOW);
+    expect(again.priorityOf(third.id)!).toBeGreaterThan(again.priorityOf(first.id)!);
+    expect(again.queueOrder().asks).toEqual([second.id, first.id, third.id]);
+    // The first match goes to the ask that waited.
+    expect(again.submitBid(bid({ gpus: 1 }), NOW)).toMatchObject({ ok: true, trades: [{ askId: second.id }] });
+
+    // A row with no stored priority (null) restores in the order given.
+    const plain = new OrderBook();
+    plain.restoreAll([{ side: 'sell', input: first, freeGpus: 1, priority: null }, { side: 'sell', input: second, freeGpus: 1, priority: null }]);
+    expect(plain.queueOrder().asks).toEqual([first.id, second.id]);
+    expect(plain.priorityOf(first.id)).toBe(1);
+  });
+});
+
 describe('matching, for any order stream', () => {
   const order = fc.oneof(
     fc.record({
